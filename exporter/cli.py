@@ -1,0 +1,87 @@
+"""The one console script, `entra-dg-exporter`, and the conventions every subcommand follows.
+
+Subcommands live next to the code they drive and are imported only when invoked, so that
+`entra-dg-exporter --help` or `check-resume` do not pay for importing msgraph (~0.3 s, ~30 MiB).
+
+Conventions: flags are dotted like Prometheus exporters' (`--web.listen-address`); every flag
+also reads an environment variable, `ENTRA_DG_` + the flag upper-cased with `.` and `-` turned
+into `_` (`ENTRA_DG_WEB_LISTEN_ADDRESS`), shown in `--help`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from exporter import __version__
+from exporter.logs import LogFormat, configure_logging
+
+ENV_PREFIX = "ENTRA_DG_"
+
+# name -> ("module:attribute" of a click.Command, one-line help). Imported only when invoked;
+# the help line is kept here so that `--help` imports nothing. Add a line when a subcommand lands.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def envvar_for(flag: str) -> str:
+    """The environment variable that backs a long flag: `--web.listen-address` ->
+    `ENTRA_DG_WEB_LISTEN_ADDRESS`."""
+    name = flag.lstrip("-").upper().replace(".", "_").replace("-", "_")
+    return ENV_PREFIX + name
+
+
+def option(flag: str, *param_decls: str, **attrs: Any) -> Callable[[Any], Any]:
+    """`click.option` with the project's env-var convention applied to the first long flag."""
+    attrs.setdefault("envvar", envvar_for(flag))
+    attrs.setdefault("show_envvar", True)
+    return click.option(flag, *param_decls, **attrs)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return super().get_command(ctx, cmd_name)
+        target, _ = SUBCOMMANDS[cmd_name]
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][1]) for name in sorted(SUBCOMMANDS)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="entra-dg-exporter")
+@option(
+    "--log.level",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    help="Only log messages at or above this level.",
+)
+@option(
+    "--log.format",
+    "log_format",
+    type=click.Choice([f.value for f in LogFormat]),
+    default=LogFormat.LOGFMT.value,
+    help="logfmt for people and grep, json for log pipelines.",
+)
+def cli(log_level: str, log_format: str) -> None:
+    """Observe Microsoft Entra ID dynamic group processing, and pause or resume it safely."""
+    configure_logging(level=log_level, fmt=LogFormat(log_format))
+
+
+def main() -> None:
+    sys.exit(cli.main(prog_name="entra-dg-exporter", standalone_mode=True))

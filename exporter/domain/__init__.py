@@ -1,0 +1,1 @@
+"""Pure, deterministic logic: no I/O, "now" is always an argument."""

@@ -1,0 +1,1 @@
+"""Everything that talks to Microsoft Graph. No Graph JSON leaves this package."""

@@ -1,0 +1,1 @@
+"""Pause, resume and plan operations, with the ledger."""
