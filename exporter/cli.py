@@ -24,7 +24,9 @@ ENV_PREFIX = "ENTRA_DG_"
 
 # name -> ("module:attribute" of a click.Command, one-line help). Imported only when invoked;
 # the help line is kept here so that `--help` imports nothing. Add a line when a subcommand lands.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("exporter.config_cli:config_group", "Validate configuration files."),
+}
 
 
 def envvar_for(flag: str) -> str:

@@ -1,0 +1,500 @@
+"""Typed, strict configuration: a YAML file, overridden by environment variables and flags.
+
+* Unknown keys are errors naming the key, the file and, when it is close, the key that was meant.
+* Every setting can be overridden without editing the file, by dotted path
+  (`polling.audit_interval`,
+  `tenants.contoso.critical_groups`; tenants are addressed by name):
+  - environment: `ENTRA_DG_CONFIG__POLLING__AUDIT_INTERVAL=2m` (`__` separates path parts),
+  - flags: `--config.set polling.audit_interval=2m` (repeatable; flags win over environment).
+  Values are parsed as YAML scalars or flow collections (`[a, b]`).
+* Secrets are never in the file: they come from an environment variable, a file, a certificate, a
+  workload identity or a managed identity. Literal static tokens (labs, the simulator) are held
+  as `SecretStr`, so they print as `**********`. No error message ever echoes an input value.
+* Durations are Prometheus-style strings (`90s`, `30m`, `24h`, `7d`, `1h30m`) or plain seconds.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from uuid import UUID
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_OVERRIDE_PREFIX = "ENTRA_DG_CONFIG__"
+AUDIT_RETENTION_DAYS = 30
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> float:
+    """`90s`, `30m`, `1h30m`, `7d` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos, seconds = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or not text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError("expected a duration such as 30s, 15m, 24h or 7d") from None
+    else:
+        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written in the file as `30s`, `15m`, `24h`, `7d`."""
+
+
+class Cloud(StrEnum):
+    GLOBAL = "global"
+    US_GOV = "usgov"
+    US_GOV_DOD = "usgov_dod"
+    CHINA = "china"
+
+
+class AuthMethod(StrEnum):
+    CLIENT_SECRET = "client_secret"
+    CERTIFICATE = "certificate"
+    WORKLOAD_IDENTITY = "workload_identity"
+    MANAGED_IDENTITY = "managed_identity"
+    STATIC_TOKEN = "static_token"
+    NONE = "none"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class Auth(StrictModel):
+    method: AuthMethod
+    client_id: str | None = None
+    client_secret_env: str | None = Field(
+        default=None, description="name of the environment variable holding the client secret"
+    )
+    client_secret_file: Path | None = None
+    certificate_path: Path | None = None
+    certificate_password_env: str | None = None
+    managed_identity_client_id: str | None = Field(
+        default=None, description="user-assigned identity; omit for system-assigned"
+    )
+    token: SecretStr | None = Field(default=None, description="static bearer token (labs only)")
+    token_env: str | None = None
+    token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_method(self) -> Self:
+        m = self.method
+        needs_client_id = m in (AuthMethod.CLIENT_SECRET, AuthMethod.CERTIFICATE)
+        if needs_client_id and not self.client_id:
+            raise ValueError(f"auth method {m} needs client_id (the app registration's id)")
+        if self.client_id is not None and not _is_guid(self.client_id):
+            raise ValueError("client_id must be a GUID (the application (client) id)")
+        if m is AuthMethod.CLIENT_SECRET and (self.client_secret_env is None) == (
+            self.client_secret_file is None
+        ):
+            raise ValueError(
+                "auth method client_secret needs exactly one of client_secret_env, "
+                "client_secret_file (never the secret itself)"
+            )
+        if m is AuthMethod.CERTIFICATE and self.certificate_path is None:
+            raise ValueError(
+                "auth method certificate needs certificate_path (a PEM or PKCS12 file)"
+            )
+        if m is AuthMethod.STATIC_TOKEN and (
+            sum(x is not None for x in (self.token, self.token_env, self.token_file)) != 1
+        ):
+            raise ValueError(
+                "auth method static_token needs exactly one of token, token_env, token_file"
+            )
+        allowed = _AUTH_FIELDS[m]
+        stray = [
+            name
+            for name in type(self).model_fields
+            if name != "method" and name not in allowed and getattr(self, name) is not None
+        ]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} do(es) not apply to auth method {m}")
+        return self
+
+    def secret_problems(self, env: Mapping[str, str]) -> list[str]:
+        """What would stop this auth from obtaining its secret, without reading it out."""
+        problems: list[str] = []
+        for var in (self.client_secret_env, self.certificate_password_env, self.token_env):
+            if var is not None and not env.get(var):
+                problems.append(f"environment variable {var} is not set or empty")
+        for path in (self.client_secret_file, self.certificate_path, self.token_file):
+            if path is not None and not os.access(path, os.R_OK):
+                problems.append(f"file {path} does not exist or is not readable")
+        return problems
+
+
+_AUTH_FIELDS: dict[AuthMethod, frozenset[str]] = {
+    AuthMethod.CLIENT_SECRET: frozenset({"client_id", "client_secret_env", "client_secret_file"}),
+    AuthMethod.CERTIFICATE: frozenset(
+        {"client_id", "certificate_path", "certificate_password_env"}
+    ),
+    AuthMethod.WORKLOAD_IDENTITY: frozenset({"client_id"}),
+    AuthMethod.MANAGED_IDENTITY: frozenset({"managed_identity_client_id"}),
+    AuthMethod.STATIC_TOKEN: frozenset({"token", "token_env", "token_file"}),
+    AuthMethod.NONE: frozenset(),
+}
+
+
+class Tenant(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    tenant_id: str | None = Field(default=None, description="directory (tenant) id, a GUID")
+    cloud: Cloud = Cloud.GLOBAL
+    auth: Auth
+    graph_base_url: str | None = Field(
+        default=None,
+        description="Graph root for the simulator or a lab (http://127.0.0.1:PORT); "
+        "default: the cloud's Graph endpoint",
+    )
+    critical_groups: tuple[str, ...] = ()
+    clock: Literal["system", "simulator"] = Field(
+        default="system", description="simulator: follow the simulated tenant's clock (demo, tests)"
+    )
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant_guid(cls, v: str | None) -> str | None:
+        if v is not None and not _is_guid(v):
+            raise ValueError("tenant_id must be a GUID (the directory (tenant) id)")
+        return v
+
+    @field_validator("critical_groups")
+    @classmethod
+    def _critical_guids(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [g for g in v if not _is_guid(g)]
+        if bad:
+            raise ValueError(f"critical_groups must be object ids (GUIDs); not one: {bad[0]!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("critical_groups lists a group twice")
+        return tuple(g.lower() for g in v)
+
+    @field_validator("graph_base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", v):
+            raise ValueError("graph_base_url must be an http(s) URL such as http://127.0.0.1:8080")
+        if v.startswith("http://") and not re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])", v):
+            raise ValueError(
+                "plain http is only allowed to 127.0.0.1, localhost or [::1]; use https"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _tenant_id_needed(self) -> Self:
+        real_auth = self.auth.method not in (AuthMethod.STATIC_TOKEN, AuthMethod.NONE)
+        if real_auth and self.tenant_id is None:
+            raise ValueError(f"auth method {self.auth.method} needs tenant_id")
+        if not real_auth and self.graph_base_url is None:
+            raise ValueError(
+                f"auth method {self.auth.method} is for the simulator and labs: set graph_base_url"
+            )
+        if self.clock == "simulator" and self.graph_base_url is None:
+            raise ValueError("clock: simulator needs graph_base_url (the simulator's address)")
+        return self
+
+
+class Polling(StrictModel):
+    audit_interval: Duration = 60.0
+    groups_interval: Duration = 300.0
+    critical_status_interval: Duration = 300.0
+    lateness_allowance: Duration = Field(default=1800.0, description="overlap of each audit window")
+    backfill_days: float = Field(default=7.0, gt=0)
+    audit_requests_per_10s: float = Field(
+        default=5.0, gt=0, description="Graph allows 5 per 10 s per app per tenant"
+    )
+    request_timeout: Duration = 60.0
+
+    @field_validator("audit_interval", "groups_interval", "critical_status_interval")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("a poll interval must be longer than 0s")
+        return v
+
+    @property
+    def backfill_seconds(self) -> float:
+        """The backfill, clamped to what the audit log retains (30 days on P1/P2)."""
+        return min(self.backfill_days, AUDIT_RETENTION_DAYS) * 86400.0
+
+
+class Metrics(StrictModel):
+    per_group_series_cap: int = Field(
+        default=500, ge=0, description="per-group series beyond the critical groups"
+    )
+
+
+class Store(StrictModel):
+    path: Path = Path("entra-dg-exporter.sqlite3")
+
+
+class Thresholds(StrictModel):
+    """Signal thresholds. Defaults cite Microsoft's guidance (docs/signals.md)."""
+
+    membership_changes_per_hour: int = Field(default=20_000, gt=0)
+    groups_changed_per_hour: int = Field(default=500, gt=0)
+    trigger_rate_factor: float = Field(default=5.0, gt=1)
+    trigger_rate_sustain: Duration = 1800.0
+    processing_lag: Duration = 4 * 3600.0
+    rule_changes_per_hour: int = Field(default=10, gt=0)
+    stall_after: Duration = Field(default=3 * 3600.0, description="triggers but no dynamic change")
+    baseline_floor_per_hour: float = Field(default=20.0, ge=0)
+    minimum_pause: Duration = Field(
+        default=24 * 3600.0, description="support article: 12h; guide: 24h"
+    )
+    recovery_tolerance: float = Field(default=1.5, ge=1)
+    recovery_hours: int = Field(default=3, ge=1)
+    watermark_max_age: Duration = Field(
+        default=3600.0, description="older audit data is not trusted"
+    )
+
+
+class Resume(StrictModel):
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    batch_interval: Duration = 600.0
+    max_critical_groups: int = Field(default=5, ge=1, description="per resume run")
+
+
+class Web(StrictModel):
+    listen_address: str = "127.0.0.1:9717"
+    config_file: Path | None = Field(
+        default=None, description="TLS and basic auth, exporter-toolkit format"
+    )
+
+    @field_validator("listen_address")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        split_host_port(v)
+        return v
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not HOST:PORT (for example 127.0.0.1:9717)")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Config(StrictModel):
+    tenants: tuple[Tenant, ...] = Field(min_length=1)
+    polling: Polling = Polling()
+    metrics: Metrics = Metrics()
+    store: Store = Store()
+    thresholds: Thresholds = Thresholds()
+    resume: Resume = Resume()
+    web: Web = Web()
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_names(cls, v: tuple[Tenant, ...]) -> tuple[Tenant, ...]:
+        names = [t.name for t in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tenant names must be unique; {dupes[0]!r} appears twice")
+        return v
+
+    def tenant(self, name: str) -> Tenant:
+        for tenant in self.tenants:
+            if tenant.name == name:
+                return tenant
+        raise KeyError(name)
+
+
+class ConfigError(Exception):
+    """Every problem found, one line each, each naming the file and the key."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def load_config(
+    path: Path | None,
+    *,
+    overrides: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+    check_secrets: bool = True,
+) -> Config:
+    """Read, override and validate. Raises ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    source = str(path) if path is not None else "<no config file>"
+    raw: Any = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{source}: cannot read the config file: {exc.strerror}"]) from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError([f"{source}: not valid YAML{where}: {problem}"]) from None
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise ConfigError([f"{source}: the top level must be a mapping of settings"])
+
+    problems: list[str] = []
+    env_overrides = [
+        (f"environment {key}", key[len(ENV_OVERRIDE_PREFIX) :].lower().replace("__", "."), value)
+        for key, value in sorted(env.items())
+        if key.upper().startswith(ENV_OVERRIDE_PREFIX)
+    ]
+    flag_overrides = []
+    for item in overrides:
+        dotted, sep, value = item.partition("=")
+        if not sep or not dotted.strip():
+            problems.append(f"--config.set {item.split('=')[0]!r}: expected KEY=VALUE")
+            continue
+        flag_overrides.append((f"--config.set {dotted.strip()}", dotted.strip(), value))
+    for origin, dotted, value in [*env_overrides, *flag_overrides]:
+        try:
+            _apply_override(raw, dotted, value)
+        except ValueError as exc:
+            problems.append(f"{origin}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, source)) from None
+
+    if check_secrets:
+        for tenant in config.tenants:
+            problems.extend(
+                f"{source}: tenants.{tenant.name}.auth: {p}"
+                for p in tenant.auth.secret_problems(env)
+            )
+    if config.web.config_file is not None and not config.web.config_file.is_file():
+        problems.append(f"{source}: web.config_file: {config.web.config_file} does not exist")
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _apply_override(raw: dict[str, Any], dotted: str, value: str) -> None:
+    parts = [p for p in dotted.split(".") if p]
+    if not parts:
+        raise ValueError("empty setting path")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        raise ValueError(f"{dotted}: the value is not a YAML scalar or list") from None
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if part == "tenants" and i == 0:
+            tenants = node.setdefault("tenants", [])
+            name = parts[1] if len(parts) > 1 else ""
+            match = [t for t in tenants if isinstance(t, dict) and t.get("name") == name]
+            if not match:
+                raise ValueError(f"{dotted}: no tenant named {name!r} in the config file")
+            node = match[0]
+            remaining = parts[2:]
+            if not remaining:
+                raise ValueError(
+                    f"{dotted}: name a setting of the tenant, e.g. tenants.{name}.cloud"
+                )
+            for sub in remaining[:-1]:
+                node = node.setdefault(sub, {})
+                if not isinstance(node, dict):
+                    raise ValueError(f"{dotted}: {sub} is not a section")
+            node[remaining[-1]] = parsed
+            return
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{dotted}: {part} is not a section")
+    node[parts[-1]] = parsed
+
+
+def _describe(exc: ValidationError, raw: Any, source: str) -> list[str]:
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = _readable_loc(error["loc"], raw)
+        if error["type"] == "extra_forbidden":
+            key = str(error["loc"][-1])
+            hint = _closest_key(key, error["loc"][:-1])
+            msg = f"unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+            loc = _readable_loc(error["loc"][:-1], raw) or "top level"
+        elif error["type"] == "missing":
+            msg = "required setting is missing"
+        else:
+            msg = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
+    return lines
+
+
+def _readable_loc(loc: tuple[int | str, ...], raw: Any) -> str:
+    """('tenants', 0, 'auth') -> 'tenants.contoso.auth' when the tenant has a name."""
+    parts: list[str] = []
+    node = raw
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            item = node[part]
+            name = item.get("name") if isinstance(item, dict) else None
+            parts.append(str(name) if isinstance(name, str) else f"[{part}]")
+            node = item
+            continue
+        if isinstance(node, dict):
+            node = node.get(part)
+        parts.append(str(part))
+    return ".".join(parts).replace(".[", "[")
+
+
+def _closest_key(key: str, parent_loc: tuple[int | str, ...]) -> str | None:
+    model: type[BaseModel] = Config
+    for part in parent_loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        inner = getattr(annotation, "__args__", (annotation,))
+        sub = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None:
+            return None
+        model = sub
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
