@@ -1,0 +1,252 @@
+"""The Prometheus collector: metric families drawn from the current immutable `Snapshot`.
+
+`collect()` does no I/O and keeps no state between scrapes. Each family comes from a small
+builder `(Snapshot) -> Iterable[Metric]`; to add families, pass more builders (the signals'
+gauges, for instance) to `SnapshotCollector`. Names and labels follow DESIGN 5.1 and the label
+values in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.snapshot import Snapshot, TenantSnapshot
+from exporter.store import DUPLICATE, MALFORMED, MALFORMED_PREFIX
+
+PREFIX = "entra_dynamic_"
+FamilyBuilder = Callable[[Snapshot], Iterable[Metric]]
+
+_STATES = (("On", "on"), ("Paused", "paused"))
+
+
+def _gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, doc, labels=list(labels))
+
+
+def _counter(name: str, doc: str, labels: Sequence[str]) -> CounterMetricFamily:
+    # prometheus_client appends _total to counter names.
+    return CounterMetricFamily(PREFIX + name, doc, labels=list(labels))
+
+
+def groups(snapshot: Snapshot) -> Iterator[Metric]:
+    family = _gauge(
+        "groups",
+        "Dynamic groups and dynamic administrative units by membership processing state.",
+        ["tenant", "kind", "state"],
+    )
+    for t in snapshot.tenants:
+        if not t.directory_polled:
+            continue
+        for kind in DirectoryObjectKind:
+            for graph_state, label in _STATES:
+                family.add_metric(
+                    [t.tenant, kind.value, label], t.directory_counts.get((kind, graph_state), 0)
+                )
+            unknown = t.directory_counts.get((kind, "unknown"), 0)
+            if unknown:
+                family.add_metric([t.tenant, kind.value, "unknown"], unknown)
+    yield family
+
+
+def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
+    dynamic = _counter(
+        "membership_changes",
+        "Group membership changes made by dynamic membership processing, as ingested from "
+        "the audit log (by event, exactly once).",
+        ["tenant", "operation"],
+    )
+    manual = _counter(
+        "manual_membership_changes",
+        "Group membership changes made by people or other apps, as ingested from the audit log.",
+        ["tenant", "operation"],
+    )
+    last_hour = _gauge(
+        "membership_changes_last_hour",
+        "Dynamic membership changes whose activity time falls in the trailing hour.",
+        ["tenant"],
+    )
+    changed = _gauge(
+        "groups_changed_last_hour",
+        "Distinct groups with a dynamic membership change in the trailing hour.",
+        ["tenant"],
+    )
+    objects = _gauge(
+        "object_changes_last_hour",
+        "User and device changes (triggers of re-evaluation) in the trailing hour.",
+        ["tenant", "object_type"],
+    )
+    for t in snapshot.tenants:
+        totals = t.totals
+        dynamic.add_metric([t.tenant, "add"], totals.get(Series.DYNAMIC_ADD.value, 0))
+        dynamic.add_metric([t.tenant, "remove"], totals.get(Series.DYNAMIC_REMOVE.value, 0))
+        manual.add_metric([t.tenant, "add"], totals.get(Series.MANUAL_ADD.value, 0))
+        manual.add_metric([t.tenant, "remove"], totals.get(Series.MANUAL_REMOVE.value, 0))
+        last_hour.add_metric(
+            [t.tenant],
+            t.last_hour.get(Series.DYNAMIC_ADD, 0) + t.last_hour.get(Series.DYNAMIC_REMOVE, 0),
+        )
+        changed.add_metric([t.tenant], t.groups_changed_last_hour)
+        objects.add_metric([t.tenant, "user"], t.last_hour.get(Series.TRIGGER_USER, 0))
+        objects.add_metric([t.tenant, "device"], t.last_hour.get(Series.TRIGGER_DEVICE, 0))
+    yield from (dynamic, manual, last_hour, changed, objects)
+
+
+def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
+    since = _gauge(
+        "group_paused_since_timestamp_seconds",
+        "When processing of this paused group (or administrative unit) was paused; critical "
+        "groups always, others up to the configured per-group cap, longest paused first.",
+        ["tenant", "group_id", "group_name", "critical", "kind"],
+    )
+    dropped = _gauge(
+        "paused_groups_not_exported",
+        "Paused groups left out of the per-group series by the cap.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        for p in t.paused:
+            since.add_metric(
+                [t.tenant, p.id, p.name, "true" if p.critical else "false", p.kind.value], p.since
+            )
+        dropped.add_metric([t.tenant], t.paused_not_exported)
+    yield from (since, dropped)
+
+
+def critical_status(snapshot: Snapshot) -> Iterator[Metric]:
+    status = _gauge(
+        "group_processing_status",
+        "Processing status of each critical group (beta API): 1 for its current status.",
+        ["tenant", "group_id", "group_name", "status"],
+    )
+    updated = _gauge(
+        "group_last_membership_update_timestamp_seconds",
+        "When the critical group's membership was last updated by processing (beta API).",
+        ["tenant", "group_id", "group_name"],
+    )
+    for t in snapshot.tenants:
+        for c in t.critical_statuses:
+            value = c.status.status or "none"
+            status.add_metric([t.tenant, c.group_id, c.name, value], 1)
+            if c.status.last_membership_updated is not None:
+                updated.add_metric([t.tenant, c.group_id, c.name], c.status.last_membership_updated)
+    yield from (status, updated)
+
+
+def collectors(snapshot: Snapshot) -> Iterator[Metric]:
+    success = _gauge(
+        "collector_success",
+        "Whether the last poll of this collector succeeded.",
+        ["tenant", "collector"],
+    )
+    duration = _gauge(
+        "collector_duration_seconds",
+        "How long the last poll of this collector took.",
+        ["tenant", "collector"],
+    )
+    last = _gauge(
+        "collector_last_success_timestamp_seconds",
+        "When this collector last succeeded.",
+        ["tenant", "collector"],
+    )
+    for t in snapshot.tenants:
+        for c in t.collectors:
+            success.add_metric([t.tenant, c.name], 1 if c.success else 0)
+            if c.duration is not None:
+                duration.add_metric([t.tenant, c.name], c.duration)
+            if c.last_success is not None:
+                last.add_metric([t.tenant, c.name], c.last_success)
+    yield from (success, duration, last)
+
+
+def audit(snapshot: Snapshot) -> Iterator[Metric]:
+    watermark = _gauge(
+        "audit_watermark_timestamp_seconds",
+        "Newest audit-log activity time fully ingested.",
+        ["tenant"],
+    )
+    backfill = _gauge(
+        "audit_backfill_progress_ratio",
+        "Progress of the audit-log catch-up (backfill) towards the present, 0 to 1.",
+        ["tenant"],
+    )
+    events = _counter(
+        "audit_events",
+        "Audit events ingested, by classification; duplicate: seen before and not counted "
+        "again; malformed: unreadable and skipped.",
+        ["tenant", "kind"],
+    )
+    malformed = _counter(
+        "audit_malformed_events",
+        "Unreadable audit events, by what was wrong with them.",
+        ["tenant", "reason"],
+    )
+    for t in snapshot.tenants:
+        if t.watermark is not None:
+            watermark.add_metric([t.tenant], t.watermark)
+        if t.backfill is not None:
+            backfill.add_metric([t.tenant], t.backfill.fraction)
+        for series in Series:
+            events.add_metric([t.tenant, series.value], t.totals.get(series.value, 0))
+        events.add_metric([t.tenant, DUPLICATE], t.totals.get(DUPLICATE, 0))
+        events.add_metric([t.tenant, MALFORMED], t.totals.get(MALFORMED, 0))
+        for kind, count in sorted(t.totals.items()):
+            if kind.startswith(MALFORMED_PREFIX):
+                malformed.add_metric([t.tenant, kind.removeprefix(MALFORMED_PREFIX)], count)
+    yield from (watermark, backfill, events, malformed)
+
+
+def graph_requests(snapshot: Snapshot) -> Iterator[Metric]:
+    family = _counter(
+        "graph_requests",
+        "Requests made to Microsoft Graph, by endpoint and HTTP status code (transport_error: "
+        "no response).",
+        ["tenant", "endpoint", "code"],
+    )
+    for t in snapshot.tenants:
+        for (endpoint, code), count in sorted(t.graph_requests.items()):
+            family.add_metric([t.tenant, endpoint, code], count)
+    yield family
+
+
+def build_info(snapshot: Snapshot) -> Iterator[Metric]:
+    family = GaugeMetricFamily(
+        PREFIX + "exporter_build_info",
+        "The exporter's version and the Python it runs on; always 1.",
+        labels=["version", "python_version"],
+    )
+    family.add_metric([snapshot.version, snapshot.python_version], 1)
+    yield family
+
+
+DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
+    groups,
+    membership_changes,
+    paused_groups,
+    critical_status,
+    collectors,
+    audit,
+    graph_requests,
+    build_info,
+)
+
+
+class SnapshotCollector(Collector):
+    def __init__(
+        self,
+        source: Callable[[], Snapshot],
+        builders: Sequence[FamilyBuilder] = DEFAULT_BUILDERS,
+    ) -> None:
+        self._source = source
+        self._builders = tuple(builders)
+
+    def collect(self) -> Iterable[Metric]:
+        snapshot = self._source()
+        for builder in self._builders:
+            yield from builder(snapshot)
+
+
+__all__ = ["DEFAULT_BUILDERS", "FamilyBuilder", "SnapshotCollector", "TenantSnapshot"]

@@ -1,0 +1,89 @@
+"""The small immutable records `exporter.graph` produces from Graph JSON; nothing else sees JSON.
+
+Audit records are NamedTuples on purpose: they are built once per event on the ingestion hot
+path (tens of thousands per second), and a NamedTuple is immutable, slot-sized and about five
+times cheaper to construct than a frozen dataclass. The rarer records are frozen slotted
+dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+
+
+class ModifiedProperty(NamedTuple):
+    name: str
+    old_value: str | None
+    new_value: str | None
+
+
+class AuditRecord(NamedTuple):
+    """One directory audit event, reduced to what classification and counting need."""
+
+    id: str
+    time: float
+    """activityDateTime, epoch seconds."""
+    activity: str
+    result: str
+    """success, failure, timeout, ... ("success" when Graph omits it)."""
+    app_id: str | None
+    app_name: str | None
+    by_user: bool
+    """initiatedBy.user is present: a person did it."""
+    target_type: str | None
+    """targetResources[0].type: User, Device, Group, ..."""
+    target_id: str | None
+    """targetResources[0].id: the member for membership changes, the object otherwise."""
+    group_id: str | None
+    """The group (or administrative unit) concerned: targetResources[1].id for membership
+    changes (else Group.ObjectID from the member's modifiedProperties), targetResources[0].id
+    for group and administrative-unit updates."""
+    modified: tuple[ModifiedProperty, ...]
+    """modifiedProperties of the updated group or unit (empty for other activities)."""
+
+
+class MalformedEvent(NamedTuple):
+    """An event that could not be read. It is counted by reason, deduplicated like the others
+    (by id, or by a digest of its content when it has none) and otherwise skipped."""
+
+    id: str
+    time: float | None
+    reason: str
+
+
+class ClassifiedEvent(NamedTuple):
+    id: str
+    time: float
+    series: Series
+    group_id: str | None
+    """For membership changes and group updates."""
+    object_id: str | None
+    """The member (membership changes) or the changed object (triggers)."""
+    processing_state: ProcessingState | None
+    """For processing-state changes whose new value could be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryObject:
+    """A dynamic group or dynamic administrative unit."""
+
+    kind: DirectoryObjectKind
+    id: str
+    name: str
+    rule: str
+    state: ProcessingState | None
+    """None when Graph reports a value other than On or Paused (counted as unknown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingStatus:
+    """Beta `membershipRuleProcessingStatus` of one group (null while paused)."""
+
+    group_id: str
+    status: str | None
+    """NotStarted, Running, Succeeded, Failed (None when Graph returns no status)."""
+    last_membership_updated: float | None
+    error_message: str | None

@@ -1,0 +1,195 @@
+"""Directory-audit pages: raw bytes -> `AuditRecord`s, with orjson and no typed models.
+
+This is the ingestion hot path: one dict lookup per needed field, nothing else. An event that
+cannot be read becomes a `MalformedEvent` (counted by reason and skipped), never an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from exporter.domain.classify import decode_value
+from exporter.domain.events import (
+    ADD_MEMBER,
+    REMOVE_MEMBER,
+    UPDATE_ADMINISTRATIVE_UNIT,
+    UPDATE_GROUP,
+)
+from exporter.domain.records import AuditRecord, MalformedEvent, ModifiedProperty
+from exporter.graph.errors import GraphResponseError
+from exporter.graph.retry import TransientError
+
+_MEMBERSHIP = frozenset({ADD_MEMBER, REMOVE_MEMBER})
+_UPDATES = frozenset({UPDATE_GROUP, UPDATE_ADMINISTRATIVE_UNIT})
+_GROUP_OBJECT_ID = "Group.ObjectID"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    records: list[AuditRecord]
+    malformed: list[MalformedEvent]
+    next_link: str | None
+    last_time: float | None
+    """activityDateTime of the last readable event on the page."""
+    ascending: bool
+    """The readable events are in non-decreasing time order."""
+
+
+def parse_audit_page(body: bytes | None, endpoint: str) -> AuditPage:
+    if not body:
+        raise TransientError("empty response body")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise TransientError("truncated or invalid JSON body") from None
+    items = document.get("value") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise GraphResponseError(
+            "Graph returned a page without a 'value' list", endpoint=endpoint, status=200
+        )
+    next_link = document.get("@odata.nextLink")
+    records: list[AuditRecord] = []
+    malformed: list[MalformedEvent] = []
+    last_time: float | None = None
+    ascending = True
+    for item in items:
+        event = read_event(item)
+        if type(event) is AuditRecord:
+            if last_time is not None and event.time < last_time:
+                ascending = False
+            last_time = event.time
+            records.append(event)
+        else:
+            malformed.append(event)  # type: ignore[arg-type]
+    return AuditPage(
+        records,
+        malformed,
+        next_link if isinstance(next_link, str) and next_link else None,
+        last_time,
+        ascending,
+    )
+
+
+def read_event(item: Any) -> AuditRecord | MalformedEvent:
+    if not isinstance(item, dict):
+        return MalformedEvent(_digest(item), None, "not_an_object")
+    event_id = item.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        return MalformedEvent(_digest(item), None, "missing_id")
+    time = parse_time(item.get("activityDateTime"))
+    if time is None:
+        return MalformedEvent(event_id, None, "bad_time")
+    activity = item.get("activityDisplayName")
+    if not isinstance(activity, str) or not activity:
+        return MalformedEvent(event_id, time, "missing_activity")
+    result = item.get("result")
+    initiated = item.get("initiatedBy")
+    app_id = app_name = None
+    by_user = False
+    if isinstance(initiated, dict):
+        app = initiated.get("app")
+        if isinstance(app, dict):
+            app_id = _str(app.get("appId"))
+            app_name = _str(app.get("displayName"))
+        user = initiated.get("user")
+        by_user = isinstance(user, dict) and any(
+            user.get(k) for k in ("id", "userPrincipalName", "displayName")
+        )
+    elif initiated is not None:
+        return MalformedEvent(event_id, time, "bad_initiated_by")
+    targets = item.get("targetResources")
+    if targets is None:
+        targets = []
+    elif not isinstance(targets, list):
+        return MalformedEvent(event_id, time, "bad_target_resources")
+    first = targets[0] if targets else None
+    if first is not None and not isinstance(first, dict):
+        return MalformedEvent(event_id, time, "bad_target_resources")
+    target_type = _str(first.get("type")) if first else None
+    target_id = _str(first.get("id")) if first else None
+    group_id: str | None = None
+    modified: tuple[ModifiedProperty, ...] = ()
+    if activity in _MEMBERSHIP:
+        second = targets[1] if len(targets) > 1 else None
+        if isinstance(second, dict):
+            group_id = _str(second.get("id"))
+        if group_id is None and first is not None:
+            group_id = _group_from_member(first, add=activity == ADD_MEMBER)
+        if group_id is None:
+            return MalformedEvent(event_id, time, "missing_group")
+        group_id = group_id.lower()
+    elif activity in _UPDATES:
+        if target_id is None:
+            return MalformedEvent(event_id, time, "missing_target")
+        group_id = target_id.lower()
+        modified = _modified(first)
+    return AuditRecord(
+        event_id,
+        time,
+        activity,
+        result if isinstance(result, str) and result else "success",
+        app_id,
+        app_name,
+        by_user,
+        target_type,
+        target_id,
+        group_id,
+        modified,
+    )
+
+
+def parse_time(value: Any) -> float | None:
+    """activityDateTime (ISO 8601, up to 7 fractional digits, `Z`) -> epoch seconds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def format_time(epoch: float) -> str:
+    """Epoch seconds -> the ISO form Graph's `$filter` takes (microseconds, UTC, `Z`)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _group_from_member(member: dict[str, Any], *, add: bool) -> str | None:
+    props = member.get("modifiedProperties")
+    if not isinstance(props, list):
+        return None
+    for prop in props:
+        if isinstance(prop, dict) and prop.get("displayName") == _GROUP_OBJECT_ID:
+            raw = prop.get("newValue" if add else "oldValue")
+            return decode_value(raw) if isinstance(raw, str) else None
+    return None
+
+
+def _modified(target: dict[str, Any] | None) -> tuple[ModifiedProperty, ...]:
+    props = target.get("modifiedProperties") if target else None
+    if not isinstance(props, list):
+        return ()
+    return tuple(
+        ModifiedProperty(
+            prop["displayName"], _str(prop.get("oldValue")), _str(prop.get("newValue"))
+        )
+        for prop in props
+        if isinstance(prop, dict) and isinstance(prop.get("displayName"), str)
+    )
+
+
+def _digest(item: Any) -> str:
+    """A stable id for an event that has none, so that it is deduplicated like the others."""
+    encoded = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    return "digest:" + hashlib.blake2b(encoded, digest_size=16).hexdigest()

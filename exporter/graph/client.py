@@ -1,0 +1,541 @@
+"""`GraphClient`: msgraph-sdk with our own throttling, retries, error mapping and request counts.
+
+* The SDK's GraphServiceClient and request adapter make every request (auth, base URL per
+  cloud, URL templates, ODataError mapping). Its middleware is the default chain **without**
+  the RetryHandler, so retries do not stack: ours (`retry.py`) honour fractional Retry-After
+  and retry transport errors and truncated bodies too.
+* Bulk listings are fetched as raw bytes (`send_primitive_async(..., "bytes", ...)`) and parsed
+  with orjson (`audit.py`, `directory.py`): the SDK's typed models decode ~100 events/s.
+* Audit-log requests pass a per-tenant limiter (Graph allows 5 per 10 s per app per tenant),
+  spaced evenly rather than in bursts, so that a healthy run never meets a 429 whatever window
+  Graph counts in.
+* Every HTTP exchange is counted by endpoint and status code (`transport_error` when there was
+  no response), in the middleware, so retries and re-authentications count too.
+* Errors leave as `GraphError` subclasses whose messages name what to fix (the permission for
+  a 401/403) and never include a token, a secret or a response body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+from aiolimiter import AsyncLimiter
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.authentication import (
+    AnonymousAuthenticationProvider,
+    AuthenticationProvider,
+)
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_abstractions.request_option import RequestOption
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import BaseMiddleware, RetryHandler
+from kiota_http.middleware.middleware import REQUEST_OPTIONS_KEY
+from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import (
+    DirectoryAuditsRequestBuilder,
+)
+from msgraph.generated.directory.administrative_units.administrative_units_request_builder import (
+    AdministrativeUnitsRequestBuilder,
+)
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+from msgraph_core.middleware import GraphTelemetryHandler
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
+
+from exporter.clock import Clock, SystemClock
+from exporter.domain.events import INGESTED_ACTIVITIES, DirectoryObjectKind, ProcessingState
+from exporter.domain.records import DirectoryObject, ProcessingStatus
+from exporter.graph.audit import AuditPage, format_time, parse_audit_page
+from exporter.graph.directory import (
+    ADMINISTRATIVE_UNIT_FIELDS,
+    GROUP_FIELDS,
+    DirectoryPage,
+    parse_directory_object,
+    parse_directory_page,
+    parse_processing_status,
+)
+from exporter.graph.errors import (
+    GraphAuthError,
+    GraphError,
+    GraphNotFoundError,
+    GraphRequestError,
+    GraphUnavailableError,
+)
+from exporter.graph.retry import RETRYABLE_STATUS, RetryPolicy, TransientError, parse_retry_after
+
+_T = TypeVar("_T")
+ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+AUDIT_PAGE_SIZE = 1000
+DIRECTORY_PAGE_SIZE = 999
+TRANSPORT_ERROR = "transport_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    """The `endpoint` label of entra_dynamic_graph_requests_total."""
+    what: str
+    permission: str
+    """What a 403 means the app lacks."""
+    audit: bool = False
+    """Subject to the audit-log rate limit."""
+
+
+DIRECTORY_AUDITS = Endpoint(
+    "directory_audits",
+    "reading the directory audit log",
+    "AuditLog.Read.All and Directory.Read.All",
+    audit=True,
+)
+GROUPS = Endpoint("groups", "listing dynamic groups", "Group.Read.All (or Directory.Read.All)")
+ADMINISTRATIVE_UNITS = Endpoint(
+    "administrative_units",
+    "listing dynamic administrative units",
+    "AdministrativeUnit.Read.All (or Directory.Read.All)",
+)
+GROUP = Endpoint("group", "reading a group", "Group.Read.All (or Directory.Read.All)")
+ADMINISTRATIVE_UNIT = Endpoint(
+    "administrative_unit",
+    "reading an administrative unit",
+    "AdministrativeUnit.Read.All (or Directory.Read.All)",
+)
+GROUP_PROCESSING_STATUS = Endpoint(
+    "group_status",
+    "reading a group's processing status (beta)",
+    "Group.Read.All (or Directory.Read.All)",
+)
+GROUP_UPDATE = Endpoint(
+    "group_update",
+    "changing a group's membershipRuleProcessingState",
+    "Group.ReadWrite.All (and, for delegated use, the Groups Administrator role)",
+)
+ADMINISTRATIVE_UNIT_UPDATE = Endpoint(
+    "administrative_unit_update",
+    "changing an administrative unit's membershipRuleProcessingState",
+    "AdministrativeUnit.ReadWrite.All",
+)
+
+
+class _EndpointOption(RequestOption):
+    KEY = "entra_dg.endpoint"
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    @staticmethod
+    def get_key() -> str:
+        return _EndpointOption.KEY
+
+
+class _CountingHandler(BaseMiddleware):
+    """First in the chain: counts every exchange by endpoint and status code."""
+
+    def __init__(self, counts: Counter[tuple[str, str]]) -> None:
+        super().__init__()
+        self._counts = counts
+
+    async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> Any:
+        options = request.extensions.get(REQUEST_OPTIONS_KEY) or {}
+        option = options.get(_EndpointOption.KEY)
+        name = option.endpoint.name if isinstance(option, _EndpointOption) else "other"
+        try:
+            response = await super().send(request, transport)
+        except httpx.RequestError:
+            self._counts[(name, TRANSPORT_ERROR)] += 1
+            raise
+        self._counts[(name, str(response.status_code))] += 1
+        return response
+
+
+def _http_client(timeout: float, counts: Counter[tuple[str, str]]) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+        http2=True,
+        follow_redirects=False,
+    )
+    middleware: list[BaseMiddleware] = [_CountingHandler(counts)]
+    middleware += [
+        m
+        for m in KiotaClientFactory.get_default_middleware(None)
+        if not isinstance(m, RetryHandler)
+    ]
+    middleware.append(GraphTelemetryHandler())
+    wrapped: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
+        middleware, client=client
+    )
+    return wrapped
+
+
+class GraphClient:
+    """One tenant's view of Graph. Owns its HTTP client and credential; `close()` them."""
+
+    def __init__(
+        self,
+        *,
+        root_url: str,
+        credential: AsyncTokenCredential | None,
+        scopes: list[str],
+        audit_requests_per_10s: float = 5.0,
+        retry: RetryPolicy | None = None,
+        request_timeout: float = 60.0,
+        wall_clock: Clock | None = None,
+    ) -> None:
+        self.root_url = root_url.rstrip("/")
+        self.requests: Counter[tuple[str, str]] = Counter()
+        """(endpoint, status code) -> requests made; read by the snapshot."""
+        self._credential = credential
+        self._retry = retry or RetryPolicy()
+        self._wall = wall_clock or SystemClock()
+        # One request per (10 s / rate): evenly spaced, no burst (see the module docstring).
+        self._audit_limiter = AsyncLimiter(1, 10.0 / audit_requests_per_10s)
+        self._http = _http_client(request_timeout, self.requests)
+        auth: AuthenticationProvider
+        if credential is None:
+            auth = AnonymousAuthenticationProvider()
+        else:
+            host = urlsplit(self.root_url).hostname or ""
+            auth = AzureIdentityAuthenticationProvider(
+                credential, scopes=scopes, allowed_hosts=[host]
+            )
+        self._adapter = GraphRequestAdapter(auth, client=self._http)
+        self._adapter.base_url = f"{self.root_url}/v1.0"
+        self.sdk = GraphServiceClient(request_adapter=self._adapter)
+        """The SDK client, for typed single-object calls that need nothing else."""
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        if self._credential is not None:
+            await self._credential.close()
+
+    # -- audit log ----------------------------------------------------------------------------
+
+    async def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]:
+        """Events with start <= activityDateTime <= end, oldest first, one page at a time.
+
+        Only the activities the exporter ingests are asked for (server-side `$filter`)."""
+        build = self._audit_request_factory(start, end)
+        while True:
+            page = await self._call(
+                DIRECTORY_AUDITS,
+                build,
+                lambda body: parse_audit_page(body, DIRECTORY_AUDITS.name),
+            )
+            yield page
+            if page.next_link is None:
+                return
+            build = _link_factory(page.next_link)
+
+    def audit_filter(self, start: float, end: float) -> str:
+        window = (
+            f"activityDateTime ge {format_time(start)} and activityDateTime le {format_time(end)}"
+        )
+        activities = " or ".join(
+            f"activityDisplayName eq '{activity}'" for activity in INGESTED_ACTIVITIES
+        )
+        return f"{window} and ({activities})"
+
+    def _audit_request_factory(self, start: float, end: float) -> Callable[[], RequestInformation]:
+        query = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
+            filter=self.audit_filter(start, end),
+            orderby=["activityDateTime asc"],
+            top=AUDIT_PAGE_SIZE,
+        )
+
+        def build() -> RequestInformation:
+            return self.sdk.audit_logs.directory_audits.to_get_request_information(
+                RequestConfiguration(query_parameters=query)
+            )
+
+        return build
+
+    # -- dynamic groups and administrative units ------------------------------------------------
+
+    async def list_dynamic_groups(self) -> list[DirectoryObject]:
+        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+            filter="groupTypes/any(c:c eq 'DynamicMembership')",
+            count=True,
+            select=list(GROUP_FIELDS),
+            top=DIRECTORY_PAGE_SIZE,
+        )
+
+        def build() -> RequestInformation:
+            config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+            config.headers.add("ConsistencyLevel", "eventual")
+            return self.sdk.groups.to_get_request_information(config)
+
+        return await self._list_directory(GROUPS, build, DirectoryObjectKind.GROUP)
+
+    async def list_dynamic_administrative_units(self) -> list[DirectoryObject]:
+        query = (
+            AdministrativeUnitsRequestBuilder.AdministrativeUnitsRequestBuilderGetQueryParameters(
+                filter="membershipType eq 'Dynamic'",
+                count=True,
+                select=list(ADMINISTRATIVE_UNIT_FIELDS),
+                top=DIRECTORY_PAGE_SIZE,
+            )
+        )
+
+        def build() -> RequestInformation:
+            config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+            config.headers.add("ConsistencyLevel", "eventual")
+            return self.sdk.directory.administrative_units.to_get_request_information(config)
+
+        return await self._list_directory(
+            ADMINISTRATIVE_UNITS, build, DirectoryObjectKind.ADMINISTRATIVE_UNIT
+        )
+
+    async def _list_directory(
+        self,
+        endpoint: Endpoint,
+        first: Callable[[], RequestInformation],
+        kind: DirectoryObjectKind,
+    ) -> list[DirectoryObject]:
+        objects: list[DirectoryObject] = []
+        build = first
+        while True:
+            page: DirectoryPage = await self._call(
+                endpoint, build, lambda body: parse_directory_page(body, kind, endpoint.name)
+            )
+            objects.extend(page.objects)
+            if page.next_link is None:
+                return objects
+            build = _link_factory(page.next_link, consistency_eventual=True)
+
+    async def get_group(self, group_id: str) -> DirectoryObject:
+        url = f"{self._adapter.base_url}/groups/{quote(group_id)}?$select={','.join(GROUP_FIELDS)}"
+        return await self._call(
+            GROUP,
+            _link_factory(url),
+            lambda body: parse_directory_object(body, DirectoryObjectKind.GROUP, GROUP.name),
+        )
+
+    async def get_administrative_unit(self, unit_id: str) -> DirectoryObject:
+        url = (
+            f"{self._adapter.base_url}/directory/administrativeUnits/{quote(unit_id)}"
+            f"?$select={','.join(ADMINISTRATIVE_UNIT_FIELDS)}"
+        )
+        return await self._call(
+            ADMINISTRATIVE_UNIT,
+            _link_factory(url),
+            lambda body: parse_directory_object(
+                body, DirectoryObjectKind.ADMINISTRATIVE_UNIT, ADMINISTRATIVE_UNIT.name
+            ),
+        )
+
+    async def set_processing_state(
+        self, kind: DirectoryObjectKind, object_id: str, state: ProcessingState
+    ) -> None:
+        """PATCH membershipRuleProcessingState (On or Paused) of a group or unit; Graph answers
+        204. Needs Group.ReadWrite.All (AdministrativeUnit.ReadWrite.All for units)."""
+        if kind is DirectoryObjectKind.GROUP:
+            endpoint, path = GROUP_UPDATE, f"groups/{quote(object_id)}"
+        else:
+            endpoint, path = (
+                ADMINISTRATIVE_UNIT_UPDATE,
+                f"directory/administrativeUnits/{quote(object_id)}",
+            )
+        url = f"{self._adapter.base_url}/{path}"
+        body = orjson.dumps({"membershipRuleProcessingState": state.value})
+
+        def build() -> RequestInformation:
+            request = RequestInformation(Method.PATCH)
+            request.url = url
+            request.headers.add("Accept", "application/json")
+            request.set_stream_content(body, "application/json")
+            return request
+
+        await self._call(endpoint, build, lambda _body: None, expect_body=False)
+
+    async def get_processing_status(self, group_id: str) -> ProcessingStatus:
+        """Beta `membershipRuleProcessingStatus` of one group (poll critical groups only)."""
+        url = (
+            f"{self.root_url}/beta/groups/{quote(group_id)}"
+            "?$select=id,membershipRuleProcessingStatus"
+        )
+        return await self._call(
+            GROUP_PROCESSING_STATUS,
+            _link_factory(url),
+            lambda body: parse_processing_status(body, group_id.lower()),
+        )
+
+    # -- the one request path ---------------------------------------------------------------------
+
+    async def _call(
+        self,
+        endpoint: Endpoint,
+        build: Callable[[], RequestInformation],
+        parse: Callable[[bytes | None], _T],
+        *,
+        expect_body: bool = True,
+    ) -> _T:
+        throttled = 0
+
+        def stop(state: RetryCallState) -> bool:
+            return self._retry.should_stop(state, throttled)
+
+        def note_attempt(state: RetryCallState) -> None:
+            nonlocal throttled
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            if isinstance(error, TransientError) and error.retry_after is not None:
+                throttled += 1
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=self._retry.wait_seconds,
+            retry=retry_if_exception_type(TransientError),
+            before_sleep=None,
+            after=note_attempt,
+            sleep=asyncio.sleep,
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    body = await self._attempt(endpoint, build, expect_body)
+                    return parse(body)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            reason = last.reason if isinstance(last, TransientError) else repr(last)
+            status = last.status if isinstance(last, TransientError) else None
+            raise GraphUnavailableError(
+                f"Graph is unavailable for {endpoint.what} after "
+                f"{exc.last_attempt.attempt_number} attempts: {reason}",
+                endpoint=endpoint.name,
+                status=status,
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(
+        self, endpoint: Endpoint, build: Callable[[], RequestInformation], expect_body: bool
+    ) -> bytes | None:
+        request = build()
+        request.add_request_options([_EndpointOption(endpoint)])
+        try:
+            if endpoint.audit:
+                async with self._audit_limiter:
+                    return await self._send(request, expect_body)
+            return await self._send(request, expect_body)
+        except APIError as exc:
+            raise self._map_api_error(endpoint, exc) from None
+        except httpx.RequestError as exc:
+            raise TransientError(f"{type(exc).__name__}: {_first_line(str(exc))}") from None
+        except ServiceRequestError as exc:  # the login endpoint could not be reached
+            raise TransientError(f"token request failed: {_first_line(str(exc))}") from None
+        except ClientAuthenticationError as exc:
+            raise GraphAuthError(
+                f"cannot obtain a token for {endpoint.what}: {_first_line(exc.message)}; "
+                "check tenant_id, client_id and the credential",
+                endpoint=endpoint.name,
+            ) from None
+
+    async def _send(self, request: RequestInformation, expect_body: bool) -> bytes | None:
+        if expect_body:
+            body: bytes | None = await self._adapter.send_primitive_async(
+                request, "bytes", ERROR_MAP
+            )
+            return body
+        await self._adapter.send_no_response_content_async(request, ERROR_MAP)
+        return None
+
+    def _map_api_error(self, endpoint: Endpoint, exc: APIError) -> Exception:
+        status = exc.response_status_code or 0
+        code, message = _odata_error(exc)
+        if status in RETRYABLE_STATUS:
+            headers = dict(exc.response_headers or {})
+            retry_after = parse_retry_after(headers, self._wall)
+            return TransientError(
+                f"HTTP {status}" + (f" {code}" if code else ""),
+                status=status,
+                retry_after=retry_after,
+            )
+        detail = f"HTTP {status}" + (f" {code}" if code else "")
+        if status == 401:
+            return GraphAuthError(
+                f"Graph rejected the credentials for {endpoint.what} ({detail}); check tenant_id, "
+                "client_id and the secret, certificate or identity",
+                endpoint=endpoint.name,
+                status=status,
+                code=code,
+            )
+        if status == 403:
+            return GraphAuthError(
+                f"permission denied for {endpoint.what} ({detail}): grant the app "
+                f"{endpoint.permission} (application permission, with admin consent)",
+                endpoint=endpoint.name,
+                status=status,
+                code=code,
+            )
+        if status == 404:
+            return GraphNotFoundError(
+                f"not found while {endpoint.what} ({detail})",
+                endpoint=endpoint.name,
+                status=status,
+                code=code,
+            )
+        if 500 <= status < 600:
+            return TransientError(detail, status=status)
+        return GraphRequestError(
+            f"Graph refused {endpoint.what} ({detail})" + (f": {message}" if message else ""),
+            endpoint=endpoint.name,
+            status=status,
+            code=code,
+        )
+
+
+def _link_factory(
+    url: str, *, consistency_eventual: bool = False
+) -> Callable[[], RequestInformation]:
+    """A request for a URL given whole (an @odata.nextLink is followed verbatim)."""
+
+    def build() -> RequestInformation:
+        request = RequestInformation(Method.GET)
+        request.url = url
+        request.headers.add("Accept", "application/json")
+        if consistency_eventual:
+            request.headers.add("ConsistencyLevel", "eventual")
+        return request
+
+    return build
+
+
+def _odata_error(exc: APIError) -> tuple[str | None, str | None]:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None)
+    return (
+        code if isinstance(code, str) and code else None,
+        _first_line(message)[:200] if isinstance(message, str) and message else None,
+    )
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+__all__ = [
+    "ADMINISTRATIVE_UNITS",
+    "ADMINISTRATIVE_UNIT_UPDATE",
+    "DIRECTORY_AUDITS",
+    "GROUPS",
+    "GROUP_PROCESSING_STATUS",
+    "GROUP_UPDATE",
+    "GraphClient",
+    "GraphError",
+]

@@ -1,0 +1,210 @@
+"""Audit-log ingestion: backfill from the stored watermark, then incremental windows.
+
+Windows. The first start begins `backfill` seconds back (clamped to the audit retention); later
+ones begin at the stored `next_start`, which is the watermark pulled back by what may still
+arrive late: `min(watermark, query time - lateness allowance)`. A live poll therefore overlaps
+the previous window by the lateness allowance, while a backfill chunk fetched long after its
+events settled does not need to. Backfill goes in chunks of `BACKFILL_CHUNK` of event time.
+
+Pages. Each page is classified and committed in one transaction (dedupe by id, counts,
+watermark; `exporter.store`). Within a window the watermark moves to the last event time of
+each page when Graph returns the window oldest-first as asked; if a page is ever out of order
+it waits for the end of the window. The next page is fetched while the previous one commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from exporter.clock import Clock
+from exporter.domain.classify import classify
+from exporter.domain.events import INGESTED_ACTIVITIES, Series
+from exporter.domain.records import ClassifiedEvent
+from exporter.graph.audit import AuditPage
+from exporter.logs import get_logger
+from exporter.pollers.base import CollectorStatus
+from exporter.store import PageBatch, PageOutcome, Store
+
+log = get_logger(__name__)
+
+BACKFILL_CHUNK = 6 * 3600.0
+RETENTION = 30 * 86400.0
+RETENTION_MARGIN = 600.0
+"""Graph rejects a start older than its retention with a 400: stay this far inside it."""
+SEEN_MARGIN = 60.0
+_INGESTED = frozenset(INGESTED_ACTIVITIES)
+_MAX_LOGGED_PROPERTY_NAMES = 200
+
+
+class AuditSource(Protocol):
+    """What the ingestor needs from Graph (GraphClient provides it)."""
+
+    def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillProgress:
+    start: float
+    watermark: float
+    target: float
+    """The time the ingestion is catching up to (the clock when the poll began)."""
+
+    @property
+    def fraction(self) -> float:
+        span = self.target - self.start
+        return 1.0 if span <= 0 else min(1.0, max(0.0, (self.watermark - self.start) / span))
+
+
+class AuditPoller:
+    name = "audit"
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        graph: AuditSource,
+        store: Store,
+        clock: Clock,
+        interval: float,
+        lateness: float,
+        backfill: float,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.interval = interval
+        self._graph = graph
+        self._store = store
+        self._clock = clock
+        self._lateness = lateness
+        self._backfill = min(backfill, RETENTION - RETENTION_MARGIN)
+        self._on_progress = on_progress
+        self._logged_names: set[str] = set()
+        self.progress: BackfillProgress | None = None
+        self.caught_up = False
+        """The last poll reached the present (backfill is over)."""
+
+    async def poll(self, status: CollectorStatus) -> None:
+        store = self._store
+        now = self._clock.now()
+        state = await store.call(store.audit_state, self.tenant)
+        if state is None:
+            start = backfill_start = now - self._backfill
+            log.info("audit backfill starts", tenant=self.tenant, days=self._backfill / 86400)
+        else:
+            start, backfill_start = state.next_start, state.backfill_start
+        oldest = now - (RETENTION - RETENTION_MARGIN)
+        if start < oldest:
+            log.warning(
+                "audit events older than the retention are lost",
+                tenant=self.tenant,
+                gap_seconds=round(oldest - start),
+            )
+            start = oldest
+        target = now
+        while True:
+            queried_at = self._clock.now()
+            end = min(start + BACKFILL_CHUNK, queried_at)
+            watermark = await self._window(start, end, queried_at, backfill_start, target, status)
+            next_start = min(watermark, queried_at - self._lateness)
+            await store.call(store.prune, self.tenant, self._clock.now(), next_start - SEEN_MARGIN)
+            if end >= queried_at:
+                self.caught_up = True
+                return
+            self.caught_up = False
+            start = max(start, next_start)
+
+    async def _window(
+        self,
+        start: float,
+        end: float,
+        queried_at: float,
+        backfill_start: float,
+        target: float,
+        status: CollectorStatus,
+    ) -> float:
+        """Ingest [start, end]; returns the watermark reached (end, the window complete)."""
+        store = self._store
+        pages = self._graph.audit_pages(start, end)
+        watermark = start
+        ordered = True
+        commit: asyncio.Future[PageOutcome] | None = None
+        try:
+            async for page in pages:
+                if page.next_link is None:
+                    watermark = max(watermark, end)
+                elif ordered and page.ascending and page.last_time is not None:
+                    if page.last_time >= watermark:
+                        watermark = page.last_time
+                    else:
+                        ordered = False
+                elif page.records:
+                    ordered = False
+                batch = PageBatch(
+                    events=self._classify(page),
+                    malformed=page.malformed,
+                    watermark=watermark,
+                    next_start=min(watermark, queried_at - self._lateness),
+                    backfill_start=backfill_start,
+                    now=self._clock.now(),
+                    malformed_time=start,
+                )
+                if commit is not None:
+                    await commit
+                # The next page is requested while this one commits (the store has its own
+                # thread); pages commit strictly in order.
+                commit = asyncio.ensure_future(
+                    store.call(store.commit_audit_page, self.tenant, batch)
+                )
+                commit.add_done_callback(
+                    functools.partial(self._committed, watermark, backfill_start, target, status)
+                )
+        finally:
+            await pages.aclose()
+            if commit is not None:
+                # Even when cancelled: the page in flight is committed, never half-written.
+                await asyncio.shield(commit)
+        return watermark
+
+    def _committed(
+        self,
+        watermark: float,
+        backfill_start: float,
+        target: float,
+        status: CollectorStatus,
+        commit: asyncio.Future[PageOutcome],
+    ) -> None:
+        if commit.cancelled() or commit.exception() is not None:
+            return
+        now = self._clock.now()
+        status.progressed(now)
+        self.progress = BackfillProgress(backfill_start, watermark, target)
+        if self._on_progress is not None:
+            self._on_progress(self.progress)
+
+    def _classify(self, page: AuditPage) -> list[ClassifiedEvent]:
+        events = [classify(r) for r in page.records if r.activity in _INGESTED]
+        if len(self._logged_names) < _MAX_LOGGED_PROPERTY_NAMES:
+            self._log_unrecognised_updates(page, events)
+        return events
+
+    def _log_unrecognised_updates(self, page: AuditPage, events: list[ClassifiedEvent]) -> None:
+        """Property names of group updates are unverified: say once which ones were not
+        understood, so that the classifier can learn them."""
+        others = {e.id for e in events if e.series is Series.GROUP_UPDATE_OTHER}
+        if not others:
+            return
+        for record in page.records:
+            if record.id not in others:
+                continue
+            for prop in record.modified:
+                if prop.name not in self._logged_names:
+                    self._logged_names.add(prop.name)
+                    log.info(
+                        "group update property not used for classification",
+                        tenant=self.tenant,
+                        property=prop.name,
+                    )

@@ -1,0 +1,97 @@
+"""Running a poller on an interval and recording how it fares (success, duration, last success),
+node_exporter style, so that one failing source never hides the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from exporter.clock import Clock, SystemClock
+from exporter.graph.errors import GraphError
+from exporter.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Poller(Protocol):
+    name: str
+    """The `collector` label: audit, groups, administrative_units, critical_status."""
+
+    @property
+    def interval(self) -> float:
+        """Clock seconds between the end of one poll and the start of the next."""
+        ...
+
+    async def poll(self, status: CollectorStatus) -> None:
+        """One poll. Raise to report failure. Long polls (backfill) may call
+        `status.progressed(now)` after each unit of work that was committed."""
+        ...
+
+
+@dataclass(slots=True)
+class CollectorStatus:
+    """Mutable, owned by the poller's loop; the snapshot copies it."""
+
+    name: str
+    success: bool | None = None
+    """None until the first poll (or unit of progress) ends."""
+    duration: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    polls: int = 0
+    failures: int = 0
+
+    def progressed(self, now: float) -> None:
+        self.success = True
+        self.last_success = now
+        self.last_error = None
+
+    @property
+    def ever_succeeded(self) -> bool:
+        return self.last_success is not None
+
+
+async def run_poller(
+    poller: Poller,
+    status: CollectorStatus,
+    clock: Clock,
+    *,
+    tenant: str,
+    on_poll_end: Callable[[], Awaitable[None]] | None = None,
+    wall: Clock | None = None,
+) -> None:
+    """Poll forever (until cancelled). Errors are recorded and logged, never raised."""
+    wall = wall or SystemClock()
+    while True:
+        started = wall.now()
+        try:
+            await poller.poll(status)
+        except asyncio.CancelledError:
+            raise
+        except GraphError as exc:
+            _failed(status, str(exc), tenant)
+        except Exception as exc:
+            log.exception("poll crashed", tenant=tenant, collector=status.name)
+            _failed(status, f"{type(exc).__name__}: {exc}", tenant)
+        else:
+            status.progressed(clock.now())
+        finally:
+            status.polls += 1
+            status.duration = wall.now() - started
+        if on_poll_end is not None:
+            await on_poll_end()
+        await clock.sleep(poller.interval)
+
+
+def _failed(status: CollectorStatus, message: str, tenant: str) -> None:
+    first = status.last_error != message
+    status.success = False
+    status.failures += 1
+    status.last_error = message
+    # The same error again is logged at debug level: a tenant that is down for hours must not
+    # flood the log, and the metrics say it is still failing.
+    (log.warning if first else log.debug)(
+        "poll failed", tenant=tenant, collector=status.name, error=message
+    )

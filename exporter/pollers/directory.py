@@ -1,0 +1,92 @@
+"""Dynamic groups and dynamic administrative units (state per object, paused-since), and the
+beta processing status of the critical groups only (it is per group: never poll all 15,000)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from exporter.clock import Clock
+from exporter.domain.events import DirectoryObjectKind
+from exporter.domain.records import DirectoryObject, ProcessingStatus
+from exporter.graph.errors import GraphError
+from exporter.pollers.base import CollectorStatus
+from exporter.store import Store
+
+
+class DirectorySource(Protocol):
+    async def list_dynamic_groups(self) -> list[DirectoryObject]: ...
+
+    async def list_dynamic_administrative_units(self) -> list[DirectoryObject]: ...
+
+    async def get_processing_status(self, group_id: str) -> ProcessingStatus: ...
+
+
+class DirectoryPoller:
+    """Lists one kind completely and stores it; a transition to Paused between two polls
+    starts a pause (refined later by audit events, see `Store.paused_objects`)."""
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        kind: DirectoryObjectKind,
+        graph: DirectorySource,
+        store: Store,
+        clock: Clock,
+        interval: float,
+    ) -> None:
+        self.tenant = tenant
+        self.kind = kind
+        self.name = "groups" if kind is DirectoryObjectKind.GROUP else "administrative_units"
+        self.interval = interval
+        self._graph = graph
+        self._store = store
+        self._clock = clock
+
+    async def poll(self, status: CollectorStatus) -> None:
+        if self.kind is DirectoryObjectKind.GROUP:
+            objects = await self._graph.list_dynamic_groups()
+        else:
+            objects = await self._graph.list_dynamic_administrative_units()
+        store = self._store
+        await store.call(
+            store.record_directory_poll, self.tenant, self.kind, objects, self._clock.now()
+        )
+
+
+class CriticalStatusPoller:
+    """Beta membershipRuleProcessingStatus of each configured critical group."""
+
+    name = "critical_status"
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        group_ids: Sequence[str],
+        graph: DirectorySource,
+        interval: float,
+    ) -> None:
+        self.tenant = tenant
+        self.interval = interval
+        self._group_ids = tuple(group_ids)
+        self._graph = graph
+        self.statuses: dict[str, ProcessingStatus] = {}
+        """group id -> its last status; a group whose last poll failed is absent."""
+
+    async def poll(self, status: CollectorStatus) -> None:
+        failures: list[str] = []
+        statuses: dict[str, ProcessingStatus] = {}
+        for group_id in self._group_ids:
+            try:
+                statuses[group_id] = await self._graph.get_processing_status(group_id)
+            except GraphError as exc:
+                failures.append(f"{group_id}: {exc}")
+        self.statuses = statuses
+        if failures:
+            raise GraphError(
+                f"{len(failures)} of {len(self._group_ids)} critical groups unreadable; "
+                f"first: {failures[0]}",
+                endpoint="group_status",
+            )

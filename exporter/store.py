@@ -1,0 +1,554 @@
+"""SQLite state (the embedded default): audit watermark, seen ids, counts, group states.
+
+Exactly once: `commit_audit_page` runs one transaction per Graph page. In it the page's new
+event ids are recorded (those already seen are dropped as duplicates), every count is
+incremented and the watermark moves; then any registered `PageConsumer` (for instance a
+trigger -> membership-change lag correlator with its own tables) sees the same new events in the
+same transaction. A kill -9 therefore loses at most the page in flight, and a page is never
+counted twice: after a restart its events are either all seen or all new.
+
+Threading: the connection lives on one dedicated thread. The sync methods below must run there:
+`await store.call(store.some_method, *args)` (or `await store.run(fn)` for a sequence of calls).
+Work submitted before `close()` still completes and commits, so shutdown never loses a page that
+was being written.
+
+Counts are kept by **event time** (activityDateTime): minute buckets for `MINUTE_RETENTION`
+(at least 48 h), hourly buckets for `HOUR_RETENTION` (35 days), and per group the hourly
+dynamic-change counts and last dynamic change time. Cumulative totals (for Prometheus counters)
+are kept apart, so pruning old buckets never makes a counter go down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+MINUTE_RETENTION = 49 * 3600.0
+HOUR_RETENTION = 35 * 86400.0
+_SQL_VARIABLES = 500
+DUPLICATE = "duplicate"
+MALFORMED = "malformed"
+MALFORMED_PREFIX = "malformed:"
+_DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
+_STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_state (
+    tenant TEXT PRIMARY KEY,
+    watermark REAL NOT NULL,       -- newest activityDateTime fully ingested
+    next_start REAL NOT NULL,      -- the next window starts here (watermark - what may be late)
+    backfill_start REAL NOT NULL,  -- where the first backfill began (progress display)
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen_events (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, time REAL NOT NULL,
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_events_time ON seen_events (tenant, time);
+CREATE TABLE IF NOT EXISTS minute_counts (
+    tenant TEXT NOT NULL, series TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute, series)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hour_counts (
+    tenant TEXT NOT NULL, series TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, series, hour)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_hour_counts (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, hour, group_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_last_change (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
+    PRIMARY KEY (tenant, group_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS group_last_change_time ON group_last_change (tenant, time);
+CREATE TABLE IF NOT EXISTS state_change_events (
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
+    state TEXT,  -- On, Paused, or NULL when the event did not say
+    PRIMARY KEY (tenant, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS state_change_events_group
+    ON state_change_events (tenant, group_id, time);
+CREATE TABLE IF NOT EXISTS directory_objects (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    rule TEXT NOT NULL, state TEXT,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    last_on_at REAL,          -- the last poll that saw it On
+    paused_observed_at REAL,  -- the first poll of the current paused spell
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+"""
+
+
+class PageConsumer(Protocol):
+    """Something more to do with each page's new events, inside the page's transaction."""
+
+    def create_schema(self, db: sqlite3.Connection) -> None: ...
+
+    def consume(
+        self, db: sqlite3.Connection, tenant: str, events: Sequence[ClassifiedEvent]
+    ) -> None: ...
+
+    def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditState:
+    watermark: float
+    next_start: float
+    backfill_start: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PageBatch:
+    """One Graph page, classified, with where the watermark may move once it is committed."""
+
+    events: Sequence[ClassifiedEvent]
+    malformed: Sequence[MalformedEvent]
+    watermark: float
+    next_start: float
+    backfill_start: float
+    now: float
+    malformed_time: float
+    """Time recorded for the seen ids of malformed events whose own time is unreadable."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageOutcome:
+    counted: Counter[str]
+    """kind -> events newly counted (Series values, `malformed`, `duplicate`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PausedObject:
+    kind: DirectoryObjectKind
+    id: str
+    name: str
+    paused_since: float
+    """Refined by audit events when they explain the pause; else the first poll that saw it."""
+
+
+class Store:
+    def __init__(
+        self, path: Path | str, consumers: Sequence[PageConsumer] = (), *, wal: bool = True
+    ) -> None:
+        self.path = str(path)
+        self.consumers = tuple(consumers)
+        self._wal = wal
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- lifecycle and threading ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.run(self._open)
+
+    async def close(self) -> None:
+        """Let work already submitted finish (and commit), then close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def call(self, method: Callable[..., _T], *args: Any) -> _T:
+        return await self.run(lambda: method(*args))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open (use it through store.call)")
+        return self._db
+
+    def _open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        if self._wal:
+            db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL with WAL: a committed page survives a process kill; only a power cut can lose
+        # the last transactions, and never leaves them half-applied.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(_SCHEMA)
+        for consumer in self.consumers:
+            consumer.create_schema(db)
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: state schema version {row[0]}, this exporter expects "
+                f"{SCHEMA_VERSION}; move the file aside to start afresh"
+            )
+        self._db = db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # -- audit ingestion -----------------------------------------------------------------------
+
+    def audit_state(self, tenant: str) -> AuditState | None:
+        row = self.db.execute(
+            "SELECT watermark, next_start, backfill_start, updated_at FROM audit_state "
+            "WHERE tenant=?",
+            (tenant,),
+        ).fetchone()
+        return AuditState(*row) if row else None
+
+    def commit_audit_page(self, tenant: str, batch: PageBatch) -> PageOutcome:
+        db = self.db
+        with self._transaction():
+            seen = self._existing_ids(
+                tenant, [e.id for e in batch.events] + [m.id for m in batch.malformed]
+            )
+            new_events: list[ClassifiedEvent] = []
+            duplicates = 0
+            for event in batch.events:
+                if event.id in seen:
+                    duplicates += 1
+                    continue
+                seen.add(event.id)
+                new_events.append(event)
+            new_malformed: list[MalformedEvent] = []
+            for bad in batch.malformed:
+                if bad.id in seen:
+                    duplicates += 1
+                    continue
+                seen.add(bad.id)
+                new_malformed.append(bad)
+
+            db.executemany(
+                "INSERT INTO seen_events (tenant, id, time) VALUES (?, ?, ?)",
+                [(tenant, e.id, e.time) for e in new_events]
+                + [
+                    (tenant, m.id, m.time if m.time is not None else batch.malformed_time)
+                    for m in new_malformed
+                ],
+            )
+            counted: Counter[str] = Counter()
+            minutes: Counter[tuple[str, int]] = Counter()
+            hours: Counter[tuple[str, int]] = Counter()
+            group_hours: Counter[tuple[str, int]] = Counter()
+            group_last: dict[str, float] = {}
+            state_changes: list[tuple[str, str, str, float, str | None]] = []
+            for event in new_events:
+                series = event.series.value
+                time = event.time
+                minutes[(series, int(time // 60) * 60)] += 1
+                hours[(series, int(time // 3600) * 3600)] += 1
+                counted[series] += 1
+                group_id = event.group_id
+                if group_id is None:
+                    continue
+                if event.series in _DYNAMIC:
+                    group_hours[(group_id, int(time // 3600) * 3600)] += 1
+                    if time > group_last.get(group_id, float("-inf")):
+                        group_last[group_id] = time
+                elif event.series in _STATE_SERIES and (
+                    event.series is Series.PROCESSING_STATE_CHANGE
+                    or event.processing_state is not None
+                ):
+                    state = event.processing_state
+                    state_changes.append(
+                        (tenant, event.id, group_id, time, state.value if state else None)
+                    )
+            for bad in new_malformed:
+                counted[MALFORMED] += 1
+                counted[MALFORMED_PREFIX + bad.reason] += 1
+            if duplicates:
+                counted[DUPLICATE] += duplicates
+
+            _add_counts(db, "minute_counts", "minute", tenant, minutes)
+            _add_counts(db, "hour_counts", "hour", tenant, hours)
+            db.executemany(
+                "INSERT INTO totals (tenant, kind, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, kind) DO UPDATE SET count = count + excluded.count",
+                [(tenant, kind, n) for kind, n in counted.items()],
+            )
+            db.executemany(
+                "INSERT INTO group_hour_counts (tenant, group_id, hour, count) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, hour, group_id) "
+                "DO UPDATE SET count = count + excluded.count",
+                [(tenant, g, h, n) for (g, h), n in group_hours.items()],
+            )
+            db.executemany(
+                "INSERT INTO group_last_change (tenant, group_id, time) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, group_id) DO UPDATE SET time = max(time, excluded.time)",
+                [(tenant, g, t) for g, t in group_last.items()],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO state_change_events (tenant, event_id, group_id, time, "
+                "state) VALUES (?, ?, ?, ?, ?)",
+                state_changes,
+            )
+            for consumer in self.consumers:
+                consumer.consume(db, tenant, new_events)
+            db.execute(
+                "INSERT INTO audit_state (tenant, watermark, next_start, backfill_start, "
+                "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET "
+                "watermark = max(watermark, excluded.watermark), "
+                "next_start = max(next_start, excluded.next_start), "
+                "updated_at = excluded.updated_at",
+                (tenant, batch.watermark, batch.next_start, batch.backfill_start, batch.now),
+            )
+        return PageOutcome(counted)
+
+    def _existing_ids(self, tenant: str, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(ids), _SQL_VARIABLES):
+            chunk = ids[i : i + _SQL_VARIABLES]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT id FROM seen_events WHERE tenant=? AND id IN ({marks})",
+                    (tenant, *chunk),
+                )
+            )
+        return found
+
+    def prune(self, tenant: str, now: float, seen_before: float) -> None:
+        """Forget seen ids no window will fetch again, and buckets past their retention."""
+        db = self.db
+        with self._transaction():
+            db.execute("DELETE FROM seen_events WHERE tenant=? AND time < ?", (tenant, seen_before))
+            db.execute(
+                "DELETE FROM minute_counts WHERE tenant=? AND minute < ?",
+                (tenant, now - MINUTE_RETENTION),
+            )
+            cutoff = now - HOUR_RETENTION
+            db.execute("DELETE FROM hour_counts WHERE tenant=? AND hour < ?", (tenant, cutoff))
+            db.execute(
+                "DELETE FROM group_hour_counts WHERE tenant=? AND hour < ?", (tenant, cutoff)
+            )
+            db.execute(
+                "DELETE FROM group_last_change WHERE tenant=? AND time < ?", (tenant, cutoff)
+            )
+            db.execute(
+                "DELETE FROM state_change_events WHERE tenant=? AND time < ?", (tenant, cutoff)
+            )
+            for consumer in self.consumers:
+                consumer.prune(db, tenant, now)
+
+    # -- audit queries (for the snapshot and the signals) --------------------------------------
+
+    def totals(self, tenant: str) -> dict[str, int]:
+        """Cumulative counts since the state file was created: Series values, `duplicate`,
+        `malformed` and `malformed:<reason>`."""
+        return dict(self.db.execute("SELECT kind, count FROM totals WHERE tenant=?", (tenant,)))
+
+    def counts_since(self, tenant: str, since: float) -> dict[Series, int]:
+        """Per series, events in the minute buckets starting at or after `since`."""
+        rows = self.db.execute(
+            "SELECT series, SUM(count) FROM minute_counts WHERE tenant=? AND minute >= ? "
+            "GROUP BY series",
+            (tenant, since),
+        )
+        return {Series(series): int(n) for series, n in rows}
+
+    def minute_counts(
+        self, tenant: str, series: Series, since: float, until: float
+    ) -> list[tuple[int, int]]:
+        """(minute start, count) for minutes in [since, until), oldest first; empty minutes
+        are absent."""
+        return list(
+            self.db.execute(
+                "SELECT minute, count FROM minute_counts WHERE tenant=? AND series=? "
+                "AND minute >= ? AND minute < ? ORDER BY minute",
+                (tenant, series.value, since, until),
+            )
+        )
+
+    def hourly_counts(
+        self, tenant: str, series: Series, since: float, until: float
+    ) -> list[tuple[int, int]]:
+        """(hour start, count) for hours in [since, until), oldest first; empty hours absent."""
+        return list(
+            self.db.execute(
+                "SELECT hour, count FROM hour_counts WHERE tenant=? AND series=? "
+                "AND hour >= ? AND hour < ? ORDER BY hour",
+                (tenant, series.value, since, until),
+            )
+        )
+
+    def groups_changed_since(self, tenant: str, since: float) -> int:
+        """Distinct groups with a dynamic membership change at or after `since`."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM group_last_change WHERE tenant=? AND time >= ?", (tenant, since)
+        ).fetchone()
+        return int(row[0])
+
+    def group_hourly_counts(
+        self, tenant: str, since: float, until: float
+    ) -> list[tuple[str, int, int]]:
+        """(group id, hour start, dynamic changes) for hours in [since, until)."""
+        return list(
+            self.db.execute(
+                "SELECT group_id, hour, count FROM group_hour_counts WHERE tenant=? "
+                "AND hour >= ? AND hour < ? ORDER BY hour, group_id",
+                (tenant, since, until),
+            )
+        )
+
+    def group_last_changes(self, tenant: str, since: float) -> dict[str, float]:
+        """group id -> time of its last dynamic membership change, for changes since `since`."""
+        return dict(
+            self.db.execute(
+                "SELECT group_id, time FROM group_last_change WHERE tenant=? AND time >= ?",
+                (tenant, since),
+            )
+        )
+
+    # -- directory objects ---------------------------------------------------------------------
+
+    def record_directory_poll(
+        self,
+        tenant: str,
+        kind: DirectoryObjectKind,
+        objects: Iterable[DirectoryObject],
+        observed_at: float,
+    ) -> None:
+        """Store a complete listing of one kind; objects no longer listed are forgotten.
+
+        A pause is first observed by the poll that sees Paused after On (or the first poll);
+        `paused_objects` refines that time with audit events."""
+        db = self.db
+        with self._transaction():
+            db.executemany(
+                "INSERT INTO directory_objects (tenant, id, kind, name, rule, state, first_seen, "
+                "last_seen, last_on_at, paused_observed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                "?7, CASE WHEN ?6 = 'On' THEN ?7 END, CASE WHEN ?6 = 'Paused' THEN ?7 END) "
+                "ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, "
+                "name = excluded.name, rule = excluded.rule, state = excluded.state, "
+                "last_seen = excluded.last_seen, "
+                "last_on_at = CASE WHEN excluded.state = 'On' THEN excluded.last_seen "
+                "ELSE last_on_at END, "
+                "paused_observed_at = CASE WHEN excluded.state = 'Paused' "
+                "THEN coalesce(paused_observed_at, excluded.last_seen) ELSE NULL END",
+                [
+                    (
+                        tenant,
+                        o.id,
+                        kind.value,
+                        o.name,
+                        o.rule,
+                        o.state.value if o.state else None,
+                        observed_at,
+                    )
+                    for o in objects
+                ],
+            )
+            db.execute(
+                "DELETE FROM directory_objects WHERE tenant=? AND kind=? AND last_seen < ?",
+                (tenant, kind.value, observed_at),
+            )
+
+    def directory_objects(self, tenant: str) -> list[DirectoryObject]:
+        rows = self.db.execute(
+            "SELECT kind, id, name, rule, state FROM directory_objects WHERE tenant=? ORDER BY id",
+            (tenant,),
+        )
+        return [
+            DirectoryObject(
+                DirectoryObjectKind(kind),
+                object_id,
+                name,
+                rule,
+                ProcessingState(state) if state else None,
+            )
+            for kind, object_id, name, rule, state in rows
+        ]
+
+    def directory_state_counts(self, tenant: str) -> dict[tuple[DirectoryObjectKind, str], int]:
+        """(kind, state) -> objects; state is `On`, `Paused` or `unknown`."""
+        rows = self.db.execute(
+            "SELECT kind, coalesce(state, 'unknown'), COUNT(*) FROM directory_objects "
+            "WHERE tenant=? GROUP BY 1, 2",
+            (tenant,),
+        )
+        return {(DirectoryObjectKind(kind), state): int(n) for kind, state, n in rows}
+
+    def paused_objects(self, tenant: str) -> list[PausedObject]:
+        """Paused groups and units with the time each pause began, oldest pause first.
+
+        The time is that of the latest audit event that changed the processing state (to
+        Paused, or to a value the event did not say) after the object was last seen On and
+        no later than the poll that first saw it paused; without such an event, that poll's
+        time."""
+        rows = self.db.execute(
+            """
+            SELECT o.kind, o.id, o.name, coalesce(
+                (SELECT max(e.time) FROM state_change_events e
+                 WHERE e.tenant = o.tenant AND e.group_id = o.id
+                   AND e.time <= o.paused_observed_at
+                   AND (o.last_on_at IS NULL OR e.time > o.last_on_at)
+                   AND (e.state IS NULL OR e.state = 'Paused')),
+                o.paused_observed_at) AS since
+            FROM directory_objects o
+            WHERE o.tenant = ? AND o.state = 'Paused'
+            ORDER BY since, o.id
+            """,
+            (tenant,),
+        )
+        return [
+            PausedObject(DirectoryObjectKind(kind), object_id, name, float(since))
+            for kind, object_id, name, since in rows
+        ]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _add_counts(
+    db: sqlite3.Connection,
+    table: str,
+    column: str,
+    tenant: str,
+    counts: Counter[tuple[str, int]],
+) -> None:
+    db.executemany(
+        f"INSERT INTO {table} (tenant, series, {column}, count) VALUES (?, ?, ?, ?) "
+        f"ON CONFLICT DO UPDATE SET count = count + excluded.count",
+        [(tenant, series, bucket, n) for (series, bucket), n in counts.items()],
+    )

@@ -1,0 +1,268 @@
+"""One watched tenant: its clock, credential, Graph client, limiter, pollers and snapshot part.
+
+Tenants are independent: each has its own tasks, and anything that goes wrong in one (a
+credential that cannot be built, Graph down, a crash in a poller) is recorded in its collector
+statuses and logs, never raised into the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import httpx
+
+from exporter.clock import Clock, FollowingClock, SystemClock
+from exporter.config import Config, Tenant
+from exporter.domain.events import DirectoryObjectKind
+from exporter.graph.client import GraphClient
+from exporter.graph.clouds import CLOUDS
+from exporter.graph.credentials import CredentialError, auth_summary, build_credential
+from exporter.graph.retry import RetryPolicy
+from exporter.logs import get_logger
+from exporter.pollers.audit import AuditPoller, BackfillProgress
+from exporter.pollers.base import CollectorStatus, Poller, run_poller
+from exporter.pollers.directory import CriticalStatusPoller, DirectoryPoller
+from exporter.snapshot import SnapshotHolder, build_tenant_snapshot, read_store_view
+from exporter.store import Store
+from exporter.web import TenantReadiness
+
+log = get_logger(__name__)
+
+SIM_CLOCK_PATH = "/_sim/clock"
+CLOCK_SYNC_INTERVAL = 1.0
+"""Wall seconds between two readings of the simulator's clock."""
+SNAPSHOT_INTERVAL = 2.0
+"""Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
+
+
+class TenantRunner:
+    def __init__(
+        self,
+        config: Config,
+        tenant: Tenant,
+        *,
+        store: Store,
+        holder: SnapshotHolder,
+        retry: RetryPolicy | None = None,
+        on_progress: Callable[[str, BackfillProgress], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.tenant = tenant
+        self.name = tenant.name
+        self._store = store
+        self._holder = holder
+        self._retry = retry or RetryPolicy()
+        self._on_progress = on_progress
+        self._wall = SystemClock()
+        self.clock: Clock = self._wall
+        self.graph: GraphClient | None = None
+        self.audit: AuditPoller | None = None
+        self.critical: CriticalStatusPoller | None = None
+        self.statuses: dict[str, CollectorStatus] = {
+            name: CollectorStatus(name)
+            for name in ("audit", "groups", "administrative_units", "critical_status")
+            if name != "critical_status" or tenant.critical_groups
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._setup_error: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._main(), name=f"tenant-{self.name}"))
+
+    async def stop(self) -> None:
+        """Cancel the pollers (a page being committed still commits), close Graph and the
+        credential."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.graph is not None:
+            await self.graph.close()
+            self.graph = None
+
+    async def _main(self) -> None:
+        try:
+            if self.tenant.clock == "simulator":
+                self.clock = await self._follow_simulator_clock()
+            self.graph = self._build_graph()
+        except CredentialError as exc:
+            self._setup_failed(str(exc))
+            return
+        log.info(
+            "watching tenant",
+            tenant=self.name,
+            graph=self.graph.root_url,
+            auth=auth_summary(self.tenant.auth),
+            clock=self.tenant.clock,
+        )
+        polling = self.config.polling
+        self.audit = AuditPoller(
+            tenant=self.name,
+            graph=self.graph,
+            store=self._store,
+            clock=self.clock,
+            interval=polling.audit_interval,
+            lateness=polling.lateness_allowance,
+            backfill=polling.backfill_seconds,
+            on_progress=self._progress,
+        )
+        pollers: list[Poller] = [self.audit]
+        for kind in DirectoryObjectKind:
+            pollers.append(
+                DirectoryPoller(
+                    tenant=self.name,
+                    kind=kind,
+                    graph=self.graph,
+                    store=self._store,
+                    clock=self.clock,
+                    interval=polling.groups_interval,
+                )
+            )
+        if self.tenant.critical_groups:
+            self.critical = CriticalStatusPoller(
+                tenant=self.name,
+                group_ids=self.tenant.critical_groups,
+                graph=self.graph,
+                interval=polling.critical_status_interval,
+            )
+            pollers.append(self.critical)
+        async with asyncio.TaskGroup() as group:
+            for poller in pollers:
+                group.create_task(
+                    run_poller(
+                        poller,
+                        self.statuses[poller.name],
+                        self.clock,
+                        tenant=self.name,
+                        on_poll_end=self.refresh_snapshot,
+                    )
+                )
+            group.create_task(self._refresh_forever())
+
+    def _build_graph(self) -> GraphClient:
+        cloud = CLOUDS[self.tenant.cloud]
+        polling = self.config.polling
+        return GraphClient(
+            root_url=self.tenant.graph_base_url or cloud.graph,
+            credential=build_credential(self.tenant),
+            scopes=[cloud.scope],
+            audit_requests_per_10s=polling.audit_requests_per_10s,
+            retry=self._retry,
+            request_timeout=polling.request_timeout,
+        )
+
+    def _setup_failed(self, message: str) -> None:
+        self._setup_error = message
+        for status in self.statuses.values():
+            status.success = False
+            status.last_error = message
+        log.error("tenant cannot start", tenant=self.name, error=message)
+
+    # -- the simulator's clock -------------------------------------------------------------------
+
+    async def _follow_simulator_clock(self) -> FollowingClock:
+        """Wait for a first reading of the simulator's clock, then keep following it."""
+        url = f"{(self.tenant.graph_base_url or '').rstrip('/')}{SIM_CLOCK_PATH}"
+        client = httpx.AsyncClient(timeout=5.0)
+        reading: tuple[float, float] | None = None
+        delay = 0.2
+        while reading is None:
+            reading = await _read_clock(client, url)
+            if reading is None:
+                await self._wall.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        clock = FollowingClock(*reading)
+        self._tasks.append(
+            asyncio.create_task(self._sync_clock(client, url, clock), name=f"clock-{self.name}")
+        )
+        return clock
+
+    async def _sync_clock(self, client: httpx.AsyncClient, url: str, clock: FollowingClock) -> None:
+        try:
+            while True:
+                await self._wall.sleep(CLOCK_SYNC_INTERVAL)
+                reading = await _read_clock(client, url)
+                if reading is not None:
+                    clock.update(*reading)
+        finally:
+            await client.aclose()
+
+    # -- snapshot and readiness -------------------------------------------------------------------
+
+    def _progress(self, progress: BackfillProgress) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.name, progress)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await self._wall.sleep(SNAPSHOT_INTERVAL)
+            await self.refresh_snapshot()
+
+    async def refresh_snapshot(self) -> None:
+        try:
+            await self._refresh_snapshot()
+        except RuntimeError:  # the store is closing: the process is shutting down
+            return
+
+    async def _refresh_snapshot(self) -> None:
+        now = self.clock.now()
+        critical = frozenset(self.tenant.critical_groups)
+        cap = self.config.metrics.per_group_series_cap
+        store = self._store
+        view = await store.run(
+            lambda: read_store_view(store, self.name, now, critical=critical, per_group_cap=cap)
+        )
+        audit = self.audit
+        self._holder.update(
+            build_tenant_snapshot(
+                view,
+                tenant=self.name,
+                now=now,
+                directory_polled=self.statuses["groups"].ever_succeeded,
+                collectors=list(self.statuses.values()),
+                backfill=audit.progress if audit is not None else None,
+                graph_requests=self.graph.requests if self.graph is not None else {},
+                critical_statuses=self.critical.statuses if self.critical is not None else {},
+            )
+        )
+
+    def readiness(self) -> TenantReadiness:
+        """Ready once any poll has completed (a committed backfill page counts), so the
+        exporter is ready while a long backfill makes progress."""
+        if self._setup_error is not None:
+            return TenantReadiness(False, self._setup_error)
+        done = [s.name for s in self.statuses.values() if s.ever_succeeded]
+        audit = self.audit
+        if audit is not None and audit.progress is not None and not audit.caught_up:
+            return TenantReadiness(
+                bool(done), f"backfilling the audit log: {audit.progress.fraction:.0%}"
+            )
+        if done:
+            failing = [s for s in self.statuses.values() if s.success is False]
+            if failing:
+                return TenantReadiness(
+                    True, f"{failing[0].name} failing: {failing[0].last_error or 'unknown error'}"
+                )
+            return TenantReadiness(True, "polling")
+        errors = [s.last_error for s in self.statuses.values() if s.last_error]
+        return TenantReadiness(False, errors[0] if errors else "first polls under way")
+
+
+async def _read_clock(client: httpx.AsyncClient, url: str) -> tuple[float, float] | None:
+    try:
+        response = await client.get(url)
+        response.raise_for_status()
+        body = response.json()
+        return float(body["now"]), float(body["speed"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+__all__ = ["TenantRunner"]
+
