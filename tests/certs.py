@@ -29,7 +29,7 @@ class TLSFiles:
     ca: Pair
     server: Pair
     client: Pair
-    other_ca: Pair  # a CA that signed nothing the server trusts
+    stranger: Pair  # a client certificate from a CA the server does not trust
 
 
 def _name(common_name: str) -> x509.Name:
@@ -127,5 +127,5 @@ def make_tls_files(directory: Path) -> TLSFiles:
         ca=_write(directory, "ca", *ca),
         server=_write(directory, "server", *_leaf("localhost", ca, server=True)),
         client=_write(directory, "client", *_leaf("prometheus", ca, server=False)),
-        other_ca=_write(directory, "other-ca", *other),
+        stranger=_write(directory, "stranger", *_leaf("stranger", other, server=False)),
     )
