@@ -411,6 +411,14 @@ def load_config(
             )
     if config.web.config_file is not None and not config.web.config_file.is_file():
         problems.append(f"{source}: web.config_file: {config.web.config_file} does not exist")
+    elif config.web.config_file is not None:
+        # Imported here: webconfig builds on this module's types (Duration).
+        from exporter.webconfig import WebConfigError, load_web_config
+
+        try:
+            load_web_config(config.web.config_file)
+        except WebConfigError as exc:
+            problems.extend(f"{source}: web.config_file: {p}" for p in exc.problems)
     if problems:
         raise ConfigError(problems)
     return config
