@@ -26,6 +26,7 @@ ENV_PREFIX = "ENTRA_DG_"
 # the help line is kept here so that `--help` imports nothing. Add a line when a subcommand lands.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("exporter.config_cli:config_group", "Validate configuration files."),
+    "serve": ("exporter.serve_cli:serve_command", "Run the exporter for the configured tenants."),
 }
 
 

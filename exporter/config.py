@@ -246,6 +246,11 @@ class Polling(StrictModel):
         default=5.0, gt=0, description="Graph allows 5 per 10 s per app per tenant"
     )
     request_timeout: Duration = 60.0
+    retry_attempts: int = Field(
+        default=6, ge=1, le=100, description="per Graph request, for errors other than 429"
+    )
+    retry_initial_delay: Duration = Field(default=1.0, description="first backoff; then doubles")
+    retry_max_delay: Duration = Field(default=30.0, description="cap of one backoff")
 
     @field_validator("audit_interval", "groups_interval", "critical_status_interval")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from enum import StrEnum
+from typing import TextIO, cast
 
 import structlog
 
@@ -12,6 +13,17 @@ import structlog
 class LogFormat(StrEnum):
     LOGFMT = "logfmt"
     JSON = "json"
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is at the time of writing, so that a live progress display (which
+    redirects stderr to print above its bar) also carries the log lines."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str = "info", fmt: LogFormat = LogFormat.LOGFMT) -> None:
@@ -30,7 +42,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = LogFormat.LOGFMT) ->
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
     # Libraries (azure-identity, aiohttp, httpx) log through stdlib logging; keep them quiet

@@ -53,7 +53,12 @@ class TenantRunner:
         self.name = tenant.name
         self._store = store
         self._holder = holder
-        self._retry = retry or RetryPolicy()
+        polling = config.polling
+        self._retry = retry or RetryPolicy(
+            attempts=polling.retry_attempts,
+            initial_delay=polling.retry_initial_delay,
+            max_delay=polling.retry_max_delay,
+        )
         self._on_progress = on_progress
         self._wall = SystemClock()
         self.clock: Clock = self._wall
@@ -265,4 +270,3 @@ async def _read_clock(client: httpx.AsyncClient, url: str) -> tuple[float, float
 
 
 __all__ = ["TenantRunner"]
-

@@ -76,47 +76,60 @@ def parse_audit_page(body: bytes | None, endpoint: str) -> AuditPage:
 
 
 def read_event(item: Any) -> AuditRecord | MalformedEvent:
-    if not isinstance(item, dict):
+    # Hot path: plain dict lookups and inline type checks, no helper calls per field.
+    if type(item) is not dict:
         return MalformedEvent(_digest(item), None, "not_an_object")
-    event_id = item.get("id")
-    if not isinstance(event_id, str) or not event_id:
+    get = item.get
+    event_id = get("id")
+    if type(event_id) is not str or not event_id:
         return MalformedEvent(_digest(item), None, "missing_id")
-    time = parse_time(item.get("activityDateTime"))
+    time = parse_time(get("activityDateTime"))
     if time is None:
         return MalformedEvent(event_id, None, "bad_time")
-    activity = item.get("activityDisplayName")
-    if not isinstance(activity, str) or not activity:
+    activity = get("activityDisplayName")
+    if type(activity) is not str or not activity:
         return MalformedEvent(event_id, time, "missing_activity")
-    result = item.get("result")
-    initiated = item.get("initiatedBy")
+    result = get("result")
+    initiated = get("initiatedBy")
     app_id = app_name = None
     by_user = False
-    if isinstance(initiated, dict):
+    if type(initiated) is dict:
         app = initiated.get("app")
-        if isinstance(app, dict):
-            app_id = _str(app.get("appId"))
-            app_name = _str(app.get("displayName"))
+        if type(app) is dict:
+            app_id = app.get("appId")
+            app_name = app.get("displayName")
+            if type(app_id) is not str:
+                app_id = None
+            if type(app_name) is not str:
+                app_name = None
         user = initiated.get("user")
-        by_user = isinstance(user, dict) and any(
-            user.get(k) for k in ("id", "userPrincipalName", "displayName")
-        )
+        if type(user) is dict:
+            by_user = bool(
+                user.get("id") or user.get("userPrincipalName") or user.get("displayName")
+            )
     elif initiated is not None:
         return MalformedEvent(event_id, time, "bad_initiated_by")
-    targets = item.get("targetResources")
+    targets = get("targetResources")
     if targets is None:
-        targets = []
-    elif not isinstance(targets, list):
+        targets = ()
+    elif type(targets) is not list:
         return MalformedEvent(event_id, time, "bad_target_resources")
     first = targets[0] if targets else None
-    if first is not None and not isinstance(first, dict):
-        return MalformedEvent(event_id, time, "bad_target_resources")
-    target_type = _str(first.get("type")) if first else None
-    target_id = _str(first.get("id")) if first else None
+    target_type = target_id = None
+    if first is not None:
+        if type(first) is not dict:
+            return MalformedEvent(event_id, time, "bad_target_resources")
+        target_type = first.get("type")
+        target_id = first.get("id")
+        if type(target_type) is not str:
+            target_type = None
+        if type(target_id) is not str or not target_id:
+            target_id = None
     group_id: str | None = None
     modified: tuple[ModifiedProperty, ...] = ()
     if activity in _MEMBERSHIP:
         second = targets[1] if len(targets) > 1 else None
-        if isinstance(second, dict):
+        if type(second) is dict:
             group_id = _str(second.get("id"))
         if group_id is None and first is not None:
             group_id = _group_from_member(first, add=activity == ADD_MEMBER)
@@ -132,7 +145,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         event_id,
         time,
         activity,
-        result if isinstance(result, str) and result else "success",
+        result if type(result) is str and result else "success",
         app_id,
         app_name,
         by_user,

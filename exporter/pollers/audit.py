@@ -36,6 +36,8 @@ RETENTION = 30 * 86400.0
 RETENTION_MARGIN = 600.0
 """Graph rejects a start older than its retention with a 400: stay this far inside it."""
 SEEN_MARGIN = 60.0
+_EDGE = 0.001
+"""Window bounds go to Graph with microsecond precision; allow for the rounding."""
 _INGESTED = frozenset(INGESTED_ACTIVITIES)
 _MAX_LOGGED_PROPERTY_NAMES = 200
 
@@ -144,7 +146,7 @@ class AuditPoller:
                 elif page.records:
                     ordered = False
                 batch = PageBatch(
-                    events=self._classify(page),
+                    events=self._classify(page, start - _EDGE, end + _EDGE),
                     malformed=page.malformed,
                     watermark=watermark,
                     next_start=min(watermark, queried_at - self._lateness),
@@ -185,8 +187,12 @@ class AuditPoller:
         if self._on_progress is not None:
             self._on_progress(self.progress)
 
-    def _classify(self, page: AuditPage) -> list[ClassifiedEvent]:
-        events = [classify(r) for r in page.records if r.activity in _INGESTED]
+    def _classify(self, page: AuditPage, start: float, end: float) -> list[ClassifiedEvent]:
+        # Events outside the window or of other activities are not ours to count here (a
+        # server that ignored part of the $filter); the window they belong to counts them.
+        events = [
+            classify(r) for r in page.records if r.activity in _INGESTED and start <= r.time <= end
+        ]
         if len(self._logged_names) < _MAX_LOGGED_PROPERTY_NAMES:
             self._log_unrecognised_updates(page, events)
         return events

@@ -1,0 +1,113 @@
+"""The exporter process: the store, one `TenantRunner` per tenant, the snapshot, the metrics
+registry and readiness; and the order things stop in.
+
+Shutdown (SIGTERM): the HTTP server stops accepting and drains (exporter.web), then every
+tenant's pollers are cancelled (a page being committed still commits), Graph clients and
+credentials are closed, and last the store, after any write already submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from exporter.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
+from exporter.config import Config
+from exporter.graph.retry import RetryPolicy
+from exporter.logs import get_logger
+from exporter.pollers.audit import BackfillProgress
+from exporter.snapshot import SnapshotHolder
+from exporter.store import PageConsumer, Store
+from exporter.tenant import TenantRunner
+from exporter.web import Link, Listening, Readiness, create_app, serve, stop_on_signals
+from exporter.webconfig import WebConfig
+
+log = get_logger(__name__)
+
+
+class Exporter:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        consumers: Sequence[PageConsumer] = (),
+        builders: Sequence[FamilyBuilder] = DEFAULT_BUILDERS,
+        retry: RetryPolicy | None = None,
+        on_progress: Callable[[str, BackfillProgress], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = Store(config.store.path, consumers)
+        self.holder = SnapshotHolder([t.name for t in config.tenants])
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(SnapshotCollector(lambda: self.holder.current, builders))
+        self.runners = [
+            TenantRunner(
+                config,
+                tenant,
+                store=self.store,
+                holder=self.holder,
+                retry=retry,
+                on_progress=on_progress,
+            )
+            for tenant in config.tenants
+        ]
+        self._started = False
+
+    async def start(self) -> None:
+        await self.store.open()
+        # Everything alive now (msgraph alone imports ~3,600 modules) lives as long as the
+        # process: moved out of the collector's sight, every later collection is cheap. Measured
+        # here, this halves the cost of decoding an audit page (15 -> 7.5 ms per 1,000 events).
+        gc.freeze()
+        self._started = True
+        for runner in self.runners:
+            await runner.start()
+        log.info("exporter started", tenants=[r.name for r in self.runners])
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await asyncio.gather(*(runner.stop() for runner in self.runners))
+        await self.store.close()
+        log.info("exporter stopped")
+
+    def readiness(self) -> Readiness:
+        return Readiness.of({runner.name: runner.readiness() for runner in self.runners})
+
+    def app(
+        self, web_config: WebConfig | None = None, links: Sequence[Link] = ()
+    ) -> web.Application:
+        return create_app(
+            registry=self.registry,
+            readiness=self.readiness,
+            web_config=web_config,
+            links=links,
+        )
+
+
+async def run_exporter(
+    config: Config,
+    *,
+    listen_address: str,
+    web_config: WebConfig | None,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[Listening], None] | None = None,
+    on_progress: Callable[[str, BackfillProgress], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`), then shut down in order."""
+    stop = stop or asyncio.Event()
+    exporter = Exporter(config, on_progress=on_progress, retry=retry)
+    await exporter.start()
+    try:
+        with stop_on_signals(stop):
+            await serve(
+                exporter.app(web_config), listen_address, stop=stop, on_listening=on_listening
+            )
+    finally:
+        await exporter.stop()

@@ -1,0 +1,266 @@
+"""Classification of audit events (DESIGN section 4) and reading them from Graph JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from exporter.domain.classify import classify, classify_group_update, decode_value
+from exporter.domain.events import (
+    DYNAMIC_PROCESSING_APP,
+    ProcessingState,
+    Series,
+)
+from exporter.domain.records import AuditRecord, MalformedEvent, ModifiedProperty
+from exporter.graph.audit import format_time, parse_audit_page, parse_time, read_event
+from exporter.graph.retry import TransientError
+
+GROUP = "f3bccb88-0000-4000-8000-000000000001"
+MEMBER = "a1a1a1a1-0000-4000-8000-000000000002"
+APP_ID = "65d91a3d-ab74-42e6-8a2f-0add61688c74"
+
+
+def event(activity: str, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": "Directory_abc",
+        "category": "GroupManagement",
+        "activityDisplayName": activity,
+        "activityDateTime": "2024-05-01T12:00:00.1234567Z",
+        "result": "success",
+        "initiatedBy": {
+            "user": None,
+            "app": {"appId": APP_ID, "displayName": DYNAMIC_PROCESSING_APP},
+        },
+        "targetResources": [
+            {
+                "id": MEMBER,
+                "type": "User",
+                "modifiedProperties": [
+                    {"displayName": "Group.ObjectID", "oldValue": None, "newValue": f'"{GROUP}"'}
+                ],
+            },
+            {"id": GROUP, "type": "Group", "modifiedProperties": []},
+        ],
+    }
+    base.update(overrides)
+    return base
+
+
+def record(item: dict[str, Any]) -> AuditRecord:
+    parsed = read_event(item)
+    assert isinstance(parsed, AuditRecord), parsed
+    return parsed
+
+
+def test_dynamic_add_and_remove() -> None:
+    add = classify(record(event("Add member to group")))
+    assert (add.series, add.group_id, add.object_id) == (Series.DYNAMIC_ADD, GROUP, MEMBER)
+    remove = classify(record(event("Remove member from group")))
+    assert remove.series is Series.DYNAMIC_REMOVE
+
+
+def test_manual_change_by_user_or_other_app() -> None:
+    by_user = event(
+        "Add member to group",
+        initiatedBy={"user": {"id": "u1", "userPrincipalName": "a@b.c"}, "app": None},
+    )
+    assert classify(record(by_user)).series is Series.MANUAL_ADD
+    by_teams = event(
+        "Remove member from group",
+        initiatedBy={"user": None, "app": {"appId": "x", "displayName": "Microsoft Teams"}},
+    )
+    assert classify(record(by_teams)).series is Series.MANUAL_REMOVE
+
+
+def test_dynamic_app_recognised_by_id_alone() -> None:
+    item = event("Add member to group", initiatedBy={"app": {"appId": APP_ID.upper()}})
+    assert classify(record(item)).series is Series.DYNAMIC_ADD
+
+
+def test_group_id_falls_back_to_member_property() -> None:
+    item = event("Remove member from group")
+    item["targetResources"] = [
+        {
+            "id": MEMBER,
+            "type": "Device",
+            "modifiedProperties": [
+                {
+                    "displayName": "Group.ObjectID",
+                    "oldValue": f'"{GROUP.upper()}"',
+                    "newValue": None,
+                }
+            ],
+        }
+    ]
+    assert classify(record(item)).group_id == GROUP
+
+
+def test_membership_change_without_group_is_malformed() -> None:
+    item = event("Add member to group", targetResources=[{"id": MEMBER, "type": "User"}])
+    assert read_event(item) == MalformedEvent(
+        "Directory_abc", parse_time(item["activityDateTime"]), "missing_group"
+    )
+
+
+@pytest.mark.parametrize(
+    ("activity", "series"),
+    [
+        ("Update user", Series.TRIGGER_USER),
+        ("Add user", Series.TRIGGER_USER),
+        ("Delete device", Series.TRIGGER_DEVICE),
+        ("Update device", Series.TRIGGER_DEVICE),
+        ("Add owner to group", Series.OTHER),
+    ],
+)
+def test_triggers_and_others(activity: str, series: Series) -> None:
+    item = event(activity, targetResources=[{"id": MEMBER, "type": "User"}])
+    result = classify(record(item))
+    assert result.series is series
+    if series is not Series.OTHER:
+        assert result.object_id == MEMBER
+
+
+def test_failed_event_changed_nothing() -> None:
+    assert classify(record(event("Add member to group", result="failure"))).series is Series.OTHER
+
+
+def prop(name: str, old: str | None, new: str | None) -> ModifiedProperty:
+    return ModifiedProperty(name, old, new)
+
+
+@pytest.mark.parametrize(
+    ("props", "series", "state"),
+    [
+        ([prop("MembershipRule", '"a"', '"b"')], Series.RULE_CHANGE, None),
+        (
+            [prop("MembershipRuleProcessingState", '"On"', '"Paused"')],
+            Series.PROCESSING_STATE_CHANGE,
+            ProcessingState.PAUSED,
+        ),
+        (
+            [prop("Group.MembershipRuleProcessingState", '["Paused"]', '["On"]')],
+            Series.PROCESSING_STATE_CHANGE,
+            ProcessingState.ON,
+        ),
+        (
+            [prop("Included Updated Properties", None, '"MembershipRuleProcessingState"')],
+            Series.PROCESSING_STATE_CHANGE,
+            None,
+        ),
+        (
+            [
+                prop("MembershipRule", '"a"', '"b"'),
+                prop("MembershipRuleProcessingState", '"On"', '"Paused"'),
+            ],
+            Series.RULE_CHANGE,
+            ProcessingState.PAUSED,
+        ),
+        ([prop("DisplayName", '"a"', '"b"')], Series.GROUP_UPDATE_OTHER, None),
+        ([], Series.GROUP_UPDATE_OTHER, None),
+    ],
+)
+def test_group_updates(
+    props: list[ModifiedProperty], series: Series, state: ProcessingState | None
+) -> None:
+    assert classify_group_update(tuple(props)) == (series, state)
+
+
+def test_group_update_read_from_json() -> None:
+    item = event(
+        "Update group",
+        initiatedBy={"user": {"id": "admin"}},
+        targetResources=[
+            {
+                "id": GROUP.upper(),
+                "type": "Group",
+                "modifiedProperties": [
+                    {
+                        "displayName": "MembershipRuleProcessingState",
+                        "oldValue": '"On"',
+                        "newValue": '"Paused"',
+                    }
+                ],
+            }
+        ],
+    )
+    result = classify(record(item))
+    assert (result.series, result.group_id, result.processing_state) == (
+        Series.PROCESSING_STATE_CHANGE,
+        GROUP,
+        ProcessingState.PAUSED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        ("not an object", "not_an_object"),
+        ({"activityDisplayName": "Update user"}, "missing_id"),
+        ({"id": "x", "activityDateTime": "yesterday"}, "bad_time"),
+        ({"id": "x", "activityDateTime": "2024-05-01T00:00:00Z"}, "missing_activity"),
+        (
+            {
+                "id": "x",
+                "activityDateTime": "2024-05-01T00:00:00Z",
+                "activityDisplayName": "Update user",
+                "initiatedBy": 3,
+            },
+            "bad_initiated_by",
+        ),
+        (
+            {
+                "id": "x",
+                "activityDateTime": "2024-05-01T00:00:00Z",
+                "activityDisplayName": "Update user",
+                "targetResources": {},
+            },
+            "bad_target_resources",
+        ),
+    ],
+)
+def test_malformed_events_are_named_not_raised(item: Any, reason: str) -> None:
+    result = read_event(item)
+    assert isinstance(result, MalformedEvent)
+    assert result.reason == reason
+
+
+def test_events_without_id_get_a_stable_digest() -> None:
+    item = {"activityDisplayName": "Update user"}
+    first, second = read_event(item), read_event(dict(item))
+    assert isinstance(first, MalformedEvent)
+    assert first.id == second.id
+    assert first.id.startswith("digest:")
+
+
+def test_page_parsing_order_and_next_link() -> None:
+    items = [
+        event("Update user", id=f"e{i}", activityDateTime=f"2024-05-01T12:00:0{i}Z")
+        for i in range(3)
+    ]
+    body = orjson.dumps({"value": [*items, 7], "@odata.nextLink": "http://127.0.0.1/next"})
+    page = parse_audit_page(body, "directory_audits")
+    assert [r.id for r in page.records] == ["e0", "e1", "e2"]
+    assert [m.reason for m in page.malformed] == ["not_an_object"]
+    assert page.ascending
+    assert page.next_link == "http://127.0.0.1/next"
+    assert page.last_time == parse_time("2024-05-01T12:00:02Z")
+    shuffled = parse_audit_page(orjson.dumps({"value": items[::-1]}), "directory_audits")
+    assert not shuffled.ascending
+    assert shuffled.next_link is None
+
+
+@pytest.mark.parametrize("body", [b"", b'{"value": [', b'{"value": [{"id": "a"}'])
+def test_truncated_pages_are_transient(body: bytes) -> None:
+    with pytest.raises(TransientError):
+        parse_audit_page(body, "directory_audits")
+
+
+def test_times() -> None:
+    assert parse_time("2024-05-01T12:00:00.1234567Z") == pytest.approx(1714564800.1234567)
+    assert parse_time("2024-05-01T12:00:00") == 1714564800.0
+    assert format_time(1714564800.5) == "2024-05-01T12:00:00.500000Z"
+    assert decode_value('"x"') == "x"
+    assert decode_value("[]") is None
+    assert decode_value("x") == "x"

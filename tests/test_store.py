@@ -1,0 +1,200 @@
+"""The SQLite store: exactly-once page commits, pruning, directory states and paused-since."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
+from exporter.store import MINUTE_RETENTION, PageBatch, Store
+
+T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
+G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
+GROUP = DirectoryObjectKind.GROUP
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = Store(tmp_path / "state.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+def ev(i: int, series: Series, t: float, group: str | None = None) -> ClassifiedEvent:
+    return ClassifiedEvent(f"e{i}", t, series, group, None, None)
+
+
+def batch(events: Sequence[ClassifiedEvent], watermark: float, **kw: object) -> PageBatch:
+    fields: dict[str, object] = {
+        "malformed": (),
+        "watermark": watermark,
+        "next_start": watermark,
+        "backfill_start": T0 - 3600,
+        "now": watermark,
+        "malformed_time": T0,
+    }
+    fields.update(kw)
+    return PageBatch(events=events, **fields)  # type: ignore[arg-type]
+
+
+async def test_a_page_counts_once_even_when_committed_again(store: Store) -> None:
+    events = [
+        ev(1, Series.DYNAMIC_ADD, T0 + 10, G1),
+        ev(2, Series.DYNAMIC_REMOVE, T0 + 70, G2),
+        ev(3, Series.TRIGGER_USER, T0 + 80),
+        ev(3, Series.TRIGGER_USER, T0 + 80),  # a duplicate within the page
+    ]
+    malformed = [MalformedEvent("bad1", None, "bad_time")]
+    first = await store.call(
+        store.commit_audit_page, "t", batch(events, T0 + 100, malformed=malformed)
+    )
+    assert first.counted[Series.DYNAMIC_ADD.value] == 1
+    assert first.counted["duplicate"] == 1
+    again = await store.call(
+        store.commit_audit_page, "t", batch(events, T0 + 100, malformed=malformed)
+    )
+    assert again.counted == {"duplicate": 5}
+    totals = await store.call(store.totals, "t")
+    assert totals == {
+        "dynamic_add": 1,
+        "dynamic_remove": 1,
+        "trigger_user": 1,
+        "malformed": 1,
+        "malformed:bad_time": 1,
+        "duplicate": 6,
+    }
+    assert await store.call(store.counts_since, "t", T0) == {
+        Series.DYNAMIC_ADD: 1,
+        Series.DYNAMIC_REMOVE: 1,
+        Series.TRIGGER_USER: 1,
+    }
+    assert await store.call(store.minute_counts, "t", Series.DYNAMIC_REMOVE, T0, T0 + 3600) == [
+        (int(T0) + 60, 1)
+    ]
+    assert await store.call(store.hourly_counts, "t", Series.DYNAMIC_ADD, T0, T0 + 3600) == [
+        (int(T0), 1)
+    ]
+    assert await store.call(store.groups_changed_since, "t", T0) == 2
+    assert await store.call(store.groups_changed_since, "t", T0 + 60) == 1
+    state = await store.call(store.audit_state, "t")
+    assert state is not None
+    assert state.watermark == T0 + 100
+    # Other tenants are separate.
+    assert await store.call(store.totals, "other") == {}
+
+
+async def test_watermark_never_moves_back(store: Store) -> None:
+    await store.call(store.commit_audit_page, "t", batch([], T0 + 500))
+    await store.call(store.commit_audit_page, "t", batch([], T0 + 100))
+    state = await store.call(store.audit_state, "t")
+    assert state is not None
+    assert (state.watermark, state.next_start) == (T0 + 500, T0 + 500)
+
+
+class Exploding:
+    def create_schema(self, db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS consumed (id TEXT PRIMARY KEY)")
+
+    def consume(
+        self, db: sqlite3.Connection, tenant: str, events: Sequence[ClassifiedEvent]
+    ) -> None:
+        db.executemany("INSERT INTO consumed VALUES (?)", [(e.id,) for e in events])
+        if any(e.id == "boom" for e in events):
+            raise RuntimeError("consumer failed")
+
+    def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None:
+        db.execute("DELETE FROM consumed")
+
+
+async def test_a_page_commits_whole_or_not_at_all_with_its_consumers(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite3", [Exploding()])
+    await store.open()
+    try:
+        await store.call(store.commit_audit_page, "t", batch([ev(1, Series.OTHER, T0)], T0 + 1))
+        bad = [
+            ev(2, Series.DYNAMIC_ADD, T0, G1),
+            ClassifiedEvent("boom", T0, Series.OTHER, None, None, None),
+        ]
+        with pytest.raises(RuntimeError, match="consumer failed"):
+            await store.call(store.commit_audit_page, "t", batch(bad, T0 + 50))
+        assert await store.call(store.totals, "t") == {"other": 1}
+        state = await store.call(store.audit_state, "t")
+        assert state is not None
+        assert state.watermark == T0 + 1
+        consumed = await store.run(lambda: store.db.execute("SELECT id FROM consumed").fetchall())
+        assert consumed == [("e1",)]
+        # Nothing of the failed page was marked seen: retried, it counts.
+        await store.call(store.commit_audit_page, "t", batch(bad[:1], T0 + 50))
+        assert (await store.call(store.totals, "t"))["dynamic_add"] == 1
+    finally:
+        await store.close()
+
+
+async def test_prune_keeps_totals(store: Store) -> None:
+    old = [ev(1, Series.TRIGGER_DEVICE, T0), ev(2, Series.TRIGGER_DEVICE, T0 + MINUTE_RETENTION)]
+    await store.call(store.commit_audit_page, "t", batch(old, T0 + MINUTE_RETENTION))
+    await store.call(store.prune, "t", T0 + MINUTE_RETENTION + 120, T0 + 1)
+    seen = await store.run(lambda: store.db.execute("SELECT id FROM seen_events").fetchall())
+    assert seen == [("e2",)]
+    assert await store.call(store.counts_since, "t", 0) == {Series.TRIGGER_DEVICE: 1}
+    assert (await store.call(store.totals, "t"))["trigger_device"] == 2
+    hourly = await store.call(store.hourly_counts, "t", Series.TRIGGER_DEVICE, 0, T0 + 10**6)
+    assert sum(n for _, n in hourly) == 2
+
+
+def group(object_id: str, state: ProcessingState | None, name: str = "g") -> DirectoryObject:
+    return DirectoryObject(GROUP, object_id, name, 'user.department -eq "x"', state)
+
+
+async def test_paused_since_from_polls_refined_by_audit(store: Store) -> None:
+    on, paused = ProcessingState.ON, ProcessingState.PAUSED
+    await store.call(
+        store.record_directory_poll, "t", GROUP, [group(G1, on), group(G2, paused)], T0
+    )
+    # G2 was paused when first seen: the first poll's time, for want of better.
+    assert [(p.id, p.paused_since) for p in await store.call(store.paused_objects, "t")] == [
+        (G2, T0)
+    ]
+    await store.call(
+        store.record_directory_poll, "t", GROUP, [group(G1, paused), group(G2, paused)], T0 + 300
+    )
+    paused_objects = await store.call(store.paused_objects, "t")
+    assert [(p.id, p.paused_since) for p in paused_objects] == [(G2, T0), (G1, T0 + 300)]
+    # The audit event of the pause arrives (late); it refines G1's start, within the poll gap.
+    pause_event = ClassifiedEvent("p1", T0 + 120, Series.PROCESSING_STATE_CHANGE, G1, None, paused)
+    too_early = ClassifiedEvent("p0", T0 - 60, Series.PROCESSING_STATE_CHANGE, G1, None, paused)
+    await store.call(store.commit_audit_page, "t", batch([pause_event, too_early], T0 + 400))
+    paused_objects = await store.call(store.paused_objects, "t")
+    assert [(p.id, p.paused_since) for p in paused_objects] == [(G2, T0), (G1, T0 + 120)]
+    counts = await store.call(store.directory_state_counts, "t")
+    assert counts == {(GROUP, "Paused"): 2}
+    # Resumed, then gone from the listing.
+    await store.call(store.record_directory_poll, "t", GROUP, [group(G1, on)], T0 + 600)
+    assert await store.call(store.paused_objects, "t") == []
+    assert [o.id for o in await store.call(store.directory_objects, "t")] == [G1]
+    # Paused again: a new spell, the old audit event no longer explains it.
+    await store.call(store.record_directory_poll, "t", GROUP, [group(G1, paused)], T0 + 900)
+    assert [p.paused_since for p in await store.call(store.paused_objects, "t")] == [T0 + 900]
+
+
+async def test_state_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = Store(path)
+    await first.open()
+    await first.call(
+        first.commit_audit_page, "t", batch([ev(1, Series.RULE_CHANGE, T0, G1)], T0 + 9)
+    )
+    await first.close()
+    second = Store(path)
+    await second.open()
+    try:
+        assert await second.call(second.totals, "t") == {"rule_change": 1}
+        mode = await second.run(lambda: second.db.execute("PRAGMA journal_mode").fetchone())
+        assert mode == ("wal",)
+    finally:
+        await second.close()
