@@ -21,6 +21,17 @@ PREFIX = "entra_dynamic_"
 FamilyBuilder = Callable[[Snapshot], Iterable[Metric]]
 
 _STATES = (("On", "on"), ("Paused", "paused"))
+PROCESSING_STATUS_LABELS = {
+    "NotStarted": "not_started",
+    "Running": "running",
+    "Succeeded": "succeeded",
+    "Failed": "failed",
+}
+PROCESSING_STATUS_VALUES = (*PROCESSING_STATUS_LABELS.values(), "unknown")
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
@@ -98,9 +109,9 @@ def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
 def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
     since = _gauge(
         "group_paused_since_timestamp_seconds",
-        "When processing of this paused group (or administrative unit) was paused; critical "
-        "groups always, others up to the configured per-group cap, longest paused first.",
-        ["tenant", "group_id", "group_name", "critical", "kind"],
+        "When processing of this paused group (or dynamic administrative unit) was paused; "
+        "critical groups always, others up to the per-group series cap, longest paused first.",
+        ["tenant", "group_id", "group_name", "critical"],
     )
     dropped = _gauge(
         "paused_groups_not_exported",
@@ -109,28 +120,45 @@ def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
     )
     for t in snapshot.tenants:
         for p in t.paused:
-            since.add_metric(
-                [t.tenant, p.id, p.name, "true" if p.critical else "false", p.kind.value], p.since
-            )
+            since.add_metric([t.tenant, p.id, p.name, _bool(p.critical)], p.since)
         dropped.add_metric([t.tenant], t.paused_not_exported)
     yield from (since, dropped)
+
+
+def group_changes(snapshot: Snapshot) -> Iterator[Metric]:
+    last = _gauge(
+        "group_last_membership_change_timestamp_seconds",
+        "Activity time of the group's last dynamic membership change seen in the audit log; "
+        "critical groups always, others up to the per-group series cap, most recent first.",
+        ["tenant", "group_id", "group_name", "critical"],
+    )
+    for t in snapshot.tenants:
+        for change in t.last_changes:
+            last.add_metric(
+                [t.tenant, change.group_id, change.name, _bool(change.critical)], change.time
+            )
+    yield last
 
 
 def critical_status(snapshot: Snapshot) -> Iterator[Metric]:
     status = _gauge(
         "group_processing_status",
-        "Processing status of each critical group (beta API): 1 for its current status.",
+        "Processing status of each critical group (Graph beta membershipRuleProcessingStatus): "
+        "1 for its current status, 0 for the others; unknown while paused or unreadable.",
         ["tenant", "group_id", "group_name", "status"],
     )
     updated = _gauge(
         "group_last_membership_update_timestamp_seconds",
-        "When the critical group's membership was last updated by processing (beta API).",
+        "When processing last updated the critical group's membership (Graph beta).",
         ["tenant", "group_id", "group_name"],
     )
     for t in snapshot.tenants:
         for c in t.critical_statuses:
-            value = c.status.status or "none"
-            status.add_metric([t.tenant, c.group_id, c.name, value], 1)
+            current = PROCESSING_STATUS_LABELS.get(c.status.status or "", "unknown")
+            for value in PROCESSING_STATUS_VALUES:
+                status.add_metric(
+                    [t.tenant, c.group_id, c.name, value], 1 if value == current else 0
+                )
             if c.status.last_membership_updated is not None:
                 updated.add_metric([t.tenant, c.group_id, c.name], c.status.last_membership_updated)
     yield from (status, updated)
@@ -226,6 +254,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     groups,
     membership_changes,
     paused_groups,
+    group_changes,
     critical_status,
     collectors,
     audit,

@@ -43,6 +43,14 @@ class PausedSeries:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupChange:
+    group_id: str
+    name: str
+    critical: bool
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
 class CriticalStatus:
     group_id: str
     name: str
@@ -59,6 +67,7 @@ class StoreView:
     groups_changed_last_hour: int
     paused: tuple[PausedSeries, ...]
     paused_not_exported: int
+    last_changes: tuple[GroupChange, ...]
     watermark: float | None
     names: Mapping[str, str]
     """Names of the critical groups (for labels)."""
@@ -80,6 +89,8 @@ class TenantSnapshot:
     groups_changed_last_hour: int = 0
     paused: tuple[PausedSeries, ...] = ()
     paused_not_exported: int = 0
+    last_changes: tuple[GroupChange, ...] = ()
+    """Last dynamic membership change per group (critical always, others up to the cap)."""
     collectors: tuple[CollectorState, ...] = ()
     watermark: float | None = None
     backfill: BackfillProgress | None = None
@@ -134,7 +145,11 @@ def read_store_view(
     others = [p for p in paused_objects if p.id not in critical]
     exported = critical_paused + others[:per_group_cap]
     state = store.audit_state(tenant)
-    names = {o.id: o.name for o in store.directory_objects(tenant) if o.id in critical}
+    changes = store.latest_group_changes(tenant, per_group_cap, include=critical)
+    critical_changes = [c for c in changes if c[0] in critical]
+    other_changes = [c for c in changes if c[0] not in critical][:per_group_cap]
+    exported_changes = sorted(critical_changes + other_changes, key=lambda c: (-c[1], c[0]))
+    names = store.object_names(tenant, {c[0] for c in exported_changes} | critical)
     return StoreView(
         directory_counts=MappingProxyType(dict(store.directory_state_counts(tenant))),
         totals=MappingProxyType(store.totals(tenant)),
@@ -145,8 +160,12 @@ def read_store_view(
             for p in sorted(exported, key=lambda p: (p.paused_since, p.id))
         ),
         paused_not_exported=len(others) - min(len(others), per_group_cap),
+        last_changes=tuple(
+            GroupChange(group_id, names.get(group_id, ""), group_id in critical, time)
+            for group_id, time in exported_changes
+        ),
         watermark=state.watermark if state else None,
-        names=MappingProxyType(names),
+        names=MappingProxyType({g: names.get(g, "") for g in critical}),
     )
 
 
@@ -171,6 +190,7 @@ def build_tenant_snapshot(
         groups_changed_last_hour=view.groups_changed_last_hour,
         paused=view.paused,
         paused_not_exported=view.paused_not_exported,
+        last_changes=view.last_changes,
         collectors=tuple(
             CollectorState(c.name, c.success, c.duration, c.last_success, c.last_error)
             for c in collectors

@@ -429,6 +429,43 @@ class Store:
             )
         )
 
+    def latest_group_changes(
+        self, tenant: str, limit: int, include: Iterable[str] = ()
+    ) -> list[tuple[str, float]]:
+        """(group id, last dynamic change) for the `limit` most recently changed groups, plus
+        the groups in `include` that changed at all; most recent first."""
+        rows = list(
+            self.db.execute(
+                "SELECT group_id, time FROM group_last_change WHERE tenant=? "
+                "ORDER BY time DESC, group_id LIMIT ?",
+                (tenant, limit),
+            )
+        )
+        wanted = [g for g in include if g not in {r[0] for r in rows}]
+        for i in range(0, len(wanted), _SQL_VARIABLES):
+            chunk = wanted[i : i + _SQL_VARIABLES]
+            rows += self.db.execute(
+                "SELECT group_id, time FROM group_last_change WHERE tenant=? AND group_id IN "
+                f"({','.join('?' * len(chunk))})",
+                (tenant, *chunk),
+            )
+        return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+    def object_names(self, tenant: str, ids: Iterable[str]) -> dict[str, str]:
+        """Display names of the given groups or units (those known from the last listing)."""
+        wanted = list(ids)
+        names: dict[str, str] = {}
+        for i in range(0, len(wanted), _SQL_VARIABLES):
+            chunk = wanted[i : i + _SQL_VARIABLES]
+            names.update(
+                self.db.execute(
+                    "SELECT id, name FROM directory_objects WHERE tenant=? AND id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (tenant, *chunk),
+                )
+            )
+        return names
+
     # -- directory objects ---------------------------------------------------------------------
 
     def record_directory_poll(

@@ -33,7 +33,7 @@ log = get_logger(__name__)
 SIM_CLOCK_PATH = "/_sim/clock"
 CLOCK_SYNC_INTERVAL = 1.0
 """Wall seconds between two readings of the simulator's clock."""
-SNAPSHOT_INTERVAL = 2.0
+SNAPSHOT_INTERVAL = 5.0
 """Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 
 
