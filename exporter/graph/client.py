@@ -84,6 +84,7 @@ ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
 AUDIT_PAGE_SIZE = 1000
 DIRECTORY_PAGE_SIZE = 999
 TRANSPORT_ERROR = "transport_error"
+LIMITER_SLACK = 1.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +203,9 @@ class GraphClient:
         self._credential = credential
         self._retry = retry or RetryPolicy()
         self._wall = wall_clock or SystemClock()
-        # One request per (10 s / rate): evenly spaced, no burst (see the module docstring).
-        self._audit_limiter = AsyncLimiter(1, 10.0 / audit_requests_per_10s)
+        # One request per (10 s / rate), evenly spaced, no burst, with a little slack: a
+        # sliding window counted where the requests arrive sees them with network jitter.
+        self._audit_limiter = AsyncLimiter(1, 10.0 / audit_requests_per_10s * LIMITER_SLACK)
         self._http = _http_client(request_timeout, self.requests)
         auth: AuthenticationProvider
         if credential is None:
