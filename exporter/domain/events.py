@@ -19,6 +19,22 @@ ADD_MEMBER = "Add member to group"
 REMOVE_MEMBER = "Remove member from group"
 UPDATE_GROUP = "Update group"
 UPDATE_ADMINISTRATIVE_UNIT = "Update administrative unit"
+# Membership changes of dynamic administrative units (category AdministrativeUnit). Unverified:
+# which actor Entra records for them; the simulator uses the dynamic-processing app.
+ADD_AU_MEMBER = "Add member to administrative unit"
+REMOVE_AU_MEMBER = "Remove member from administrative unit"
+
+LOGGED_BY_CORE_DIRECTORY = "Core Directory"
+
+# `modifiedProperties[].displayName` on Update group / Update administrative unit for a rule edit
+# and for pause/resume. Unverified names (graph-facts.md): detect state changes from the groups'
+# settings as well, and use these to refine the time.
+PROPERTY_MEMBERSHIP_RULE = "MembershipRule"
+PROPERTY_PROCESSING_STATE = "MembershipRuleProcessingState"
+# The member's modifiedProperties on Add/Remove member to/from group (names verified).
+PROPERTY_GROUP_OBJECT_ID = "Group.ObjectID"
+PROPERTY_GROUP_DISPLAY_NAME = "Group.DisplayName"
+PROPERTY_GROUP_WELL_KNOWN_NAME = "Group.WellKnownObjectName"
 
 TRIGGER_ACTIVITIES: dict[str, tuple[str, str]] = {
     # activity -> (object type, action)

@@ -1,0 +1,261 @@
+"""The Graph paths of the simulator (aiohttp): status codes, error bodies and headers as the
+real service sends them, plus authentication, the audit log's throttle and injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from exporter.domain.rules import RuleSyntaxError
+from exporter.logs import get_logger
+from exporter.simulator.access import (
+    AUDIT_READ,
+    GROUP_READ,
+    GROUP_WRITE,
+    UNIT_READ,
+    UNIT_WRITE,
+    AuthSettings,
+    TokenGrant,
+    authenticate,
+    require,
+)
+from exporter.simulator.audit_api import audit_page, parse_audit_request
+from exporter.simulator.directory_api import (
+    GROUPS,
+    UNITS,
+    Collection,
+    find_object,
+    get_object,
+    list_page,
+    parse_list_request,
+    parse_patch,
+)
+from exporter.simulator.errors import (
+    GraphError,
+    error_body,
+    server_error,
+    throttled,
+    unknown_segment,
+)
+from exporter.simulator.faults import FaultKind, FaultPlan
+from exporter.simulator.tenant import SimulatedTenant
+from exporter.simulator.throttle import SlidingWindowLimiter, ThrottleSettings
+
+GRAPH_JSON = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
+    "charset=utf-8"
+)
+AUDIT_PATH = "/v1.0/auditLogs/directoryAudits"
+DIAGNOSTIC = (
+    '{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"5","ScaleUnit":"000",'
+    '"RoleInstance":"SIM"}}'
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(eq=False)
+class SimulatorState:
+    tenant: SimulatedTenant
+    limiter: SlidingWindowLimiter = field(
+        default_factory=lambda: SlidingWindowLimiter(ThrottleSettings())
+    )
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    requests: dict[str, int] = field(default_factory=dict)
+
+
+STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
+_GRANT = "graph_grant"
+_PLAN = "graph_fault_plan"
+
+
+def _base_url(request: web.Request) -> str:
+    """The server's own address as the client reached it: nextLinks must lead back here."""
+    return f"{request.scheme}://{request.host}"
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, headers={"Content-Type": GRAPH_JSON})
+
+
+def _reset_connection(request: web.Request) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # SO_LINGER 0: close() sends RST instead of FIN, as a middlebox dropping the flow does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+@web.middleware
+async def graph_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if request.path.startswith("/_sim"):
+        return await handler(request)
+    state = request.app[STATE]
+    tenant = state.tenant
+    request_id = str(uuid.uuid4())
+    client_request_id = request.headers.get("client-request-id") or str(uuid.uuid4())
+    is_audit = request.path.rstrip("/") == AUDIT_PATH
+    state.requests[request.path] = state.requests.get(request.path, 0) + 1
+    plan = FaultPlan()
+    response: web.StreamResponse
+    try:
+        request[_GRANT] = authenticate(state.auth, request.headers)
+        plan = tenant.faults.plan(is_audit=is_audit)
+        request[_PLAN] = plan
+        if plan.delay_seconds:
+            await asyncio.sleep(plan.delay_seconds)
+        if plan.fail is FaultKind.RESET:
+            _reset_connection(request)
+            raise ConnectionResetError("injected connection reset")
+        if plan.fail is FaultKind.THROTTLE:
+            raise throttled(plan.retry_after)
+        if plan.fail in (FaultKind.ERROR_500, FaultKind.ERROR_503, FaultKind.ERROR_504):
+            raise server_error(int(plan.fail.value.removeprefix("error_")))
+        if is_audit and request.method == "GET":
+            wait = state.limiter.admit()
+            if wait is not None:
+                raise throttled(wait)
+        response = await handler(request)
+    except GraphError as exc:
+        body = error_body(
+            exc.code,
+            exc.message,
+            now=tenant.clock.now(),
+            request_id=request_id,
+            client_request_id=client_request_id,
+            inner=exc.inner,
+        )
+        response = _json(body, exc.status)
+        response.headers.update(exc.headers)
+    response.headers["request-id"] = request_id
+    response.headers["client-request-id"] = client_request_id
+    response.headers["x-ms-ags-diagnostic"] = DIAGNOSTIC
+    response.headers["OData-Version"] = "4.0"
+    if plan.truncate and isinstance(response, web.Response) and response.body:
+        return await _send_truncated(request, response)
+    return response
+
+
+async def _send_truncated(request: web.Request, response: web.Response) -> web.StreamResponse:
+    body = response.body
+    assert isinstance(body, bytes)
+    stream = web.StreamResponse(status=response.status, headers=response.headers)
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    await stream.write(body[: max(1, len(body) // 2)])
+    _reset_connection(request)
+    raise ConnectionResetError("injected truncated body")
+
+
+def _grant(request: web.Request) -> TokenGrant:
+    grant = request[_GRANT]
+    assert isinstance(grant, TokenGrant)
+    return grant
+
+
+async def directory_audits(request: web.Request) -> web.StreamResponse:
+    require(_grant(request), AUDIT_READ)
+    state = request.app[STATE]
+    tenant = state.tenant
+    now = tenant.clock.now()
+    parsed = parse_audit_request(
+        request.query, now=now, retention_seconds=tenant.retention_seconds, apps=tenant.apps
+    )
+    plan: FaultPlan = request[_PLAN]
+    body, _ = audit_page(
+        tenant,
+        parsed,
+        base_url=_base_url(request),
+        visible_by=now,
+        duplicate_events=plan.duplicate_events,
+    )
+    return _json(body)
+
+
+def _collection_routes(
+    collection: Collection, read: frozenset[str], write: frozenset[str]
+) -> list[web.RouteDef]:
+    async def list_objects(request: web.Request) -> web.StreamResponse:
+        require(_grant(request), read)
+        version = request.match_info["version"]
+        parsed = parse_list_request(
+            collection, request.query, request.headers, beta=version == "beta"
+        )
+        tenant = request.app[STATE].tenant
+        return _json(
+            list_page(collection, tenant, parsed, base_url=_base_url(request), version=version)
+        )
+
+    async def get_one(request: web.Request) -> web.StreamResponse:
+        require(_grant(request), read)
+        version = request.match_info["version"]
+        tenant = request.app[STATE].tenant
+        return _json(
+            get_object(
+                collection,
+                tenant,
+                request.match_info["id"],
+                request.query,
+                base_url=_base_url(request),
+                version=version,
+            )
+        )
+
+    async def patch_one(request: web.Request) -> web.StreamResponse:
+        grant = _grant(request)
+        require(grant, write)
+        tenant = request.app[STATE].tenant
+        container = find_object(collection, tenant, request.match_info["id"])
+        patch = parse_patch(collection, container, await request.read())
+        actor = grant.actor()
+        tenant.catch_up()
+        if patch.rule is not None:
+            try:
+                tenant.edit_rule(container, patch.rule, actor)
+            except (RuleSyntaxError, ValueError) as exc:
+                raise GraphError(
+                    400,
+                    "Request_BadRequest",
+                    f"Invalid value specified for property 'membershipRule' of resource "
+                    f"'{collection.resource}': {str(exc).splitlines()[0]}",
+                ) from None
+        if patch.display_name is not None:
+            container.rename(patch.display_name)
+        if patch.description_set:
+            container.description = patch.description
+        if patch.state is not None:
+            tenant.set_processing_state(container, patch.state, actor)
+        return web.Response(status=204)
+
+    base = f"/{{version:v1.0|beta}}/{collection.segment}"
+    return [
+        web.get(base, list_objects),
+        web.get(base + "/{id}", get_one),
+        web.patch(base + "/{id}", patch_one),
+    ]
+
+
+async def unknown_path(request: web.Request) -> web.StreamResponse:
+    tail = request.match_info.get("tail", "")
+    segment = tail.split("/")[0] if tail else request.path
+    raise unknown_segment(segment)
+
+
+def graph_routes() -> list[web.RouteDef]:
+    return [
+        web.get(AUDIT_PATH, directory_audits),
+        *_collection_routes(GROUPS, GROUP_READ, GROUP_WRITE),
+        *_collection_routes(UNITS, UNIT_READ, UNIT_WRITE),
+        web.route("*", "/{version:v1.0|beta}/{tail:.*}", unknown_path),
+    ]
