@@ -27,6 +27,10 @@ ENV_PREFIX = "ENTRA_DG_"
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("exporter.config_cli:config_group", "Validate configuration files."),
     "serve": ("exporter.serve_cli:serve_command", "Run the exporter for the configured tenants."),
+    "demo": (
+        "exporter.demo_cli:demo_command",
+        "A simulated tenant in a storm, and the exporter watching it (no credentials).",
+    ),
     "simulate": (
         "exporter.simulator.cli:simulate_command",
         "Serve a simulated tenant's Microsoft Graph.",

@@ -1,8 +1,9 @@
 """Classification of directory audit events (DESIGN section 4). Pure and deterministic.
 
-* `Add member to group` / `Remove member from group` done by the dynamic-processing app (and no
-  user) are dynamic membership changes; done by anyone else they are manual ones. The same app
-  acts for self-service groups and group expiry, but those are other activities.
+* `Add member to group` / `Remove member from group` (and the same for administrative units)
+  done by the dynamic-processing app (and no user) are dynamic membership changes; done by anyone
+  else they are manual ones. The same app acts for self-service groups and group expiry, but
+  those are other activities.
 * `Add/Update/Delete user|device` are triggers of re-evaluation, by object type.
 * `Update group` / `Update administrative unit` are rule changes, processing-state changes or
   other updates, told apart by the modified property names. Those names are unverified, so the
@@ -19,9 +20,11 @@ import re
 import orjson
 
 from exporter.domain.events import (
+    ADD_AU_MEMBER,
     ADD_MEMBER,
     DYNAMIC_PROCESSING_APP,
     DYNAMIC_PROCESSING_APP_IDS,
+    REMOVE_AU_MEMBER,
     REMOVE_MEMBER,
     TRIGGER_ACTIVITIES,
     UPDATE_ADMINISTRATIVE_UNIT,
@@ -41,14 +44,16 @@ _TRIGGER_SERIES: dict[str, Series] = {
     for activity, (object_type, _action) in TRIGGER_ACTIVITIES.items()
 }
 _GROUP_UPDATES = frozenset({UPDATE_GROUP, UPDATE_ADMINISTRATIVE_UNIT})
+_ADDS = frozenset({ADD_MEMBER, ADD_AU_MEMBER})
+MEMBERSHIP_ACTIVITIES = frozenset({ADD_MEMBER, REMOVE_MEMBER, ADD_AU_MEMBER, REMOVE_AU_MEMBER})
 
 
 def classify(record: AuditRecord) -> ClassifiedEvent:
     activity = record.activity
     if record.result.lower() != "success":
         return ClassifiedEvent(record.id, record.time, Series.OTHER, None, None, None)
-    if activity in (ADD_MEMBER, REMOVE_MEMBER):
-        add = activity == ADD_MEMBER
+    if activity in MEMBERSHIP_ACTIVITIES:
+        add = activity in _ADDS
         if is_dynamic_processing(record):
             series = Series.DYNAMIC_ADD if add else Series.DYNAMIC_REMOVE
         else:

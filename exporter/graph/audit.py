@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from exporter.domain.classify import decode_value
+from exporter.domain.classify import MEMBERSHIP_ACTIVITIES, decode_value
 from exporter.domain.events import (
+    ADD_AU_MEMBER,
     ADD_MEMBER,
-    REMOVE_MEMBER,
     UPDATE_ADMINISTRATIVE_UNIT,
     UPDATE_GROUP,
 )
@@ -24,7 +24,8 @@ from exporter.domain.records import AuditRecord, MalformedEvent, ModifiedPropert
 from exporter.graph.errors import GraphResponseError
 from exporter.graph.retry import TransientError
 
-_MEMBERSHIP = frozenset({ADD_MEMBER, REMOVE_MEMBER})
+_MEMBERSHIP = MEMBERSHIP_ACTIVITIES
+_ADDS = frozenset({ADD_MEMBER, ADD_AU_MEMBER})
 _UPDATES = frozenset({UPDATE_GROUP, UPDATE_ADMINISTRATIVE_UNIT})
 _GROUP_OBJECT_ID = "Group.ObjectID"
 
@@ -132,7 +133,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         if type(second) is dict:
             group_id = _str(second.get("id"))
         if group_id is None and first is not None:
-            group_id = _group_from_member(first, add=activity == ADD_MEMBER)
+            group_id = _group_from_member(first, add=activity in _ADDS)
         if group_id is None:
             return MalformedEvent(event_id, time, "missing_group")
         group_id = group_id.lower()

@@ -8,10 +8,11 @@ them on the audit log) and does not retry connection errors at all.
 from __future__ import annotations
 
 import email.utils
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState
 
 from exporter.clock import Clock
 
@@ -45,10 +46,11 @@ class RetryPolicy:
         error = outcome.exception() if outcome is not None else None
         if isinstance(error, TransientError) and error.retry_after is not None:
             return error.retry_after
-        backoff = wait_exponential_jitter(
-            initial=self.initial_delay, max=self.max_delay, jitter=self.initial_delay
-        )
-        return float(backoff(state))
+        # Capped exponential backoff plus up to one initial delay of jitter, so that tenants
+        # retrying after the same outage spread out.
+        exponent = max(0, state.attempt_number - 1)
+        backoff = min(self.max_delay, self.initial_delay * 2.0**exponent)
+        return min(self.max_delay, backoff + random.uniform(0, self.initial_delay))
 
     def should_stop(self, state: RetryCallState, throttled: int) -> bool:
         """`throttled`: how many of the attempts so far were answered with a Retry-After."""

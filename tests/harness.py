@@ -1,0 +1,140 @@
+"""Running the exporter against the simulator in tests: config files, waiting, ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.domain.events import Series
+from exporter.simulator.app import RunningSimulator
+from exporter.simulator.truth import audit_counts
+
+TOKEN = "test-token"
+SERIES = tuple(s.value for s in Series)
+
+FAST_POLLING: dict[str, Any] = {
+    "audit_interval": "5m",
+    "groups_interval": "5m",
+    "critical_status_interval": "5m",
+    "lateness_allowance": "30m",
+    "backfill_days": 1,
+    "audit_requests_per_10s": 1000,
+    "request_timeout": "10s",
+    "retry_attempts": 8,
+    "retry_initial_delay": "0.05s",
+    "retry_max_delay": "0.5s",
+}
+
+
+def write_config(
+    path: Path,
+    graph_url: str,
+    *,
+    tenant: str = "sim",
+    polling: Mapping[str, Any] | None = None,
+    critical_groups: list[str] | None = None,
+    extra_tenants: list[dict[str, Any]] | None = None,
+) -> Path:
+    """A config file for one simulated tenant (static token, simulator clock)."""
+    document = {
+        "tenants": [
+            {
+                "name": tenant,
+                "graph_base_url": graph_url,
+                "clock": "simulator",
+                "auth": {"method": "static_token", "token": TOKEN},
+                "critical_groups": critical_groups or [],
+            },
+            *(extra_tenants or []),
+        ],
+        "polling": {**FAST_POLLING, **(polling or {})},
+        "store": {"path": str(path.parent / "state.sqlite3")},
+        "web": {"listen_address": "127.0.0.1:0"},
+    }
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+async def wait_until(
+    predicate: Callable[[], bool], *, within: float, what: str, interval: float = 0.05
+) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within: float, what: str, interval: float = 0.1
+) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def truth(sim: RunningSimulator, since: float) -> dict[str, int]:
+    """What the simulated tenant wrote with activityDateTime >= since and visible by now."""
+    counts = audit_counts(sim.tenant, since=since, visible_by=sim.clock.now())
+    return {k: v for k, v in counts["series"].items() if v}
+
+
+def counted(totals: Mapping[str, int]) -> dict[str, int]:
+    """The exporter's totals by Series (duplicates and malformed left out)."""
+    return {k: v for k, v in totals.items() if k in SERIES and v}
+
+
+class TcpProxy:
+    """A loopback TCP forwarder that can be taken down and brought back on the same port: Graph
+    becoming unreachable (connections refused, open ones cut) and coming back."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        await asyncio.gather(
+            self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            self._writers.discard(writer)
+            writer.close()
