@@ -15,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import load_config
 from exporter.service import Exporter
+from exporter.simulator.access import ALL_PERMISSIONS, TokenGrant
 from exporter.simulator.app import running_simulator
 from exporter.web import running
-from tests.harness import TcpProxy, counted, eventually, truth, wait_until, write_config
+from tests.harness import TOKEN, TcpProxy, counted, eventually, truth, wait_until, write_config
 
 SMALL = {"tenant": {"users": 600, "devices": 100, "dynamic_groups": 20, "administrative_units": 2}}
 SMALL_STORM = {
@@ -164,3 +165,46 @@ async def test_kill_9_mid_backfill_then_restart_counts_exactly(tmp_path: Path) -
         assert state is not None
         _, backfill_start, totals = state
         assert counted(totals) == truth(sim, backfill_start)
+
+
+async def test_a_failing_tenant_never_stops_the_others(tmp_path: Path) -> None:
+    async with running_simulator(
+        "steady", overrides=SMALL, speed=0, throttle=False, history_days=1
+    ) as sim:
+        sim.set_tokens({TOKEN: TokenGrant(permissions=tuple(sorted(ALL_PERMISSIONS.permissions)))})
+        rejected = {
+            "name": "rejected",
+            "graph_base_url": sim.base_url,
+            "clock": "simulator",
+            "auth": {"method": "static_token", "token": "revoked-token"},
+        }
+        config = load_config(
+            write_config(tmp_path / "config.yml", sim.base_url, extra_tenants=[rejected])
+        )
+        exporter = Exporter(config)
+        await exporter.start()
+        try:
+            good, bad = exporter.runners
+            now = sim.clock.now()
+            await wait_until(
+                lambda: (
+                    good.audit is not None
+                    and good.audit.caught_up
+                    and good.audit.progress is not None
+                    and good.audit.progress.watermark >= now
+                    and all(s.success is False for s in bad.statuses.values())
+                ),
+                within=60,
+                what="one tenant done, the other failing",
+            )
+            assert "rejected the credentials" in (bad.statuses["audit"].last_error or "")
+            state = await exporter.store.call(exporter.store.audit_state, "sim")
+            assert state is not None
+            totals = await exporter.store.call(exporter.store.totals, "sim")
+            assert counted(totals) == truth(sim, state.backfill_start)
+            readiness = exporter.readiness()
+            assert readiness.tenants["sim"].ready
+            assert not readiness.tenants["rejected"].ready
+            assert not readiness.ready
+        finally:
+            await exporter.stop()

@@ -82,18 +82,39 @@ def build_credential(
         )
     if method is AuthMethod.CERTIFICATE:
         password = _optional_env(auth.certificate_password_env, env, where)
-        return CertificateCredential(
-            tenant_id,
-            _required(auth.client_id, f"{where}.client_id"),
-            certificate_path=str(_required(auth.certificate_path, f"{where}.certificate_path")),
-            password=password,
-            authority=authority,
-        )
+        path = _required(auth.certificate_path, f"{where}.certificate_path")
+        try:
+            return CertificateCredential(
+                tenant_id,
+                _required(auth.client_id, f"{where}.client_id"),
+                certificate_path=str(path),
+                password=password,
+                authority=authority,
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            # azure-identity reads the file here; its messages name the problem, not the key.
+            reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+            raise CredentialError(
+                f"{where}.certificate_path: cannot load {path} ({type(exc).__name__}: "
+                f"{reason}); it must be a PEM or PKCS12 file with the private key and the "
+                "certificate"
+            ) from None
     if method is AuthMethod.WORKLOAD_IDENTITY:
-        # The federated token file comes from AZURE_FEDERATED_TOKEN_FILE (set by the
-        # workload-identity webhook); client id from the config or AZURE_CLIENT_ID.
+        # Kubernetes workload identity: the webhook mounts a federated token and sets these.
+        token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
+        client_id = auth.client_id or env.get("AZURE_CLIENT_ID")
+        if not token_file:
+            raise CredentialError(
+                f"{where}: workload identity needs AZURE_FEDERATED_TOKEN_FILE (set by the "
+                "workload identity webhook on a pod whose service account is federated)"
+            )
+        if not client_id:
+            raise CredentialError(f"{where}: set client_id (or AZURE_CLIENT_ID)")
         return WorkloadIdentityCredential(
-            tenant_id=tenant_id, client_id=auth.client_id, authority=authority
+            tenant_id=tenant_id,
+            client_id=client_id,
+            token_file_path=token_file,
+            authority=authority,
         )
     if method is AuthMethod.MANAGED_IDENTITY:
         return ManagedIdentityCredential(client_id=auth.managed_identity_client_id)
