@@ -41,7 +41,15 @@ class AuditPage:
     """The readable events are in non-decreasing time order."""
 
 
-def parse_audit_page(body: bytes | None, endpoint: str) -> AuditPage:
+@dataclass(frozen=True, slots=True)
+class AuditDocument:
+    """A page decoded by orjson but not yet read: its link is known before its events are."""
+
+    items: list[Any]
+    next_link: str | None
+
+
+def load_audit_document(body: bytes | None, endpoint: str) -> AuditDocument:
     if not body:
         raise TransientError("empty response body")
     try:
@@ -54,11 +62,15 @@ def parse_audit_page(body: bytes | None, endpoint: str) -> AuditPage:
             "Graph returned a page without a 'value' list", endpoint=endpoint, status=200
         )
     next_link = document.get("@odata.nextLink")
+    return AuditDocument(items, next_link if isinstance(next_link, str) and next_link else None)
+
+
+def read_audit_page(document: AuditDocument) -> AuditPage:
     records: list[AuditRecord] = []
     malformed: list[MalformedEvent] = []
     last_time: float | None = None
     ascending = True
-    for item in items:
+    for item in document.items:
         event = read_event(item)
         if type(event) is AuditRecord:
             if last_time is not None and event.time < last_time:
@@ -67,13 +79,11 @@ def parse_audit_page(body: bytes | None, endpoint: str) -> AuditPage:
             records.append(event)
         else:
             malformed.append(event)  # type: ignore[arg-type]
-    return AuditPage(
-        records,
-        malformed,
-        next_link if isinstance(next_link, str) and next_link else None,
-        last_time,
-        ascending,
-    )
+    return AuditPage(records, malformed, document.next_link, last_time, ascending)
+
+
+def parse_audit_page(body: bytes | None, endpoint: str) -> AuditPage:
+    return read_audit_page(load_audit_document(body, endpoint))
 
 
 def read_event(item: Any) -> AuditRecord | MalformedEvent:

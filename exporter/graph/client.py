@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -61,7 +62,13 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 from exporter.clock import Clock, SystemClock
 from exporter.domain.events import INGESTED_ACTIVITIES, DirectoryObjectKind, ProcessingState
 from exporter.domain.records import DirectoryObject, ProcessingStatus
-from exporter.graph.audit import AuditPage, format_time, parse_audit_page
+from exporter.graph.audit import (
+    AuditDocument,
+    AuditPage,
+    format_time,
+    load_audit_document,
+    read_audit_page,
+)
 from exporter.graph.directory import (
     ADMINISTRATIVE_UNIT_FIELDS,
     GROUP_FIELDS,
@@ -230,18 +237,30 @@ class GraphClient:
     async def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]:
         """Events with start <= activityDateTime <= end, oldest first, one page at a time.
 
-        Only the activities the exporter ingests are asked for (server-side `$filter`)."""
-        build = self._audit_request_factory(start, end)
-        while True:
-            page = await self._call(
-                DIRECTORY_AUDITS,
-                build,
-                lambda body: parse_audit_page(body, DIRECTORY_AUDITS.name),
-            )
-            yield page
-            if page.next_link is None:
-                return
-            build = _link_factory(page.next_link)
+        Only the activities the exporter ingests are asked for (server-side `$filter`). The
+        next page is requested as soon as this one's link is known, so that Graph prepares it
+        while this one's events are read, classified and committed."""
+
+        def load(body: bytes | None) -> AuditDocument:
+            return load_audit_document(body, DIRECTORY_AUDITS.name)
+
+        pending: asyncio.Task[AuditDocument] | None = asyncio.create_task(
+            self._call(DIRECTORY_AUDITS, self._audit_request_factory(start, end), load)
+        )
+        try:
+            while pending is not None:
+                document = await pending
+                pending = None
+                if document.next_link is not None:
+                    pending = asyncio.create_task(
+                        self._call(DIRECTORY_AUDITS, _link_factory(document.next_link), load)
+                    )
+                yield read_audit_page(document)
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, GraphError):
+                    await pending
 
     def audit_filter(self, start: float, end: float) -> str:
         window = (
