@@ -145,7 +145,7 @@ def read_store_view(
     others = [p for p in paused_objects if p.id not in critical]
     exported = critical_paused + others[:per_group_cap]
     state = store.audit_state(tenant)
-    changes = store.latest_group_changes(tenant, per_group_cap, include=critical)
+    changes = store.latest_group_changes(tenant, per_group_cap + len(critical), include=critical)
     critical_changes = [c for c in changes if c[0] in critical]
     other_changes = [c for c in changes if c[0] not in critical][:per_group_cap]
     exported_changes = sorted(critical_changes + other_changes, key=lambda c: (-c[1], c[0]))

@@ -10,6 +10,7 @@ import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
+from exporter.snapshot import read_store_view
 from exporter.store import MINUTE_RETENTION, PageBatch, Store
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
@@ -198,3 +199,30 @@ async def test_state_survives_reopening(tmp_path: Path) -> None:
         assert mode == ("wal",)
     finally:
         await second.close()
+
+
+async def test_per_group_series_are_bounded_but_keep_critical_groups(store: Store) -> None:
+    paused = ProcessingState.PAUSED
+    ids = [f"{n}0000000-0000-4000-8000-000000000000" for n in range(1, 6)]
+    critical = frozenset({ids[4]})
+    for i in range(len(ids)):  # paused one after the other: ids[0] longest
+        objects = [group(o, paused, name=f"g{n}") for n, o in enumerate(ids[: i + 1])]
+        await store.call(store.record_directory_poll, "t", GROUP, objects, T0 + 60 * i)
+    changes = [ev(n, Series.DYNAMIC_ADD, T0 + n, object_id) for n, object_id in enumerate(ids)]
+    await store.call(store.commit_audit_page, "t", batch(changes, T0 + 10))
+    view = await store.run(
+        lambda: read_store_view(store, "t", T0 + 600, critical=critical, per_group_cap=2)
+    )
+    assert [(p.id, p.critical) for p in view.paused] == [
+        (ids[0], False),
+        (ids[1], False),
+        (ids[4], True),
+    ]
+    assert view.paused_not_exported == 2
+    assert [(c.group_id, c.critical) for c in view.last_changes] == [
+        (ids[4], True),
+        (ids[3], False),
+        (ids[2], False),
+    ]
+    assert view.names[ids[4]] == "g4"
+    assert view.groups_changed_last_hour == 5

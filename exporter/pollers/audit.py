@@ -155,7 +155,8 @@ class AuditPoller:
                     malformed_time=start,
                 )
                 if commit is not None:
-                    await commit
+                    # Shielded: cancelling the poll (shutdown) never abandons a started commit.
+                    await asyncio.shield(commit)
                 # The next page is requested while this one commits (the store has its own
                 # thread); pages commit strictly in order.
                 commit = asyncio.ensure_future(
@@ -183,6 +184,9 @@ class AuditPoller:
             return
         now = self._clock.now()
         status.progressed(now)
+        # Once caught up, later polls are not a backfill: progress stays complete.
+        if self.caught_up:
+            target = min(target, watermark)
         self.progress = BackfillProgress(backfill_start, watermark, target)
         if self._on_progress is not None:
             self._on_progress(self.progress)
