@@ -4,6 +4,7 @@ real service sends them, plus authentication, the audit log's throttle and injec
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import struct
 import uuid
@@ -71,8 +72,10 @@ class SimulatorState:
 
 
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
-_GRANT = "graph_grant"
-_PLAN = "graph_fault_plan"
+# Who is calling and what faults apply, set by the middleware for the handler (each request runs
+# in its own task, so a context variable is per request).
+_GRANT: contextvars.ContextVar[TokenGrant] = contextvars.ContextVar("graph_grant")
+_PLAN: contextvars.ContextVar[FaultPlan] = contextvars.ContextVar("graph_fault_plan")
 
 
 def _base_url(request: web.Request) -> str:
@@ -110,9 +113,9 @@ async def graph_middleware(
     plan = FaultPlan()
     response: web.StreamResponse
     try:
-        request[_GRANT] = authenticate(state.auth, request.headers)
+        _GRANT.set(authenticate(state.auth, request.headers))
         plan = tenant.faults.plan(is_audit=is_audit)
-        request[_PLAN] = plan
+        _PLAN.set(plan)
         if plan.delay_seconds:
             await asyncio.sleep(plan.delay_seconds)
         if plan.fail is FaultKind.RESET:
@@ -159,9 +162,7 @@ async def _send_truncated(request: web.Request, response: web.Response) -> web.S
 
 
 def _grant(request: web.Request) -> TokenGrant:
-    grant = request[_GRANT]
-    assert isinstance(grant, TokenGrant)
-    return grant
+    return _GRANT.get()
 
 
 async def directory_audits(request: web.Request) -> web.StreamResponse:
@@ -172,7 +173,7 @@ async def directory_audits(request: web.Request) -> web.StreamResponse:
     parsed = parse_audit_request(
         request.query, now=now, retention_seconds=tenant.retention_seconds, apps=tenant.apps
     )
-    plan: FaultPlan = request[_PLAN]
+    plan = _PLAN.get()
     body, _ = audit_page(
         tenant,
         parsed,

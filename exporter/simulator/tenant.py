@@ -590,7 +590,15 @@ class SimulatedTenant:
             member=self.directory.tables[container.member_type].refs[emission.member],
             container=container.ref,
             container_index=container.index,
-            series=Series.DYNAMIC_ADD if emission.add else Series.DYNAMIC_REMOVE,
+            series=(
+                # The exporter's vocabulary counts group membership only; a unit's
+                # membership events are "other" to it (events.INGESTED_ACTIVITIES).
+                Series.OTHER
+                if container.kind is DirectoryObjectKind.ADMINISTRATIVE_UNIT
+                else Series.DYNAMIC_ADD
+                if emission.add
+                else Series.DYNAMIC_REMOVE
+            ),
         )
         return True
 
