@@ -11,6 +11,7 @@ import orjson
 from exporter.domain import events
 from exporter.domain.events import ProcessingState, Series
 from exporter.simulator.app import RunningSimulator, merge_settings, running_simulator
+from exporter.simulator.scenarios import Pause, Resume
 from exporter.simulator.tenant import OPERATOR_ACTOR
 from exporter.simulator.truth import audit_counts
 
@@ -206,22 +207,23 @@ async def test_the_storm_scenario_pauses_and_resumes_only_when_operator_actions_
             throttle=False,
             operator_actions=operator_actions,
         ) as sim:
-            await sim.advance(6 * 3600)
+            timeline = sim.tenant.scenario.timeline
+            pause = next(a for a in timeline if isinstance(a, Pause))
+            critical, rest = (a for a in timeline if isinstance(a, Resume))
+            await sim.advance(pause.at + 60)
             paused = await get_json(http, sim.base_url + "/_sim/groups", params={"state": "Paused"})
             preexisting = sim.tenant.scenario.tenant.paused_groups
             dynamic = sum(1 for c in sim.tenant.directory.containers if c.rule is not None)
-            if operator_actions:
-                assert paused["count"] == dynamic
-            else:
-                assert paused["count"] == preexisting
-            await sim.advance(24 * 3600)
-            critical = [
+            assert paused["count"] == (dynamic if operator_actions else preexisting)
+            await sim.advance(critical.at - pause.at)
+            mine = [
                 c for c in sim.tenant.critical_groups() if c.index in sim.tenant.paused_by_timeline
             ]
-            assert all(not c.paused for c in critical)
-            await sim.advance(3 * 3600)
-            still_paused = {
-                c.index for c in sim.tenant.directory.containers if c.rule is not None and c.paused
-            }
-            # groups paused before the episode stay paused: resuming is only for what it paused
-            assert len(still_paused) == preexisting
+            assert all(not c.paused for c in mine)
+            assert len(mine) == (len(sim.tenant.critical_groups()) if operator_actions else 0)
+            await sim.advance(rest.at - critical.at + rest.interval)  # two batches of 100
+            still_paused = sum(
+                1 for c in sim.tenant.directory.containers if c.rule is not None and c.paused
+            )
+            # groups paused before the episode stay paused: a resume is only for what it paused
+            assert still_paused == preexisting
