@@ -170,6 +170,8 @@ async def status(request: web.Request) -> Any:
 async def truth_audit(request: web.Request) -> Any:
     tenant = _tenant(request)
     visible_by = _optional_float(request, "visible_by")
+    if visible_by is None:
+        visible_by = _optional_float(request, "until")  # an alias
     if request.query.get("visible", "").lower() == "true" and visible_by is None:
         visible_by = tenant.clock.now()
     by = [b for b in request.query.get("by", "").split(",") if b]

@@ -109,7 +109,9 @@ async def graph_middleware(
     request_id = str(uuid.uuid4())
     client_request_id = request.headers.get("client-request-id") or str(uuid.uuid4())
     is_audit = request.path.rstrip("/") == AUDIT_PATH
-    state.requests[request.path] = state.requests.get(request.path, 0) + 1
+    route = request.match_info.route.resource
+    key = route.canonical if route is not None else request.path
+    state.requests[key] = state.requests.get(key, 0) + 1
     plan = FaultPlan()
     response: web.StreamResponse
     try:
@@ -120,7 +122,8 @@ async def graph_middleware(
             await asyncio.sleep(plan.delay_seconds)
         if plan.fail is FaultKind.RESET:
             _reset_connection(request)
-            raise ConnectionResetError("injected connection reset")
+            # aiohttp's attempt to send this finds the connection gone and gives up quietly
+            return web.Response(status=500)
         if plan.fail is FaultKind.THROTTLE:
             raise throttled(plan.retry_after)
         if plan.fail in (FaultKind.ERROR_500, FaultKind.ERROR_503, FaultKind.ERROR_504):
@@ -158,7 +161,7 @@ async def _send_truncated(request: web.Request, response: web.Response) -> web.S
     await stream.prepare(request)
     await stream.write(body[: max(1, len(body) // 2)])
     _reset_connection(request)
-    raise ConnectionResetError("injected truncated body")
+    return stream  # finishing it fails on the closed connection, which aiohttp takes quietly
 
 
 def _grant(request: web.Request) -> TokenGrant:

@@ -8,8 +8,9 @@ from collections import Counter
 import orjson
 
 from exporter.simulator.app import resolve_scenario
-from exporter.simulator.auditlog import EventMatcher
+from exporter.simulator.auditlog import SERIES, EventMatcher
 from exporter.simulator.tenant import SimulatedTenant
+from exporter.simulator.truth import audit_counts
 
 from .conftest import SMALL, START
 
@@ -92,3 +93,16 @@ def test_dynamic_changes_follow_a_trigger_of_the_same_object() -> None:
                 linked += 1
     assert total > 20
     assert linked / total > 0.9
+
+
+def test_visible_counts_by_arithmetic_agree_with_enumeration() -> None:
+    tenant = _tenant()
+    history = tenant.history
+    assert history is not None
+    visible_by = history.end_us - 600_000_000  # ten minutes before the start: some not yet seen
+    enumerated = Counter(series for _, _, series, _, _ in history.rows(None, None, visible_by))
+    counts = audit_counts(tenant, visible_by=visible_by / 1_000_000, before=history.end_us / 1e6)
+    assert counts["total"] == sum(enumerated.values())
+    assert counts["total"] < audit_counts(tenant, before=history.end_us / 1e6)["total"]
+    by_series = {name: n for name, n in counts["series"].items() if n}
+    assert by_series == {SERIES[code].value: n for code, n in enumerated.items()}
