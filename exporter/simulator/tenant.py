@@ -209,7 +209,9 @@ class SimulatedTenant:
                 else math.floor(SystemClock().now() / HOUR) * HOUR
             )
         self.start = start
-        self.clock = VirtualClock(start=start, speed=scenario.speed if speed is None else speed)
+        self.clock = VirtualClock(
+            start=float(start), speed=float(scenario.speed if speed is None else speed)
+        )
         self.operator_actions = (
             scenario.operator_actions if operator_actions is None else operator_actions
         )

@@ -14,6 +14,8 @@ from .conftest import AUTH, SMALL, START, get_json
 async def test_clock_advance_and_speed(sim: RunningSimulator, http: httpx.AsyncClient) -> None:
     clock = await get_json(http, sim.base_url + "/_sim/clock")
     assert clock == {"now": START, "speed": 0.0}
+    raw = (await http.get(sim.base_url + "/_sim/clock")).content
+    assert b'"speed":0.0' in raw  # floats, as FollowingClock's contract says
     advanced = (await http.post(sim.base_url + "/_sim/clock/advance", json={"seconds": 600})).json()
     assert advanced["now"] == START + 600
     status = await get_json(http, sim.base_url + "/_sim/status")
