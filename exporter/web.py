@@ -38,7 +38,7 @@ from prometheus_client.exposition import gzip_accepted
 
 from exporter import __version__
 from exporter.logs import get_logger
-from exporter.webconfig import RateLimit, WebConfig, build_ssl_context
+from exporter.webconfig import RateLimit, ReloadingServerContext, WebConfig
 
 PRODUCT = "entra-dg-exporter"
 TAGLINE = "Observability and safe pause/resume for Microsoft Entra ID dynamic group processing."
@@ -463,7 +463,7 @@ async def running(
     host, port = parse_listen_address(listen_address)
     web_config = app.get(WEB_CONFIG)
     tls = web_config.tls_server_config if web_config is not None else None
-    ssl_context = build_ssl_context(tls) if tls is not None else None
+    ssl_context = ReloadingServerContext(tls).context if tls is not None else None
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
     await runner.setup()
     try:
