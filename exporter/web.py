@@ -57,7 +57,9 @@ class TenantReadiness:
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    """The exporter's own readiness to serve (first polls done, data fresh), for `/readyz`.
+    """The exporter's own readiness to serve (first polls done, data fresh), for `/readyz` and
+    the landing page. The callable that returns it runs on the event loop for every probe, so it
+    must only read in-memory state.
 
     Not to be confused with resume-readiness (may paused groups be resumed?), which is
     `/api/v1/readiness` and `check-resume`.
@@ -99,7 +101,6 @@ BUILTIN_LINKS = (
 
 BASIC_AUTH: web.AppKey[BasicAuthenticator] = web.AppKey("basic_auth")
 WEB_CONFIG: web.AppKey[WebConfig | None] = web.AppKey("web_config")
-READINESS: web.AppKey[Callable[[], Readiness]] = web.AppKey("readiness")
 
 
 def create_app(
@@ -127,7 +128,6 @@ def create_app(
     app = web.Application(middlewares=middlewares)
     if authenticator is not None:
         app[BASIC_AUTH] = authenticator
-    app[READINESS] = readiness
     app[WEB_CONFIG] = web_config
     if web_config is not None:
         headers = web_config.http_server_config.headers.items()
