@@ -239,10 +239,6 @@ class WebConfig(_Strict):
                 raise ValueError(f"the password of {name!r} is not a bcrypt hash; {HTPASSWD_HINT}")
         return users
 
-    @property
-    def tls_enabled(self) -> bool:
-        return self.tls_server_config is not None
-
 
 def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
     """The server-side SSLContext. Raises ValueError (one line, naming the key) if a file is
