@@ -306,15 +306,20 @@ class Web(StrictModel):
     @field_validator("listen_address")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        split_host_port(v)
+        parse_listen_address(v)
         return v
 
 
-def split_host_port(address: str) -> tuple[str, int]:
+def parse_listen_address(address: str) -> tuple[str | None, int]:
+    """`127.0.0.1:9717`, `[::1]:0`, `:9717` (all interfaces) -> (host or None, port)."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{address!r} is not HOST:PORT (for example 127.0.0.1:9717)")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{address!r}: write an IPv6 host in brackets, e.g. [::1]:9717")
+    return host or None, int(port)
 
 
 class Config(StrictModel):
@@ -411,6 +416,14 @@ def load_config(
             )
     if config.web.config_file is not None and not config.web.config_file.is_file():
         problems.append(f"{source}: web.config_file: {config.web.config_file} does not exist")
+    elif config.web.config_file is not None:
+        # Imported here: webconfig builds on this module's types (Duration).
+        from exporter.webconfig import WebConfigError, load_web_config
+
+        try:
+            load_web_config(config.web.config_file)
+        except WebConfigError as exc:
+            problems.extend(f"{source}: web.config_file: {p}" for p in exc.problems)
     if problems:
         raise ConfigError(problems)
     return config
