@@ -202,6 +202,7 @@ def table(
         transformations=transformations,
         overrides=overrides,
         filterable=True,
+        thresholds=steps((GREEN, None)),
         sortBy=[g.TableSortByField(displayName=sort_by)] if sort_by else [],
         maxDataPoints=None,
     )

@@ -88,6 +88,7 @@ status_panels = [
         pos(12, 1, 4, 5),
         thresholds=steps((ORANGE, None), (GREEN, 1), (GREY, 2)),
         mappings=value_text({0: ("not yet", ORANGE), 1: ("READY", GREEN), 2: ("no pause", GREY)}),
+        no_value="no pause",  # the exporter may omit the pause-start series outside a pause
     ),
     state_timeline(
         "Resume blocked by",

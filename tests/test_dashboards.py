@@ -114,6 +114,10 @@ def test_every_panel_has_title_description_unit_and_templated_datasource() -> No
         assert len(panel.get("description", "")) >= 20, f"{where}: describe what it shows"
         assert panel["fieldConfig"]["defaults"].get("unit"), f"{where}: no unit"
         assert panel["datasource"] == DATASOURCE, where
+        thresholds = panel["fieldConfig"]["defaults"].get("thresholds")
+        if thresholds is not None:
+            assert thresholds["steps"], f"{where}: thresholds need a base step"
+            assert thresholds["steps"][0]["value"] is None, f"{where}: base step value is null"
         assert panel["targets"], f"{where}: no query"
 
 
