@@ -261,6 +261,7 @@ def heatmap(title: str, description: str, items: list[Any], unit: str, grid: Any
         targets=items,
         unit=unit,
         gridPos=grid,
+        thresholds=steps((GREEN, None)),
         maxDataPoints=None,
     )
 
