@@ -185,6 +185,7 @@ class LagEstimator:
     _reference_buckets: dict[int, int] = field(default_factory=dict, repr=False)
     _frontier: float = -math.inf
     _last_sweep: float = -math.inf
+    _fresh: set[tuple[str, str, float, float]] = field(default_factory=set, repr=False)
     _dirty: dict[tuple[str, str, float, float], LagStateRow | None] = field(
         default_factory=dict, repr=False
     )
@@ -397,16 +398,29 @@ class LagEstimator:
 
     # --- persistence -------------------------------------------------------------------------
 
+    # The journal for take_changes(). Every row put is new to the state (so absent from the
+    # store, which mirrors the state as of the last take_changes()) unless it was dropped
+    # earlier in the same batch; a row put and dropped within one batch never reaches the
+    # store, so it leaves no delete behind.
+
     def _put(self, row: LagStateRow) -> None:
-        self._dirty[row.key] = row
+        key = row.key
+        if key not in self._dirty:
+            self._fresh.add(key)
+        self._dirty[key] = row
 
     def _drop(self, key: tuple[str, str, float, float]) -> None:
-        self._dirty[key] = None
+        if key in self._fresh:
+            self._fresh.discard(key)
+            del self._dirty[key]
+        else:
+            self._dirty[key] = None
 
     def take_changes(self) -> LagStateChanges:
         upserts = tuple(r for r in self._dirty.values() if r is not None)
         deletes = tuple(k for k, r in self._dirty.items() if r is None)
         self._dirty.clear()
+        self._fresh.clear()
         return LagStateChanges(upserts, deletes)
 
     def export_rows(self) -> list[LagStateRow]:
