@@ -177,7 +177,9 @@ def trigger_rate_recovery(
             break
         streak += 1
     since = current - streak * HOUR if streak else None
-    text = f"{streak} of {needed} complete hour(s) within {tolerance:g} x baseline"
+    text = (
+        f"{streak} consecutive complete hour(s) within {tolerance:g} x baseline ({needed} needed)"
+    )
     if stop:
         text += f"; before that: {stop}"
     if streak >= needed:
