@@ -204,6 +204,8 @@ class LagEstimator:
     def observe(self, events: Iterable[LagEvent], until: float) -> list[LagSample]:
         """Take a batch of events (any order) and process, in event-time order, everything at
         or before `until` (the audit watermark). Returns the samples produced."""
+        if not math.isfinite(until):
+            raise ValueError("until must be a finite epoch time: the audit watermark")
         samples: list[LagSample] = []
         for event in events:
             if event.at <= self._frontier:
