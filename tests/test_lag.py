@@ -295,7 +295,6 @@ def estimate_as_the_exporter_would(events: list[LagEvent]) -> list[LagSample]:
     return samples
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("churn_per_day", "per_hour", "days"),
     [
