@@ -26,6 +26,10 @@ ENV_PREFIX = "ENTRA_DG_"
 # the help line is kept here so that `--help` imports nothing. Add a line when a subcommand lands.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("exporter.config_cli:config_group", "Validate configuration files."),
+    "lint-rules": (
+        "exporter.lint_cli:lint_rules_command",
+        "Check membership rules against Microsoft's efficiency guidance and Entra's limits.",
+    ),
     "simulate": (
         "exporter.simulator.cli:simulate_command",
         "Serve a simulated tenant's Microsoft Graph.",
