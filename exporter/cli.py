@@ -31,6 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "exporter.demo_cli:demo_command",
         "A simulated tenant in a storm, and the exporter watching it (no credentials).",
     ),
+    "lint-rules": (
+        "exporter.lint_cli:lint_rules_command",
+        "Check membership rules against Microsoft's efficiency guidance and Entra's limits.",
+    ),
     "simulate": (
         "exporter.simulator.cli:simulate_command",
         "Serve a simulated tenant's Microsoft Graph.",

@@ -38,6 +38,8 @@ from pydantic import (
 
 ENV_OVERRIDE_PREFIX = "ENTRA_DG_CONFIG__"
 AUDIT_RETENTION_DAYS = 30
+# The store keeps minute buckets at least this long (docs/architecture.md, "Store -> domain").
+MINUTE_BUCKET_RETENTION = 48 * 3600.0
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -276,16 +278,22 @@ class Store(StrictModel):
 
 
 class Thresholds(StrictModel):
-    """Signal thresholds. Defaults cite Microsoft's guidance (docs/signals.md)."""
+    """Signal thresholds. Defaults cite Microsoft's guidance where it gives a figure; the rest are
+    ours, argued in docs/signals.md."""
 
+    # "Planned large-scale updates: ... more than 500 groups or ... more than 20,000 membership
+    # changes" (Understand and manage dynamic group processing in Microsoft Entra ID).
     membership_changes_per_hour: int = Field(default=20_000, gt=0)
     groups_changed_per_hour: int = Field(default=500, gt=0)
     trigger_rate_factor: float = Field(default=5.0, gt=1)
-    trigger_rate_sustain: Duration = 1800.0
+    trigger_rate_sustain: Duration = Field(
+        default=1800.0, description="how long the trigger rate must stay high (0: momentary)"
+    )
     processing_lag: Duration = 4 * 3600.0
     rule_changes_per_hour: int = Field(default=10, gt=0)
     stall_after: Duration = Field(default=3 * 3600.0, description="triggers but no dynamic change")
     baseline_floor_per_hour: float = Field(default=20.0, ge=0)
+    # Support article: "wait at least 12 hours"; management guide: "a minimum of 24 hours".
     minimum_pause: Duration = Field(
         default=24 * 3600.0, description="support article: 12h; guide: 24h"
     )
@@ -294,12 +302,68 @@ class Thresholds(StrictModel):
     watermark_max_age: Duration = Field(
         default=3600.0, description="older audit data is not trusted"
     )
+    collector_max_age: Duration = Field(
+        default=900.0, description="a collector without a success for this long is failing"
+    )
+    lag_trigger_horizon: Duration = Field(
+        default=48 * 3600.0, description="a trigger not followed by a change for this long expires"
+    )
+    lag_window: Duration = Field(
+        default=3600.0, description="lag samples (by change time) behind the median and p90"
+    )
+    episode_wave_gap: Duration = Field(
+        default=6 * 3600.0, description="pauses further apart than this are different waves"
+    )
+    episode_min_groups: int = Field(
+        default=10, ge=1, description="a wave this big can start an inferred pause episode"
+    )
+    episode_min_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="... and so can a wave holding this share of the paused groups",
+    )
+    episode_max_age: Duration = Field(
+        default=7 * 86400.0,
+        description="without a ledger record, older pauses are parked groups, not an episode",
+    )
+
+    @field_validator(
+        "processing_lag",
+        "stall_after",
+        "watermark_max_age",
+        "collector_max_age",
+        "lag_trigger_horizon",
+        "lag_window",
+        "episode_wave_gap",
+        "episode_max_age",
+    )
+    @classmethod
+    def _positive_duration(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("this threshold must be a duration longer than 0s")
+        return v
+
+    @field_validator("trigger_rate_sustain")
+    @classmethod
+    def _sustain_within_minute_buckets(cls, v: float) -> float:
+        # The trailing hour is evaluated at every minute of the sustain window from the store's
+        # minute buckets, which reach back MINUTE_BUCKET_RETENTION.
+        limit = MINUTE_BUCKET_RETENTION - 3600.0
+        if v > limit:
+            raise ValueError(
+                f"trigger_rate_sustain can be at most {limit / 3600:g}h: minute buckets are "
+                f"kept for {MINUTE_BUCKET_RETENTION / 3600:g}h"
+            )
+        return v
 
 
 class Resume(StrictModel):
     batch_size: int = Field(default=100, ge=1, le=1000)
     batch_interval: Duration = 600.0
-    max_critical_groups: int = Field(default=5, ge=1, description="per resume run")
+    max_critical_groups: int = Field(
+        default=5, ge=1, description="critical groups per batch, resumed before the others"
+    )
 
 
 class Web(StrictModel):
@@ -311,15 +375,20 @@ class Web(StrictModel):
     @field_validator("listen_address")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        split_host_port(v)
+        parse_listen_address(v)
         return v
 
 
-def split_host_port(address: str) -> tuple[str, int]:
+def parse_listen_address(address: str) -> tuple[str | None, int]:
+    """`127.0.0.1:9717`, `[::1]:0`, `:9717` (all interfaces) -> (host or None, port)."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{address!r} is not HOST:PORT (for example 127.0.0.1:9717)")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{address!r}: write an IPv6 host in brackets, e.g. [::1]:9717")
+    return host or None, int(port)
 
 
 class Config(StrictModel):

@@ -37,8 +37,9 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.exposition import gzip_accepted
 
 from exporter import __version__
+from exporter.config import parse_listen_address
 from exporter.logs import get_logger
-from exporter.webconfig import RateLimit, WebConfig, build_ssl_context
+from exporter.webconfig import RateLimit, ReloadingServerContext, WebConfig
 
 PRODUCT = "entra-dg-exporter"
 TAGLINE = "Observability and safe pause/resume for Microsoft Entra ID dynamic group processing."
@@ -57,7 +58,9 @@ class TenantReadiness:
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
-    """The exporter's own readiness to serve (first polls done, data fresh), for `/readyz`.
+    """The exporter's own readiness to serve (first polls done, data fresh), for `/readyz` and
+    the landing page. The callable that returns it runs on the event loop for every probe, so it
+    must only read in-memory state.
 
     Not to be confused with resume-readiness (may paused groups be resumed?), which is
     `/api/v1/readiness` and `check-resume`.
@@ -99,7 +102,6 @@ BUILTIN_LINKS = (
 
 BASIC_AUTH: web.AppKey[BasicAuthenticator] = web.AppKey("basic_auth")
 WEB_CONFIG: web.AppKey[WebConfig | None] = web.AppKey("web_config")
-READINESS: web.AppKey[Callable[[], Readiness]] = web.AppKey("readiness")
 
 
 def create_app(
@@ -127,7 +129,6 @@ def create_app(
     app = web.Application(middlewares=middlewares)
     if authenticator is not None:
         app[BASIC_AUTH] = authenticator
-    app[READINESS] = readiness
     app[WEB_CONFIG] = web_config
     if web_config is not None:
         headers = web_config.http_server_config.headers.items()
@@ -438,18 +439,6 @@ class Listening:
         return f"{self.scheme}://{host}:{self.port}/"
 
 
-def parse_listen_address(address: str) -> tuple[str | None, int]:
-    """`127.0.0.1:9717`, `[::1]:0`, `:9717` (all interfaces) -> (host or None, port)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{address!r} is not HOST:PORT (for example 127.0.0.1:9717)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{address!r}: write an IPv6 host in brackets, e.g. [::1]:9717")
-    return host or None, int(port)
-
-
 @asynccontextmanager
 async def running(
     app: web.Application,
@@ -463,7 +452,7 @@ async def running(
     host, port = parse_listen_address(listen_address)
     web_config = app.get(WEB_CONFIG)
     tls = web_config.tls_server_config if web_config is not None else None
-    ssl_context = build_ssl_context(tls) if tls is not None else None
+    ssl_context = ReloadingServerContext(tls).context if tls is not None else None
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
     await runner.setup()
     try:

@@ -43,8 +43,11 @@ from pydantic import (
 )
 
 from exporter.config import Duration
+from exporter.logs import get_logger
 
 BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
+log = get_logger(__name__)
+
 HTPASSWD_HINT = "generate one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"
 
 
@@ -236,10 +239,6 @@ class WebConfig(_Strict):
                 raise ValueError(f"the password of {name!r} is not a bcrypt hash; {HTPASSWD_HINT}")
         return users
 
-    @property
-    def tls_enabled(self) -> bool:
-        return self.tls_server_config is not None
-
 
 def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
     """The server-side SSLContext. Raises ValueError (one line, naming the key) if a file is
@@ -281,6 +280,56 @@ def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
                 raise
             raise ValueError(f"{key} holds no PEM certificate ({_ssl_reason(exc)})") from None
     return context
+
+
+class ReloadingServerContext:
+    """A server SSLContext that picks up rotated certificates without a restart, as
+    exporter-toolkit does: every TLS handshake stats cert_file, key_file and client_ca_file
+    (the ClientHello callback runs for every connection, SNI or not), and when they changed,
+    the connection is served from a context rebuilt from the new files. A half-written rotation
+    that does not load is logged and the previous context kept.
+
+    Only the certificate chain and key are swapped per connection (OpenSSL's SSL_set_SSL_CTX);
+    a changed client CA or TLS setting takes effect on restart.
+    """
+
+    def __init__(self, tls: TLSServerConfig) -> None:
+        self._tls = tls
+        self._stamp = self._files_stamp()
+        self.context = build_ssl_context(tls)
+        self.context.sni_callback = self._on_client_hello
+        self._current = self.context
+        self.reloads = 0
+
+    def _files_stamp(self) -> tuple[tuple[int, int, int], ...]:
+        paths = (self._tls.cert_file, self._tls.key_file, self._tls.client_ca_file)
+        stamps = []
+        for path in paths:
+            if path is None:
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                stamps.append((0, 0, 0))
+            else:
+                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamps)
+
+    def _on_client_hello(
+        self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        stamp = self._files_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._current = build_ssl_context(self._tls)
+            except ValueError as exc:
+                log.warning("certificate reload failed, keeping the previous one", error=str(exc))
+            else:
+                self.reloads += 1
+                log.info("certificate reloaded", cert_file=str(self._tls.cert_file))
+        if self._current is not self.context:
+            connection.context = self._current
 
 
 def _readable(key: str, path: Path) -> None:

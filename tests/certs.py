@@ -129,3 +129,11 @@ def make_tls_files(directory: Path) -> TLSFiles:
         client=_write(directory, "client", *_leaf("prometheus", ca, server=False)),
         stranger=_write(directory, "stranger", *_leaf("stranger", other, server=False)),
     )
+
+
+def reissue_server_cert(tls: TLSFiles, directory: Path) -> Pair:
+    """A fresh server certificate and key from the same CA, as a rotation would bring."""
+    ca_cert = x509.load_pem_x509_certificate(tls.ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(tls.ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    return _write(directory, "server-renewed", *_leaf("localhost", (ca_cert, ca_key), server=True))

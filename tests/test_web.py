@@ -20,11 +20,13 @@ import bcrypt
 import orjson
 import pytest
 from aiohttp import web
+from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.config import parse_listen_address
 from exporter.web import (
     BASIC_AUTH,
     Link,
@@ -33,13 +35,12 @@ from exporter.web import (
     Readiness,
     TenantReadiness,
     create_app,
-    parse_listen_address,
     running,
     serve,
     stop_on_signals,
 )
 from exporter.webconfig import WebConfig, load_web_config
-from tests.certs import TLSFiles, make_tls_files
+from tests.certs import TLSFiles, make_tls_files, reissue_server_cert
 
 LOCAL = "127.0.0.1:0"
 PASSWORD = "s3cret"
@@ -376,6 +377,42 @@ async def test_tls_serves_https_and_refuses_plain_http(tmp_path: Path, tls_files
             # and a client that does not trust the certificate is refused too
             with pytest.raises(aiohttp.ClientConnectorCertificateError):
                 await http.get(server.url + "metrics")
+
+
+async def served_certificate_serial(port: int, context: ssl.SSLContext) -> int:
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+async def test_rotated_certificates_are_served_without_a_restart(
+    tmp_path: Path, tls_files: TLSFiles
+) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(tls_files.server.cert.read_bytes())
+    key.write_bytes(tls_files.server.key.read_bytes())
+    config = write_web_config(
+        tmp_path, f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+    )
+    trust = client_context(tls_files)
+    original = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+    async with running(make_app(web_config=config), LOCAL) as server:
+        assert await served_certificate_serial(server.port, trust) == original
+        # a half-done rotation (key not yet replaced) keeps the working pair
+        (tmp_path / "new").mkdir()
+        renewed = reissue_server_cert(tls_files, tmp_path / "new")
+        os.replace(renewed.cert, cert)
+        assert await served_certificate_serial(server.port, trust) == original
+        os.replace(renewed.key, key)
+        rotated = await served_certificate_serial(server.port, trust)
+        assert rotated == x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+        assert rotated != original
+        async with client(trust) as http, http.get(server.url + "healthz") as r:
+            assert r.status == 200
 
 
 async def test_tls_minimum_version_is_enforced(tmp_path: Path, tls_files: TLSFiles) -> None:

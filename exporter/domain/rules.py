@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
 MAX_RULE_LENGTH: Final = 3072
 """Microsoft: "The total length of the body of your membership rule can't exceed 3,072
@@ -482,8 +482,7 @@ def render_caret(text: str, position: int, width: int = 100) -> str:
 _TokenKind: TypeAlias = Literal["(", ")", "[", "]", ",", "string", "op", "word", "end"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: built per token, several times cheaper than a dataclass
     kind: _TokenKind
     text: str
     position: int
@@ -492,84 +491,68 @@ class _Token:
     """String content (unescaped), operator name lower-cased without its hyphen, or the word."""
 
 
-_BARE_WORD = re.compile(r"[^\s()\[\],\"'`]+")
 _OPERATOR_WORD = re.compile(r"-([A-Za-z]+)")
 _TYPOGRAPHIC_DASHES: Final = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<punct>[()\[\],])
+    | (?P<op>-[A-Za-z]+)
+    | "(?P<dq>(?:[^"`]|`["`]|`(?!["`]))*)"
+    | '(?P<sq>(?:[^']|'')*)'
+    | (?P<open>["'])
+    | (?P<word>[^\s()\[\],"'`]+)
+    | (?P<backtick>`)
+    | $
+    )""",
+    re.VERBOSE,
+)
+_DQ_ESCAPE = re.compile(r"`([\"`])")
+
+
 def _next_token(text: str, position: int) -> _Token:
-    n = len(text)
-    while position < n and text[position].isspace():
-        position += 1
-    if position >= n:
-        return _Token("end", "", n, n, "")
-    char = text[position]
-    if char in "()[],":
-        return _Token(char, char, position, position + 1, char)  # type: ignore[arg-type]
-    if char == '"':
-        return _double_quoted(text, position)
-    if char == "'":
-        return _single_quoted(text, position)
-    following = text[position + 1] if position + 1 < n else ""
-    if char == "-" and following.isalpha():
-        match = _OPERATOR_WORD.match(text, position)
-        assert match is not None
-        return _Token("op", match.group(0), position, match.end(), match.group(1).lower())
-    if char in _TYPOGRAPHIC_DASHES and following.isalpha():
-        word = _OPERATOR_WORD.match("-" + text[position + 1 :])
-        name = word.group(1) if word else following
+    match = _TOKEN.match(text, position)
+    assert match is not None  # every alternative but `$` consumes a character
+    kind = match.lastgroup
+    start, end = match.start(kind) if kind else match.end(), match.end()
+    if kind is None:
+        return _Token("end", "", end, end, "")
+    raw = text[start:end]
+    if kind == "word":
+        first = raw[0]
+        if first in _TYPOGRAPHIC_DASHES and len(raw) > 1 and raw[1].isalpha():
+            name = _OPERATOR_WORD.match("-" + raw[1:])
+            spelled = name.group(1) if name else raw[1]
+            raise RuleSyntaxError(
+                text,
+                start,
+                f"{first}{spelled} starts with a typographic dash (U+{ord(first):04X}); "
+                f"write a plain hyphen: -{spelled}",
+            )
+        return _Token("word", raw, start, end, raw)
+    if kind == "op":
+        return _Token("op", raw, start, end, raw[1:].lower())
+    if kind == "punct":
+        return _Token(raw, raw, start, end, raw)  # type: ignore[arg-type]
+    if kind == "dq":
+        start -= 1
+        body = match.group("dq")
+        return _Token("string", text[start:end], start, end, _DQ_ESCAPE.sub(r"\1", body))
+    if kind == "sq":
+        start -= 1
+        return _Token("string", text[start:end], start, end, match.group("sq").replace("''", "'"))
+    if kind == "open":
+        quote = raw
+        escape = '`"' if quote == '"' else "''"
         raise RuleSyntaxError(
             text,
-            position,
-            f"{char}{name} starts with a typographic dash (U+{ord(char):04X}); "
-            f"write a plain hyphen: -{name}",
+            start,
+            f"unterminated string: this {quote} has no closing {quote} "
+            f"(escape a quote inside as {escape})",
         )
-    if char == "`":
-        raise RuleSyntaxError(
-            text, position, 'a backtick escapes a " only inside a double-quoted string'
-        )
-    match = _BARE_WORD.match(text, position)
-    assert match is not None
-    return _Token("word", match.group(0), position, match.end(), match.group(0))
-
-
-def _double_quoted(text: str, start: int) -> _Token:
-    chars: list[str] = []
-    position = start + 1
-    n = len(text)
-    while position < n:
-        char = text[position]
-        if char == "`" and position + 1 < n and text[position + 1] in '"`':
-            chars.append(text[position + 1])
-            position += 2
-        elif char == '"':
-            return _Token("string", text[start : position + 1], start, position + 1, "".join(chars))
-        else:
-            chars.append(char)
-            position += 1
-    raise RuleSyntaxError(
-        text, start, 'unterminated string: this " has no closing " (escape a quote inside as `")'
-    )
-
-
-def _single_quoted(text: str, start: int) -> _Token:
-    chars: list[str] = []
-    position = start + 1
-    n = len(text)
-    while position < n:
-        char = text[position]
-        if char == "'":
-            if position + 1 < n and text[position + 1] == "'":
-                chars.append("'")
-                position += 2
-                continue
-            return _Token("string", text[start : position + 1], start, position + 1, "".join(chars))
-        chars.append(char)
-        position += 1
-    raise RuleSyntaxError(
-        text, start, "unterminated string: this ' has no closing ' (escape a quote inside as '')"
-    )
+    raise RuleSyntaxError(text, start, 'a backtick escapes a " only inside a double-quoted string')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -610,6 +593,12 @@ _SCOPE_HINT: Final[Mapping[ItemPrefix, str]] = {
     "assignedPlan": "assignedPlan.<property> (" + ", ".join(ASSIGNED_PLAN_PROPERTIES) + ")",
     "group": "group.objectId",
 }
+
+_EXPECTED_SUBJECT: Final[Mapping[ItemPrefix | None, str]] = {
+    None: "a property such as user.department",
+    **{scope: f"{hint} inside -any/-all" for scope, hint in _SCOPE_HINT.items()},
+}
+_ASSIGNED_PLAN_NAME: Final = {name.lower(): name for name in ASSIGNED_PLAN_PROPERTIES}
 
 
 def _describe(token: _Token) -> str:
@@ -775,11 +764,7 @@ class _Parser:
 
     def parse_subject(self, scope: ItemPrefix | None) -> Subject:
         token = self.token
-        expected = (
-            "a property such as user.department"
-            if scope is None
-            else f"{_SCOPE_HINT[scope]} inside -any/-all"
-        )
+        expected = _EXPECTED_SUBJECT[scope]
         if token.kind != "word":
             found = _describe(token)
             if token.kind == "op" or self.keyword() in _OPERATOR_NAMES:
@@ -811,7 +796,7 @@ class _Parser:
         if lowered in ("user", "device"):
             subject = self.parse_property(ObjectType(lowered), name, token, scope)
         elif lowered == "assignedplan" and scope == "assignedPlan":
-            canonical = {p.lower(): p for p in ASSIGNED_PLAN_PROPERTIES}.get(name.lower())
+            canonical = _ASSIGNED_PLAN_NAME.get(name.lower())
             if canonical is None:
                 raise self.error(
                     token.position, f"expected {_SCOPE_HINT['assignedPlan']}, found {text}"

@@ -11,7 +11,7 @@ import click
 import yaml
 from pydantic import ValidationError
 
-from exporter.cli import option
+from exporter.cli import envvar_for, option
 from exporter.simulator.faults import FaultSettings
 from exporter.simulator.scenarios import ScenarioError
 from exporter.simulator.throttle import ThrottleSettings
@@ -81,12 +81,14 @@ def _faults(path: Path | None) -> FaultSettings | None:
 )
 @option(
     "--throttle/--no-throttle",
+    envvar=envvar_for("--throttle"),
     default=True,
     show_default=True,
     help="Enforce the audit log's 5 requests per 10 s.",
 )
 @option(
     "--operator-actions/--no-operator-actions",
+    envvar=envvar_for("--operator-actions"),
     default=None,
     help="Run the scenario's pause/resume steps (default: the scenario's).",
 )

@@ -110,7 +110,7 @@ def container_summary(tenant: SimulatedTenant, container: Container) -> dict[str
 
 async def get_clock(request: web.Request) -> Any:
     clock = _tenant(request).clock
-    return {"now": clock.now(), "speed": clock.speed}
+    return {"now": float(clock.now()), "speed": float(clock.speed)}
 
 
 async def advance_clock(request: web.Request) -> Any:
@@ -121,7 +121,7 @@ async def advance_clock(request: web.Request) -> Any:
     tenant = _tenant(request)
     tenant.clock.advance(seconds)
     tenant.catch_up()
-    return {"now": tenant.clock.now(), "speed": tenant.clock.speed}
+    return {"now": float(tenant.clock.now()), "speed": float(tenant.clock.speed)}
 
 
 async def set_speed(request: web.Request) -> Any:
@@ -129,7 +129,7 @@ async def set_speed(request: web.Request) -> Any:
     speed = _float(body.get("speed"), "speed")
     tenant = _tenant(request)
     tenant.clock.set_speed(speed)
-    return {"now": tenant.clock.now(), "speed": tenant.clock.speed}
+    return {"now": float(tenant.clock.now()), "speed": float(tenant.clock.speed)}
 
 
 async def status(request: web.Request) -> Any:
@@ -170,6 +170,8 @@ async def status(request: web.Request) -> Any:
 async def truth_audit(request: web.Request) -> Any:
     tenant = _tenant(request)
     visible_by = _optional_float(request, "visible_by")
+    if visible_by is None:
+        visible_by = _optional_float(request, "until")  # an alias
     if request.query.get("visible", "").lower() == "true" and visible_by is None:
         visible_by = tenant.clock.now()
     by = [b for b in request.query.get("by", "").split(",") if b]

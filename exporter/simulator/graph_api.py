@@ -4,6 +4,7 @@ real service sends them, plus authentication, the audit log's throttle and injec
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import struct
 import uuid
@@ -71,8 +72,10 @@ class SimulatorState:
 
 
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
-_GRANT = "graph_grant"
-_PLAN = "graph_fault_plan"
+# Who is calling and what faults apply, set by the middleware for the handler (each request runs
+# in its own task, so a context variable is per request).
+_GRANT: contextvars.ContextVar[TokenGrant] = contextvars.ContextVar("graph_grant")
+_PLAN: contextvars.ContextVar[FaultPlan] = contextvars.ContextVar("graph_fault_plan")
 
 
 def _base_url(request: web.Request) -> str:
@@ -106,18 +109,21 @@ async def graph_middleware(
     request_id = str(uuid.uuid4())
     client_request_id = request.headers.get("client-request-id") or str(uuid.uuid4())
     is_audit = request.path.rstrip("/") == AUDIT_PATH
-    state.requests[request.path] = state.requests.get(request.path, 0) + 1
+    route = request.match_info.route.resource
+    key = route.canonical if route is not None else request.path
+    state.requests[key] = state.requests.get(key, 0) + 1
     plan = FaultPlan()
     response: web.StreamResponse
     try:
-        request[_GRANT] = authenticate(state.auth, request.headers)
+        _GRANT.set(authenticate(state.auth, request.headers))
         plan = tenant.faults.plan(is_audit=is_audit)
-        request[_PLAN] = plan
+        _PLAN.set(plan)
         if plan.delay_seconds:
             await asyncio.sleep(plan.delay_seconds)
         if plan.fail is FaultKind.RESET:
             _reset_connection(request)
-            raise ConnectionResetError("injected connection reset")
+            # aiohttp's attempt to send this finds the connection gone and gives up quietly
+            return web.Response(status=500)
         if plan.fail is FaultKind.THROTTLE:
             raise throttled(plan.retry_after)
         if plan.fail in (FaultKind.ERROR_500, FaultKind.ERROR_503, FaultKind.ERROR_504):
@@ -155,13 +161,11 @@ async def _send_truncated(request: web.Request, response: web.Response) -> web.S
     await stream.prepare(request)
     await stream.write(body[: max(1, len(body) // 2)])
     _reset_connection(request)
-    raise ConnectionResetError("injected truncated body")
+    return stream  # finishing it fails on the closed connection, which aiohttp takes quietly
 
 
 def _grant(request: web.Request) -> TokenGrant:
-    grant = request[_GRANT]
-    assert isinstance(grant, TokenGrant)
-    return grant
+    return _GRANT.get()
 
 
 async def directory_audits(request: web.Request) -> web.StreamResponse:
@@ -172,7 +176,7 @@ async def directory_audits(request: web.Request) -> web.StreamResponse:
     parsed = parse_audit_request(
         request.query, now=now, retention_seconds=tenant.retention_seconds, apps=tenant.apps
     )
-    plan: FaultPlan = request[_PLAN]
+    plan = _PLAN.get()
     body, _ = audit_page(
         tenant,
         parsed,

@@ -209,7 +209,9 @@ class SimulatedTenant:
                 else math.floor(SystemClock().now() / HOUR) * HOUR
             )
         self.start = start
-        self.clock = VirtualClock(start=start, speed=scenario.speed if speed is None else speed)
+        self.clock = VirtualClock(
+            start=float(start), speed=float(scenario.speed if speed is None else speed)
+        )
         self.operator_actions = (
             scenario.operator_actions if operator_actions is None else operator_actions
         )
@@ -590,7 +592,15 @@ class SimulatedTenant:
             member=self.directory.tables[container.member_type].refs[emission.member],
             container=container.ref,
             container_index=container.index,
-            series=Series.DYNAMIC_ADD if emission.add else Series.DYNAMIC_REMOVE,
+            series=(
+                # The exporter's vocabulary counts group membership only; a unit's
+                # membership events are "other" to it (events.INGESTED_ACTIVITIES).
+                Series.OTHER
+                if container.kind is DirectoryObjectKind.ADMINISTRATIVE_UNIT
+                else Series.DYNAMIC_ADD
+                if emission.add
+                else Series.DYNAMIC_REMOVE
+            ),
         )
         return True
 

@@ -43,7 +43,7 @@ def audit_counts(
     groups: dict[int, Counter[int]] = defaultdict(Counter)
     apps: Counter[int] = Counter()
     total = 0
-    per_event = visible_us is not None or "group" in breakdowns or "app" in breakdowns
+    per_event = "group" in breakdowns or "app" in breakdowns
     for time_us, activity, series_code, container, app, count in _rows(
         tenant, since_us, before_us, visible_us, per_event
     ):
@@ -102,8 +102,20 @@ def _rows(
             ):
                 yield time_us, activity, series, container, app, 1
         else:
-            for hour, activity, series, app, count in history.hourly_counts(since_us, before_us):
+            # Events older than the longest delay are all visible: count those by arithmetic,
+            # and look at the few younger ones one by one.
+            settled = before_us
+            if visible_us is not None:
+                boundary = visible_us - history.max_delay_us
+                settled = boundary if before_us is None else min(before_us, boundary)
+            for hour, activity, series, app, count in history.hourly_counts(since_us, settled):
                 yield hour, activity, series, -1, app, count
+            if visible_us is not None and settled is not None:
+                start = settled if since_us is None else max(since_us, settled)
+                for time_us, activity, series, container, app in history.rows(
+                    start, before_us, visible_us
+                ):
+                    yield time_us, activity, series, container, app, 1
     for time_us, activity, series, container, app in tenant.live.rows(
         since_us, before_us, visible_us
     ):

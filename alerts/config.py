@@ -1,0 +1,143 @@
+"""The one place for the selectors and thresholds of the alerts, recording rules and dashboards.
+
+Change a value here, then run `python -m alerts.build` and `python -m dashboards.build` and commit
+the generated files (a test fails while they are stale).
+
+Two kinds of threshold live here:
+
+* Microsoft's figures, which the exporter's signals (`entra_dynamic_pause_warranted`,
+  `entra_dynamic_resume_ready`) already apply with the exporter's `thresholds:` config. They are
+  repeated here only to draw them on dashboards and quote them in alert text; a test checks they
+  equal the exporter's defaults (`exporter.config.Thresholds`).
+* Prometheus-side thresholds, which only the rules apply (how long a signal must hold, how stale
+  data may be, how much throttling is tolerable).
+
+Sources quoted (see alerts/runbook.md for the full quotations):
+* [MANAGE] "Understand and manage dynamic group processing in Microsoft Entra ID",
+  https://learn.microsoft.com/en-us/entra/identity/users/manage-dynamic-group
+* [TROUBLESHOOT] "Troubleshooting Groups with dynamic membership processing",
+  https://learn.microsoft.com/en-us/troubleshoot/entra/entra-id/dir-dmns-obj/troubleshoot-dynamic-group-processing
+* [THROTTLING] "Microsoft Graph service-specific throttling limits" (identity and access reports),
+  https://learn.microsoft.com/en-us/graph/throttling-limits
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Selectors -------------------------------------------------------------------------------
+
+EXPORTER_JOB: Final = "entra-dg-exporter"
+"""The scrape job name Prometheus must give the exporter (alerts/prometheus.yml uses it)."""
+
+EXPORTER_SELECTOR: Final = f'job="{EXPORTER_JOB}"'
+
+# --- Runbook links ---------------------------------------------------------------------------
+
+RUNBOOK_BASE_URL: Final = "https://github.com/entra-dg-exporter/entra-dg-exporter/blob/main"
+"""Where the repository's files are browsable. Every alert links to
+`{RUNBOOK_BASE_URL}/alerts/runbook.md#<alert name in lower case>`, the anchor GitHub and GitLab
+give the runbook's `## <AlertName>` heading. On GitLab use `.../-/blob/main`."""
+
+RUNBOOK_PATH: Final = "alerts/runbook.md"
+
+# --- Microsoft's figures (the exporter applies them; quoted and drawn here) --------------------
+
+MEMBERSHIP_CHANGES_PER_HOUR: Final = 20_000
+"""[MANAGE]: pause when you plan to "make more than 20,000 membership changes"."""
+
+GROUPS_CHANGED_PER_HOUR: Final = 500
+"""[MANAGE]: pause when you plan "to make changes to more than 500 groups"."""
+
+MINIMUM_PAUSE_SECONDS: Final = 24 * 3600
+"""[MANAGE]: "waiting a minimum of 24 hours"; [TROUBLESHOOT] says at least 12 hours. The exporter
+default is the stricter 24 h (`thresholds.minimum_pause`)."""
+
+TRIGGER_RATE_FACTOR: Final = 5.0
+"""Exporter default (`thresholds.trigger_rate_factor`): triggers at 5x their baseline, sustained,
+warrant a pause ([MANAGE]: "A high volume of user or device changes can create a long processing
+queue")."""
+
+RECOVERY_TOLERANCE: Final = 1.5
+"""Exporter default (`thresholds.recovery_tolerance`): "back to baseline" ([MANAGE]) means the
+trigger rate is within 1.5x its baseline."""
+
+PROCESSING_LAG_SECONDS: Final = 4 * 3600
+"""[MANAGE]: "Changes to memberships are typically processed within a few hours." The exporter's
+processing_lag reason and the ProcessingLagHigh alert both use 4 h."""
+
+WATERMARK_MAX_AGE_SECONDS: Final = 3600
+"""Exporter default (`thresholds.watermark_max_age`): older audit data blocks resuming."""
+
+AUDIT_REQUESTS_PER_10S: Final = 5
+"""[THROTTLING]: the audit log allows 5 requests per 10 seconds per app per tenant."""
+
+# --- Prometheus-side thresholds ------------------------------------------------------------------
+
+PAUSE_WARRANTED_WARNING_FOR: Final = 15 * 60
+PAUSE_WARRANTED_CRITICAL_FOR: Final = 3600
+"""A pause warranted for an hour with nothing paused: the queue has been growing for an hour."""
+
+PAUSE_REASONS: Final = ("membership_changes", "groups_changed", "trigger_rate", "rule_change_storm")
+"""The volume reasons of `entra_dynamic_pause_warranted`, alerted as PauseWarranted. The other two
+reasons, processing_stalled and processing_lag, have their own alerts (ProcessingStalled and
+ProcessingLagHigh) so that one condition raises one alert."""
+
+RESUME_READY_FOR: Final = 15 * 60
+
+PAUSED_TOO_LONG_SECONDS: Final = 48 * 3600
+"""Twice Microsoft's 24-hour minimum pause: memberships have been frozen for two days."""
+
+CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS: Final = 48 * 3600
+"""[TROUBLESHOOT]: resume "critical groups first"; a critical group still paused after twice the
+minimum pause has been forgotten."""
+
+TRIGGER_ANOMALY_FACTOR: Final = 3.0
+"""An early warning below the exporter's 5x pause threshold."""
+
+TRIGGER_ANOMALY_MIN_PER_HOUR: Final = 100
+"""Below this many trigger events per hour a high ratio is noise (a quiet hour's baseline)."""
+
+TRIGGER_ANOMALY_FOR: Final = 30 * 60
+
+PROCESSING_STALLED_FOR: Final = 15 * 60
+
+PROCESSING_LAG_QUANTILE: Final = 0.9
+PROCESSING_LAG_QUANTILES: Final = (0.5, 0.9, 0.99)
+PROCESSING_LAG_WINDOW: Final = "1h"
+"""Lag observations are sparse (one per membership change): quantiles over an hour are stable."""
+PROCESSING_LAG_FOR: Final = 30 * 60
+
+EXPORTER_ABSENT_FOR: Final = 15 * 60
+COLLECTOR_FAILING_FOR: Final = 15 * 60
+AUDIT_DATA_STALE_FOR: Final = 15 * 60
+
+GRAPH_THROTTLED_RATIO: Final = 0.10
+"""The exporter paces itself below Graph's limit, so a healthy run sees no 429 at all; one request
+in ten throttled for half an hour means another client shares the app's budget."""
+GRAPH_THROTTLED_FOR: Final = 30 * 60
+
+PERMISSION_ERROR_WINDOW: Final = "10m"
+PERMISSION_ERROR_FOR: Final = 5 * 60
+
+RATE_WINDOW: Final = "5m"
+"""The window of the recording rules' rates (at least four scrapes of a 30 s or 1 m interval)."""
+
+
+def promql_duration(seconds: int) -> str:
+    """3600 -> '1h', 5400 -> '90m', 172800 -> '2d': the largest unit that divides evenly."""
+    if seconds <= 0:
+        return "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def human_duration(seconds: int) -> str:
+    """3600 -> '1 hour', 900 -> '15 minutes', 172800 -> '48 hours': for alert and panel text."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}" + ("" if count == 1 else "s")
+    return f"{seconds} seconds"

@@ -1,0 +1,400 @@
+"""Recording rules and alerts, built from alerts.config.
+
+Every alert has `severity` (critical, warning or info), a static `summary`, a templated
+`description` and a `runbook_url` pointing at its own `## <AlertName>` section of alerts/runbook.md.
+Recording rules are named `level:metric:operations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from alerts import config as c
+
+# Go-template fragments of alert descriptions.
+TENANT = "{{ $labels.tenant }}"
+REASON = "{{ $labels.reason }}"
+COLLECTOR = "{{ $labels.collector }}"
+ENDPOINT = "{{ $labels.endpoint }}"
+OBJECT_TYPE = "{{ $labels.object_type }}"
+VALUE_DURATION = "{{ $value | humanizeDuration }}"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    severity: Severity
+    expr: str
+    for_seconds: int
+    summary: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith("EntraDynamic") or not self.name.isalnum():
+            raise ValueError(f"alert {self.name!r}: names are CamelCase with prefix EntraDynamic")
+        if "{{" in self.summary:
+            raise ValueError(
+                f"alert {self.name}: the summary is static; templates go in the description"
+            )
+        if "{{" not in self.description:
+            raise ValueError(f"alert {self.name}: the description must be templated")
+
+    @property
+    def runbook_url(self) -> str:
+        return f"{c.RUNBOOK_BASE_URL}/{c.RUNBOOK_PATH}#{self.name.lower()}"
+
+    def to_rule(self, for_override: str | None = None) -> dict[str, Any]:
+        rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
+        if self.for_seconds:
+            rule["for"] = for_override or c.promql_duration(self.for_seconds)
+        rule["labels"] = {"severity": self.severity.value}
+        rule["annotations"] = {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": self.runbook_url,
+        }
+        return rule
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        level, _, rest = self.record.partition(":")
+        metric, _, operations = rest.partition(":")
+        if not (level and metric and operations) or ":" in operations:
+            raise ValueError(f"recording rule {self.record!r} is not level:metric:operations")
+
+    def to_rule(self) -> dict[str, Any]:
+        rule: dict[str, Any] = {"record": self.record, "expr": self.expr}
+        if self.labels:
+            rule["labels"] = dict(self.labels)
+        return rule
+
+
+def sel(metric: str, *matchers: str) -> str:
+    """`metric{job="entra-dg-exporter", <matchers>}`."""
+    return f"{metric}{{{', '.join((c.EXPORTER_SELECTOR, *matchers))}}}"
+
+
+def one_of(label: str, values: tuple[str, ...]) -> str:
+    return f'{label}=~"{"|".join(values)}"'
+
+
+def _lag_quantile_rule(quantile: float) -> Recording:
+    return Recording(
+        record=LAG_QUANTILE_RECORD,
+        expr=(
+            f"histogram_quantile({quantile}, sum by (tenant, le) (\n"
+            f"  rate({sel('entra_dynamic_processing_lag_seconds_bucket')}"
+            f"[{c.PROCESSING_LAG_WINDOW}])\n))"
+        ),
+        labels={"quantile": str(quantile)},
+    )
+
+
+W = c.RATE_WINDOW
+GRAPH_RATE_RECORD = f"tenant_endpoint_code:entra_dynamic_graph_requests:rate{W}"
+THROTTLED_RATIO_RECORD = f"tenant_endpoint:entra_dynamic_graph_requests_throttled:ratio_rate{W}"
+LAG_QUANTILE_RECORD = (
+    "tenant_quantile:entra_dynamic_processing_lag_seconds:"
+    f"histogram_quantile_rate{c.PROCESSING_LAG_WINDOW}"
+)
+MEMBERSHIP_RATE_RECORD = f"tenant:entra_dynamic_membership_changes:rate{W}"
+MANUAL_RATE_RECORD = f"tenant:entra_dynamic_manual_membership_changes:rate{W}"
+AUDIT_EVENTS_RATE_RECORD = f"tenant_kind:entra_dynamic_audit_events:rate{W}"
+GROUPS_BY_STATE_RECORD = "tenant_state:entra_dynamic_groups:sum"
+
+RECORDING_RULES: tuple[Recording, ...] = (
+    Recording(
+        MEMBERSHIP_RATE_RECORD,
+        f"sum by (tenant) (rate({sel('entra_dynamic_membership_changes_total')}[{W}]))",
+    ),
+    Recording(
+        MANUAL_RATE_RECORD,
+        f"sum by (tenant) (rate({sel('entra_dynamic_manual_membership_changes_total')}[{W}]))",
+    ),
+    Recording(
+        AUDIT_EVENTS_RATE_RECORD,
+        f"sum by (tenant, kind) (rate({sel('entra_dynamic_audit_events_total')}[{W}]))",
+    ),
+    Recording(
+        GROUPS_BY_STATE_RECORD,
+        f"sum by (tenant, state) ({sel('entra_dynamic_groups')})",
+    ),
+    Recording(
+        GRAPH_RATE_RECORD,
+        f"sum by (tenant, endpoint, code) (rate({sel('entra_dynamic_graph_requests_total')}[{W}]))",
+    ),
+    # 0 rather than no series while no request was throttled, so graphs and tests see the ratio.
+    Recording(
+        THROTTLED_RATIO_RECORD,
+        f'(\n  sum by (tenant, endpoint) ({GRAPH_RATE_RECORD}{{code="429"}})\n'
+        f"  or\n  0 * sum by (tenant, endpoint) ({GRAPH_RATE_RECORD})\n)\n"
+        f"/\nsum by (tenant, endpoint) ({GRAPH_RATE_RECORD})",
+    ),
+    *(_lag_quantile_rule(q) for q in c.PROCESSING_LAG_QUANTILES),
+)
+
+
+PAUSE_IN_EFFECT = f"max by (tenant) ({sel('entra_dynamic_pause_started_timestamp_seconds')}) > 0"
+"""Tenants inside a pause episode (the exporter exports 0 or nothing when there is none)."""
+
+_PAUSE_WARRANTED = (
+    f"(\n  max by (tenant, reason) (\n"
+    f"    {sel('entra_dynamic_pause_warranted', one_of('reason', c.PAUSE_REASONS))}\n"
+    f"  ) == 1\n)\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
+)
+
+_CRITICAL_PAUSED = sel("entra_dynamic_group_paused_since_timestamp_seconds", 'critical="true"')
+_STALLED = sel("entra_dynamic_pause_warranted", 'reason="processing_stalled"')
+_DENIED = sel("entra_dynamic_graph_requests_total", 'code=~"401|403"')
+
+_MICROSOFT_PAUSE_ADVICE = (
+    f"Microsoft advises pausing before more than {c.MEMBERSHIP_CHANGES_PER_HOUR:,} membership "
+    f"changes or changes to more than {c.GROUPS_CHANGED_PER_HOUR} groups."
+)
+
+ALERTS: tuple[Alert, ...] = (
+    Alert(
+        name="EntraDynamicPauseWarranted",
+        severity=Severity.WARNING,
+        expr=_PAUSE_WARRANTED,
+        for_seconds=c.PAUSE_WARRANTED_WARNING_FOR,
+        summary="Pausing dynamic group processing is warranted.",
+        description=(
+            f"Tenant {TENANT}: the exporter's {REASON} signal has warranted pausing dynamic group "
+            f"processing for {c.human_duration(c.PAUSE_WARRANTED_WARNING_FOR)} and no pause is in "
+            f"effect. {_MICROSOFT_PAUSE_ADVICE}"
+        ),
+    ),
+    Alert(
+        name="EntraDynamicPauseWarranted",
+        severity=Severity.CRITICAL,
+        expr=_PAUSE_WARRANTED,
+        for_seconds=c.PAUSE_WARRANTED_CRITICAL_FOR,
+        summary="Pausing dynamic group processing is warranted.",
+        description=(
+            f"Tenant {TENANT}: the exporter's {REASON} signal has warranted pausing dynamic group "
+            f"processing for {c.human_duration(c.PAUSE_WARRANTED_CRITICAL_FOR)} and still nothing "
+            "is paused. Entra processes one queue per tenant, in order; every further hour adds "
+            "to a backlog that can take more than 24 hours to drain (Microsoft)."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicResumeReady",
+        severity=Severity.INFO,
+        expr=(
+            f"(max by (tenant) ({sel('entra_dynamic_resume_ready')}) == 1)\n"
+            f"and on (tenant)\n({PAUSE_IN_EFFECT})"
+        ),
+        for_seconds=c.RESUME_READY_FOR,
+        summary="It is safe to resume dynamic group processing.",
+        description=(
+            f"Tenant {TENANT}: every resume condition has held for "
+            f"{c.human_duration(c.RESUME_READY_FOR)}: the pause is older than the minimum "
+            f"({c.human_duration(c.MINIMUM_PAUSE_SECONDS)} by default), the trigger rate is back "
+            f"within {c.RECOVERY_TOLERANCE:g}x its baseline, the audit data is fresh and no "
+            "critical group reports a failed status. Resume critical groups first, then the "
+            "rest in batches."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicPausedTooLong",
+        severity=Severity.WARNING,
+        expr=(
+            "time() - max by (tenant) (\n"
+            f"  {sel('entra_dynamic_pause_started_timestamp_seconds')} > 0\n"
+            f") > {c.PAUSED_TOO_LONG_SECONDS}"
+        ),
+        for_seconds=15 * 60,
+        summary="Dynamic group processing has been paused for too long.",
+        description=(
+            f"Tenant {TENANT}: dynamic group processing has been paused for {VALUE_DURATION}, "
+            f"more than {c.human_duration(c.PAUSED_TOO_LONG_SECONDS)}. The memberships of the "
+            "paused groups are frozen while users and devices keep changing."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicCriticalGroupPausedTooLong",
+        severity=Severity.CRITICAL,
+        expr=(
+            "time() - max by (tenant, group_id, group_name) (\n"
+            f"  {_CRITICAL_PAUSED}\n"
+            f") > {c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS}"
+        ),
+        for_seconds=15 * 60,
+        summary="A critical dynamic group has been paused for too long.",
+        description=(
+            "Critical group {{ $labels.group_name }} ({{ $labels.group_id }}) in tenant "
+            f"{TENANT} has been paused for {VALUE_DURATION}, more than "
+            f"{c.human_duration(c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS)}. Microsoft advises "
+            "resuming critical groups first."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicTriggerRateAnomaly",
+        severity=Severity.WARNING,
+        expr=(
+            "max by (tenant, object_type) (\n"
+            f"  {sel('entra_dynamic_object_changes_deviation_ratio')}\n"
+            f") >= {c.TRIGGER_ANOMALY_FACTOR:g}\n"
+            "and on (tenant, object_type)\n"
+            "max by (tenant, object_type) (\n"
+            f"  {sel('entra_dynamic_object_changes_last_hour')}\n"
+            f") >= {c.TRIGGER_ANOMALY_MIN_PER_HOUR}"
+        ),
+        for_seconds=c.TRIGGER_ANOMALY_FOR,
+        summary="User or device changes run far above their baseline.",
+        description=(
+            f"Tenant {TENANT}: {OBJECT_TYPE} changes, which make Entra re-evaluate dynamic "
+            "membership rules, have run at {{ $value | humanize }}x their baseline for "
+            f"{c.human_duration(c.TRIGGER_ANOMALY_FOR)} (warning at {c.TRIGGER_ANOMALY_FACTOR:g}x; "
+            f"the exporter warrants a pause at {c.TRIGGER_RATE_FACTOR:g}x). A bulk update may be "
+            "under way."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicProcessingStalled",
+        severity=Severity.CRITICAL,
+        expr=(
+            "(\n  max by (tenant) (\n"
+            f"    {_STALLED}\n"
+            f"  ) == 1\n)\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
+        ),
+        for_seconds=c.PROCESSING_STALLED_FOR,
+        summary="Dynamic group processing has stalled.",
+        description=(
+            f"Tenant {TENANT}: users and devices keep changing but dynamic group processing has "
+            "made no membership change for longer than the exporter's stall bound "
+            "(thresholds.stall_after, 3 hours by default), and nothing is paused."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicProcessingLagHigh",
+        severity=Severity.WARNING,
+        expr=(
+            f'{LAG_QUANTILE_RECORD}{{quantile="{c.PROCESSING_LAG_QUANTILE}"}}\n'
+            f"> {c.PROCESSING_LAG_SECONDS}"
+        ),
+        for_seconds=c.PROCESSING_LAG_FOR,
+        summary="Dynamic membership changes lag far behind the changes that trigger them.",
+        description=(
+            f"Tenant {TENANT}: the {{{{ $labels.quantile }}}} quantile of the delay from a user "
+            "or device change to the membership change it caused was "
+            f"{VALUE_DURATION} over the last {c.PROCESSING_LAG_WINDOW}, above "
+            f"{c.human_duration(c.PROCESSING_LAG_SECONDS)}. Microsoft: changes are typically "
+            "processed within a few hours."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicExporterAbsent",
+        severity=Severity.WARNING,
+        # absent() names the job when no target exists; max == 0 when every target is down.
+        expr=(
+            f'absent(up{{job="{c.EXPORTER_JOB}"}})\nor\n'
+            f'max by (job) (up{{job="{c.EXPORTER_JOB}"}}) == 0'
+        ),
+        for_seconds=c.EXPORTER_ABSENT_FOR,
+        summary="The entra-dg-exporter is down or not scraped.",
+        description=(
+            "Prometheus has had no successful scrape of job {{ $labels.job }} for "
+            f"{c.human_duration(c.EXPORTER_ABSENT_FOR)}: the target is missing from the "
+            "configuration or every instance is down. While it is absent no pause-warranted or "
+            "resume-ready alert can fire."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicCollectorFailing",
+        severity=Severity.WARNING,
+        expr=(f"min by (tenant, collector) ({sel('entra_dynamic_collector_success')}) == 0"),
+        for_seconds=c.COLLECTOR_FAILING_FOR,
+        summary="An exporter collector keeps failing to poll Microsoft Graph.",
+        description=(
+            f"The {COLLECTOR} collector of tenant {TENANT} has failed its polls for "
+            f"{c.human_duration(c.COLLECTOR_FAILING_FOR)}. The metrics it feeds are frozen and "
+            "resuming is blocked until it recovers."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicAuditDataStale",
+        severity=Severity.WARNING,
+        expr=(
+            "time() - max by (tenant) (\n"
+            f"  {sel('entra_dynamic_audit_watermark_timestamp_seconds')}\n"
+            f") > {c.WATERMARK_MAX_AGE_SECONDS}"
+        ),
+        for_seconds=c.AUDIT_DATA_STALE_FOR,
+        summary="The exporter's view of the audit log is stale.",
+        description=(
+            f"Tenant {TENANT}: the audit log is ingested only up to {VALUE_DURATION} ago "
+            f"(bound: {c.human_duration(c.WATERMARK_MAX_AGE_SECONDS)}). Every signal computed "
+            "from it is out of date and resume readiness is blocked."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicGraphThrottling",
+        severity=Severity.WARNING,
+        expr=f"{THROTTLED_RATIO_RECORD} > {c.GRAPH_THROTTLED_RATIO:g}",
+        for_seconds=c.GRAPH_THROTTLED_FOR,
+        summary="Microsoft Graph keeps throttling the exporter.",
+        description=(
+            f"Tenant {TENANT}: {{{{ $value | humanizePercentage }}}} of the {ENDPOINT} requests "
+            f"were throttled (HTTP 429) over the last {W}, for "
+            f"{c.human_duration(c.GRAPH_THROTTLED_FOR)}. The exporter paces itself under Graph's "
+            f"limit of {c.AUDIT_REQUESTS_PER_10S} audit-log requests per 10 seconds per app and "
+            "tenant, so another client shares the app's budget or the pacing is misconfigured."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicGraphPermissionDenied",
+        severity=Severity.WARNING,
+        expr=(
+            "sum by (tenant, endpoint, code) (\n"
+            f"  increase({_DENIED}"
+            f"[{c.PERMISSION_ERROR_WINDOW}])\n) > 0"
+        ),
+        for_seconds=c.PERMISSION_ERROR_FOR,
+        summary="Microsoft Graph refuses the exporter's credentials or permissions.",
+        description=(
+            "Tenant "
+            f"{TENANT}: Microsoft Graph answered {{{{ $labels.code }}}} to about "
+            '{{ $value | printf "%.0f" }} '
+            f"{ENDPOINT} requests in the last {c.PERMISSION_ERROR_WINDOW}. 403: the app "
+            "registration lacks a permission or admin consent; 401: its credential or token was "
+            "rejected."
+        ),
+    ),
+)
+
+ALERT_NAMES: tuple[str, ...] = tuple(dict.fromkeys(a.name for a in ALERTS))
+
+
+def recording_groups() -> dict[str, Any]:
+    return {
+        "groups": [{"name": "entra-dynamic.rules", "rules": [r.to_rule() for r in RECORDING_RULES]}]
+    }
+
+
+def alert_groups(for_override: str | None = None) -> dict[str, Any]:
+    """The alerting rules; `for_override` replaces every `for:` (e.g. '10s' for an end-to-end
+    test that cannot wait 15 minutes of wall time)."""
+    return {
+        "groups": [
+            {
+                "name": "entra-dynamic.alerts",
+                "rules": [a.to_rule(for_override) for a in ALERTS],
+            }
+        ]
+    }

@@ -1,0 +1,1 @@
+"""Grafana dashboards: grafanalib sources (*.dashboard.py), generated JSON, provisioning."""
