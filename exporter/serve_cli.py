@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from exporter.cli import option
-from exporter.config import Config, ConfigError, load_config
+from exporter.config import Config, ConfigError, load_config, parse_listen_address
 from exporter.progress import BackfillDisplay
 from exporter.service import run_exporter
-from exporter.web import ListenError, Listening, parse_listen_address
+from exporter.web import ListenError, Listening
 from exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
 

@@ -264,3 +264,9 @@ def test_times() -> None:
     assert decode_value('"x"') == "x"
     assert decode_value("[]") is None
     assert decode_value("x") == "x"
+
+
+def test_administrative_unit_membership_is_ingested_but_counted_as_other() -> None:
+    item = event("Add member to administrative unit", category="AdministrativeUnit")
+    result = classify(record(item))
+    assert result.series is Series.OTHER

@@ -1,9 +1,10 @@
 """Classification of directory audit events (DESIGN section 4). Pure and deterministic.
 
-* `Add member to group` / `Remove member from group` (and the same for administrative units)
-  done by the dynamic-processing app (and no user) are dynamic membership changes; done by anyone
-  else they are manual ones. The same app acts for self-service groups and group expiry, but
-  those are other activities.
+* `Add member to group` / `Remove member from group` done by the dynamic-processing app (and no
+  user) are dynamic membership changes; done by anyone else they are manual ones. The same app
+  acts for self-service groups and group expiry, but those are other activities.
+* Membership changes of administrative units are ingested but counted as `other`: the metric
+  vocabulary (and the simulator's ground truth) counts group membership only, for now.
 * `Add/Update/Delete user|device` are triggers of re-evaluation, by object type.
 * `Update group` / `Update administrative unit` are rule changes, processing-state changes or
   other updates, told apart by the modified property names. Those names are unverified, so the
@@ -44,16 +45,16 @@ _TRIGGER_SERIES: dict[str, Series] = {
     for activity, (object_type, _action) in TRIGGER_ACTIVITIES.items()
 }
 _GROUP_UPDATES = frozenset({UPDATE_GROUP, UPDATE_ADMINISTRATIVE_UNIT})
-_ADDS = frozenset({ADD_MEMBER, ADD_AU_MEMBER})
 MEMBERSHIP_ACTIVITIES = frozenset({ADD_MEMBER, REMOVE_MEMBER, ADD_AU_MEMBER, REMOVE_AU_MEMBER})
+"""Activities whose record carries a member and a container (group or administrative unit)."""
 
 
 def classify(record: AuditRecord) -> ClassifiedEvent:
     activity = record.activity
     if record.result.lower() != "success":
         return ClassifiedEvent(record.id, record.time, Series.OTHER, None, None, None)
-    if activity in MEMBERSHIP_ACTIVITIES:
-        add = activity in _ADDS
+    if activity in (ADD_MEMBER, REMOVE_MEMBER):
+        add = activity == ADD_MEMBER
         if is_dynamic_processing(record):
             series = Series.DYNAMIC_ADD if add else Series.DYNAMIC_REMOVE
         else:

@@ -55,8 +55,8 @@ from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
-from msgraph_core.middleware import GraphTelemetryHandler
+from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
+from msgraph_core.middleware import GraphTelemetryHandler  # type: ignore[import-untyped]
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
 from exporter.clock import Clock, SystemClock
