@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MINUTE_RETENTION = 49 * 3600.0
 HOUR_RETENTION = 35 * 86400.0
 _SQL_VARIABLES = 500
@@ -57,6 +58,12 @@ CREATE TABLE IF NOT EXISTS audit_state (
 -- Keyed by time first: events arrive in time order, so inserts append to the B-tree instead of
 -- dirtying a random page per event (3x faster commits), and pruning is a range delete. A
 -- duplicate has the same activityDateTime as the original, so (time, id) finds it.
+-- Event-time intervals fully ingested: one from the backfill start to the watermark, unless
+-- the exporter was away longer than the audit retention (a gap, then a new interval).
+CREATE TABLE IF NOT EXISTS audit_coverage (
+    tenant TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+    PRIMARY KEY (tenant, start)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen_events (
     tenant TEXT NOT NULL, time REAL NOT NULL, id TEXT NOT NULL,
     PRIMARY KEY (tenant, time, id)
@@ -106,8 +113,16 @@ class PageConsumer(Protocol):
     def create_schema(self, db: sqlite3.Connection) -> None: ...
 
     def consume(
-        self, db: sqlite3.Connection, tenant: str, events: Sequence[ClassifiedEvent]
-    ) -> None: ...
+        self,
+        db: sqlite3.Connection,
+        tenant: str,
+        events: Sequence[ClassifiedEvent],
+        settled: float,
+    ) -> None:
+        """`events`: the page's new events (duplicates removed), in page order. `settled`:
+        every event before this time has now been ingested (late ones included), so a consumer
+        that needs event-time order may process up to it."""
+        ...
 
     def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None: ...
 
@@ -118,6 +133,8 @@ class AuditState:
     next_start: float
     backfill_start: float
     updated_at: float
+    coverage_start: float
+    """Start of the current coverage interval (the backfill start, unless there was a gap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +149,8 @@ class PageBatch:
     now: float
     malformed_time: float
     """Time recorded for the seen ids of malformed events whose own time is unreadable."""
+    coverage_start: float
+    """The coverage interval this page extends (to `watermark`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,11 +241,21 @@ class Store:
 
     def audit_state(self, tenant: str) -> AuditState | None:
         row = self.db.execute(
-            "SELECT watermark, next_start, backfill_start, updated_at FROM audit_state "
-            "WHERE tenant=?",
+            "SELECT watermark, next_start, backfill_start, updated_at, "
+            "(SELECT max(start) FROM audit_coverage c WHERE c.tenant = s.tenant) "
+            "FROM audit_state s WHERE tenant=?",
             (tenant,),
         ).fetchone()
-        return AuditState(*row) if row else None
+        if row is None:
+            return None
+        watermark, next_start, backfill_start, updated_at, coverage_start = row
+        return AuditState(
+            watermark,
+            next_start,
+            backfill_start,
+            updated_at,
+            backfill_start if coverage_start is None else coverage_start,
+        )
 
     def commit_audit_page(self, tenant: str, batch: PageBatch) -> PageOutcome:
         db = self.db
@@ -315,7 +344,12 @@ class Store:
                 state_changes,
             )
             for consumer in self.consumers:
-                consumer.consume(db, tenant, new_events)
+                consumer.consume(db, tenant, new_events, batch.next_start)
+            db.execute(
+                "INSERT INTO audit_coverage (tenant, start, end) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, start) DO UPDATE SET end = max(end, excluded.end)",
+                (tenant, batch.coverage_start, batch.watermark),
+            )
             db.execute(
                 "INSERT INTO audit_state (tenant, watermark, next_start, backfill_start, "
                 "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET "
@@ -380,6 +414,30 @@ class Store:
         """Cumulative counts since the state file was created: Series values, `duplicate`,
         `malformed` and `malformed:<reason>`."""
         return dict(self.db.execute("SELECT kind, count FROM totals WHERE tenant=?", (tenant,)))
+
+    def coverage(self, tenant: str) -> list[tuple[float, float]]:
+        """Event-time intervals [start, end) fully ingested, oldest first."""
+        return list(
+            self.db.execute(
+                "SELECT start, end FROM audit_coverage WHERE tenant=? ORDER BY start", (tenant,)
+            )
+        )
+
+    def count_history(self, tenant: str, since: float, now: float) -> CountHistory:
+        """Minute and hourly buckets from `since` on, with the coverage, for the domain."""
+        minutes_from = now - MINUTE_RETENTION
+        return CountHistory.from_rows(
+            self.db.execute(
+                "SELECT series, minute, count FROM minute_counts WHERE tenant=? AND minute >= ?",
+                (tenant, max(since, minutes_from)),
+            ),
+            self.db.execute(
+                "SELECT series, hour, count FROM hour_counts WHERE tenant=? AND hour >= ?",
+                (tenant, since),
+            ),
+            self.coverage(tenant),
+            minutes_from,
+        )
 
     def counts_since(self, tenant: str, since: float) -> dict[Series, int]:
         """Per series, events in the minute buckets starting at or after `since`."""

@@ -38,6 +38,7 @@ def batch(events: Sequence[ClassifiedEvent], watermark: float, **kw: object) -> 
         "backfill_start": T0 - 3600,
         "now": watermark,
         "malformed_time": T0,
+        "coverage_start": T0 - 3600,
     }
     fields.update(kw)
     return PageBatch(events=events, **fields)  # type: ignore[arg-type]
@@ -102,7 +103,11 @@ class Exploding:
         db.execute("CREATE TABLE IF NOT EXISTS consumed (id TEXT PRIMARY KEY)")
 
     def consume(
-        self, db: sqlite3.Connection, tenant: str, events: Sequence[ClassifiedEvent]
+        self,
+        db: sqlite3.Connection,
+        tenant: str,
+        events: Sequence[ClassifiedEvent],
+        settled: float,
     ) -> None:
         db.executemany("INSERT INTO consumed VALUES (?)", [(e.id,) for e in events])
         if any(e.id == "boom" for e in events):
@@ -226,3 +231,24 @@ async def test_per_group_series_are_bounded_but_keep_critical_groups(store: Stor
     ]
     assert view.names[ids[4]] == "g4"
     assert view.groups_changed_last_hour == 5
+
+
+async def test_coverage_and_count_history(store: Store) -> None:
+    await store.call(store.commit_audit_page, "t", batch([ev(1, Series.TRIGGER_USER, T0)], T0 + 60))
+    await store.call(store.commit_audit_page, "t", batch([], T0 + 600))
+    # Away longer than the retention: a gap, then a new interval.
+    later = T0 + 40 * 86400
+    await store.call(
+        store.commit_audit_page,
+        "t",
+        batch([ev(2, Series.TRIGGER_USER, later + 5)], later + 60, coverage_start=later),
+    )
+    assert await store.call(store.coverage, "t") == [(T0 - 3600, T0 + 600), (later, later + 60)]
+    state = await store.call(store.audit_state, "t")
+    assert state is not None
+    assert state.coverage_start == later
+    history = await store.call(store.count_history, "t", T0 - 86400, later + 60)
+    assert history.covers(T0, T0 + 60)
+    assert not history.covers(T0 + 3600, T0 + 7200)
+    assert history.hourly[Series.TRIGGER_USER] == {int(T0): 1, int(later): 1}
+    assert history.hour_count((Series.TRIGGER_USER,), int(T0)) is None  # only part of it was seen

@@ -94,10 +94,11 @@ class AuditPoller:
         now = self._clock.now()
         state = await store.call(store.audit_state, self.tenant)
         if state is None:
-            start = backfill_start = now - self._backfill
+            start = backfill_start = coverage_start = now - self._backfill
             log.info("audit backfill starts", tenant=self.tenant, days=self._backfill / 86400)
         else:
             start, backfill_start = state.next_start, state.backfill_start
+            coverage_start = state.coverage_start
         oldest = now - (RETENTION - RETENTION_MARGIN)
         if start < oldest:
             log.warning(
@@ -105,12 +106,14 @@ class AuditPoller:
                 tenant=self.tenant,
                 gap_seconds=round(oldest - start),
             )
-            start = oldest
+            start = coverage_start = oldest
         target = now
         while True:
             queried_at = self._clock.now()
             end = min(start + BACKFILL_CHUNK, queried_at)
-            watermark = await self._window(start, end, queried_at, backfill_start, target, status)
+            watermark = await self._window(
+                start, end, queried_at, backfill_start, coverage_start, target, status
+            )
             next_start = min(watermark, queried_at - self._lateness)
             await store.call(store.prune, self.tenant, self._clock.now(), next_start - SEEN_MARGIN)
             if end >= queried_at:
@@ -125,6 +128,7 @@ class AuditPoller:
         end: float,
         queried_at: float,
         backfill_start: float,
+        coverage_start: float,
         target: float,
         status: CollectorStatus,
     ) -> float:
@@ -153,6 +157,7 @@ class AuditPoller:
                     backfill_start=backfill_start,
                     now=self._clock.now(),
                     malformed_time=start,
+                    coverage_start=coverage_start,
                 )
                 if commit is not None:
                     # Shielded: cancelling the poll (shutdown) never abandons a started commit.
