@@ -28,7 +28,12 @@ from exporter.config import Resume, Thresholds
 from exporter.domain.assessment import TenantAssessment, assess_tenant
 from exporter.domain.history import HOUR
 from exporter.domain.readiness import ConditionStatus, ReadinessState, ResumeCondition
-from exporter.readiness_api import AssessmentView, readiness_routes
+from exporter.readiness_api import (
+    STALE_MIN_WALL_SECONDS,
+    AssessmentView,
+    readiness_routes,
+    tenant_entry,
+)
 from exporter.readiness_client import (
     BasicAuth,
     ClientTLS,
@@ -188,6 +193,20 @@ async def test_no_assessment_yet_and_a_stale_one_cannot_tell() -> None:
         assert "3600 s old" in stale.detail
         # The assessment itself is still there for people to read.
         assert stale.condition(ResumeCondition.MINIMUM_PAUSE) is not None
+
+
+def test_on_an_accelerated_clock_staleness_also_needs_real_seconds() -> None:
+    """At the demo's speed a second of delay is minutes of tenant time: an assessment an hour old
+    on the tenant's clock but made 2 s ago is not stale; 20 s ago it is."""
+    assessment = ready_assessment()
+    now = assessment.evaluated_at + 3600.0
+    fresh = AssessmentView("contoso", assessment, now, 900.0, "", wall_age=2.0)
+    old = AssessmentView(
+        "contoso", assessment, now, 900.0, "", wall_age=STALE_MIN_WALL_SECONDS + 10
+    )
+    assert tenant_entry(fresh)["stale"] is False
+    assert tenant_entry(old)["stale"] is True
+    assert tenant_entry(old)["exit_code"] == 2
 
 
 async def test_unreachable_unknown_and_foreign_answers_are_cannot_tell() -> None:

@@ -516,7 +516,7 @@ class LagEstimator:
             LagRowRole.BUFFERED_CHANGE: LagEventKind.CHANGE,
             LagRowRole.BUFFERED_REEVALUATION: LagEventKind.REEVALUATION,
         }
-        for raw in sorted(LagStateRow(*row) for row in rows):  # type: ignore[arg-type]
+        for raw in sorted(_state_row(row) for row in rows):
             role = LagRowRole(raw.role)
             at = float(raw.at)
             if role is LagRowRole.FRONTIER:
@@ -577,6 +577,15 @@ _BUFFERED_ROLES = {
     LagEventKind.CHANGE: LagRowRole.BUFFERED_CHANGE,
     LagEventKind.REEVALUATION: LagRowRole.BUFFERED_REEVALUATION,
 }
+
+
+def _state_row(row: Sequence[str | float]) -> LagStateRow:
+    """A stored row back as a LagStateRow (rows written before `group_id` existed have five
+    fields)."""
+    role, object_id, object_type, at = str(row[0]), str(row[1]), str(row[2]), float(row[3])
+    lag = float(row[4]) if len(row) > 4 else 0.0
+    group_id = str(row[5]) if len(row) > 5 else ""
+    return LagStateRow(role, object_id, object_type, at, lag, group_id)
 
 
 def _buffered_row(item: _Buffered) -> LagStateRow:

@@ -1,0 +1,161 @@
+"""The lag estimator inside the store's page transactions: exactly once across a restart and a
+rolled-back page; groups' re-evaluations; and the operator usage of listed rules."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from exporter.domain.events import DirectoryObjectKind, ObjectType, ProcessingState, Series
+from exporter.domain.lint import OPERATOR_USAGE_KEYS
+from exporter.domain.records import ClassifiedEvent, DirectoryObject
+from exporter.processing_lag import ProcessingLagConsumer
+from exporter.rule_usage import RuleUsageTracker
+from exporter.store import PageBatch, Store
+
+T0 = 1_714_564_800.0
+G1 = "11111111-0000-4000-8000-000000000001"
+USERS = [f"u{i}" for i in range(10)]
+LAG = 600.0
+HOUR = 3600.0
+
+
+def trigger(i: int, user: str, at: float) -> ClassifiedEvent:
+    return ClassifiedEvent(f"t{i}", at, Series.TRIGGER_USER, None, user, None, ObjectType.USER)
+
+
+def change(i: int, user: str, at: float, group: str = G1) -> ClassifiedEvent:
+    return ClassifiedEvent(f"c{i}", at, Series.DYNAMIC_ADD, group, user, None, ObjectType.USER)
+
+
+def page(events: Sequence[ClassifiedEvent], settled: float) -> PageBatch:
+    return PageBatch(
+        events=events,
+        malformed=(),
+        watermark=settled,
+        next_start=settled,
+        backfill_start=T0 - HOUR,
+        now=settled,
+        malformed_time=T0,
+        coverage_start=T0 - HOUR,
+    )
+
+
+TRIGGERS = page([trigger(i, u, T0 + 60 * i) for i, u in enumerate(USERS)], T0 + 590)
+CHANGES = page([change(i, u, T0 + 60 * i + LAG) for i, u in enumerate(USERS)], T0 + 2 * HOUR)
+
+
+def consumer() -> ProcessingLagConsumer:
+    return ProcessingLagConsumer(horizon=48 * HOUR, sample_window=HOUR)
+
+
+async def lag_of(store: Store, lag: ProcessingLagConsumer) -> tuple[int, float, list[float]]:
+    def read() -> tuple[int, float, list[float]]:
+        histogram = lag.histogram(store.db, "t")
+        samples = lag.recent_samples(store.db, "t", T0 - HOUR)
+        return histogram.count, histogram.sum_seconds, [s.lag_seconds for s in samples]
+
+    return await store.run(read)
+
+
+async def test_the_estimate_survives_a_restart_between_trigger_and_change(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = Store(path, [consumer()])
+    await first.open()
+    await first.call(first.commit_audit_page, "t", TRIGGERS)
+    await first.close()
+    lag = consumer()
+    second = Store(path, [lag])
+    await second.open()
+    try:
+        await second.call(second.commit_audit_page, "t", CHANGES)
+        assert await lag_of(second, lag) == (len(USERS), LAG * len(USERS), [LAG] * len(USERS))
+    finally:
+        await second.close()
+
+
+class FailOnce:
+    """A consumer after the lag one that fails the first page holding a change: the page's
+    transaction is rolled back after the estimator has consumed it in memory."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def create_schema(self, db: sqlite3.Connection) -> None:
+        pass
+
+    def consume(
+        self, db: sqlite3.Connection, tenant: str, events: Sequence[ClassifiedEvent], settled: float
+    ) -> None:
+        if not self.failed and any(e.series is Series.DYNAMIC_ADD for e in events):
+            self.failed = True
+            raise RuntimeError("disk full")
+
+    def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None:
+        pass
+
+
+async def test_a_rolled_back_page_is_estimated_once_when_committed_again(tmp_path: Path) -> None:
+    lag = consumer()
+    store = Store(tmp_path / "state.sqlite3", [lag, FailOnce()])
+    await store.open()
+    try:
+        await store.call(store.commit_audit_page, "t", TRIGGERS)
+        with pytest.raises(RuntimeError, match="disk full"):
+            await store.call(store.commit_audit_page, "t", CHANGES)
+        assert await lag_of(store, lag) == (0, 0.0, [])
+        await store.call(store.commit_audit_page, "t", CHANGES)
+        assert await lag_of(store, lag) == (len(USERS), LAG * len(USERS), [LAG] * len(USERS))
+        await store.call(store.commit_audit_page, "t", CHANGES)  # seen: counted once
+        assert (await lag_of(store, lag))[0] == len(USERS)
+    finally:
+        await store.close()
+
+
+async def test_a_resumed_group_bounds_the_lag_of_its_changes(tmp_path: Path) -> None:
+    """A user changed a day ago, its group paused meanwhile and resumed at R: its change in that
+    group minutes after R measures the queue since R, not the day of pause."""
+    resumed_at = T0 + 24 * HOUR
+    resumed = ClassifiedEvent(
+        "r", resumed_at, Series.PROCESSING_STATE_CHANGE, G1, None, ProcessingState.ON
+    )
+    lag = consumer()
+    store = Store(tmp_path / "state.sqlite3", [lag])
+    await store.open()
+    try:
+        await store.call(store.commit_audit_page, "t", page([trigger(0, "u0", T0)], T0 + 60))
+        late = page([resumed, change(0, "u0", resumed_at + 300)], resumed_at + HOUR)
+        await store.call(store.commit_audit_page, "t", late)
+        count, _, samples = await lag_of(store, lag)
+        assert (count, samples) == (1, [300.0])
+    finally:
+        await store.close()
+
+
+def listed(*rules: str) -> list[DirectoryObject]:
+    return [
+        DirectoryObject(DirectoryObjectKind.GROUP, f"g{i}", f"group {i}", rule, None)
+        for i, rule in enumerate(rules)
+    ]
+
+
+async def test_operator_usage_is_recomputed_only_when_the_rules_change() -> None:
+    assert RuleUsageTracker().usage is None  # before the first listing
+    tracker = RuleUsageTracker()
+    rules = ['user.department -match "^Sales"', 'user.city -eq "Oslo"']
+    await tracker.listed(DirectoryObjectKind.GROUP, listed(*rules))
+    assert tracker.usage is not None
+    assert set(tracker.usage) == set(OPERATOR_USAGE_KEYS)
+    assert tracker.usage["match"] == 1
+    await tracker.listed(DirectoryObjectKind.GROUP, listed(*rules))
+    assert tracker.computations == 1
+    unit = DirectoryObject(
+        DirectoryObjectKind.ADMINISTRATIVE_UNIT, "a1", "unit", 'user.city -contains "os"', None
+    )
+    await tracker.listed(DirectoryObjectKind.ADMINISTRATIVE_UNIT, [unit])
+    assert (tracker.computations, tracker.usage["match"], tracker.usage["contains"]) == (2, 1, 1)
+    await tracker.listed(DirectoryObjectKind.GROUP, listed(rules[1]))
+    assert (tracker.computations, tracker.usage["match"]) == (3, 0)
