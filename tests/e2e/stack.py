@@ -207,12 +207,16 @@ def running_stack(directory: Path) -> Iterator[Stack]:
                 str(tool("prometheus")),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={prometheus_dir / 'data'}",
+                # Port 0, as every test here binds: Prometheus (its exporter-toolkit listener)
+                # logs the address it was given ("Start listening", :0) and then the bound one
+                # ("Listening on"), which is read back below. No free-port guess, no race with
+                # the other test runs on the machine.
                 "--web.listen-address=127.0.0.1:0",
                 "--log.level=info",
             ],
         )
         prometheus_address = prometheus_process.wait_for_line(
-            r'msg="Listening on" address=(127\.0\.0\.1:\d+)', within=STARTUP_TIMEOUT
+            r'msg="Listening on" address=(127\.0\.0\.1:[1-9]\d*)', within=STARTUP_TIMEOUT
         )[1]
         prometheus = PrometheusAPI(f"http://{prometheus_address}")
         stack = Stack(
