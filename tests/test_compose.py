@@ -190,6 +190,8 @@ def test_the_demo_profile_config_loads_and_targets_the_simulator() -> None:
     simulator_address = _service_command("simulator")[1]["listen"]
     assert tenant.graph_base_url == f"http://{simulator_address}"
     assert tenant.clock == "simulator"
+    healthcheck = " ".join(SERVICES["simulator"]["healthcheck"]["test"])
+    assert f"http://{simulator_address}/_sim/clock" in healthcheck
 
 
 # --- Prometheus --------------------------------------------------------------------------------
