@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import exporter.tenant
 from exporter.cli import cli
+from exporter.clock import FollowingClock
 from exporter.config import Thresholds, load_config
 from exporter.domain.lag import LAG_BUCKETS
 from exporter.domain.lint import OPERATOR_USAGE_KEYS
@@ -70,7 +72,12 @@ PAUSE_AT, CRITICAL_RESUME_AT, REST_RESUME_AT = 8 * HOUR, 32 * HOUR, 34 * HOUR
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     """Samples of one name: sorted label pairs (tenant left out) -> value."""
     out = {}
-    for family in text_string_to_metric_families(text):
+    # Only that name's sample lines are parsed: a page has thousands of lines, read hundreds
+    # of times.
+    lines = "".join(
+        line + "\n" for line in text.splitlines() if line.startswith((name + "{", name + " "))
+    )
+    for family in text_string_to_metric_families(lines):
         for s in family.samples:
             if s.name == name:
                 labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "tenant"))
@@ -134,6 +141,10 @@ class StormRun:
         return next(s for s in self.steps if s.offset == offset)
 
 
+SETTLE_POLL = 0.01
+"""Seconds between looks at the exporter while it catches up (a step is a fraction of one)."""
+
+
 class Drive:
     """Moves the simulator's clock and waits for the exporter to have polled, ingested and
     assessed at the new time."""
@@ -165,7 +176,7 @@ class Drive:
             )
 
         what = f"the exporter at +{target - self.start:.0f} s"
-        await wait_until(polled, within=120, what=what)
+        await wait_until(polled, within=120, what=what, interval=SETTLE_POLL)
         runner.assessor.request()
 
         def assessed() -> bool:
@@ -174,12 +185,17 @@ class Drive:
                 not runner.assessor.pending and latest is not None and latest.evaluated_at >= target
             )
 
-        await wait_until(assessed, within=60, what=f"an assessment of {what}")
+        await wait_until(assessed, within=60, what=f"an assessment of {what}", interval=SETTLE_POLL)
         await runner.refresh_snapshot()
 
     async def to(self, offset: float, *, healthy: bool = True) -> float:
         await self.sim.advance(self.start + offset - self.sim.clock.now())
         now = self.sim.clock.now()
+        clock = self.runner.clock
+        # What the exporter's clock sync would read at its next tick, given now: a step then
+        # costs the exporter's work alone, not a sync interval of waiting.
+        assert isinstance(clock, FollowingClock)
+        clock.update(now, self.sim.clock.speed)
         await self.settled(now, healthy=healthy)
         return now
 
@@ -487,3 +503,67 @@ def test_every_metric_the_monitoring_names_is_exported(storm: StormRun) -> None:
     result = run_tool("promtool", ["check", "metrics"], stdin=exposition)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "", result.stdout
+
+
+# --- the steady scenario ------------------------------------------------------------------------
+
+WEEK = 7 * 24 * HOUR
+STEADY_STEP = HOUR
+
+
+@dataclass
+class SteadyRun:
+    readings: int = 0
+    reasons: set[str] = field(default_factory=set)
+    raised: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    """(hours since the start, reasons) wherever a reason was 1."""
+    user_ratios: list[float] = field(default_factory=list)
+
+
+async def drive_steady(sim: RunningSimulator, service: Exporter) -> SteadyRun:
+    run = SteadyRun()
+    async with running(service.app(), "127.0.0.1:0") as where, httpx.AsyncClient() as http:
+        drive = Drive(sim, service, where.url, http)
+        await drive.settled(drive.start)  # the week of history, backfilled
+        for k in range(1, int(WEEK / STEADY_STEP) + 1):
+            await drive.to(k * STEADY_STEP)
+            text = (await http.get(f"{where.url}metrics")).text
+            warranted = by_label(text, "entra_dynamic_pause_warranted", "reason")
+            run.readings += 1
+            run.reasons |= set(warranted)
+            if any(warranted.values()):
+                run.raised.append((k * STEADY_STEP / HOUR, warranted))
+            ratios = by_label(text, "entra_dynamic_object_changes_deviation_ratio", "object_type")
+            if "user" in ratios:
+                run.user_ratios.append(ratios["user"])
+    return run
+
+
+async def test_the_steady_scenario_raises_no_pause_warranted_over_a_simulated_week(
+    tmp_path: Path,
+) -> None:
+    """The steady scenario as it ships (5,000 users, 150 groups, a week of history backfilled,
+    default thresholds), read from /metrics after every simulated hour for a week."""
+    async with running_simulator("steady", speed=0, throttle=False) as sim:
+        polling = {
+            "audit_interval": "5m",
+            "groups_interval": "5m",
+            "critical_status_interval": "5m",
+            "backfill_days": 7,
+        }
+        config = load_config(write_config(tmp_path / "config.yml", sim.base_url, polling=polling))
+        service = Exporter(config)
+        await service.start()
+        try:
+            run = await drive_steady(sim, service)
+        finally:
+            await service.stop()
+    ratios = sorted(run.user_ratios)
+    print(
+        f"steady: {run.readings} hourly readings over {WEEK / 86400:.0f} days; user deviation "
+        f"ratio min {ratios[0]:.2f} median {ratios[len(ratios) // 2]:.2f} max {ratios[-1]:.2f}"
+    )
+    assert run.readings == WEEK / STEADY_STEP
+    assert run.reasons == {r.value for r in PauseReason}
+    assert not run.raised, run.raised
+    assert len(ratios) == run.readings
