@@ -34,12 +34,13 @@ EXPORTER_SELECTOR: Final = f'job="{EXPORTER_JOB}"'
 
 # --- Runbook links ---------------------------------------------------------------------------
 
-RUNBOOK_BASE_URL: Final = "https://github.com/entra-dg-exporter/entra-dg-exporter/blob/main"
-"""Where the repository's files are browsable. Every alert links to
-`{RUNBOOK_BASE_URL}/alerts/runbook.md#<alert name in lower case>`, the anchor GitHub and GitLab
-give the runbook's `## <AlertName>` heading. On GitLab use `.../-/blob/main`."""
-
 RUNBOOK_PATH: Final = "alerts/runbook.md"
+"""The runbook, relative to the top of the repository. Every alert links to
+`[<runbook base URL>/]alerts/runbook.md#<alert name in lower case>`, the anchor GitHub and GitLab
+give the runbook's `## <AlertName>` heading. The base URL is where a deployment browses the
+repository's files; it is a build option (`python -m alerts.build --runbook-base-url URL`, see
+alerts/runbook.md "Runbook links"), and without one (the committed files) the link is the
+repository-relative path, valid in any clone or fork."""
 
 # --- Microsoft's figures (the exporter applies them; quoted and drawn here) --------------------
 

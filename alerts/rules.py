@@ -1,7 +1,8 @@
 """Recording rules and alerts, built from alerts.config.
 
 Every alert has `severity` (critical, warning or info), a static `summary`, a templated
-`description` and a `runbook_url` pointing at its own `## <AlertName>` section of alerts/runbook.md.
+`description` and a `runbook_url` pointing at its own `## <AlertName>` section of alerts/runbook.md
+(`runbook_url`: repository-relative unless a base URL is given).
 Recording rules are named `level:metric:operations`.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from alerts import config as c
 
@@ -20,6 +22,32 @@ COLLECTOR = "{{ $labels.collector }}"
 ENDPOINT = "{{ $labels.endpoint }}"
 OBJECT_TYPE = "{{ $labels.object_type }}"
 VALUE_DURATION = "{{ $value | humanizeDuration }}"
+
+
+def runbook_base_url(url: str) -> str:
+    """A base URL for runbook links, checked and without a trailing slash ('' stays '': links
+    relative to the repository). Raises ValueError naming the problem and the fix."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"runbook base URL {url!r} is not an http(s) URL with a host: give where the "
+            "repository's files are browsed, e.g. https://github.com/OWNER/REPO/blob/main"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(
+            f"runbook base URL {url!r} has a query or fragment: give the URL of the repository's "
+            f"top level; {c.RUNBOOK_PATH}#<alert> is appended to it"
+        )
+    return url.rstrip("/")
+
+
+def runbook_url(alert_name: str, base_url: str = "") -> str:
+    """`[base_url/]alerts/runbook.md#<alert name in lower case>`."""
+    base = runbook_base_url(base_url)
+    path = f"{c.RUNBOOK_PATH}#{alert_name.lower()}"
+    return f"{base}/{path}" if base else path
 
 
 class Severity(StrEnum):
@@ -47,11 +75,12 @@ class Alert:
         if "{{" not in self.description:
             raise ValueError(f"alert {self.name}: the description must be templated")
 
-    @property
-    def runbook_url(self) -> str:
-        return f"{c.RUNBOOK_BASE_URL}/{c.RUNBOOK_PATH}#{self.name.lower()}"
+    def runbook_url(self, base_url: str = "") -> str:
+        return runbook_url(self.name, base_url)
 
-    def to_rule(self, for_override: str | None = None) -> dict[str, Any]:
+    def to_rule(
+        self, for_override: str | None = None, runbook_base_url: str = ""
+    ) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
         if self.for_seconds:
             rule["for"] = for_override or c.promql_duration(self.for_seconds)
@@ -59,7 +88,7 @@ class Alert:
         rule["annotations"] = {
             "summary": self.summary,
             "description": self.description,
-            "runbook_url": self.runbook_url,
+            "runbook_url": self.runbook_url(runbook_base_url),
         }
         return rule
 
@@ -387,14 +416,15 @@ def recording_groups() -> dict[str, Any]:
     }
 
 
-def alert_groups(for_override: str | None = None) -> dict[str, Any]:
+def alert_groups(for_override: str | None = None, runbook_base_url: str = "") -> dict[str, Any]:
     """The alerting rules; `for_override` replaces every `for:` (e.g. '10s' for an end-to-end
-    test that cannot wait 15 minutes of wall time)."""
+    test that cannot wait 15 minutes of wall time); `runbook_base_url` prefixes every
+    `runbook_url` (default: the repository-relative path)."""
     return {
         "groups": [
             {
                 "name": "entra-dynamic.alerts",
-                "rules": [a.to_rule(for_override) for a in ALERTS],
+                "rules": [a.to_rule(for_override, runbook_base_url) for a in ALERTS],
             }
         ]
     }

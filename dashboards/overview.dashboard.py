@@ -31,7 +31,6 @@ RATE = "[$__rate_interval]"
 PAUSE_STARTED = metric("entra_dynamic_pause_started_timestamp_seconds")
 PAUSED_GROUPS = metric("entra_dynamic_groups", 'state="paused"')
 CRITICAL_PAUSED = metric("entra_dynamic_group_paused_since_timestamp_seconds", 'critical="true"')
-THROTTLED = metric("entra_dynamic_graph_requests_total", 'code="429"')
 DASHED = {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}
 DOTTED = {"id": "custom.lineStyle", "value": {"fill": "dot", "dash": [0, 10]}}
 NO_FILL = {"id": "custom.fillOpacity", "value": 0}
@@ -440,19 +439,12 @@ exporter_panels = [
     ),
     timeseries(
         "Graph throttling (429 share)",
-        "Share of each endpoint's requests answered 429. The exporter paces itself below "
-        f"{c.AUDIT_REQUESTS_PER_10S} audit-log requests per 10 s per app and tenant (Microsoft "
-        "Graph's limit), so any sustained share means another client uses the same app. Red "
-        f"line: {c.GRAPH_THROTTLED_RATIO:.0%} (EntraDynamicGraphThrottling).",
-        targets(
-            (
-                "sum by (tenant, endpoint) (rate("
-                f"{THROTTLED}{RATE}))\n/ "
-                "sum by (tenant, endpoint) (rate("
-                f"{metric('entra_dynamic_graph_requests_total')}{RATE}))",
-                "{{tenant}} {{endpoint}}",
-            ),
-        ),
+        f"Share of each endpoint's requests answered 429 over {c.RATE_WINDOW}, the series "
+        "EntraDynamicGraphThrottling reads (0 when nothing was throttled). The exporter paces "
+        f"itself below {c.AUDIT_REQUESTS_PER_10S} audit-log requests per 10 s per app and tenant "
+        "(Microsoft Graph's limit), so any sustained share means another client uses the same "
+        f"app. Red line: {c.GRAPH_THROTTLED_RATIO:.0%} (EntraDynamicGraphThrottling).",
+        targets((recorded(rules.THROTTLED_RATIO_RECORD), "{{tenant}} {{endpoint}}")),
         "percentunit",
         pos(16, 52, 8, 8),
         thresholds=steps((GREEN, None), (RED, c.GRAPH_THROTTLED_RATIO)),

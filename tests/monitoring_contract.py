@@ -1,18 +1,18 @@
 """What the alerts, recording rules, dashboards and runbook may rely on, and what they use.
 
 The one place for:
-* the exporter's metric families (DESIGN 5.1 + entra_dynamic_collector_duration_seconds, and the
-  per-group families the critical-groups view needs, PROPOSED below until the exporter has them),
+* the exporter's metric families the monitoring relies on (DESIGN 5.1, plus
+  entra_dynamic_collector_duration_seconds and the per-group families of the critical-groups
+  view, docs/architecture.md),
 * their label values (docs/architecture.md, "Metric label values"),
 * the extraction of every PromQL expression from the rules, the dashboards and the runbook, with
   the dashboards' template variables substituted.
 
-Switching to the real exporter: `exported_sample_names()` reads an exposition text, today the
-contract's (`contract_exposition()`). Replace that text with the body of GET /metrics from the
-real exporter run against the simulator (e.g. the e2e fixture's exporter after one poll of every
-collector, so every family has samples) and delete PROPOSED once the exporter exports it; label
-values stay checked against CONTRACT_LABEL_VALUES, because a healthy run need not show every value
-(no 429, no pause) while the contract says which values may appear.
+Which metric names exist is judged on the REAL exporter: `exported_sample_names(exposition)`
+reads the body of GET /metrics of the exporter watching the storm after every collector has
+polled once (tests/storm.py `capture_storm_exposition`), so histograms and per-group series are
+there. Label values stay checked against CONTRACT_LABEL_VALUES, because a healthy run need not
+show every value (no 429, no pause) while the contract says which values may appear.
 """
 
 from __future__ import annotations
@@ -82,12 +82,9 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_graph_requests", "counter", ("tenant", "endpoint", "code")),
     Family("entra_dynamic_audit_events", "counter", ("tenant", "kind")),
     Family("entra_dynamic_exporter_build_info", "gauge", ("version", "python_version")),
-)
-
-PROPOSED: tuple[Family, ...] = (
     # The critical-groups view: Graph beta membershipRuleProcessingStatus of each critical group
     # (1 for its current status, 0 for the others), and the last dynamic membership change seen in
-    # the audit log per (bounded) group. Recorded in docs/architecture.md; not in DESIGN 5.1 yet.
+    # the audit log per (bounded) group (docs/architecture.md; not in DESIGN 5.1).
     Family(
         "entra_dynamic_group_processing_status",
         "gauge",
@@ -180,7 +177,7 @@ _SAMPLE_SUFFIXES = {
 
 def family_of(sample_name: str) -> str:
     """entra_dynamic_graph_requests_total -> entra_dynamic_graph_requests, x_bucket -> x."""
-    for family in (*CONTRACT, *PROPOSED):
+    for family in CONTRACT:
         if any(sample_name == family.name + s for s in _SAMPLE_SUFFIXES[family.type]):
             return family.name
     return sample_name
@@ -193,7 +190,7 @@ class _ContractCollector(Collector):
     """One sample per contract label value, as the exporter would expose them."""
 
     def collect(self) -> Iterator[Metric]:
-        for family in (*CONTRACT, *PROPOSED):
+        for family in CONTRACT:
             yield _family_metric(family)
 
 
@@ -235,9 +232,21 @@ def sample_names_from_exposition(text: str) -> frozenset[str]:
     )
 
 
-def exported_sample_names() -> frozenset[str]:
-    """Every sample name the exporter exposes. THE SWITCH: give it the real /metrics text."""
-    return sample_names_from_exposition(contract_exposition())
+def exported_sample_names(exposition: str) -> frozenset[str]:
+    """Every sample name in an exposition: give it the real exporter's /metrics body."""
+    return sample_names_from_exposition(exposition)
+
+
+def exported_label_values(exposition: str) -> dict[tuple[str, str], frozenset[str]]:
+    """(family, label) -> the values an exposition shows, for the labels the contract limits."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                key = (family_of(sample.name), label)
+                if key in CONTRACT_LABEL_VALUES:
+                    found.setdefault(key, set()).add(value)
+    return {key: frozenset(v) for key, v in found.items()}
 
 
 # --- what the rules, dashboards and runbook use ------------------------------------------------

@@ -14,7 +14,7 @@ from alerts import build, rules
 from alerts import config as c
 from exporter.config import Resume, Thresholds
 from tests.monitoring_contract import ALERTS_DIR, RUNBOOK
-from tests.prometheus_tools import run
+from tests.prometheus_tools import REPO, run
 
 UNIT_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yml"))
 DESIGN_SUBCOMMANDS = {
@@ -73,7 +73,7 @@ def test_every_alert_has_a_silent_early_and_a_full_later_evaluation() -> None:
         ), f"{alert.name}: no evaluation before it fires that asserts silence"
         for _, expected in firing:
             assert set(expected["exp_annotations"]) == {"summary", "description", "runbook_url"}
-            assert expected["exp_annotations"]["runbook_url"] == alert.runbook_url
+            assert expected["exp_annotations"]["runbook_url"] == alert.runbook_url()
 
 
 def test_every_recording_rule_is_asserted_by_value() -> None:
@@ -97,7 +97,7 @@ def test_alert_conventions() -> None:
         notes = rule["annotations"]
         assert "{{" not in notes["summary"], f"{name}: the summary must be static"
         assert "{{" in notes["description"], f"{name}: the description must be templated"
-        assert notes["runbook_url"].startswith(f"{c.RUNBOOK_BASE_URL}/{c.RUNBOOK_PATH}#"), name
+        assert notes["runbook_url"] == f"{c.RUNBOOK_PATH}#{name.lower()}", name
 
 
 def test_recording_rule_names_are_level_metric_operations() -> None:
@@ -136,7 +136,8 @@ def _runbook_sections() -> dict[str, str]:
 def test_every_runbook_url_points_at_an_existing_anchor() -> None:
     anchors = {github_anchor(heading) for heading in _runbook_sections()}
     for alert in rules.ALERTS:
-        fragment = alert.runbook_url.rsplit("#", 1)[1]
+        path, fragment = alert.runbook_url().split("#")
+        assert (REPO / path).resolve() == RUNBOOK.resolve(), alert.name
         assert fragment in anchors, f"{alert.name}: runbook.md has no anchor #{fragment}"
 
 
@@ -204,3 +205,44 @@ def test_build_check_reports_stale_files(tmp_path: Path) -> None:
     (tmp_path / build.ALERTING_FILE).write_text("groups: []\n")
     assert build.stale_files(tmp_path) == [build.ALERTING_FILE]
     assert build.main(["--check", "--output-dir", str(tmp_path)]) == 1
+
+
+# --- runbook links for a deployment ------------------------------------------------------------
+
+
+def test_a_runbook_base_url_makes_every_link_absolute(tmp_path: Path) -> None:
+    base = "https://git.example.com/ops/entra-dg-exporter/-/blob/main/"
+    assert build.main(["--output-dir", str(tmp_path), "--runbook-base-url", base]) == 0
+    alerting = yaml.safe_load((tmp_path / build.ALERTING_FILE).read_text())
+    for rule in alerting["groups"][0]["rules"]:
+        expected = f"{base}{c.RUNBOOK_PATH}#{rule['alert'].lower()}"
+        assert rule["annotations"]["runbook_url"] == expected
+    assert build.main(["--check", "--output-dir", str(tmp_path), "--runbook-base-url", base]) == 0
+    assert build.main(["--check", "--output-dir", str(tmp_path)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("github.com/OWNER/REPO/blob/main", "not an http(s) URL with a host"),
+        ("file:///srv/repo", "not an http(s) URL with a host"),
+        ("https://github.com/OWNER/REPO/blob/main#top", "has a query or fragment"),
+    ],
+)
+def test_a_bad_runbook_base_url_is_refused_on_one_line(
+    url: str, problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build.main(["--output-dir", str(tmp_path), "--runbook-base-url", url])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert problem in error
+    assert "https://github.com/OWNER/REPO/blob/main" in error or "top level" in error
+    assert not (tmp_path / build.ALERTING_FILE).exists()
+
+
+def test_the_committed_files_keep_relative_links(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build.main(["--runbook-base-url", "https://github.com/OWNER/REPO/blob/main"])
+    assert "--runbook-base-url needs --output-dir outside alerts/" in capsys.readouterr().err
+    assert build.stale_files() == []

@@ -12,12 +12,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import click
 import jsonschema
 import pytest
 import yaml
 
 from alerts import build as alerts_build
 from alerts import config as c
+from exporter.cli import cli
 from exporter.config import load_config
 from tests.prometheus_tools import REPO, run
 
@@ -75,6 +77,49 @@ def test_schema_validation_catches_a_mistake() -> None:
     assert not SCHEMA_DRAFT(schema).is_valid(broken)
 
 
+def _project_image(service: dict[str, Any]) -> bool:
+    return service.get("build") == "."
+
+
+def _parse_command(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """The subcommand and its parameters, as the image's entrypoint (`entra-dg-exporter`) would
+    parse `argv`: click's own parsing, so an unknown or misspelt flag is a UsageError. Nothing
+    runs; paths are not opened."""
+    parent = click.Context(cli, info_name="entra-dg-exporter")
+    name, *args = argv
+    command = cli.get_command(parent, name)
+    if command is None:
+        raise click.UsageError(f"No such command {name!r}.")
+    with command.make_context(name, args, parent=parent) as context:
+        return name, dict(context.params)
+
+
+def _service_command(name: str) -> tuple[str, dict[str, Any]]:
+    service = SERVICES[name]
+    try:
+        return _parse_command(list(service["command"]))
+    except click.UsageError as exc:
+        pytest.fail(
+            f"docker-compose.yml service {name}: `entra-dg-exporter {' '.join(service['command'])}`"
+            f": {exc.format_message()}",
+            pytrace=False,
+        )
+
+
+def test_every_project_service_command_parses_with_the_cli() -> None:
+    project_services = [n for n, s in SERVICES.items() if _project_image(s)]
+    assert sorted(project_services) == ["exporter", "exporter-demo", "simulator"]
+    for name in project_services:
+        _service_command(name)
+
+
+def test_the_command_check_catches_a_flag_the_subcommand_does_not_take() -> None:
+    with pytest.raises(click.UsageError, match=re.escape("No such option '--web.listen-address'")):
+        _parse_command(["simulate", "--web.listen-address=127.0.0.1:8080"])
+    with pytest.raises(click.UsageError, match="No such command"):
+        _parse_command(["simulator", "--listen=127.0.0.1:8080"])
+
+
 def test_profiles_pick_the_exporter() -> None:
     profiles = {name: tuple(s.get("profiles", ())) for name, s in SERVICES.items()}
     assert profiles == {
@@ -87,10 +132,11 @@ def test_profiles_pick_the_exporter() -> None:
     }
     assert SERVICES["exporter"]["env_file"] == ["tenant.env"]
     assert SERVICES["exporter-demo"]["network_mode"] == "service:simulator"
-    assert SERVICES["simulator"]["command"][0] == "simulate"
+    assert _service_command("simulator")[0] == "simulate"
     for name in ("exporter", "exporter-demo"):
-        assert SERVICES[name]["command"][0] == "serve"
-        assert "--web.listen-address=0.0.0.0:9717" in SERVICES[name]["command"]
+        command, params = _service_command(name)
+        assert command == "serve"
+        assert params["listen_address"] == "0.0.0.0:9717"
 
 
 def test_images_are_pinned_and_ports_stay_on_loopback() -> None:
@@ -141,9 +187,11 @@ def test_the_tenant_profile_config_loads_with_the_example_env() -> None:
 def test_the_demo_profile_config_loads_and_targets_the_simulator() -> None:
     config = load_config(_exporter_config_source("exporter-demo"), env={})
     tenant = config.tenants[0]
-    simulator_address = SERVICES["simulator"]["command"][1].split("=", 1)[1]
+    simulator_address = _service_command("simulator")[1]["listen"]
     assert tenant.graph_base_url == f"http://{simulator_address}"
     assert tenant.clock == "simulator"
+    healthcheck = " ".join(SERVICES["simulator"]["healthcheck"]["test"])
+    assert f"http://{simulator_address}/_sim/clock" in healthcheck
 
 
 # --- Prometheus --------------------------------------------------------------------------------

@@ -1,21 +1,22 @@
 """Every PromQL expression in the rules, the dashboards and the runbook parses, names only metrics
-the exporter exports or a recording rule records, and matches only label values of the contract.
-
-Where the exported names come from, and how to switch them to the real exporter's /metrics:
-tests/monitoring_contract.py (module docstring)."""
+the real exporter exports (its /metrics watching the storm, tests/storm.py) or a recording rule
+records, and matches only label values of the contract; the exporter exports every family of the
+contract, and no label value outside it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 
 from tests.monitoring_contract import (
+    CONTRACT,
     CONTRACT_LABEL_VALUES,
     PROMETHEUS_SERIES,
-    PROPOSED,
     Expression,
     contract_exposition,
+    exported_label_values,
     exported_sample_names,
     expressions,
     family_of,
@@ -25,9 +26,16 @@ from tests.monitoring_contract import (
     selectors,
 )
 from tests.prometheus_tools import run
+from tests.storm import capture_storm_exposition
 
 EXPRESSIONS = expressions()
 _SIMPLE_ALTERNATION = re.compile(r"^[a-z0-9_]+(\|[a-z0-9_]+)*$")
+
+
+@pytest.fixture(scope="module")
+def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The real exporter's /metrics, watching the storm (about 3 s)."""
+    return asyncio.run(capture_storm_exposition(tmp_path_factory.mktemp("storm")))
 
 
 def test_expressions_come_from_every_source() -> None:
@@ -44,8 +52,8 @@ def test_expression_parses(expression: Expression) -> None:
         pytest.fail(f"{expression.where}: {exc}\n{expression.promql}", pytrace=False)
 
 
-def test_every_metric_used_is_exported_or_recorded() -> None:
-    known = exported_sample_names() | recorded_names() | PROMETHEUS_SERIES
+def test_every_metric_used_is_exported_or_recorded(exposition: str) -> None:
+    known = exported_sample_names(exposition) | recorded_names() | PROMETHEUS_SERIES
     unknown = sorted(
         {
             f"{selector.metric} (in {expression.where})"
@@ -80,11 +88,24 @@ def test_the_label_check_catches_a_wrong_value() -> None:
     assert selector.matchers[0][2] not in allowed
 
 
-def test_proposed_metrics_are_really_used() -> None:
-    """PROPOSED lists what the exporter must add; drop an entry as soon as nothing needs it."""
-    used = {s.metric for e in EXPRESSIONS for s in selectors(e.substituted())}
-    for family in PROPOSED:
-        assert family.name in used, f"{family.name} is proposed but no expression uses it"
+def test_the_exporter_exports_every_family_of_the_contract(exposition: str) -> None:
+    exported = {family_of(name) for name in exported_sample_names(exposition)}
+    missing = sorted(f.name for f in CONTRACT if f.name not in exported)
+    assert not missing, "contract families the exporter does not export:\n" + "\n".join(missing)
+
+
+def test_the_exporter_exports_only_label_values_of_the_contract(exposition: str) -> None:
+    outside = {
+        f"{family}{{{label}}}: {sorted(values - CONTRACT_LABEL_VALUES[(family, label)])}"
+        for (family, label), values in exported_label_values(exposition).items()
+        if values - CONTRACT_LABEL_VALUES[(family, label)]
+    }
+    assert not outside, "label values outside docs/architecture.md:\n" + "\n".join(sorted(outside))
+
+
+def test_the_real_exposition_passes_promtool_check_metrics(exposition: str) -> None:
+    result = run("promtool", ["check", "metrics"], stdin=exposition)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_exposition_parsing_finds_every_sample_name() -> None:
@@ -95,7 +116,7 @@ def test_exposition_parsing_finds_every_sample_name() -> None:
         "entra_dynamic_processing_lag_seconds_count",
         "entra_dynamic_processing_lag_seconds_sum",
     } <= names
-    assert names == exported_sample_names()
+    assert names == exported_sample_names(contract_exposition())
 
 
 def test_the_contract_passes_promtool_check_metrics() -> None:
