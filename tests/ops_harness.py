@@ -4,22 +4,28 @@ simulated tenant's ground truth about what they did."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client import CollectorRegistry
 
 from exporter.config import load_config
+from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import ProcessingState, Series
 from exporter.graph.retry import RetryPolicy
-from exporter.ops.gate import ReadinessSource
+from exporter.ops.gate import ExporterReadiness, ReadinessSource
 from exporter.ops.operations import RunOptions
 from exporter.ops.report import Report
 from exporter.ops.session import OpsSession, choose_tenant, open_session
+from exporter.readiness_api import AssessmentView, readiness_routes
+from exporter.readiness_client import ReadinessClient
 from exporter.simulator.app import RunningSimulator
 from exporter.simulator.model import Container
 from exporter.simulator.truth import audit_counts
+from exporter.web import Readiness, create_app, running
 
 TOKEN = "ops-test-token"
 SMALL_STORM: dict[str, Any] = {
@@ -108,3 +114,34 @@ def toggles(sim: RunningSimulator, since: float) -> Counter[str]:
         if n:
             result[object_id] = n
     return result
+
+
+class ScriptedReadiness:
+    """What the exporter's snapshot offers to `/api/v1/readiness`: one assessment per request,
+    following a script (the last one repeats). Served by the real route and web layer."""
+
+    def __init__(self, tenant: str, script: Sequence[TenantAssessment | None]) -> None:
+        self.tenant = tenant
+        self.script = list(script)
+        self.requests = 0
+
+    def __call__(self) -> list[AssessmentView]:
+        assessment = self.script[min(self.requests, len(self.script) - 1)]
+        self.requests += 1
+        now = assessment.evaluated_at + 30.0 if assessment is not None else 0.0
+        return [AssessmentView(self.tenant, assessment, now, 900.0, "first polls under way")]
+
+
+@asynccontextmanager
+async def readiness_server(source: ScriptedReadiness) -> AsyncIterator[str]:
+    app = create_app(
+        registry=CollectorRegistry(),
+        readiness=lambda: Readiness.of({}),
+        extra_routes=readiness_routes(source),
+    )
+    async with running(app, "127.0.0.1:0") as where:
+        yield where.url
+
+
+def exporter_readiness(url: str) -> ExporterReadiness:
+    return ExporterReadiness(ReadinessClient(url, timeout=5.0))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.ops.ledger import Ledger, Role
+from exporter.domain.groups import LedgerEpisode
+from exporter.ops.ledger import EpisodeObject, Ledger, Role, RunRecord
 from exporter.ops.operations import AdoptRequest, PauseRequest, adopt, pause
 from exporter.ops.report import Result, Status
 from exporter.ops.targets import TargetError
@@ -32,7 +33,9 @@ async def sim() -> AsyncIterator[RunningSimulator]:
         yield running
 
 
-async def ledger_view(config_dir: Path, tenant: str = "sim") -> tuple:
+async def ledger_view(
+    config_dir: Path, tenant: str = "sim"
+) -> tuple[tuple[LedgerEpisode, ...], dict[str, list[EpisodeObject]], list[RunRecord]]:
     store = Store(config_dir / "state.sqlite3")
     await store.open()
     try:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -24,11 +25,13 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from exporter.check_resume_cli import PASSWORD_ENV
+from exporter.check_resume_cli import _basic_auth as basic_auth_from_flags
 from exporter.cli import option
 from exporter.config import Config, ConfigError, load_config, parse_duration, parse_listen_address
 from exporter.graph.errors import GraphError
 from exporter.ops.engine import Outcome
-from exporter.ops.gate import ReadinessSource
+from exporter.ops.gate import ExporterReadiness, ReadinessSource
 from exporter.ops.operations import (
     AdoptRequest,
     PauseRequest,
@@ -49,6 +52,7 @@ from exporter.ops.session import (
     open_session,
 )
 from exporter.ops.targets import TargetError, parse_ids
+from exporter.readiness_client import ClientTLS, ReadinessClient, ReadinessUnavailable
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -119,15 +123,50 @@ def _acting(func: _F) -> _F:
     return func
 
 
-def _exporter_url(func: _F) -> _F:
-    decorated: _F = option(
-        "--exporter.url",
-        "exporter_url",
-        default=None,
-        help="The exporter whose /api/v1/readiness gates resuming (default: from "
-        "web.listen_address in the config).",
-    )(func)
-    return decorated
+def _exporter(func: _F) -> _F:
+    """Where the readiness gate asks: the exporter's address and, when its web config asks
+    for them, basic auth and TLS (the same flags as check-resume)."""
+    decorators = [
+        option(
+            "--exporter.url",
+            "exporter_url",
+            default=None,
+            help="The exporter whose /api/v1/readiness gates resuming (default: its "
+            "web.listen_address in the config).",
+        ),
+        option(
+            "--web.basic-auth.username",
+            "username",
+            default=None,
+            help=f"Basic auth user of the exporter's web config; the password comes from "
+            f"{PASSWORD_ENV} or --web.basic-auth.password-file.",
+        ),
+        option(
+            "--web.basic-auth.password-file",
+            "password_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="A file holding the basic auth password.",
+        ),
+        option(
+            "--tls.ca-file",
+            "ca_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="CA certificate that signed the exporter's certificate (https).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@dataclass(frozen=True, slots=True)
+class _ExporterFlags:
+    url: str | None
+    username: str | None
+    password_file: Path | None
+    ca_file: Path | None
 
 
 def _selection(func: _F) -> _F:
@@ -265,7 +304,7 @@ def pause_command(
         yes=yes,
         operator=operator,
         parallel=parallel,
-        exporter_url=None,
+        exporter=None,
         act=act,
     )
 
@@ -273,7 +312,7 @@ def pause_command(
 @click.command("resume")
 @_common
 @_acting
-@_exporter_url
+@_exporter
 @_selection
 @option(
     "--non-critical",
@@ -307,6 +346,9 @@ def resume_command(
     operator: str | None,
     parallel: int,
     exporter_url: str | None,
+    username: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
     groups: tuple[str, ...],
     groups_files: tuple[Path, ...],
     non_critical: bool,
@@ -342,14 +384,14 @@ def resume_command(
         yes=yes,
         operator=operator,
         parallel=parallel,
-        exporter_url=exporter_url,
+        exporter=_ExporterFlags(exporter_url, username, password_file, ca_file),
         act=lambda session, options: resume(session, request, options),
     )
 
 
 @click.command("plan")
 @_common
-@_exporter_url
+@_exporter
 @_selection
 @option(
     "--non-critical",
@@ -364,6 +406,9 @@ def plan_command(
     tenant: str | None,
     as_json: bool,
     exporter_url: str | None,
+    username: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
     groups: tuple[str, ...],
     groups_files: tuple[Path, ...],
     non_critical: bool,
@@ -389,7 +434,7 @@ def plan_command(
         yes=False,
         operator=None,
         parallel=1,
-        exporter_url=exporter_url,
+        exporter=_ExporterFlags(exporter_url, username, password_file, ca_file),
         act=lambda session, _options: plan(session, request),
     )
 
@@ -407,7 +452,7 @@ def _run(
     yes: bool,
     operator: str | None,
     parallel: int,
-    exporter_url: str | None,
+    exporter: _ExporterFlags | None,
     act: Callable[[OpsSession, RunOptions], Awaitable[Report]],
 ) -> None:
     if apply and not yes and not sys.stdin.isatty():
@@ -419,7 +464,7 @@ def _run(
         _fail(exc.problems, EXIT_INPUT)
     except OpsError as exc:
         _fail([str(exc)], EXIT_INPUT)
-    readiness = readiness_source(config, exporter_url)
+    readiness = readiness_source(config, exporter) if exporter is not None else None
     who = operator or default_operator()
     display = _ProgressDisplay(enabled=sys.stderr.isatty() and not as_json)
 
@@ -463,13 +508,31 @@ def _run(
     sys.exit(report.exit_code)
 
 
-def readiness_source(config: Config, url: str | None) -> ReadinessSource | None:
-    """The exporter's readiness API, at `url` or where the config says the exporter listens."""
-    del config, url
-    return None
+def readiness_source(config: Config, flags: _ExporterFlags) -> ReadinessSource:
+    """The exporter's readiness API, at --exporter.url or where the config says it listens."""
+    url = flags.url or default_exporter_url(config)
+    if url is None:
+        _fail(
+            [
+                "web.listen_address has port 0, so the exporter's address is unknown: "
+                "give --exporter.url"
+            ],
+            EXIT_INPUT,
+        )
+    try:
+        client = ReadinessClient(
+            url,
+            basic_auth=basic_auth_from_flags(flags.username, flags.password_file),
+            tls=ClientTLS(ca_file=flags.ca_file) if flags.ca_file is not None else None,
+        )
+    except ReadinessUnavailable as exc:
+        _fail([f"--exporter.url: {exc}"], EXIT_INPUT)
+    return ExporterReadiness(client)
 
 
 def default_exporter_url(config: Config) -> str | None:
+    """The exporter's own address from the config: its listen address (a wildcard bind is
+    asked on loopback), https when its web config serves TLS."""
     host, port = parse_listen_address(config.web.listen_address)
     if port == 0:
         return None
@@ -478,7 +541,13 @@ def default_exporter_url(config: Config) -> str | None:
     elif host == "::":
         host = "::1"
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    scheme = "http"
+    if config.web.config_file is not None:
+        from exporter.webconfig import load_web_config
+
+        if load_web_config(config.web.config_file).tls_server_config is not None:
+            scheme = "https"
+    return f"{scheme}://{shown}:{port}"
 
 
 def _ids(values: tuple[str, ...], files: tuple[Path, ...], what: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.domain.readiness import ReadinessState
+from exporter.readiness_client import ReadinessClient, ReadinessUnavailable
 
 ALLOWING = frozenset({ReadinessState.READY, ReadinessState.NOT_PAUSED})
 
@@ -39,6 +40,26 @@ class ReadinessSource(Protocol):
         ...
 
 
+class ExporterReadiness:
+    """The exporter's `GET /api/v1/readiness`, through the shared readiness client. Reads
+    only: the exporter's web server has no write endpoint, and the operations never write
+    through it."""
+
+    def __init__(self, client: ReadinessClient) -> None:
+        self._client = client
+
+    @property
+    def url(self) -> str:
+        return self._client.url
+
+    async def read(self, tenant: str) -> ReadinessReading:
+        try:
+            result = await self._client.tenant(tenant)
+        except ReadinessUnavailable as exc:
+            return ReadinessReading(ReadinessState.CANNOT_TELL, str(exc), self._client.url)
+        return ReadinessReading(result.state, result.detail, self._client.url)
+
+
 @dataclass(frozen=True, slots=True)
 class GateDecision:
     allowed: bool
@@ -59,4 +80,4 @@ def decide(reading: ReadinessReading, *, force: bool) -> GateDecision:
     return GateDecision(force, force, reading)
 
 
-__all__ = ["GateDecision", "ReadinessReading", "ReadinessSource", "decide"]
+__all__ = ["ExporterReadiness", "GateDecision", "ReadinessReading", "ReadinessSource", "decide"]

@@ -355,14 +355,6 @@ class Ledger:
         ).fetchone()
         return _episode(row) if row is not None else None
 
-    def recent_episodes(self, tenant: str, limit: int = 10) -> list[EpisodeRecord]:
-        rows = self.db.execute(
-            f"SELECT {_EPISODE_COLUMNS} FROM ops_episodes WHERE tenant=? "
-            "ORDER BY started_at DESC, id LIMIT ?",
-            (tenant, limit),
-        )
-        return [_episode(row) for row in rows]
-
     def start_episode(
         self,
         tenant: str,
@@ -448,15 +440,6 @@ class Ledger:
                 [(at, episode_id, object_id) for object_id in object_ids],
             )
 
-    def note_paused_again(self, episode_id: str, object_ids: Iterable[str]) -> None:
-        """Objects recorded as resumed that are paused again: back in the episode."""
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE ops_episode_objects SET resumed_at=NULL, resumed_by_run=NULL "
-                "WHERE episode_id=? AND object_id=? AND role=?",
-                [(episode_id, object_id, Role.PAUSED.value) for object_id in object_ids],
-            )
-
     def end_episode(self, episode_id: str, *, at: float, note: str) -> None:
         with self._transaction() as db:
             db.execute(
@@ -502,10 +485,6 @@ class Ledger:
             )
         return run_id
 
-    def set_run_episode(self, run_id: str, episode_id: str) -> None:
-        with self._transaction() as db:
-            db.execute("UPDATE ops_runs SET episode_id=? WHERE id=?", (episode_id, run_id))
-
     def finish_run(self, run_id: str, status: RunStatus, *, at: float, note: str | None) -> None:
         with self._transaction() as db:
             db.execute(
@@ -523,13 +502,6 @@ class Ledger:
             f"SELECT {_RUN_COLUMNS} FROM ops_runs WHERE tenant=? "
             "ORDER BY started_at DESC, rowid DESC LIMIT ?",
             (tenant, limit),
-        )
-        return [_run(row) for row in rows]
-
-    def episode_runs(self, episode_id: str) -> list[RunRecord]:
-        rows = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM ops_runs WHERE episode_id=? ORDER BY started_at, rowid",
-            (episode_id,),
         )
         return [_run(row) for row in rows]
 
@@ -738,13 +710,6 @@ class Ledger:
             params += wanted
         rows = self.db.execute(query + " ORDER BY batch, name, object_id", params)
         return [_operation(row) for row in rows]
-
-    def operation_counts(self, run_id: str) -> dict[OpStatus, int]:
-        rows = self.db.execute(
-            "SELECT status, COUNT(*) FROM ops_operations WHERE run_id=? GROUP BY status",
-            (run_id,),
-        )
-        return {OpStatus(status): int(n) for status, n in rows}
 
 
 def _episode(row: Sequence[Any]) -> EpisodeRecord:

@@ -785,8 +785,7 @@ def _context_lines(view: _ResumeView, report: Report) -> None:
 HELD_BACK = "critical: resume critical groups with resume --group first"
 
 
-def _deferred(batch: ResumeBatch) -> str:
-    return f"batch {batch.index}: a later run (or --all-batches)"
+DEFERRED = "a later batch: run the command again (or use --all-batches)"
 
 
 def _episode_view_json(view: _ResumeView) -> dict[str, Any] | None:
@@ -1036,7 +1035,7 @@ RUN_STATUS = {
 
 def _defer(batches: Sequence[ResumeBatch], report: Report) -> None:
     for batch in batches:
-        report.lines += _batch_lines(batch, Result.DEFERRED, _deferred(batch))
+        report.lines += _batch_lines(batch, Result.DEFERRED, DEFERRED)
         report.batches.append(
             BatchLine(batch.index, batch.critical, len(batch.groups), None, "deferred")
         )

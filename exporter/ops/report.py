@@ -174,11 +174,10 @@ def iso(epoch: float | None) -> str | None:
 
 LISTED_CHANGES = 25
 """Changed objects are listed one by one up to this many (then counted); failures always are."""
-EXAMPLES = 3
+EXAMPLES = 2
 
 
 def render(report: Report, console: Console) -> None:
-    verb = "Would" if not report.applied else "Did"
     console.print(
         f"[bold]{report.command}[/bold] tenant [bold]{report.tenant}[/bold]: {_status_text(report)}"
     )
@@ -189,7 +188,9 @@ def render(report: Report, console: Console) -> None:
     if report.batches:
         console.print(_batch_table(report))
     counts = report.counts()
-    summary = Table(title=f"{verb} - summary", title_justify="left")
+    summary = Table(
+        title="Summary" if report.applied else "Summary (dry run)", title_justify="left"
+    )
     summary.add_column("result")
     summary.add_column("objects", justify="right")
     summary.add_column("why / what")
@@ -226,9 +227,12 @@ def _status_text(report: Report) -> str:
 
 
 def _episode_text(episode: dict[str, Any]) -> str:
-    parts = [f"Episode {episode.get('id') or '(inferred)'}"]
-    if episode.get("new"):
-        parts.append("(new)")
+    if episode.get("new") and episode.get("id") is None:
+        parts = ["A new pause episode would begin"]
+    elif episode.get("source") == "inferred":
+        parts = ["Pause episode (inferred from pause times, no ledger record)"]
+    else:
+        parts = [f"Pause episode {episode.get('id')}" + (" (new)" if episode.get("new") else "")]
     if episode.get("started_at"):
         parts.append(f"started {episode['started_at']}")
     if episode.get("started_by"):
@@ -281,8 +285,6 @@ def _duration(seconds: float | None) -> str:
 
 
 def _reasons(lines: Iterable[Line], result: Result) -> str:
-    if result in ACTED:
-        return ""
     reasons = Counter(line.detail or "" for line in lines if line.result is result)
     parts = [
         f"{reason} ({n:,})" if len(reasons) > 1 else reason for reason, n in reasons.most_common(4)
