@@ -3,6 +3,9 @@ simulated tenant's ground truth about what they did."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -39,6 +42,7 @@ SMALL_STORM: dict[str, Any] = {
         "paused_groups": 2,
     }
 }
+CLI = [sys.executable, "-c", "from exporter.cli import main; main()"]
 FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 
 
@@ -145,3 +149,24 @@ async def readiness_server(source: ScriptedReadiness) -> AsyncIterator[str]:
 
 def exporter_readiness(url: str) -> ExporterReadiness:
     return ExporterReadiness(ReadinessClient(url, timeout=5.0))
+
+
+async def start_cli(*args: str, **streams: Any) -> asyncio.subprocess.Process:
+    """`entra-dg-exporter ARGS` as its own process; `streams` may replace stdin/stdout/stderr
+    (by default: no input, both outputs captured)."""
+    chosen = {
+        "stdin": asyncio.subprocess.DEVNULL,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+        **streams,
+    }
+    return await asyncio.create_subprocess_exec(
+        *CLI, *args, env={**os.environ, "ENTRA_DG_OPERATOR": "oncall", "COLUMNS": "160"}, **chosen
+    )
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    process = await start_cli(*args)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -6,10 +6,8 @@ PATCHes are retried, not failures; a missing permission is named and fatal to no
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +28,9 @@ from tests.ops_harness import (
     ScriptedReadiness,
     dynamic,
     readiness_server,
+    run_cli,
     run_op,
+    start_cli,
     states,
     toggles,
     write_ops_config,
@@ -38,7 +38,6 @@ from tests.ops_harness import (
 from tests.test_readiness_client import ready_assessment
 
 PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
-CLI = [sys.executable, "-c", "from exporter.cli import main; main()"]
 SLOW_PATCHES = FaultSettings(scope=FaultScope.ALL, slow_rate=1.0, slow_seconds=0.15)
 
 
@@ -73,24 +72,6 @@ def op_counts(store_path: Path, target: str = "%") -> dict[str, int]:
         return {}
     finally:
         db.close()
-
-
-async def start_cli(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *CLI,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "ENTRA_DG_OPERATOR": "oncall"},
-    )
-
-
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    process = await start_cli(*args)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def kill_when(
