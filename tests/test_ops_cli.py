@@ -235,7 +235,7 @@ async def test_resume_and_plan_commands_change_groups_and_units(
     # Everything the episode paused is On, units included; the parked groups stay paused
     # and the summary says why.
     assert {c for c, s in states(sim).items() if s is PAUSED} == parked
-    assert not unit.paused
+    assert states(sim)[unit.id] is ON
     excluded = [o for o in document["objects"] if o["result"] == "excluded"]
     assert {o["id"] for o in excluded} == parked
     assert all("paused before the episode" in o["detail"] for o in excluded)
