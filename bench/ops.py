@@ -1,5 +1,5 @@
 """PATCH throughput of the pause/resume operations against the simulator:
-`python bench/bench_ops.py [--groups N] [--parallel 1,4,8] [--throttle-rate 0.1]`.
+`python bench/ops.py [--groups N] [--parallel 1,4,8] [--throttle-rate 0.05]`.
 
 Pauses every dynamic group of a simulated tenant through the real Graph client (intent and
 outcome committed to the SQLite ledger around every PATCH), then resumes them all in one
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -45,7 +46,33 @@ def write_config(directory: Path, sim: RunningSimulator) -> Path:
     return path
 
 
-async def one(groups: int, parallel: int, throttle_rate: float) -> None:
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """One pause-everything and resume-everything pass."""
+
+    groups: int
+    parallel: int
+    throttle_rate: float
+    paused: int
+    pause_seconds: float
+    pause_failed: int
+    resumed: int
+    resume_seconds: float
+    throttled: int
+    """429s the simulator answered (all retried)."""
+
+    def text(self) -> str:
+        return (
+            f"objects {self.paused:>6}  parallel {self.parallel:>2}  "
+            f"429 burst rate {self.throttle_rate:<4}  "
+            f"pause {self.paused / self.pause_seconds:7.0f}/s ({self.pause_seconds:5.1f} s, "
+            f"{self.pause_failed} failed)  "
+            f"resume {self.resumed / self.resume_seconds:7.0f}/s ({self.resume_seconds:5.1f} s)  "
+            f"429s answered {self.throttled}"
+        )
+
+
+async def run(groups: int, parallel: int, throttle_rate: float) -> Throughput:
     overrides = {
         "tenant": {
             "users": 2000,
@@ -97,11 +124,16 @@ async def one(groups: int, parallel: int, throttle_rate: float) -> None:
                     options,
                 )
                 resumed_s = time.perf_counter() - started
-        print(
-            f"objects {changed:>6}  parallel {parallel:>2}  429 burst rate {throttle_rate:<4}  "
-            f"pause {changed / paused_s:7.0f}/s ({paused_s:5.1f} s, {failed} failed)  "
-            f"resume {back.counts()[Result.CHANGED] / resumed_s:7.0f}/s ({resumed_s:5.1f} s)  "
-            f"429s injected {sim.tenant.faults.injected[FaultKind.THROTTLE]}"
+        return Throughput(
+            groups=groups,
+            parallel=parallel,
+            throttle_rate=throttle_rate,
+            paused=changed,
+            pause_seconds=paused_s,
+            pause_failed=failed,
+            resumed=back.counts()[Result.CHANGED],
+            resume_seconds=resumed_s,
+            throttled=sim.tenant.faults.injected[FaultKind.THROTTLE],
         )
 
 
@@ -113,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     for rate in (0.0, args.throttle_rate):
         for parallel in (int(p) for p in args.parallel.split(",")):
-            asyncio.run(one(args.groups, parallel, rate))
+            print(asyncio.run(run(args.groups, parallel, rate)).text(), flush=True)
 
 
 if __name__ == "__main__":
