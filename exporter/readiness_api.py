@@ -15,8 +15,9 @@ trust it:
 * A tenant without an assessment yet (the first polls, a long first backfill) is `cannot_tell`
   with `assessment: null` and a detail saying why.
 * An assessment older than its tenant's `max_age` (measured on the tenant's own clock: the
-  simulator's in demo and tests) is `stale`, and `cannot_tell`: the pipeline behind it has
-  stopped, so it says nothing about now.
+  simulator's in demo and tests; and at least STALE_MIN_WALL_SECONDS old in real time, for
+  accelerated clocks) is `stale`, and `cannot_tell`: the pipeline behind it has stopped, so it
+  says nothing about now.
 * `ready` and `exit_code` at the top combine the listed tenants (`combine_exit_codes`).
 * `?tenant=NAME` lists that tenant alone; an unknown name is a 404 naming the known ones.
 
@@ -50,6 +51,13 @@ class AssessmentView:
     """An assessment older than this is stale."""
     pending: str
     """Why there is no assessment yet (shown while `assessment` is None)."""
+    wall_age: float | None = None
+    """Wall-clock seconds since the assessment was made, where known: on an accelerated clock
+    (the demo's) a second's delay is minutes of tenant time, so staleness also needs
+    STALE_MIN_WALL_SECONDS of real time."""
+
+
+STALE_MIN_WALL_SECONDS = 10.0
 
 
 ReadinessSource = Callable[[], Sequence[AssessmentView]]
@@ -70,7 +78,7 @@ def tenant_entry(view: AssessmentView) -> dict[str, Any]:
         }
     age = max(0.0, view.now - assessment.evaluated_at)
     readiness = assessment.readiness
-    stale = age > view.max_age
+    stale = age > view.max_age and (view.wall_age is None or view.wall_age > STALE_MIN_WALL_SECONDS)
     state, detail = readiness.state, readiness.detail
     if stale:
         state = cannot_tell
