@@ -52,6 +52,7 @@ def write_ops_config(
     *,
     critical: list[str] | None = None,
     resume: Mapping[str, Any] | None = None,
+    polling: Mapping[str, Any] | None = None,
     token: str = TOKEN,
     web_listen: str = "127.0.0.1:0",
 ) -> Path:
@@ -71,6 +72,7 @@ def write_ops_config(
             "retry_attempts": 4,
             "retry_initial_delay": "0.01s",
             "retry_max_delay": "0.05s",
+            **(polling or {}),
         },
         "store": {"path": str(directory / "state.sqlite3")},
         "web": {"listen_address": web_listen},
