@@ -8,6 +8,7 @@ stay paused (theirs switched them back on)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from exporter.ops.operations import PauseRequest, ResumeRequest, pause, plan, re
 from exporter.ops.report import Result, Status
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.store import Store
+from tests.harness import wait_until
 from tests.ops_harness import (
     SMALL_STORM,
     ScriptedReadiness,
@@ -287,3 +289,37 @@ async def test_plan_shows_the_batches_without_changing_anything(
     )
     assert report.plan["excluded"]["paused_before_episode"] == len(parked)
     assert report.readiness[0]["state"] == "ready"
+
+
+async def test_batch_by_batch_waits_the_interval_on_the_tenants_clock(
+    sim: RunningSimulator, tmp_path: Path, ready: tuple[ScriptedReadiness, str]
+) -> None:
+    """Between batches the run waits resume.batch_interval (here 10 minutes of the simulated
+    tenant's clock, which stands still unless moved), then re-checks readiness."""
+    source, url = ready
+    config = write_ops_config(tmp_path, sim, resume={**RESUME, "batch_interval": "10m"})
+    await paused_episode(sim, config)
+    stop = asyncio.Event()
+
+    def resumed() -> int:
+        return sum(s is ON for s in states(sim).values())
+
+    run = asyncio.create_task(
+        run_op(
+            config,
+            lambda s, o: resume(s, ResumeRequest(non_critical=True, all_batches=True), o),
+            readiness=exporter_readiness(url),
+            options={"stop": stop},
+        )
+    )
+    await wait_until(lambda: resumed() == 10, within=30, what="the first batch")
+    await sim.advance(599)
+    await asyncio.sleep(2.5)  # the run follows the simulator's clock once a second
+    assert resumed() == 10
+    assert source.requests == 1
+    await sim.advance(1)
+    await wait_until(lambda: resumed() == 20, within=30, what="the second batch")
+    assert source.requests == 2
+    stop.set()
+    report = await asyncio.wait_for(run, timeout=30)
+    assert [b.status for b in report.batches][:2] == ["completed", "completed"]
