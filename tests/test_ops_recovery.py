@@ -283,3 +283,21 @@ async def test_resume_reports_nothing_to_do_without_an_episode(
     excluded = [ln for ln in report.lines if ln.result is Result.EXCLUDED]
     assert len(excluded) == 2  # the parked groups: no episode, so never resumed unless named
     assert all("no pause episode" in (ln.detail or "") for ln in excluded)
+
+
+async def test_a_missing_group_write_permission_is_named(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    sim.set_tokens(
+        {TOKEN: TokenGrant(permissions=("Group.Read.All", "AdministrativeUnit.ReadWrite.All"))}
+    )
+    config = write_ops_config(tmp_path, sim)
+    code, out, _ = await run_cli(
+        "pause", "--all", "--apply", "--yes", "--reason", "r", "--config.file", str(config)
+    )
+    assert code == 1
+    assert "Group.ReadWrite.All" in out
+    units = [c for c in dynamic(sim) if c.kind is DirectoryObjectKind.ADMINISTRATIVE_UNIT]
+    groups = [c for c in dynamic(sim) if c.kind is DirectoryObjectKind.GROUP]
+    assert all(c.paused for c in units)
+    assert sum(c.paused for c in groups) == 2  # only the two parked before
