@@ -45,6 +45,23 @@ SNAPSHOT_INTERVAL = 5.0
 """Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 
 
+def build_graph_client(
+    config: Config, tenant: Tenant, *, retry: RetryPolicy | None = None
+) -> GraphClient:
+    """A GraphClient for one configured tenant: its cloud, its credential, the polling limits.
+    CredentialError when the credential cannot be built from the configuration."""
+    cloud = CLOUDS[tenant.cloud]
+    polling = config.polling
+    return GraphClient(
+        root_url=tenant.graph_base_url or cloud.graph,
+        credential=build_credential(tenant),
+        scopes=[cloud.scope],
+        audit_requests_per_10s=polling.audit_requests_per_10s,
+        retry=retry,
+        request_timeout=polling.request_timeout,
+    )
+
+
 class TenantRunner:
     def __init__(
         self,
@@ -175,16 +192,7 @@ class TenantRunner:
             group.create_task(self.assessor.run())
 
     def _build_graph(self) -> GraphClient:
-        cloud = CLOUDS[self.tenant.cloud]
-        polling = self.config.polling
-        return GraphClient(
-            root_url=self.tenant.graph_base_url or cloud.graph,
-            credential=build_credential(self.tenant),
-            scopes=[cloud.scope],
-            audit_requests_per_10s=polling.audit_requests_per_10s,
-            retry=self._retry,
-            request_timeout=polling.request_timeout,
-        )
+        return build_graph_client(self.config, self.tenant, retry=self._retry)
 
     def _setup_failed(self, message: str) -> None:
         self._setup_error = message
