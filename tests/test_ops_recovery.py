@@ -250,14 +250,18 @@ async def test_a_missing_permission_is_named_and_stops_only_that_kind(
 async def test_only_one_changing_run_per_tenant(sim: RunningSimulator, tmp_path: Path) -> None:
     config = write_ops_config(tmp_path, sim)
     store = tmp_path / "state.sqlite3"
-    sim.set_faults(SLOW_PATCHES)
+    # Slow enough (one PATCH at a time, 0.3 s each) that the first run is still changing the
+    # tenant while a second process starts, however loaded the machine is.
+    sim.set_faults(FaultSettings(scope=FaultScope.ALL, slow_rate=1.0, slow_seconds=0.3))
     args = ("pause", "--all", "--apply", "--yes", "--reason", "storm", "--config.file", str(config))
-    first = await start_cli(*args)
+    first = await start_cli(*args, "--parallel", "1")
     deadline = time.monotonic() + 60
     while op_counts(store).get("done", 0) < 1:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     code, _, err = await run_cli(*args)
+    first_still_running = first.returncode is None
+    assert first_still_running, "the first run ended before the second one tried"
     assert code == 1
     assert "another pause/resume run is changing tenant 'sim'" in err
     await asyncio.wait_for(first.communicate(), timeout=60)
