@@ -39,6 +39,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "exporter.lint_cli:lint_rules_command",
         "Check membership rules against Microsoft's efficiency guidance and Entra's limits.",
     ),
+    "pause": (
+        "exporter.ops.cli:pause_command",
+        "Pause dynamic group processing (all, some, all except some; or adopt a pause).",
+    ),
+    "resume": (
+        "exporter.ops.cli:resume_command",
+        "Resume paused groups: critical first, then the rest in batches, gated by readiness.",
+    ),
+    "plan": (
+        "exporter.ops.cli:plan_command",
+        "Show what a resume would do, batch by batch.",
+    ),
     "simulate": (
         "exporter.simulator.cli:simulate_command",
         "Serve a simulated tenant's Microsoft Graph.",
