@@ -14,6 +14,7 @@ import click
 
 from exporter.cli import option
 from exporter.config import Config
+from exporter.ops.ledger import Ledger
 from exporter.progress import BackfillDisplay
 from exporter.service import Exporter
 from exporter.simulator.app import RunningSimulator, running_simulator
@@ -63,7 +64,7 @@ async def run_demo(listen_address: str, speed: float | None, stop: asyncio.Event
         ) as sim:
             config = demo_config(sim, Path(state_dir), listen_address)
             with BackfillDisplay([DEMO_TENANT]) as display:
-                exporter = Exporter(config, on_progress=display.update)
+                exporter = Exporter(config, on_progress=display.update, ledger=Ledger)
                 await exporter.start()
                 links = [
                     Link(f"{sim.base_url}/_sim/status", "simulator", "the simulated tenant"),

@@ -22,6 +22,7 @@ from exporter.config import Config
 from exporter.graph.retry import RetryPolicy
 from exporter.logs import get_logger
 from exporter.observations import LedgerSource, ObservationReader
+from exporter.ops.ledger import Ledger
 from exporter.pollers.audit import BackfillProgress
 from exporter.processing_lag import ProcessingLagConsumer
 from exporter.readiness_api import AssessmentView, readiness_routes
@@ -157,7 +158,7 @@ async def run_exporter(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop`), then shut down in order."""
     stop = stop or asyncio.Event()
-    exporter = Exporter(config, on_progress=on_progress, retry=retry)
+    exporter = Exporter(config, on_progress=on_progress, retry=retry, ledger=Ledger)
     await exporter.start()
     try:
         with stop_on_signals(stop):

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from exporter.domain.episode import EpisodeSource
 from exporter.domain.readiness import ReadinessState
 from exporter.ops.ledger import Ledger
 from exporter.readiness_client import ReadinessClient
@@ -103,6 +104,10 @@ async def test_resume_is_refused_while_the_running_exporter_says_not_ready(
         state, detail = await assessed(url)
         assert state is ReadinessState.NOT_READY, detail
         assert "minimum_pause" in detail
+        episode = (await ReadinessClient(url, timeout=5.0).tenant("sim")).episode
+        assert episode is not None
+        assert episode.source is EpisodeSource.LEDGER, "the served exporter reads the ops ledger"
+        assert episode.reason == "storm"
 
         gate = ("--exporter.url", url)
         code, out, err = await run_cli(
