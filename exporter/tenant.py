@@ -32,14 +32,13 @@ from exporter.pollers.base import CollectorStatus, Poller, run_poller
 from exporter.pollers.directory import CriticalStatusPoller, DirectoryPoller
 from exporter.processing_lag import ProcessingLagConsumer
 from exporter.rule_usage import RuleUsageTracker
+from exporter.simulator_clock import keep_following, read_simulator_clock, simulator_clock_url
 from exporter.snapshot import SnapshotHolder, build_tenant_snapshot, read_store_view
 from exporter.store import Store
 from exporter.web import TenantReadiness
 
 log = get_logger(__name__)
 
-SIM_CLOCK_PATH = "/_sim/clock"
-CLOCK_SYNC_INTERVAL = 1.0
 """Wall seconds between two readings of the simulator's clock."""
 SNAPSHOT_INTERVAL = 5.0
 """Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
@@ -205,12 +204,12 @@ class TenantRunner:
 
     async def _follow_simulator_clock(self) -> FollowingClock:
         """Wait for a first reading of the simulator's clock, then keep following it."""
-        url = f"{(self.tenant.graph_base_url or '').rstrip('/')}{SIM_CLOCK_PATH}"
+        url = simulator_clock_url(self.tenant)
         client = httpx.AsyncClient(timeout=5.0)
         reading: tuple[float, float] | None = None
         delay = 0.2
         while reading is None:
-            reading = await _read_clock(client, url)
+            reading = await read_simulator_clock(client, url)
             if reading is None:
                 await self._wall.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -222,11 +221,7 @@ class TenantRunner:
 
     async def _sync_clock(self, client: httpx.AsyncClient, url: str, clock: FollowingClock) -> None:
         try:
-            while True:
-                await self._wall.sleep(CLOCK_SYNC_INTERVAL)
-                reading = await _read_clock(client, url)
-                if reading is not None:
-                    clock.update(*reading)
+            await keep_following(client, url, clock, self._wall.sleep)
         finally:
             await client.aclose()
 
@@ -314,16 +309,6 @@ class TenantRunner:
             return TenantReadiness(True, "polling")
         errors = [s.last_error for s in self.statuses.values() if s.last_error]
         return TenantReadiness(False, errors[0] if errors else "first polls under way")
-
-
-async def _read_clock(client: httpx.AsyncClient, url: str) -> tuple[float, float] | None:
-    try:
-        response = await client.get(url)
-        response.raise_for_status()
-        body = response.json()
-        return float(body["now"]), float(body["speed"])
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
 
 
 __all__ = ["TenantRunner"]

@@ -25,7 +25,7 @@ from exporter.ops.report import Report
 from exporter.ops.session import OpsSession, choose_tenant, open_session
 from exporter.readiness_api import AssessmentView, readiness_routes
 from exporter.readiness_client import ReadinessClient
-from exporter.simulator.app import RunningSimulator
+from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.model import Container
 from exporter.simulator.truth import audit_counts
 from exporter.web import Readiness, create_app, running
@@ -42,6 +42,23 @@ SMALL_STORM: dict[str, Any] = {
         "paused_groups": 2,
     }
 }
+
+
+@asynccontextmanager
+async def small_storm(history_days: int = 0) -> AsyncIterator[RunningSimulator]:
+    """The ops tests' tenant: the storm scenario, small, on a clock that moves only when told,
+    without throttling and without the scenario's own operator (the tests are the operator)."""
+    async with running_simulator(
+        "storm",
+        overrides=SMALL_STORM,
+        speed=0,
+        throttle=False,
+        operator_actions=False,
+        history_days=history_days,
+    ) as running:
+        yield running
+
+
 CLI = [sys.executable, "-c", "from exporter.cli import main; main()"]
 FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 

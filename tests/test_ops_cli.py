@@ -16,14 +16,14 @@ import orjson
 import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.app import RunningSimulator
 from exporter.simulator.faults import FaultScope, FaultSettings
 from tests.ops_harness import (
-    SMALL_STORM,
     ScriptedReadiness,
     dynamic,
     readiness_server,
     run_cli,
+    small_storm,
     start_cli,
     states,
     toggles,
@@ -37,14 +37,7 @@ SLOW_PATCHES = FaultSettings(scope=FaultScope.ALL, slow_rate=1.0, slow_seconds=0
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    async with running_simulator(
-        "storm",
-        overrides=SMALL_STORM,
-        speed=0,
-        throttle=False,
-        operator_actions=False,
-        history_days=0,
-    ) as running:
+    async with small_storm() as running:
         yield running
 
 

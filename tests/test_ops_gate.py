@@ -18,11 +18,11 @@ from exporter.domain.episode import EpisodeSource
 from exporter.domain.readiness import ReadinessState
 from exporter.ops.ledger import Ledger
 from exporter.readiness_client import ReadinessClient
-from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.app import RunningSimulator
 from exporter.store import Store
 from tests.ops_harness import (
-    SMALL_STORM,
     run_cli,
+    small_storm,
     start_cli,
     states,
     toggles,
@@ -35,14 +35,7 @@ SERVING = re.compile(r"Serving metrics at (\S+)metrics")
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    async with running_simulator(
-        "storm",
-        overrides=SMALL_STORM,
-        speed=0,
-        throttle=False,
-        operator_actions=False,
-        history_days=2,
-    ) as running:
+    async with small_storm(history_days=2) as running:
         yield running
 
 

@@ -13,23 +13,16 @@ from exporter.ops.ledger import EpisodeObject, Ledger, Role, RunRecord
 from exporter.ops.operations import AdoptRequest, PauseRequest, adopt, pause
 from exporter.ops.report import Result, Status
 from exporter.ops.targets import TargetError
-from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.app import RunningSimulator
 from exporter.store import Store
-from tests.ops_harness import SMALL_STORM, dynamic, run_op, states, toggles, write_ops_config
+from tests.ops_harness import dynamic, run_op, small_storm, states, toggles, write_ops_config
 
 PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    async with running_simulator(
-        "storm",
-        overrides=SMALL_STORM,
-        speed=0,
-        throttle=False,
-        operator_actions=False,
-        history_days=0,
-    ) as running:
+    async with small_storm() as running:
         yield running
 
 

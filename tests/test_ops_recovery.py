@@ -19,17 +19,17 @@ from exporter.ops.ledger import Ledger, OpStatus, RunStatus
 from exporter.ops.operations import PauseRequest, ResumeRequest, pause, resume
 from exporter.ops.report import Result, Status
 from exporter.simulator.access import TokenGrant
-from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.app import RunningSimulator
 from exporter.simulator.faults import FaultKind, FaultScope, FaultSettings
 from exporter.store import Store
 from tests.ops_harness import (
-    SMALL_STORM,
     TOKEN,
     ScriptedReadiness,
     dynamic,
     readiness_server,
     run_cli,
     run_op,
+    small_storm,
     start_cli,
     states,
     toggles,
@@ -43,14 +43,7 @@ SLOW_PATCHES = FaultSettings(scope=FaultScope.ALL, slow_rate=1.0, slow_seconds=0
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    async with running_simulator(
-        "storm",
-        overrides=SMALL_STORM,
-        speed=0,
-        throttle=False,
-        operator_actions=False,
-        history_days=0,
-    ) as running:
+    async with small_storm() as running:
         yield running
 
 

@@ -18,16 +18,16 @@ from exporter.domain.events import ProcessingState
 from exporter.ops.ledger import Ledger, RunStatus
 from exporter.ops.operations import PauseRequest, ResumeRequest, pause, plan, resume
 from exporter.ops.report import Result, Status
-from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.app import RunningSimulator
 from exporter.store import Store
 from tests.harness import wait_until
 from tests.ops_harness import (
-    SMALL_STORM,
     ScriptedReadiness,
     dynamic,
     exporter_readiness,
     readiness_server,
     run_op,
+    small_storm,
     states,
     toggles,
     write_ops_config,
@@ -40,14 +40,7 @@ RESUME = {"max_critical_groups": 2, "batch_size": 10, "batch_interval": "0s"}
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
-    async with running_simulator(
-        "storm",
-        overrides=SMALL_STORM,
-        speed=0,
-        throttle=False,
-        operator_actions=False,
-        history_days=0,
-    ) as running:
+    async with small_storm() as running:
         yield running
 
 

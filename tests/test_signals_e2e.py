@@ -29,7 +29,7 @@ import pytest_asyncio
 from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 
-import exporter.tenant
+import exporter.simulator_clock
 from exporter.cli import cli
 from exporter.clock import FollowingClock
 from exporter.config import Thresholds, load_config
@@ -248,7 +248,8 @@ def schedule() -> list[float]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def storm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StormRun]:
-    exporter.tenant.CLOCK_SYNC_INTERVAL, saved = 0.02, exporter.tenant.CLOCK_SYNC_INTERVAL
+    saved = exporter.simulator_clock.CLOCK_SYNC_INTERVAL
+    exporter.simulator_clock.CLOCK_SYNC_INTERVAL = 0.02
     tmp = tmp_path_factory.mktemp("storm")
     try:
         async with running_simulator(
@@ -276,7 +277,7 @@ async def storm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Storm
             finally:
                 await service.stop()
     finally:
-        exporter.tenant.CLOCK_SYNC_INTERVAL = saved
+        exporter.simulator_clock.CLOCK_SYNC_INTERVAL = saved
 
 
 async def drive_storm(sim: RunningSimulator, service: Exporter) -> StormRun:

@@ -22,10 +22,8 @@ from exporter.graph.credentials import CredentialError, build_credential
 from exporter.graph.retry import RetryPolicy
 from exporter.ops.gate import ReadinessSource
 from exporter.ops.ledger import Ledger
+from exporter.simulator_clock import keep_following, read_simulator_clock, simulator_clock_url
 from exporter.store import Store
-
-SIM_CLOCK_PATH = "/_sim/clock"
-CLOCK_SYNC_INTERVAL = 1.0
 
 
 class OpsError(Exception):
@@ -167,37 +165,22 @@ async def _clock_for(tenant: Tenant) -> AsyncIterator[Clock]:
     if tenant.clock != "simulator":
         yield SystemClock()
         return
-    url = f"{(tenant.graph_base_url or '').rstrip('/')}{SIM_CLOCK_PATH}"
+    url = simulator_clock_url(tenant)
     async with httpx.AsyncClient(timeout=5.0) as client:
-        reading = await _read_clock(client, url)
+        reading = await read_simulator_clock(client, url)
         if reading is None:
             raise OpsError(f"cannot read the simulator's clock at {url}: is it running?")
         clock = FollowingClock(*reading)
 
-        async def follow() -> None:
-            while True:
-                await asyncio.sleep(CLOCK_SYNC_INTERVAL)
-                latest = await _read_clock(client, url)
-                if latest is not None:
-                    clock.update(*latest)
-
-        task = asyncio.create_task(follow(), name="ops-clock")
+        task = asyncio.create_task(
+            keep_following(client, url, clock, asyncio.sleep), name="ops-clock"
+        )
         try:
             yield clock
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def _read_clock(client: httpx.AsyncClient, url: str) -> tuple[float, float] | None:
-    try:
-        response = await client.get(url)
-        response.raise_for_status()
-        body = response.json()
-        return float(body["now"]), float(body["speed"])
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
 
 
 __all__ = [
