@@ -197,7 +197,7 @@ def test_families_and_values() -> None:
     )
     status = {"tenant": "contoso", "group_id": CRITICAL, "group_name": "Payroll"}
     assert value("entra_dynamic_group_processing_status", {**status, "status": "failed"}) == 1
-    assert value("entra_dynamic_group_processing_status", {**status, "status": "running"}) == 0
+    assert value("entra_dynamic_group_processing_status", {**status, "status": "running"}) is None
     assert (
         value(
             "entra_dynamic_group_last_membership_change_timestamp_seconds",
