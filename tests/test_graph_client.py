@@ -8,10 +8,18 @@ from collections.abc import AsyncIterator
 import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
+from exporter.domain.records import ProcessingStatus
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import StaticTokenCredential
-from exporter.graph.errors import GraphAuthError, GraphNotFoundError, GraphUnavailableError
+from exporter.graph.errors import (
+    GraphAuthError,
+    GraphError,
+    GraphNotFoundError,
+    GraphUnavailableError,
+)
 from exporter.graph.retry import RetryPolicy
+from exporter.pollers.base import CollectorStatus
+from exporter.pollers.directory import CRITICAL_STATUS_CONCURRENCY, CriticalStatusPoller
 from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.faults import FaultScope, FaultSettings
@@ -137,3 +145,43 @@ async def test_the_sdk_retry_handler_is_not_in_the_chain(sim: RunningSimulator) 
         assert graph.requests[("directory_audits", "429")] == 1
     finally:
         await graph.close()
+
+
+class InFlight:
+    """The real client, counting how many status reads are under way at once."""
+
+    def __init__(self, graph: GraphClient) -> None:
+        self.graph = graph
+        self.now = 0
+        self.most = 0
+        self.list_dynamic_groups = graph.list_dynamic_groups
+        self.list_dynamic_administrative_units = graph.list_dynamic_administrative_units
+
+    async def get_processing_status(self, group_id: str) -> ProcessingStatus:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await self.graph.get_processing_status(group_id)
+        finally:
+            self.now -= 1
+
+
+async def test_critical_statuses_are_read_concurrently_and_failures_named_in_order(
+    sim: RunningSimulator,
+) -> None:
+    graph = client(sim)
+    try:
+        groups = sorted(g.id for g in await graph.list_dynamic_groups())
+        unknown = ["00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"]
+        configured = [groups[0], unknown[1], *groups[1:], unknown[0]]
+        counting = InFlight(graph)
+        poller = CriticalStatusPoller(tenant="t", group_ids=configured, graph=counting, interval=60)
+        sim.set_faults(FaultSettings(scope=FaultScope.ALL, slow_rate=1.0, slow_seconds=0.05))
+        with pytest.raises(GraphError) as raised:
+            await poller.poll(CollectorStatus("critical_status"))
+    finally:
+        await graph.close()
+    assert list(poller.statuses) == [g for g in configured if g in groups], "configured order"
+    assert str(raised.value).startswith(f"2 of {len(configured)} critical groups unreadable")
+    assert f"first: {unknown[1]}" in str(raised.value), "the first failing one as configured"
+    assert counting.most == CRITICAL_STATUS_CONCURRENCY > 1, "read a few at a time"
