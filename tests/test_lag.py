@@ -146,6 +146,29 @@ def test_caps_per_object_and_in_all() -> None:
         estimator.observe([], until=math.inf)
 
 
+def test_a_trigger_kept_after_the_cap_sweep_emptied_its_object_is_in_the_state_and_the_rows() -> (
+    None
+):
+    estimator = LagEstimator(horizon=30, max_pending=2)
+    estimator.observe([trig("x", 0), trig("y", 0), trig("x", 31)], until=31)
+    rows = [r for r in estimator.take_changes().upserts if r.role == "pending"]
+    assert rows == [LagStateRow("pending", "x", "user", 31.0)]
+    assert [r for r in estimator.export_rows() if r.role == "pending"] == rows
+    assert lags(estimator.observe([change("x", 40)], until=40)) == [9.0]
+
+
+def test_a_late_copy_of_a_matched_change_keeps_one_reference_row_in_memory_as_stored() -> None:
+    estimator = LagEstimator(horizon=HORIZON, coalesce=0)
+    db: dict[Key, LagStateRow] = {}
+    estimator.observe([change("x", 0), trig("x", 0)], until=1)
+    apply(db, estimator)
+    # Both again, after the frontier passed them and the coalescing window ended.
+    assert lags(estimator.observe([trig("x", 0), change("x", 0)], until=1)) == [0.0]
+    apply(db, estimator)
+    assert sorted(db.values()) == estimator.export_rows()
+    assert [r.role for r in estimator.export_rows()].count("reference") == 1
+
+
 def test_a_resumed_group_measures_from_its_resume_not_from_triggers_queued_before_the_pause() -> (
     None
 ):

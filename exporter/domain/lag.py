@@ -307,6 +307,10 @@ class LagEstimator:
             if self._pending_count >= self.max_pending:
                 self._dropped += 1
                 return
+            # The sweep may have emptied and removed this object's entry.
+            entry = self._pending.get(object_id)
+            times = entry[1] if entry is not None else []
+            i = bisect.bisect_left(times, at)
         if entry is None:
             self._pending[object_id] = (object_type, times)
         times.insert(i, at)
@@ -410,7 +414,11 @@ class LagEstimator:
         self, at: float, object_id: str, object_type: ObjectType, lag: float
     ) -> None:
         item = (at, object_id, object_type, lag)
-        bisect.insort(self._reference, item)
+        i = bisect.bisect_left(self._reference, item)
+        if i < len(self._reference) and self._reference[i] == item:
+            # A late copy of a change already matched: one row per key, in memory as stored.
+            return
+        self._reference.insert(i, item)
         self._put(_reference_row(item))
         self._count_bucket(lag, 1)
         ring = self._reference
