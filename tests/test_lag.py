@@ -16,13 +16,20 @@ from hypothesis import strategies as st
 from exporter.domain.events import ObjectType
 from exporter.domain.history import HOUR
 from exporter.domain.lag import (
+    _BAND_WIDTHS,
+    _KIND_ORDER,
+    _LOG_STEP,
     LAG_BUCKETS,
+    REFERENCE_MIN,
+    REFERENCE_MIN_BAND,
     LagEstimator,
     LagEvent,
     LagEventKind,
     LagHistogram,
     LagSample,
     LagStateRow,
+    _bucket_edge,
+    _buffered_row,
     summarize_lag,
 )
 
@@ -144,6 +151,29 @@ def test_caps_per_object_and_in_all() -> None:
         LagEstimator(horizon=0)
     with pytest.raises(ValueError, match="finite"):
         estimator.observe([], until=math.inf)
+
+
+def test_a_trigger_kept_after_the_cap_sweep_emptied_its_object_is_in_the_state_and_the_rows() -> (
+    None
+):
+    estimator = LagEstimator(horizon=30, max_pending=2)
+    estimator.observe([trig("x", 0), trig("y", 0), trig("x", 31)], until=31)
+    rows = [r for r in estimator.take_changes().upserts if r.role == "pending"]
+    assert rows == [LagStateRow("pending", "x", "user", 31.0)]
+    assert [r for r in estimator.export_rows() if r.role == "pending"] == rows
+    assert lags(estimator.observe([change("x", 40)], until=40)) == [9.0]
+
+
+def test_a_late_copy_of_a_matched_change_keeps_one_reference_row_in_memory_as_stored() -> None:
+    estimator = LagEstimator(horizon=HORIZON, coalesce=0)
+    db: dict[Key, LagStateRow] = {}
+    estimator.observe([change("x", 0), trig("x", 0)], until=1)
+    apply(db, estimator)
+    # Both again, after the frontier passed them and the coalescing window ended.
+    assert lags(estimator.observe([trig("x", 0), change("x", 0)], until=1)) == [0.0]
+    apply(db, estimator)
+    assert sorted(db.values()) == estimator.export_rows()
+    assert [r.role for r in estimator.export_rows()].count("reference") == 1
 
 
 def test_a_resumed_group_measures_from_its_resume_not_from_triggers_queued_before_the_pause() -> (
@@ -278,6 +308,173 @@ def test_take_changes_is_incremental() -> None:
     second = estimator.take_changes()
     assert ("pending", "x", 0.0, 0.0, "") in second.deletes
     assert ("matched", "x", 20.0, 0.0, "") in {r.key for r in second.upserts}
+
+
+# --- the fast path against the buffered-only reference -----------------------------------------
+
+
+class BufferedOnly(LagEstimator):
+    """The estimator as it was before `observe` released new events without buffering them and
+    before `reference_lag` was sped up: every event goes through the heap and the journal (a
+    buffered row put, then dropped). The real estimator must give the same samples and the
+    same rows."""
+
+    def observe(self, events: Iterable[LagEvent], until: float) -> list[LagSample]:
+        samples: list[LagSample] = []
+        for event in events:
+            object_type = event.object_type.value if event.object_type is not None else ""
+            group_id = event.group_id or ""
+            item = (event.at, _KIND_ORDER[event.kind], event.object_id, object_type, group_id)
+            if event.at <= self._frontier:
+                self._late += 1
+                self._process(item, samples)
+                continue
+            if item not in self._buffered:
+                self._buffered.add(item)
+                heapq.heappush(self._buffer, item)
+                self._put(_buffered_row(item))
+        while self._buffer and self._buffer[0][0] <= until:
+            item = heapq.heappop(self._buffer)
+            self._buffered.discard(item)
+            self._drop(_buffered_row(item).key)
+            self._process(item, samples)
+        if until > self._frontier:
+            if math.isfinite(self._frontier):
+                self._drop(("frontier", "", self._frontier, 0.0, ""))
+            self._frontier = until
+            self._put(LagStateRow("frontier", "", "", until))
+        self._expire_matched(self._frontier)
+        if self._frontier - self._last_sweep >= self.horizon / 8:
+            self._sweep(self._frontier)
+        return samples
+
+    def reference_lag(self) -> float | None:
+        total = len(self._reference)
+        if total < REFERENCE_MIN:
+            return None
+        counts = self._reference_buckets
+        lo, hi = min(counts), max(counts)
+        prefix = [0]
+        for b in range(lo, hi + 1):
+            prefix.append(prefix[-1] + counts.get(b, 0))
+        best: tuple[float, int, int] | None = None
+        for width in _BAND_WIDTHS:
+            for first in range(lo, max(lo, hi - width + 1) + 1):
+                last = min(first + width, hi + 1)
+                n = prefix[last - lo] - prefix[first - lo]
+                if n < REFERENCE_MIN_BAND:
+                    continue
+                expected = total * (_bucket_edge(last) - _bucket_edge(first)) / self.horizon
+                score = n * math.log(n / expected) - (n - expected) if n > expected else 0.0
+                if score > 0 and (best is None or score > best[0]):
+                    best = (score, first, last)
+        if best is None:
+            return None
+        _, first, last = best
+        weights = [(b, counts.get(b, 0)) for b in range(first, last)]
+        mean_bucket = sum(b * w for b, w in weights) / sum(w for _, w in weights)
+        return float(math.exp((mean_bucket + 0.5) * _LOG_STEP))
+
+
+def lag_event(kind: int, obj: int, group: int | None, at: float) -> LagEvent:
+    if kind == 2:
+        return reevaluation(f"g{group or 0}", at)
+    object_type = DEVICE if obj >= 3 else USER
+    if kind == 0:
+        return trig(f"o{obj}", at, object_type)
+    return change(f"o{obj}", at, object_type, None if group is None else f"g{group}")
+
+
+EVENT_TIMES = st.one_of(st.integers(0, 400).map(float), st.floats(0, 400))
+"""Whole seconds make ties and duplicates likely; any float covers the rest."""
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pool=st.lists(
+        st.tuples(
+            st.sampled_from([0, 0, 1, 1, 1, 2]),
+            st.integers(0, 4),
+            st.one_of(st.none(), st.integers(0, 2)),
+            EVENT_TIMES,
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    pages=st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 39), max_size=25),
+            st.one_of(st.integers(-10, 450).map(float), st.floats(-10, 450)),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    horizon=st.sampled_from([30.0, 150.0, 2000.0]),
+    coalesce=st.sampled_from([0.0, 5.0, 40.0]),
+    per_object_cap=st.sampled_from([1, 2, 32]),
+    max_pending=st.sampled_from([2, 6, 1_000_000]),
+)
+def test_released_events_give_the_same_samples_and_rows_as_buffering_them(
+    pool: list[tuple[int, int, int | None, float]],
+    pages: list[tuple[list[int], float, bool]],
+    horizon: float,
+    coalesce: float,
+    per_object_cap: int,
+    max_pending: int,
+) -> None:
+    """Random pages of a random stream (repeats, ties, late events, watermarks going back),
+    with restarts from the stored rows between pages."""
+    events = [lag_event(*spec) for spec in pool]
+    fast = LagEstimator(horizon, coalesce, per_object_cap, max_pending)
+    reference: LagEstimator = BufferedOnly(horizon, coalesce, per_object_cap, max_pending)
+    fast_db: dict[Key, LagStateRow] = {}
+    reference_db: dict[Key, LagStateRow] = {}
+    for indices, until, restart in pages:
+        if restart:
+            fast = LagEstimator.from_rows(
+                [tuple(r) for r in fast_db.values()],
+                horizon=horizon,
+                coalesce=coalesce,
+                per_object_cap=per_object_cap,
+                max_pending=max_pending,
+            )
+            reference = BufferedOnly.from_rows(
+                [tuple(r) for r in reference_db.values()],
+                horizon=horizon,
+                coalesce=coalesce,
+                per_object_cap=per_object_cap,
+                max_pending=max_pending,
+            )
+            assert type(reference) is BufferedOnly
+        page = [events[i % len(events)] for i in indices]
+        assert fast.observe(page, until) == reference.observe(page, until)
+        fast_changes, reference_changes = fast.take_changes(), reference.take_changes()
+        assert set(fast_changes.upserts) == set(reference_changes.upserts)
+        assert set(fast_changes.deletes) == set(reference_changes.deletes)
+        for db, changes in ((fast_db, fast_changes), (reference_db, reference_changes)):
+            for key in changes.deletes:
+                db.pop(key, None)
+            db.update((row.key, row) for row in changes.upserts)
+        assert fast_db == reference_db
+        assert sorted(fast_db.values()) == fast.export_rows() == reference.export_rows()
+        assert fast.stats == reference.stats
+        assert fast.reference_lag() == reference.reference_lag()
+
+
+@pytest.mark.parametrize("churn_per_day", [0.5, 2.0])
+def test_a_storm_gives_the_same_samples_and_rows_as_buffering_every_event(
+    churn_per_day: float,
+) -> None:
+    """Many ambiguous matches (the reference at work), hourly pages released at once."""
+    events, _ = fifo_storm(11, 400, churn_per_day, 300, 250, 2)
+    fast, reference = LagEstimator(horizon=HORIZON), BufferedOnly(horizon=HORIZON)
+    for start in range(0, len(events), 1000):
+        page = events[start : start + 1000]
+        until = page[-1].at - (900 if start % 3000 else 0)
+        assert fast.observe(page, until) == reference.observe(page, until)
+        assert set(fast.take_changes().upserts) == set(reference.take_changes().upserts)
+    assert fast.export_rows() == reference.export_rows()
 
 
 # --- accuracy on a synthetic storm ------------------------------------------------------------

@@ -36,9 +36,10 @@ t2 >= t1; that gives a sample t2 - t1 and consumes the trigger.
 
 Order. Audit events arrive up to the lateness allowance out of event-time order. Events are
 buffered and processed in event-time order up to `until` (the audit watermark: everything at or
-before it has been ingested), so the outcome does not depend on arrival order. An event older
-than what was already processed (later than the allowance) is processed at once, best effort,
-and counted in `late_events`.
+before it has been ingested), so the outcome does not depend on arrival order. Only events newer
+than `until` are kept in the buffer (and its rows); those at or before it are merged with the
+buffered ones that fall due. An event older than what was already processed (later than the
+allowance) is processed at once, best effort, and counted in `late_events`.
 
 Persistence. The whole state is plain rows (`LagStateRow`); `take_changes()` returns what changed
 since the previous call, for the store to write in the same transaction as the event counts (so
@@ -236,28 +237,47 @@ class LagEstimator:
         if not math.isfinite(until):
             raise ValueError("until must be a finite epoch time: the audit watermark")
         samples: list[LagSample] = []
+        frontier = self._frontier
+        buffered = self._buffered
+        # New events at or before `until` (nearly all of them in a backfill) are processed in
+        # this call: they skip the heap and the journal, where each would leave a row put and
+        # dropped again (a no-op for the store), and are merged in event-time order with the
+        # buffered events that are due. Same order, same rows, same samples: see
+        # tests/test_lag.py, the buffered-only reference.
+        released: list[_Buffered] = []
         for event in events:
-            object_type = event.object_type.value if event.object_type is not None else ""
+            at = event.at
+            object_type = event.object_type
             item = (
-                event.at,
+                at,
                 _KIND_ORDER[event.kind],
                 event.object_id,
-                object_type,
+                object_type.value if object_type is not None else "",
                 event.group_id or "",
             )
-            if event.at <= self._frontier:
+            if at <= frontier:
                 self._late += 1
                 self._process(item, samples)
+            elif item in buffered:
                 continue
-            if item not in self._buffered:
-                self._buffered.add(item)
+            elif at <= until:
+                released.append(item)
+            else:
+                buffered.add(item)
                 heapq.heappush(self._buffer, item)
                 self._put(_buffered_row(item))
+        due: list[_Buffered] = []
         while self._buffer and self._buffer[0][0] <= until:
             item = heapq.heappop(self._buffer)
-            self._buffered.discard(item)
+            buffered.discard(item)
             self._drop(_buffered_row(item).key)
-            self._process(item, samples)
+            due.append(item)
+        released.sort()
+        previous: _Buffered | None = None
+        for item in heapq.merge(due, released) if due else released:
+            if item != previous:  # the same event twice in the batch is processed once
+                self._process(item, samples)
+                previous = item
         if until > self._frontier:
             if math.isfinite(self._frontier):
                 self._drop((LagRowRole.FRONTIER.value, "", self._frontier, 0.0, ""))
@@ -307,6 +327,10 @@ class LagEstimator:
             if self._pending_count >= self.max_pending:
                 self._dropped += 1
                 return
+            # The sweep may have emptied and removed this object's entry.
+            entry = self._pending.get(object_id)
+            times = entry[1] if entry is not None else []
+            i = bisect.bisect_left(times, at)
         if entry is None:
             self._pending[object_id] = (object_type, times)
         times.insert(i, at)
@@ -388,17 +412,20 @@ class LagEstimator:
         prefix = [0]
         for b in range(lo, hi + 1):
             prefix.append(prefix[-1] + counts.get(b, 0))
-        best: tuple[float, int, int] | None = None  # (score, first bucket, width)
+        edges = [_bucket_edge(b) for b in range(lo, hi + 2)]
+        span = hi - lo + 1
+        best: tuple[float, int, int] | None = None  # (score, first bucket, end bucket)
         for width in _BAND_WIDTHS:
-            for first in range(lo, max(lo, hi - width + 1) + 1):
-                last = min(first + width, hi + 1)
-                n = prefix[last - lo] - prefix[first - lo]
+            # Offsets from `lo`: this loop runs for every ambiguous match.
+            for i in range(max(0, span - width) + 1):
+                j = i + width if i + width < span else span
+                n = prefix[j] - prefix[i]
                 if n < REFERENCE_MIN_BAND:
                     continue
-                expected = total * (_bucket_edge(last) - _bucket_edge(first)) / self.horizon
+                expected = total * (edges[j] - edges[i]) / self.horizon
                 score = n * math.log(n / expected) - (n - expected) if n > expected else 0.0
                 if score > 0 and (best is None or score > best[0]):
-                    best = (score, first, last)
+                    best = (score, lo + i, lo + j)
         if best is None:
             return None
         _, first, last = best
@@ -410,7 +437,11 @@ class LagEstimator:
         self, at: float, object_id: str, object_type: ObjectType, lag: float
     ) -> None:
         item = (at, object_id, object_type, lag)
-        bisect.insort(self._reference, item)
+        i = bisect.bisect_left(self._reference, item)
+        if i < len(self._reference) and self._reference[i] == item:
+            # A late copy of a change already matched: one row per key, in memory as stored.
+            return
+        self._reference.insert(i, item)
         self._put(_reference_row(item))
         self._count_bucket(lag, 1)
         ring = self._reference
