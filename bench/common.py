@@ -259,6 +259,7 @@ def exporter_config(
     polling: Mapping[str, Any] | None = None,
     critical_groups: Sequence[str] = (),
     store: Path | None = None,
+    thresholds: Mapping[str, Any] | None = None,
 ) -> Path:
     """A config file for one simulated tenant: static token, the simulator's clock."""
     document = {
@@ -272,6 +273,7 @@ def exporter_config(
             }
         ],
         "polling": dict(polling or {}),
+        "thresholds": dict(thresholds or {}),
         "store": {"path": str(store or path.parent / "state.sqlite3")},
         "web": {"listen_address": "127.0.0.1:0"},
     }
