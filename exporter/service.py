@@ -91,6 +91,7 @@ class Exporter:
             readiness=self.readiness,
             web_config=web_config,
             links=links,
+            exposition_key=lambda: self.holder.current,
         )
 
 
