@@ -30,8 +30,10 @@ class BudgetSize:
     device_updates_per_hour: int
 
 
-FULL = BudgetSize(7, 300, 120, 40)
-"""~80,000 events, ~80 pages: a run takes under three minutes."""
+FULL = BudgetSize(7, 150, 80, 20)
+"""250 events an hour, ~42,000 over the week: two pages per 6-hour backfill window, ~56 pages,
+so that a run takes under two minutes (the ratio to the minimum does not depend on the volume,
+only on the limiter and on how pages follow each other)."""
 SMOKE = BudgetSize(0.5, 60, 30, 10)
 
 
