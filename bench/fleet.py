@@ -33,10 +33,12 @@ class FleetSize:
     paused: int
     critical: int
     changes_per_hour: int
+    settle_seconds: float
+    """Waited after the first complete exposition: one more snapshot refresh (every ~5 s)."""
 
 
-FULL = FleetSize(50_000, 10_000, 15_000, 1_500, 200, 5_000)
-SMOKE = FleetSize(3_000, 500, 300, 30, 20, 500)
+FULL = FleetSize(50_000, 10_000, 15_000, 1_500, 200, 5_000, 6.0)
+SMOKE = FleetSize(3_000, 500, 300, 30, 20, 500, 0.0)
 
 
 def scenario(size: FleetSize) -> dict[str, Any]:
@@ -129,7 +131,7 @@ async def running_fleet(size: FleetSize, workdir: Path) -> AsyncIterator[Fleet]:
             return text is not None and synced(text, size)
 
         await wait_for(done, within=1800, what="the exporter to sync the tenant", interval=1.0)
-        await asyncio.sleep(6)  # one more snapshot refresh: everything in it
+        await asyncio.sleep(size.settle_seconds)
         try:
             yield fleet
         finally:

@@ -56,10 +56,12 @@ class MemorySize:
     days: float
     further_days: float
     scrapes: int
+    settle_seconds: float
+    """Waited once synced: a snapshot refresh (every ~5 s) with everything in it."""
 
 
-FULL = MemorySize(15_000, 50_000, 20_000, 30, 7, 30)
-SMOKE = MemorySize(200, 1_000, 2_000, 1, 0.25, 2)
+FULL = MemorySize(15_000, 50_000, 20_000, 30, 7, 30, 6.0)
+SMOKE = MemorySize(200, 1_000, 2_000, 1, 0.25, 2, 0.0)
 
 
 def scenario(size: MemorySize, start_iso: str) -> dict[str, Any]:
@@ -189,7 +191,7 @@ async def _measure(
 
             await wait_for(synced, within=900, what=f"the exporter ({name}) to sync", interval=0.5)
             sync_seconds = time.perf_counter() - started
-            await asyncio.sleep(6)  # a snapshot refresh with everything in it
+            await asyncio.sleep(size.settle_seconds)
             rss = exporter.usage().rss_bytes
             async with aiohttp.ClientSession() as http:
                 for _ in range(size.scrapes):

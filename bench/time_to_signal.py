@@ -51,7 +51,7 @@ class SignalSize:
 
 
 FULL = SignalSize(12_000, 420, 20.0, 2, 1200)
-SMOKE = SignalSize(1_000, 40, 60.0, 0.1, 300)
+SMOKE = SignalSize(1_000, 40, 300.0, 0.1, 300)
 
 
 def scenario(size: SignalSize) -> dict[str, Any]:
