@@ -25,6 +25,10 @@ ENV_PREFIX = "ENTRA_DG_"
 # name -> ("module:attribute" of a click.Command, one-line help). Imported only when invoked;
 # the help line is kept here so that `--help` imports nothing. Add a line when a subcommand lands.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check-resume": (
+        "exporter.check_resume_cli:check_resume_command",
+        "Ask the running exporter whether paused processing may be resumed (exit 0/1/2).",
+    ),
     "config": ("exporter.config_cli:config_group", "Validate configuration files."),
     "serve": ("exporter.serve_cli:serve_command", "Run the exporter for the configured tenants."),
     "demo": (

@@ -8,11 +8,18 @@ values in docs/architecture.md.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from exporter.domain.baseline import Measure
 from exporter.domain.events import DirectoryObjectKind, Series
 from exporter.snapshot import Snapshot, TenantSnapshot
 from exporter.store import DUPLICATE, MALFORMED, MALFORMED_PREFIX
@@ -240,6 +247,145 @@ def graph_requests(snapshot: Snapshot) -> Iterator[Metric]:
     yield family
 
 
+_OBJECT_MEASURES = (("user", Measure.USER_CHANGES), ("device", Measure.DEVICE_CHANGES))
+
+
+def signals(snapshot: Snapshot) -> Iterator[Metric]:
+    """Baselines, deviation ratios, pause-warranted and resume-ready, from each tenant's latest
+    assessment (absent before the first one; a ratio or baseline that has no value yet, e.g. no
+    history, is absent rather than 0)."""
+    membership_baseline = _gauge(
+        "membership_changes_baseline_per_hour",
+        "Dynamic membership changes expected in the trailing hour: a seasonal median of the "
+        "same hour in past weeks or days (docs/signals.md).",
+        ["tenant"],
+    )
+    object_baseline = _gauge(
+        "object_changes_baseline_per_hour",
+        "User and device changes expected in the trailing hour (seasonal median).",
+        ["tenant", "object_type"],
+    )
+    object_ratio = _gauge(
+        "object_changes_deviation_ratio",
+        "User and device changes in the trailing hour / their baseline (1 = normal).",
+        ["tenant", "object_type"],
+    )
+    membership_ratio = _gauge(
+        "membership_changes_deviation_ratio",
+        "Dynamic membership changes in the trailing hour / their baseline (1 = normal).",
+        ["tenant"],
+    )
+    warranted = _gauge(
+        "pause_warranted",
+        "1 while this reason warrants pausing dynamic group processing; every reason is "
+        "always exported.",
+        ["tenant", "reason"],
+    )
+    ready = _gauge(
+        "resume_ready",
+        "1 when every resume condition holds for the current pause episode.",
+        ["tenant"],
+    )
+    blocked = _gauge(
+        "resume_blocked",
+        "1 for each resume condition that blocks resuming, or that cannot be judged yet.",
+        ["tenant", "reason"],
+    )
+    started = _gauge(
+        "pause_started_timestamp_seconds",
+        "Start of the current pause episode; 0 when there is none.",
+        ["tenant"],
+    )
+    assessed = _gauge(
+        "assessment_timestamp_seconds",
+        "When the signals and resume readiness were last evaluated (the tenant's clock).",
+        ["tenant"],
+    )
+    duration = _gauge(
+        "assessment_duration_seconds",
+        "How long the last evaluation took: reading the store plus evaluating.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        a = t.assessment
+        if a is None:
+            continue
+        membership = a.rate(Measure.MEMBERSHIP_CHANGES)
+        if membership.baseline is not None:
+            membership_baseline.add_metric([t.tenant], membership.baseline)
+        if membership.deviation_ratio is not None:
+            membership_ratio.add_metric([t.tenant], membership.deviation_ratio)
+        for label, measure in _OBJECT_MEASURES:
+            reading = a.rate(measure)
+            if reading.baseline is not None:
+                object_baseline.add_metric([t.tenant, label], reading.baseline)
+            if reading.deviation_ratio is not None:
+                object_ratio.add_metric([t.tenant, label], reading.deviation_ratio)
+        for signal in a.pause_signals:
+            warranted.add_metric([t.tenant, signal.reason.value], 1 if signal.active else 0)
+        ready.add_metric([t.tenant], 1 if a.readiness.ready else 0)
+        for condition in a.readiness.conditions:
+            blocked.add_metric([t.tenant, condition.condition.value], 1 if condition.blocks else 0)
+        started.add_metric([t.tenant], a.episode.started_at if a.episode is not None else 0)
+        assessed.add_metric([t.tenant], a.evaluated_at)
+        if t.assessment_timing is not None:
+            timing = t.assessment_timing
+            duration.add_metric([t.tenant], timing.read_seconds + timing.evaluate_seconds)
+    yield from (
+        membership_baseline,
+        object_baseline,
+        object_ratio,
+        membership_ratio,
+        warranted,
+        ready,
+        blocked,
+        started,
+        assessed,
+        duration,
+    )
+
+
+def _bound(bound: float) -> str:
+    """A histogram bucket's `le`, as Prometheus writes it (`60.0`, `+Inf`)."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def processing_lag(snapshot: Snapshot) -> Iterator[Metric]:
+    family = HistogramMetricFamily(
+        PREFIX + "processing_lag_seconds",
+        "Estimated delay from a user or device change to the dynamic membership change it "
+        "caused, by the activity times in the audit log (each change counted once, when "
+        "ingested).",
+        labels=["tenant"],
+    )
+    for t in snapshot.tenants:
+        h = t.lag_histogram
+        if h is None:
+            continue
+        family.add_metric(
+            [t.tenant],
+            [(_bound(bound), count) for bound, count in h.cumulative()],
+            sum_value=h.sum_seconds,
+        )
+    yield family
+
+
+def rules_using_operator(snapshot: Snapshot) -> Iterator[Metric]:
+    family = _gauge(
+        "rules_using_operator",
+        "Dynamic groups and administrative units whose membership rule uses an operator "
+        "Microsoft calls inefficient (match, contains, memberof) or a chain it advises "
+        "rewriting (or_chain: use -in; ne_chain: use -notIn).",
+        ["tenant", "operator"],
+    )
+    for t in snapshot.tenants:
+        if t.rules_using_operator is None:
+            continue
+        for operator, count in sorted(t.rules_using_operator.items()):
+            family.add_metric([t.tenant, operator], count)
+    yield family
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -259,6 +405,9 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     collectors,
     audit,
     graph_requests,
+    signals,
+    processing_lag,
+    rules_using_operator,
     build_info,
 )
 

@@ -2,8 +2,9 @@
 
 Exit status: 0 when no finding reaches `--fail-on` (default error), 1 when one does, 2 when the
 input cannot be used. Rules come from a `RuleSource`; `select_rule_source` picks one from the
-command's options. Today that is a file (`--rules-file`); a tenant source that lists the dynamic
-groups' rules through Graph plugs in behind the same protocol.
+command's options: a file (`--rules-file`), or a tenant of the exporter's configuration
+(`--config.file`, `--tenant`) whose dynamic groups and dynamic administrative units are listed
+through Graph with the tenant's own credential.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from exporter.cli import option
+from exporter.config import Config, ConfigError, Tenant, load_config
 from exporter.domain.lint import (
     OPERATOR_USAGE_KEYS,
     Finding,
@@ -31,6 +33,7 @@ from exporter.domain.lint import (
     operator_usage,
 )
 from exporter.domain.rules import render_caret
+from exporter.graph.retry import RetryPolicy
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -96,11 +99,86 @@ class FileRuleSource:
             raise RuleSourceError(f"{self.path}: cannot read it ({exc.strerror})") from None
 
 
-def select_rule_source(*, rules_file: str | None) -> RuleSource:
-    """The source the options name. A tenant source (`--config.file`, `--tenant`) joins here."""
-    if rules_file is None:
-        raise RuleSourceError("no rules to lint: pass --rules-file FILE (or - for stdin)")
-    return FileRuleSource(rules_file)
+class TenantRuleSource:
+    """Every dynamic group's and dynamic administrative unit's rule in a configured tenant,
+    listed through Graph (`GroupMember.Read.All`, `AdministrativeUnit.Read.All`) as the
+    exporter's pollers list them. Groups first, then units, each by display name."""
+
+    def __init__(self, config: Config, tenant: Tenant, *, retry: RetryPolicy | None = None) -> None:
+        self.config = config
+        self.tenant = tenant
+        self._retry = retry or CLI_RETRY
+
+    def describe(self) -> str:
+        return f"tenant {self.tenant.name}"
+
+    async def load(self) -> Sequence[RuleRecord]:
+        # Graph's SDK takes seconds to import: only this source needs it, not a file's lint.
+        from exporter.graph.credentials import CredentialError
+        from exporter.graph.errors import GraphError
+        from exporter.tenant import build_graph_client
+
+        where = self.describe()
+        try:
+            graph = build_graph_client(self.config, self.tenant, retry=self._retry)
+        except CredentialError as exc:
+            raise RuleSourceError(f"{where}: {exc}") from None
+        try:
+            groups = await graph.list_dynamic_groups()
+            units = await graph.list_dynamic_administrative_units()
+        except GraphError as exc:
+            raise RuleSourceError(f"{where}: {exc}") from None
+        finally:
+            await graph.close()
+        return [
+            RuleRecord(o.id, o.name, o.rule)
+            for listing in (groups, units)
+            for o in sorted(listing, key=lambda o: (o.name.casefold(), o.id))
+        ]
+
+
+CLI_RETRY = RetryPolicy(attempts=3, throttled_attempts=10, max_delay=10.0, max_retry_after=60.0)
+"""A command someone waits for gives up sooner than the exporter's pollers."""
+
+
+def select_rule_source(
+    *,
+    rules_file: str | None,
+    config_file: Path | None = None,
+    tenant: str | None = None,
+) -> RuleSource:
+    """The source the options name: a file, or a tenant of the exporter's configuration."""
+    if rules_file is not None and config_file is not None:
+        raise RuleSourceError(
+            "pass either --rules-file (lint a file) or --config.file (lint a tenant), not both"
+        )
+    if rules_file is not None:
+        if tenant is not None:
+            raise RuleSourceError("--tenant needs --config.file; a --rules-file has no tenants")
+        return FileRuleSource(rules_file)
+    if config_file is None:
+        raise RuleSourceError(
+            "no rules to lint: pass --rules-file FILE (or - for stdin), or --config.file FILE "
+            "[--tenant NAME] to lint a tenant's dynamic groups through Graph"
+        )
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise RuleSourceError("; ".join(exc.problems)) from None
+    names = [t.name for t in config.tenants]
+    if tenant is None:
+        if len(config.tenants) != 1:
+            raise RuleSourceError(
+                f"{config_file}: {len(names)} tenants ({', '.join(names)}); pick one with "
+                "--tenant NAME"
+            )
+        return TenantRuleSource(config, config.tenants[0])
+    chosen = next((t for t in config.tenants if t.name == tenant), None)
+    if chosen is None:
+        raise RuleSourceError(
+            f"{config_file}: no tenant named {tenant!r}; the configured ones are {', '.join(names)}"
+        )
+    return TenantRuleSource(config, chosen)
 
 
 def parse_rules_text(text: str, origin: str) -> list[RuleRecord]:
@@ -267,6 +345,20 @@ def _write_human(results: Sequence[_Result], source: str) -> None:
     help="Rules to lint: one per line, a YAML/JSON list of {id, name, rule}, or a saved Graph "
     "/groups response; - reads stdin.",
 )
+@option(
+    "--config.file",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Lint a tenant instead: the exporter's configuration, whose credential lists the "
+    "dynamic groups and administrative units through Graph.",
+)
+@option(
+    "--tenant",
+    "tenant",
+    default=None,
+    help="Which tenant of --config.file (needed when it has several).",
+)
 @option("--json", "as_json", is_flag=True, help="Write findings as JSON on stdout.")
 @option(
     "--fail-on",
@@ -276,13 +368,19 @@ def _write_human(results: Sequence[_Result], source: str) -> None:
     show_default=True,
     help="Exit 1 when a finding has this severity or a higher one.",
 )
-def lint_rules_command(rules_file: str | None, as_json: bool, fail_on: str) -> None:
+def lint_rules_command(
+    rules_file: str | None,
+    config_file: Path | None,
+    tenant: str | None,
+    as_json: bool,
+    fail_on: str,
+) -> None:
     """Check dynamic membership rules against Microsoft's efficiency guidance and Entra's limits.
 
     Exit 0 when no finding reaches --fail-on, 1 when one does, 2 when the input is unusable.
     """
     try:
-        source = select_rule_source(rules_file=rules_file)
+        source = select_rule_source(rules_file=rules_file, config_file=config_file, tenant=tenant)
         records = asyncio.run(source.load())
     except RuleSourceError as exc:
         click.echo(f"lint-rules: {exc}", err=True)

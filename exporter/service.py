@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from exporter.clock import SystemClock
 from exporter.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
 from exporter.config import Config
 from exporter.graph.retry import RetryPolicy
 from exporter.logs import get_logger
+from exporter.observations import LedgerSource, ObservationReader
 from exporter.pollers.audit import BackfillProgress
+from exporter.processing_lag import ProcessingLagConsumer
+from exporter.readiness_api import AssessmentView, readiness_routes
+from exporter.readiness_client import READINESS_PATH
 from exporter.snapshot import SnapshotHolder
 from exporter.store import PageConsumer, Store
 from exporter.tenant import TenantRunner
@@ -28,6 +34,11 @@ from exporter.webconfig import WebConfig
 
 log = get_logger(__name__)
 _FROZEN = False
+READINESS_LINK = Link(
+    READINESS_PATH.lstrip("/"),
+    READINESS_PATH,
+    "resume readiness per tenant, JSON (what check-resume reads; ?tenant=NAME for one)",
+)
 
 
 class Exporter:
@@ -39,9 +50,23 @@ class Exporter:
         builders: Sequence[FamilyBuilder] = DEFAULT_BUILDERS,
         retry: RetryPolicy | None = None,
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
+        ledger: Callable[[Store], LedgerSource] | None = None,
     ) -> None:
+        """`ledger` builds the pause ledger on the store (`exporter.ops.ledger.Ledger`); without
+        one, pause episodes are inferred from the groups' states alone."""
         self.config = config
-        self.store = Store(config.store.path, consumers)
+        thresholds = config.thresholds
+        self.lag = ProcessingLagConsumer(
+            horizon=thresholds.lag_trigger_horizon, sample_window=thresholds.lag_window
+        )
+        self.store = Store(config.store.path, (self.lag, *consumers))
+        self.ledger = ledger(self.store) if ledger is not None else None
+        # One worker for every tenant's evaluations: they are CPU work, and the machine may
+        # have few cores; the event loop and the store keep theirs.
+        self._assess_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assess")
+        observations = ObservationReader(
+            self.store, thresholds=thresholds, lag=self.lag, ledger=self.ledger
+        )
         self.holder = SnapshotHolder([t.name for t in config.tenants])
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SnapshotCollector(lambda: self.holder.current, builders))
@@ -51,12 +76,16 @@ class Exporter:
                 tenant,
                 store=self.store,
                 holder=self.holder,
+                observations=observations,
+                assessment_executor=self._assess_executor,
+                lag=self.lag,
                 retry=retry,
                 on_progress=on_progress,
             )
             for tenant in config.tenants
         ]
         self._started = False
+        self._wall = SystemClock()
 
     async def start(self) -> None:
         await self.store.open()
@@ -77,11 +106,32 @@ class Exporter:
             return
         self._started = False
         await asyncio.gather(*(runner.stop() for runner in self.runners))
+        self._assess_executor.shutdown(wait=True)
         await self.store.close()
         log.info("exporter stopped")
 
     def readiness(self) -> Readiness:
         return Readiness.of({runner.name: runner.readiness() for runner in self.runners})
+
+    def readiness_views(self) -> list[AssessmentView]:
+        """Each tenant's latest assessment for /api/v1/readiness (in memory, on the loop)."""
+        snapshot = self.holder.current
+        wall = self._wall.now()
+        views = []
+        for runner in self.runners:
+            part = snapshot.tenant(runner.name)
+            timing = part.assessment_timing if part is not None else None
+            views.append(
+                AssessmentView(
+                    tenant=runner.name,
+                    assessment=part.assessment if part is not None else None,
+                    now=runner.clock.now(),
+                    max_age=self.config.thresholds.collector_max_age,
+                    pending=runner.readiness().detail,
+                    wall_age=None if timing is None else wall - timing.completed_wall,
+                )
+            )
+        return views
 
     def app(
         self, web_config: WebConfig | None = None, links: Sequence[Link] = ()
@@ -89,8 +139,9 @@ class Exporter:
         return create_app(
             registry=self.registry,
             readiness=self.readiness,
+            extra_routes=readiness_routes(self.readiness_views),
             web_config=web_config,
-            links=links,
+            links=[READINESS_LINK, *links],
             exposition_key=lambda: self.holder.current,
         )
 

@@ -15,10 +15,14 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from exporter import __version__
+from exporter.assessor import AssessmentTiming
+from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.domain.lag import LagHistogram
 from exporter.domain.records import ProcessingStatus
 from exporter.pollers.audit import BackfillProgress
 from exporter.pollers.base import CollectorStatus
+from exporter.processing_lag import ProcessingLagConsumer
 from exporter.store import PausedObject, Store
 
 TRAILING_MINUTES = 60
@@ -71,6 +75,7 @@ class StoreView:
     watermark: float | None
     names: Mapping[str, str]
     """Names of the critical groups (for labels)."""
+    lag_histogram: LagHistogram | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,13 @@ class TenantSnapshot:
         default_factory=lambda: MappingProxyType({})
     )
     critical_statuses: tuple[CriticalStatus, ...] = ()
+    assessment: TenantAssessment | None = None
+    """The latest signals and resume readiness (`exporter.assessor`); None before the first."""
+    assessment_timing: AssessmentTiming | None = None
+    lag_histogram: LagHistogram | None = None
+    """Cumulative processing-lag histogram; None when no lag estimator runs."""
+    rules_using_operator: Mapping[str, int] | None = None
+    """operator -> dynamic rules using it; None before the first listing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +149,7 @@ def read_store_view(
     *,
     critical: frozenset[str],
     per_group_cap: int,
+    lag: ProcessingLagConsumer | None = None,
 ) -> StoreView:
     """Runs in the store's thread (`await store.run(lambda: read_store_view(...))`)."""
     since = trailing_hour_start(now)
@@ -166,6 +179,7 @@ def read_store_view(
         ),
         watermark=state.watermark if state else None,
         names=MappingProxyType({g: names.get(g, "") for g in critical}),
+        lag_histogram=lag.histogram(store.db, tenant) if lag is not None else None,
     )
 
 
@@ -179,6 +193,9 @@ def build_tenant_snapshot(
     backfill: BackfillProgress | None,
     graph_requests: Mapping[tuple[str, str], int],
     critical_statuses: Mapping[str, ProcessingStatus],
+    assessment: TenantAssessment | None = None,
+    assessment_timing: AssessmentTiming | None = None,
+    rules_using_operator: Mapping[str, int] | None = None,
 ) -> TenantSnapshot:
     return TenantSnapshot(
         tenant=tenant,
@@ -202,4 +219,8 @@ def build_tenant_snapshot(
             CriticalStatus(group_id, view.names.get(group_id, ""), status)
             for group_id, status in sorted(critical_statuses.items())
         ),
+        assessment=assessment,
+        assessment_timing=assessment_timing,
+        lag_histogram=view.lag_histogram,
+        rules_using_operator=rules_using_operator,
     )

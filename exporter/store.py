@@ -35,7 +35,11 @@ from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedE
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+_MIGRATIONS = {
+    # 3 -> 4: when a paused object was seen On again (the stall signal waits after a resume).
+    3: "ALTER TABLE directory_objects ADD COLUMN resumed_observed_at REAL",
+}
 MINUTE_RETENTION = 49 * 3600.0
 HOUR_RETENTION = 35 * 86400.0
 _SQL_VARIABLES = 500
@@ -102,6 +106,7 @@ CREATE TABLE IF NOT EXISTS directory_objects (
     first_seen REAL NOT NULL, last_seen REAL NOT NULL,
     last_on_at REAL,          -- the last poll that saw it On
     paused_observed_at REAL,  -- the first poll of the current paused spell
+    resumed_observed_at REAL, -- the first poll that saw it On after a poll that saw it Paused
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 """
@@ -168,6 +173,24 @@ class PausedObject:
     """Refined by audit events when they explain the pause; else the first poll that saw it."""
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """A dynamic group or unit as last listed, with its pause time only where it is known."""
+
+    kind: DirectoryObjectKind
+    id: str
+    name: str
+    state: ProcessingState | None
+    paused_since: float | None
+    """While paused: the latest processing-state audit event between the last poll that saw it
+    On and the first that saw it Paused, else that first poll when an earlier one saw it On;
+    None when it was paused from the first listing on and no audit event tells when (a guess
+    would make long-parked groups look like part of the current pause)."""
+    resumed_at: float | None = None
+    """While On: the first poll that saw it On after one saw it Paused (None if never seen
+    paused)."""
+
+
 class Store:
     def __init__(
         self, path: Path | str, consumers: Sequence[PageConsumer] = (), *, wal: bool = True
@@ -201,6 +224,11 @@ class Store:
         return await self.run(lambda: method(*args))
 
     @property
+    def closed(self) -> bool:
+        """close() has been called: no more work is accepted."""
+        return self._closed
+
+    @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("the store is not open (use it through store.call)")
@@ -222,9 +250,16 @@ class Store:
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
+            self._db = db
+            return
+        version = int(row[0])
+        while version in _MIGRATIONS:  # an older file: bring it up to date in place
+            db.execute(_MIGRATIONS[version])
+            version += 1
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        if version != SCHEMA_VERSION:
             raise RuntimeError(
-                f"{self.path}: state schema version {row[0]}, this exporter expects "
+                f"{self.path}: state schema version {version}, this exporter expects "
                 f"{SCHEMA_VERSION}; move the file aside to start afresh"
             )
         self._db = db
@@ -563,7 +598,10 @@ class Store:
                 "last_on_at = CASE WHEN excluded.state = 'On' THEN excluded.last_seen "
                 "ELSE last_on_at END, "
                 "paused_observed_at = CASE WHEN excluded.state = 'Paused' "
-                "THEN coalesce(paused_observed_at, excluded.last_seen) ELSE NULL END",
+                "THEN coalesce(paused_observed_at, excluded.last_seen) ELSE NULL END, "
+                "resumed_observed_at = CASE WHEN excluded.state = 'On' THEN "
+                "CASE WHEN state = 'Paused' THEN excluded.last_seen ELSE resumed_observed_at END "
+                "ELSE NULL END",
                 [
                     (
                         tenant,
@@ -632,6 +670,37 @@ class Store:
         return [
             PausedObject(DirectoryObjectKind(kind), object_id, name, float(since))
             for kind, object_id, name, since in rows
+        ]
+
+    def object_states(self, tenant: str) -> list[ObjectState]:
+        """Every dynamic group and unit of the last listings, by id (for the signals)."""
+        rows = self.db.execute(
+            """
+            SELECT o.kind, o.id, o.name, o.state, o.resumed_observed_at,
+                CASE WHEN o.state = 'Paused' THEN coalesce(
+                    (SELECT max(e.time) FROM state_change_events e
+                     WHERE e.tenant = o.tenant AND e.group_id = o.id
+                       AND e.time <= o.paused_observed_at
+                       AND (o.last_on_at IS NULL OR e.time > o.last_on_at)
+                       AND (e.state IS NULL OR e.state = 'Paused')),
+                    CASE WHEN o.last_on_at IS NOT NULL THEN o.paused_observed_at END)
+                END
+            FROM directory_objects o
+            WHERE o.tenant = ?
+            ORDER BY o.id
+            """,
+            (tenant,),
+        )
+        return [
+            ObjectState(
+                DirectoryObjectKind(kind),
+                object_id,
+                name,
+                ProcessingState(state) if state else None,
+                None if since is None else float(since),
+                None if resumed is None else float(resumed),
+            )
+            for kind, object_id, name, state, resumed, since in rows
         ]
 
 

@@ -10,20 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import replace
 
 import httpx
 
+from exporter.assessor import AssessmentInputs, AssessmentTiming, TenantAssessor
 from exporter.clock import Clock, FollowingClock, SystemClock
 from exporter.config import Config, Tenant
+from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import DirectoryObjectKind
+from exporter.domain.readiness import CollectorHealth
 from exporter.graph.client import GraphClient
 from exporter.graph.clouds import CLOUDS
 from exporter.graph.credentials import CredentialError, auth_summary, build_credential
 from exporter.graph.retry import RetryPolicy
 from exporter.logs import get_logger
+from exporter.observations import ObservationReader
 from exporter.pollers.audit import AuditPoller, BackfillProgress
 from exporter.pollers.base import CollectorStatus, Poller, run_poller
 from exporter.pollers.directory import CriticalStatusPoller, DirectoryPoller
+from exporter.processing_lag import ProcessingLagConsumer
+from exporter.rule_usage import RuleUsageTracker
 from exporter.snapshot import SnapshotHolder, build_tenant_snapshot, read_store_view
 from exporter.store import Store
 from exporter.web import TenantReadiness
@@ -37,6 +45,23 @@ SNAPSHOT_INTERVAL = 5.0
 """Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 
 
+def build_graph_client(
+    config: Config, tenant: Tenant, *, retry: RetryPolicy | None = None
+) -> GraphClient:
+    """A GraphClient for one configured tenant: its cloud, its credential, the polling limits.
+    CredentialError when the credential cannot be built from the configuration."""
+    cloud = CLOUDS[tenant.cloud]
+    polling = config.polling
+    return GraphClient(
+        root_url=tenant.graph_base_url or cloud.graph,
+        credential=build_credential(tenant),
+        scopes=[cloud.scope],
+        audit_requests_per_10s=polling.audit_requests_per_10s,
+        retry=retry,
+        request_timeout=polling.request_timeout,
+    )
+
+
 class TenantRunner:
     def __init__(
         self,
@@ -45,6 +70,9 @@ class TenantRunner:
         *,
         store: Store,
         holder: SnapshotHolder,
+        observations: ObservationReader,
+        assessment_executor: Executor,
+        lag: ProcessingLagConsumer | None = None,
         retry: RetryPolicy | None = None,
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
     ) -> None:
@@ -72,6 +100,17 @@ class TenantRunner:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._setup_error: str | None = None
+        self._lag = lag
+        self.rule_usage = RuleUsageTracker()
+        self.assessor = TenantAssessor(
+            config=config,
+            tenant=tenant,
+            store=store,
+            reader=observations,
+            executor=assessment_executor,
+            inputs=self._assessment_inputs,
+            on_assessed=self._assessed,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -127,6 +166,7 @@ class TenantRunner:
                     store=self._store,
                     clock=self.clock,
                     interval=polling.groups_interval,
+                    on_listing=self.rule_usage.listed,
                 )
             )
         if self.tenant.critical_groups:
@@ -145,22 +185,14 @@ class TenantRunner:
                         self.statuses[poller.name],
                         self.clock,
                         tenant=self.name,
-                        on_poll_end=self.refresh_snapshot,
+                        on_poll_end=self._poll_ended,
                     )
                 )
             group.create_task(self._refresh_forever())
+            group.create_task(self.assessor.run())
 
     def _build_graph(self) -> GraphClient:
-        cloud = CLOUDS[self.tenant.cloud]
-        polling = self.config.polling
-        return GraphClient(
-            root_url=self.tenant.graph_base_url or cloud.graph,
-            credential=build_credential(self.tenant),
-            scopes=[cloud.scope],
-            audit_requests_per_10s=polling.audit_requests_per_10s,
-            retry=self._retry,
-            request_timeout=polling.request_timeout,
-        )
+        return build_graph_client(self.config, self.tenant, retry=self._retry)
 
     def _setup_failed(self, message: str) -> None:
         self._setup_error = message
@@ -209,6 +241,25 @@ class TenantRunner:
             await self._wall.sleep(SNAPSHOT_INTERVAL)
             await self.refresh_snapshot()
 
+    async def _poll_ended(self) -> None:
+        self.assessor.request()
+        await self.refresh_snapshot()
+
+    def _assessment_inputs(self) -> AssessmentInputs:
+        return AssessmentInputs(
+            now=self.clock.now(),
+            collectors=tuple(
+                CollectorHealth(s.name, s.success is True, s.last_success)
+                for s in self.statuses.values()
+            ),
+            critical_statuses=dict(self.critical.statuses) if self.critical is not None else {},
+        )
+
+    def _assessed(self, assessment: TenantAssessment, timing: AssessmentTiming) -> None:
+        part = self._holder.current.tenant(self.name)
+        if part is not None:
+            self._holder.update(replace(part, assessment=assessment, assessment_timing=timing))
+
     async def refresh_snapshot(self) -> None:
         try:
             await self._refresh_snapshot()
@@ -220,8 +271,11 @@ class TenantRunner:
         critical = frozenset(self.tenant.critical_groups)
         cap = self.config.metrics.per_group_series_cap
         store = self._store
+        lag = self._lag
         view = await store.run(
-            lambda: read_store_view(store, self.name, now, critical=critical, per_group_cap=cap)
+            lambda: read_store_view(
+                store, self.name, now, critical=critical, per_group_cap=cap, lag=lag
+            )
         )
         audit = self.audit
         self._holder.update(
@@ -234,6 +288,9 @@ class TenantRunner:
                 backfill=audit.progress if audit is not None else None,
                 graph_requests=self.graph.requests if self.graph is not None else {},
                 critical_statuses=self.critical.statuses if self.critical is not None else {},
+                assessment=self.assessor.latest,
+                assessment_timing=self.assessor.timing,
+                rules_using_operator=self.rule_usage.usage,
             )
         )
 

@@ -39,6 +39,7 @@ def write_config(
     polling: Mapping[str, Any] | None = None,
     critical_groups: list[str] | None = None,
     extra_tenants: list[dict[str, Any]] | None = None,
+    thresholds: Mapping[str, Any] | None = None,
 ) -> Path:
     """A config file for one simulated tenant (static token, simulator clock)."""
     document = {
@@ -55,6 +56,7 @@ def write_config(
         "polling": {**FAST_POLLING, **(polling or {})},
         "store": {"path": str(path.parent / "state.sqlite3")},
         "web": {"listen_address": "127.0.0.1:0"},
+        "thresholds": dict(thresholds or {}),
     }
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path

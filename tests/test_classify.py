@@ -10,6 +10,7 @@ import pytest
 from exporter.domain.classify import classify, classify_group_update, decode_value
 from exporter.domain.events import (
     DYNAMIC_PROCESSING_APP,
+    ObjectType,
     ProcessingState,
     Series,
 )
@@ -57,8 +58,17 @@ def record(item: dict[str, Any]) -> AuditRecord:
 def test_dynamic_add_and_remove() -> None:
     add = classify(record(event("Add member to group")))
     assert (add.series, add.group_id, add.object_id) == (Series.DYNAMIC_ADD, GROUP, MEMBER)
+    assert add.object_type is ObjectType.USER
     remove = classify(record(event("Remove member from group")))
     assert remove.series is Series.DYNAMIC_REMOVE
+
+
+def test_the_member_type_is_kept_for_the_lag_estimator() -> None:
+    item = event("Add member to group")
+    item["targetResources"][0]["type"] = "Device"
+    assert classify(record(item)).object_type is ObjectType.DEVICE
+    item["targetResources"][0]["type"] = "ServicePrincipal"
+    assert classify(record(item)).object_type is None
 
 
 def test_manual_change_by_user_or_other_app() -> None:
@@ -120,6 +130,8 @@ def test_triggers_and_others(activity: str, series: Series) -> None:
     assert result.series is series
     if series is not Series.OTHER:
         assert result.object_id == MEMBER
+        expected = ObjectType.USER if series is Series.TRIGGER_USER else ObjectType.DEVICE
+        assert result.object_type is expected
 
 
 def test_failed_event_changed_nothing() -> None:

@@ -34,8 +34,13 @@ def trig(obj: str, at: float, kind: ObjectType = USER) -> LagEvent:
     return LagEvent(LagEventKind.TRIGGER, obj, kind, at)
 
 
-def change(obj: str, at: float, kind: ObjectType = USER) -> LagEvent:
-    return LagEvent(LagEventKind.CHANGE, obj, kind, at)
+def change(obj: str, at: float, kind: ObjectType = USER, group: str | None = None) -> LagEvent:
+    return LagEvent(LagEventKind.CHANGE, obj, kind, at, group)
+
+
+def reevaluation(group: str, at: float) -> LagEvent:
+    """The group was resumed, or its rule changed: Entra re-reads every object against it."""
+    return LagEvent(LagEventKind.REEVALUATION, group, None, at)
 
 
 def run(events: Iterable[LagEvent], **kw: float) -> list[LagSample]:
@@ -141,12 +146,43 @@ def test_caps_per_object_and_in_all() -> None:
         estimator.observe([], until=math.inf)
 
 
+def test_a_resumed_group_measures_from_its_resume_not_from_triggers_queued_before_the_pause() -> (
+    None
+):
+    day = 86400.0
+    events = [
+        trig("x", 0),  # queued, then every group was paused: it moved nothing
+        trig("y", 10, DEVICE),
+        reevaluation("g", day),  # g resumed a day later: a full re-evaluation
+        change("x", day + 300, group="g"),
+        change("y", day + 400, DEVICE, group="g"),
+        change("z", day + 500, group="g"),  # nothing pending for z: the re-evaluation moved it
+        change("x", day + 4000, group="h"),  # h was not re-evaluated: x's trigger still counts
+    ]
+    assert [(s.lag_seconds, s.object_type) for s in run(events)] == [
+        (300, USER),
+        (400, DEVICE),
+        (500, USER),
+        (day + 4000, USER),
+    ]
+
+
+def test_a_trigger_after_the_reevaluation_is_still_a_candidate() -> None:
+    # 20 samples of about 60 s make the reference: the queue is fast.
+    events = [e for i in range(20) for e in (trig(f"u{i}", i), change(f"u{i}", i + 60))]
+    events += [reevaluation("g", 100), trig("x", 5000), change("x", 5060, group="g")]
+    assert lags(run(events))[-1] == 60  # not 4,960 s from the re-evaluation
+    with pytest.raises(ValueError, match="object type"):
+        LagEvent(LagEventKind.CHANGE, "x", None, 0)
+
+
 def storm_events(seed: int = 7) -> list[LagEvent]:
     rng = random.Random(seed)
     events = [trig(f"u{i % 50}", i * 37.0) for i in range(400)]
     for _i in range(300):
         t = rng.uniform(0, 20_000)
-        events.append(change(f"u{rng.randrange(50)}", t))
+        events.append(change(f"u{rng.randrange(50)}", t, group=f"g{rng.randrange(4)}"))
+    events += [reevaluation(f"g{i}", 3000.0 * (i + 1)) for i in range(4)]
     return events
 
 
@@ -193,7 +229,10 @@ def test_lag_samples_are_never_negative(
             assert s.lag_seconds >= 0
 
 
-def apply(db: dict[tuple[str, str, float, float], LagStateRow], estimator: LagEstimator) -> None:
+Key = tuple[str, str, float, float, str]
+
+
+def apply(db: dict[Key, LagStateRow], estimator: LagEstimator) -> None:
     changes = estimator.take_changes()
     for key in changes.deletes:
         db.pop(key, None)
@@ -205,14 +244,20 @@ def test_persist_restore_round_trip_continues_exactly() -> None:
     events = sorted(storm_events(3), key=lambda e: e.at)
     uninterrupted = run(events)
 
-    db: dict[tuple[str, str, float, float], LagStateRow] = {}
+    db: dict[Key, LagStateRow] = {}
     first = LagEstimator(horizon=HORIZON)
     half = len(events) // 2
     # Deliver the first half with a watermark inside it, so some events stay buffered.
     samples = first.observe(events[:half], until=events[half // 2].at)
     apply(db, first)
     assert sorted(db.values()) == first.export_rows()
-    assert {r.role for r in db.values()} >= {"pending", "buffered_trigger", "frontier"}
+    assert {r.role for r in db.values()} >= {
+        "pending",
+        "buffered_trigger",
+        "buffered_change",
+        "reevaluation",
+        "frontier",
+    }
 
     # Restart from the rows as a database would return them (plain tuples).
     second = LagEstimator.from_rows([tuple(r) for r in db.values()], horizon=HORIZON)
@@ -227,12 +272,12 @@ def test_take_changes_is_incremental() -> None:
     estimator = LagEstimator(horizon=HORIZON)
     estimator.observe([trig("x", 0)], until=10)
     first = estimator.take_changes()
-    assert ("pending", "x", 0.0, 0.0) in {r.key for r in first.upserts}
+    assert ("pending", "x", 0.0, 0.0, "") in {r.key for r in first.upserts}
     assert estimator.take_changes().upserts == ()
     estimator.observe([change("x", 20)], until=30)
     second = estimator.take_changes()
-    assert ("pending", "x", 0.0, 0.0) in second.deletes
-    assert ("matched", "x", 20.0, 0.0) in {r.key for r in second.upserts}
+    assert ("pending", "x", 0.0, 0.0, "") in second.deletes
+    assert ("matched", "x", 20.0, 0.0, "") in {r.key for r in second.upserts}
 
 
 # --- accuracy on a synthetic storm ------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 
@@ -205,12 +206,12 @@ def test_processing_lag(lags: list[float], active: bool, observed: float | None)
 STALL_GROUPS = tuple(group(i) for i in range(10))
 
 
-def stalled_tenant() -> HistoryBuilder:
-    """Triggers keep coming; dynamic changes stopped 4 hours ago."""
-    b = normal_tenant()
-    b.gap(NOW - 4 * HOUR, NOW)
-    b.coverage.append((NOW - 4 * HOUR, NOW))
-    b.rate(Series.TRIGGER_USER, 100, NOW - 4 * HOUR, NOW)
+def stalled_tenant(end: float = NOW) -> HistoryBuilder:
+    """Triggers keep coming; dynamic changes stopped 4 hours before NOW."""
+    b = normal_tenant(end)
+    b.gap(NOW - 4 * HOUR, end)
+    b.coverage.append((NOW - 4 * HOUR, end))
+    b.rate(Series.TRIGGER_USER, 100, NOW - 4 * HOUR, end)
     return b
 
 
@@ -242,6 +243,34 @@ def test_processing_not_stalled(case: str, groups: tuple, last_change: float | N
         PauseReason.PROCESSING_STALLED
     ]
     assert not s.active, (case, s.detail)
+
+
+def test_a_resume_restarts_the_stall_clock() -> None:
+    # The groups were paused for a day and resumed 20 minutes ago: no change since the pause,
+    # but the re-evaluations have only just been queued.
+    b = stalled_tenant()
+    b.add(Series.PROCESSING_STATE_CHANGE, NOW - 20 * MINUTE, 10)
+    last = {gid(1): NOW - 24 * HOUR}
+    s = signals(b.build(), groups=STALL_GROUPS, last_change=last)[PauseReason.PROCESSING_STALLED]
+    assert not s.active, s.detail
+    assert s.observed == 19 * MINUTE  # from the end of the minute it happened in
+    assert "paused or resumed" in s.detail
+    # Hours after the resume, still nothing: that is a stall.
+    later = NOW + 4 * HOUR
+    b = stalled_tenant(later)
+    b.add(Series.PROCESSING_STATE_CHANGE, NOW - 20 * MINUTE, 10)
+    s = signals(b.build(), groups=STALL_GROUPS, last_change=last, now=later)[
+        PauseReason.PROCESSING_STALLED
+    ]
+    assert s.active, s.detail
+    assert s.since == NOW - 19 * MINUTE
+    # The groups poll saw the resume before the audit log shows it.
+    resumed = tuple(replace(g, resumed_at=NOW - 5 * MINUTE) for g in STALL_GROUPS)
+    s = signals(stalled_tenant().build(), groups=resumed, last_change=last)[
+        PauseReason.PROCESSING_STALLED
+    ]
+    assert not s.active, s.detail
+    assert s.observed == 5 * MINUTE
 
 
 def test_processing_not_stalled_on_a_quiet_tenant() -> None:

@@ -177,6 +177,12 @@ async def test_paused_since_from_polls_refined_by_audit(store: Store) -> None:
     await store.call(store.commit_audit_page, "t", batch([pause_event, too_early], T0 + 400))
     paused_objects = await store.call(store.paused_objects, "t")
     assert [(p.id, p.paused_since) for p in paused_objects] == [(G2, T0), (G1, T0 + 120)]
+    # For the signals, a pause time is never guessed: G2 was paused from the first listing on.
+    states = await store.call(store.object_states, "t")
+    assert [(o.id, o.state, o.paused_since) for o in states] == [
+        (G1, paused, T0 + 120),
+        (G2, paused, None),
+    ]
     counts = await store.call(store.directory_state_counts, "t")
     assert counts == {(GROUP, "Paused"): 2}
     # Resumed, then gone from the listing.
@@ -186,6 +192,38 @@ async def test_paused_since_from_polls_refined_by_audit(store: Store) -> None:
     # Paused again: a new spell, the old audit event no longer explains it.
     await store.call(store.record_directory_poll, "t", GROUP, [group(G1, paused)], T0 + 900)
     assert [p.paused_since for p in await store.call(store.paused_objects, "t")] == [T0 + 900]
+    assert [o.paused_since for o in await store.call(store.object_states, "t")] == [T0 + 900]
+    await store.call(store.record_directory_poll, "t", GROUP, [group(G1, on)], T0 + 1200)
+    await store.call(store.record_directory_poll, "t", GROUP, [group(G1, on)], T0 + 1500)
+    [resumed] = await store.call(store.object_states, "t")
+    assert (resumed.paused_since, resumed.resumed_at) == (None, T0 + 1200)
+
+
+async def test_a_version_3_state_file_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = Store(path)
+    await first.open()
+    await first.call(
+        first.record_directory_poll, "t", GROUP, [group(G1, ProcessingState.PAUSED)], T0
+    )
+    await first.close()
+    with sqlite3.connect(path) as db:  # what version 3 wrote
+        db.execute("ALTER TABLE directory_objects DROP COLUMN resumed_observed_at")
+        db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    db.close()
+    second = Store(path)
+    await second.open()
+    try:
+        await second.call(
+            second.record_directory_poll, "t", GROUP, [group(G1, ProcessingState.ON)], T0 + 300
+        )
+        [state] = await second.call(second.object_states, "t")
+        assert state.resumed_at == T0 + 300
+    finally:
+        await second.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+    db.close()
 
 
 async def test_state_survives_reopening(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from exporter.domain.events import (
     TRIGGER_ACTIVITIES,
     UPDATE_ADMINISTRATIVE_UNIT,
     UPDATE_GROUP,
+    ObjectType,
     ProcessingState,
     Series,
 )
@@ -40,6 +41,7 @@ _PROCESSING_STATE = "membershipruleprocessingstate"
 _INCLUDED_UPDATED_PROPERTIES = "includedupdatedproperties"
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
+_MEMBER_TYPES = {"user": ObjectType.USER, "device": ObjectType.DEVICE}
 _TRIGGER_SERIES: dict[str, Series] = {
     activity: Series.TRIGGER_USER if object_type == "user" else Series.TRIGGER_DEVICE
     for activity, (object_type, _action) in TRIGGER_ACTIVITIES.items()
@@ -59,12 +61,16 @@ def classify(record: AuditRecord) -> ClassifiedEvent:
             series = Series.DYNAMIC_ADD if add else Series.DYNAMIC_REMOVE
         else:
             series = Series.MANUAL_ADD if add else Series.MANUAL_REMOVE
+        member_type = _MEMBER_TYPES.get((record.target_type or "").lower())
         return ClassifiedEvent(
-            record.id, record.time, series, record.group_id, record.target_id, None
+            record.id, record.time, series, record.group_id, record.target_id, None, member_type
         )
     trigger = _TRIGGER_SERIES.get(activity)
     if trigger is not None:
-        return ClassifiedEvent(record.id, record.time, trigger, None, record.target_id, None)
+        object_type = ObjectType.USER if trigger is Series.TRIGGER_USER else ObjectType.DEVICE
+        return ClassifiedEvent(
+            record.id, record.time, trigger, None, record.target_id, None, object_type
+        )
     if activity in _GROUP_UPDATES:
         series, state = classify_group_update(record.modified)
         return ClassifiedEvent(record.id, record.time, series, record.group_id, None, state)

@@ -40,6 +40,9 @@ class GroupState:
     critical: bool = False
     status: CriticalStatus | None = None
     """Critical groups only; Graph returns null while a group is paused."""
+    resumed_at: float | None = None
+    """While On: when it was seen resumed (On after Paused), if it was; a resumed group needs
+    its full re-evaluation before changes flow, so a stall is not called right after it."""
 
     @property
     def paused(self) -> bool:

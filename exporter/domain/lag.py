@@ -22,8 +22,17 @@ t2 >= t1; that gives a sample t2 - t1 and consumes the trigger.
 * One evaluation of X moves it in several groups at once: further changes of X within
   `coalesce` seconds of a matched change are the same evaluation and consume nothing.
 * A trigger followed by no change for `horizon` seconds expires (it changed no membership).
-* A change with no pending trigger (a rule edit moved X, or the trigger predates the history)
-  gives no sample.
+* A group's full re-evaluation (it was resumed, or its rule changed: `REEVALUATION` events)
+  re-reads every object against that group at its time R. A change of X in that group at t2 >= R
+  may be its doing: R joins X's candidates and stands for every trigger of X before it (the
+  group re-read X at R whatever they were), so such a sample is at most t2 - R. Without it, the
+  first changes after resuming a group paused for a day would all show a day of lag (the
+  triggers that queued before the pause), and the lag signal would call for a new pause the
+  moment the last one ends. When R is chosen, X's own triggers stay pending: they may still
+  move X in groups that were not re-evaluated. A change of X in a re-evaluated group with no
+  trigger pending gives the sample t2 - R (the queue's delay for that re-evaluation).
+* A change with no pending trigger and no re-evaluation of its group (the trigger predates the
+  history) gives no sample.
 
 Order. Audit events arrive up to the lateness allowance out of event-time order. Events are
 buffered and processed in event-time order up to `until` (the audit watermark: everything at or
@@ -97,21 +106,31 @@ _LOG_STEP = math.log(1.1)
 class LagEventKind(StrEnum):
     TRIGGER = "trigger"
     CHANGE = "change"
+    REEVALUATION = "reevaluation"
+    """A group's full re-evaluation was queued: it was resumed, or its rule changed."""
 
 
-_KIND_ORDER = {LagEventKind.TRIGGER: 0, LagEventKind.CHANGE: 1}
+_KIND_ORDER = {LagEventKind.TRIGGER: 0, LagEventKind.REEVALUATION: 1, LagEventKind.CHANGE: 2}
+_ORDER_KIND = {order: kind for kind, order in _KIND_ORDER.items()}
 
 
 @dataclass(frozen=True, slots=True)
 class LagEvent:
     """A classified audit event, reduced to what lag estimation needs: a trigger (`Add|Update|
-    Delete user|device`, object = the target) or a dynamic membership change (object = the
-    member, `targetResources[0]`)."""
+    Delete user|device`, object = the target), a dynamic membership change (object = the
+    member, `targetResources[0]`; `group_id` the group) or a group's re-evaluation (object =
+    the group resumed or whose rule changed; no object type)."""
 
     kind: LagEventKind
     object_id: str
-    object_type: ObjectType
+    object_type: ObjectType | None
     at: float
+    group_id: str | None = None
+    """For a change: the group (or unit) it was made in, where known."""
+
+    def __post_init__(self) -> None:
+        if self.kind is not LagEventKind.REEVALUATION and self.object_type is None:
+            raise ValueError(f"a {self.kind.value} event needs the object type (user or device)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,24 +148,33 @@ class LagRowRole(StrEnum):
     BUFFERED_TRIGGER = "buffered_trigger"
     """Received, newer than the watermark, not processed yet; `at` = event time."""
     BUFFERED_CHANGE = "buffered_change"
+    BUFFERED_REEVALUATION = "buffered_reevaluation"
     REFERENCE = "reference"
     """A candidate of a recent change; `at` = change time, `lag` = the candidate's lag."""
+    REEVALUATION = "reevaluation"
+    """The latest full re-evaluation of a group; object_id = the group, `at` = when."""
     FRONTIER = "frontier"
     """Events up to `at` have been processed; object_id and object_type are ''."""
 
 
+_Key = tuple[str, str, float, float, str]
+
+
 class LagStateRow(NamedTuple):
-    """One row of estimator state. Primary key: (role, object_id, at, lag)."""
+    """One row of estimator state. Primary key: (role, object_id, at, lag, group_id)."""
 
     role: str
     object_id: str
     object_type: str
+    """`user`, `device`, or '' (frontier, re-evaluations)."""
     at: float
     lag: float = 0.0
+    group_id: str = ""
+    """The group of a buffered change ('' when unknown or not a change)."""
 
     @property
-    def key(self) -> tuple[str, str, float, float]:
-        return (self.role, self.object_id, self.at, self.lag)
+    def key(self) -> _Key:
+        return (self.role, self.object_id, self.at, self.lag, self.group_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +182,7 @@ class LagStateChanges:
     """Rows to write (insert or replace) and keys to delete, since the previous call."""
 
     upserts: tuple[LagStateRow, ...]
-    deletes: tuple[tuple[str, str, float, float], ...]
+    deletes: tuple[_Key, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +194,8 @@ class LagStats:
     buffered_events: int
 
 
-_Buffered = tuple[float, int, str, str]  # (at, kind order, object id, object type)
+_Buffered = tuple[float, int, str, str, str]
+"""(at, kind order, object id, object type or '', group id or '')"""
 
 
 @dataclass(slots=True)
@@ -183,12 +212,12 @@ class LagEstimator:
     _buffered: set[_Buffered] = field(default_factory=set, repr=False)
     _reference: list[tuple[float, str, ObjectType, float]] = field(default_factory=list, repr=False)
     _reference_buckets: dict[int, int] = field(default_factory=dict, repr=False)
+    _reevaluations: dict[str, float] = field(default_factory=dict, repr=False)
+    """group id -> start of its latest full re-evaluation processed."""
     _frontier: float = -math.inf
     _last_sweep: float = -math.inf
-    _fresh: set[tuple[str, str, float, float]] = field(default_factory=set, repr=False)
-    _dirty: dict[tuple[str, str, float, float], LagStateRow | None] = field(
-        default_factory=dict, repr=False
-    )
+    _fresh: set[_Key] = field(default_factory=set, repr=False)
+    _dirty: dict[_Key, LagStateRow | None] = field(default_factory=dict, repr=False)
     _late: int = 0
     _expired: int = 0
     _dropped: int = 0
@@ -208,11 +237,18 @@ class LagEstimator:
             raise ValueError("until must be a finite epoch time: the audit watermark")
         samples: list[LagSample] = []
         for event in events:
+            object_type = event.object_type.value if event.object_type is not None else ""
+            item = (
+                event.at,
+                _KIND_ORDER[event.kind],
+                event.object_id,
+                object_type,
+                event.group_id or "",
+            )
             if event.at <= self._frontier:
                 self._late += 1
-                self._process(event.kind, event.object_id, event.object_type, event.at, samples)
+                self._process(item, samples)
                 continue
-            item = (event.at, _KIND_ORDER[event.kind], event.object_id, event.object_type.value)
             if item not in self._buffered:
                 self._buffered.add(item)
                 heapq.heappush(self._buffer, item)
@@ -221,13 +257,10 @@ class LagEstimator:
             item = heapq.heappop(self._buffer)
             self._buffered.discard(item)
             self._drop(_buffered_row(item).key)
-            at, kind, object_id, object_type = item
-            trigger = kind == _KIND_ORDER[LagEventKind.TRIGGER]
-            kind_ = LagEventKind.TRIGGER if trigger else LagEventKind.CHANGE
-            self._process(kind_, object_id, ObjectType(object_type), at, samples)
+            self._process(item, samples)
         if until > self._frontier:
             if math.isfinite(self._frontier):
-                self._drop((LagRowRole.FRONTIER.value, "", self._frontier, 0.0))
+                self._drop((LagRowRole.FRONTIER.value, "", self._frontier, 0.0, ""))
             self._frontier = until
             self._put(LagStateRow(LagRowRole.FRONTIER.value, "", "", until))
         self._expire_matched(self._frontier)
@@ -242,20 +275,26 @@ class LagEstimator:
             current = self._matched.get(object_id)
             if current is not None and current[1] == t:
                 del self._matched[object_id]
-                self._drop((LagRowRole.MATCHED.value, object_id, t, 0.0))
+                self._drop((LagRowRole.MATCHED.value, object_id, t, 0.0, ""))
 
-    def _process(
-        self,
-        kind: LagEventKind,
-        object_id: str,
-        object_type: ObjectType,
-        at: float,
-        samples: list[LagSample],
-    ) -> None:
-        if kind is LagEventKind.TRIGGER:
-            self._add_trigger(object_id, object_type, at)
-        elif (sample := self._match(object_id, object_type, at)) is not None:
+    def _process(self, item: _Buffered, samples: list[LagSample]) -> None:
+        at, order, object_id, object_type, group_id = item
+        kind = _ORDER_KIND[order]
+        if kind is LagEventKind.REEVALUATION:
+            self._reevaluate(object_id, at)
+        elif kind is LagEventKind.TRIGGER:
+            self._add_trigger(object_id, ObjectType(object_type), at)
+        elif (sample := self._match(object_id, ObjectType(object_type), at, group_id)) is not None:
             samples.append(sample)
+
+    def _reevaluate(self, group_id: str, at: float) -> None:
+        previous = self._reevaluations.get(group_id)
+        if previous is not None:
+            if previous >= at:
+                return
+            self._drop((LagRowRole.REEVALUATION.value, group_id, previous, 0.0, ""))
+        self._reevaluations[group_id] = at
+        self._put(LagStateRow(LagRowRole.REEVALUATION.value, group_id, "", at))
 
     def _add_trigger(self, object_id: str, object_type: ObjectType, at: float) -> None:
         entry = self._pending.get(object_id)
@@ -277,33 +316,43 @@ class LagEstimator:
             self._remove_pending(object_id, times, 1)
             self._expired += 1
 
-    def _match(self, object_id: str, object_type: ObjectType, at: float) -> LagSample | None:
+    def _match(
+        self, object_id: str, object_type: ObjectType, at: float, group_id: str
+    ) -> LagSample | None:
         matched = self._matched.get(object_id)
         if matched is not None and 0 <= at - matched[1] <= self.coalesce:
             return None
+        restart = self._reevaluations.get(group_id) if group_id else None
+        if restart is not None and not 0 <= at - restart <= self.horizon:
+            restart = None
         entry = self._pending.get(object_id)
-        if entry is None:
+        if entry is None and restart is None:
             return None
-        trigger_type, times = entry
+        trigger_type, times = entry if entry is not None else (object_type, [])
         stale = bisect.bisect_left(times, at - self.horizon)
         if stale:
             self._remove_pending(object_id, times, stale)
             self._expired += stale
         n = bisect.bisect_right(times, at)
-        if n == 0:
-            if not times:
+        # The group's re-evaluation stands for every trigger of X at or before it.
+        skip = bisect.bisect_right(times, restart) if restart is not None else 0
+        candidates = ([restart] if restart is not None else []) + times[skip:n]
+        if not candidates:
+            if entry is not None and not times:
                 del self._pending[object_id]
             return None
-        candidates = times[:n]
-        chosen = 0 if n == 1 else self._resolve(candidates, at)
+        chosen = 0 if len(candidates) == 1 else self._resolve(candidates, at)
         for t in candidates:
             self._add_reference(at, object_id, trigger_type, at - t)
-        lag = at - times[chosen]
-        self._remove_pending(object_id, times, chosen + 1)
-        if not times:
+        lag = at - candidates[chosen]
+        if restart is None:
+            self._remove_pending(object_id, times, chosen + 1)
+        elif chosen > 0:
+            self._remove_pending(object_id, times, skip + chosen)
+        if entry is not None and not times:
             del self._pending[object_id]
         if matched is not None:
-            self._drop((LagRowRole.MATCHED.value, object_id, matched[1], 0.0))
+            self._drop((LagRowRole.MATCHED.value, object_id, matched[1], 0.0, ""))
         self._matched[object_id] = (trigger_type, at)
         self._matched_order.append((at, object_id))
         self._put(LagStateRow(LagRowRole.MATCHED.value, object_id, trigger_type.value, at))
@@ -382,7 +431,7 @@ class LagEstimator:
 
     def _remove_pending(self, object_id: str, times: list[float], count: int) -> None:
         for t in times[:count]:
-            self._drop((LagRowRole.PENDING.value, object_id, t, 0.0))
+            self._drop((LagRowRole.PENDING.value, object_id, t, 0.0, ""))
         del times[:count]
         self._pending_count -= count
 
@@ -396,6 +445,10 @@ class LagEstimator:
                 self._expired += stale
             if not times:
                 del self._pending[object_id]
+        for group_id, started in list(self._reevaluations.items()):
+            if started < cutoff:
+                del self._reevaluations[group_id]
+                self._drop((LagRowRole.REEVALUATION.value, group_id, started, 0.0, ""))
         self._last_sweep = at
 
     # --- persistence -------------------------------------------------------------------------
@@ -411,7 +464,7 @@ class LagEstimator:
             self._fresh.add(key)
         self._dirty[key] = row
 
-    def _drop(self, key: tuple[str, str, float, float]) -> None:
+    def _drop(self, key: _Key) -> None:
         if key in self._fresh:
             self._fresh.discard(key)
             del self._dirty[key]
@@ -437,6 +490,10 @@ class LagEstimator:
         ]
         rows += [_buffered_row(item) for item in self._buffer]
         rows += [_reference_row(item) for item in self._reference]
+        rows += [
+            LagStateRow(LagRowRole.REEVALUATION.value, group_id, "", t)
+            for group_id, t in self._reevaluations.items()
+        ]
         if math.isfinite(self._frontier):
             rows.append(LagStateRow(LagRowRole.FRONTIER.value, "", "", self._frontier))
         return sorted(rows)
@@ -454,11 +511,25 @@ class LagEstimator:
         """Restore from rows as `export_rows()` / `take_changes()` produced them (plain tuples
         read back from a database are fine)."""
         estimator = cls(horizon, coalesce, per_object_cap, max_pending)
-        for raw in sorted(LagStateRow._make(row) for row in rows):
+        buffered_kinds = {
+            LagRowRole.BUFFERED_TRIGGER: LagEventKind.TRIGGER,
+            LagRowRole.BUFFERED_CHANGE: LagEventKind.CHANGE,
+            LagRowRole.BUFFERED_REEVALUATION: LagEventKind.REEVALUATION,
+        }
+        for raw in sorted(LagStateRow(*row) for row in rows):  # type: ignore[arg-type]
             role = LagRowRole(raw.role)
             at = float(raw.at)
             if role is LagRowRole.FRONTIER:
                 estimator._frontier = max(estimator._frontier, at)
+                continue
+            if role is LagRowRole.REEVALUATION:
+                estimator._reevaluations[raw.object_id] = at
+                continue
+            if role in buffered_kinds:
+                order = _KIND_ORDER[buffered_kinds[role]]
+                buffered = (at, order, raw.object_id, raw.object_type, raw.group_id)
+                estimator._buffered.add(buffered)
+                estimator._buffer.append(buffered)
                 continue
             object_type = ObjectType(raw.object_type)
             if role is LagRowRole.PENDING:
@@ -472,11 +543,6 @@ class LagEstimator:
                 reference = (at, raw.object_id, object_type, float(raw.lag))
                 bisect.insort(estimator._reference, reference)
                 estimator._count_bucket(reference[3], 1)
-            else:
-                trigger = role is LagRowRole.BUFFERED_TRIGGER
-                buffered = (at, 0 if trigger else 1, raw.object_id, object_type.value)
-                estimator._buffered.add(buffered)
-                estimator._buffer.append(buffered)
         heapq.heapify(estimator._buffer)
         estimator._matched_order = deque(sorted(estimator._matched_order))
         estimator._last_sweep = estimator._frontier
@@ -506,10 +572,17 @@ def _bucket_edge(bucket: int) -> float:
     return math.exp(bucket * _LOG_STEP) if bucket > 0 else 0.0
 
 
+_BUFFERED_ROLES = {
+    LagEventKind.TRIGGER: LagRowRole.BUFFERED_TRIGGER,
+    LagEventKind.CHANGE: LagRowRole.BUFFERED_CHANGE,
+    LagEventKind.REEVALUATION: LagRowRole.BUFFERED_REEVALUATION,
+}
+
+
 def _buffered_row(item: _Buffered) -> LagStateRow:
-    at, kind, object_id, object_type = item
-    role = LagRowRole.BUFFERED_TRIGGER if kind == 0 else LagRowRole.BUFFERED_CHANGE
-    return LagStateRow(role.value, object_id, object_type, at)
+    at, order, object_id, object_type, group_id = item
+    role = _BUFFERED_ROLES[_ORDER_KIND[order]]
+    return LagStateRow(role.value, object_id, object_type, at, 0.0, group_id)
 
 
 def _reference_row(item: tuple[float, str, ObjectType, float]) -> LagStateRow:

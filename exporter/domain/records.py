@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+from exporter.domain.events import DirectoryObjectKind, ObjectType, ProcessingState, Series
 
 
 class ModifiedProperty(NamedTuple):
@@ -64,6 +64,9 @@ class ClassifiedEvent(NamedTuple):
     """The member (membership changes) or the changed object (triggers)."""
     processing_state: ProcessingState | None
     """For processing-state changes whose new value could be read."""
+    object_type: ObjectType | None = None
+    """User or device: the member (membership changes; None when it is neither) or the changed
+    object (triggers). The lag estimator pairs them."""
 
 
 @dataclass(frozen=True, slots=True)

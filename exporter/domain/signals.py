@@ -35,6 +35,7 @@ window: seeing none of 5 expected by chance has a probability under 1% (Poisson)
 MEMBERSHIP_SERIES = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
 TRIGGER_SERIES = (Series.TRIGGER_USER, Series.TRIGGER_DEVICE)
 RULE_CHANGE_SERIES = (Series.RULE_CHANGE,)
+PROCESSING_STATE_SERIES = (Series.PROCESSING_STATE_CHANGE,)
 
 
 class PauseReason(StrEnum):
@@ -281,8 +282,19 @@ def processing_stalled_signal(
     quiet_since = last_change if last_change is not None else history.coverage_start
     if quiet_since is None:
         return quiet("no audit data yet")
-    silence = now - quiet_since
     what = "last dynamic change" if last_change is not None else "no dynamic change since"
+    # A pause or resume restarts the clock: groups resumed after a day paused have had no
+    # change for a day, and need their full re-evaluation before changes can flow again.
+    # The groups poll may see a resume minutes before the audit log shows it.
+    resumed = [g.resumed_at for g in groups if not g.paused and g.resumed_at is not None]
+    toggles = (
+        _last_minute_with(history, PROCESSING_STATE_SERIES, quiet_since, now),
+        max(resumed, default=None),
+    )
+    toggled = max((t for t in toggles if t is not None and t <= now), default=None)
+    if toggled is not None and toggled > quiet_since:
+        quiet_since, what = toggled, "groups paused or resumed at"
+    silence = now - quiet_since
     when = f"{what} {short_time(quiet_since)} ({human_duration(silence)} ago)"
     if silence < window:
         return quiet(when, silence)
@@ -312,6 +324,21 @@ def processing_stalled_signal(
         f"{when} although {triggers:,} objects changed and about {expected:,.0f} changes "
         f"were due for the {on:,} groups that are On",
     )
+
+
+def _last_minute_with(
+    history: CountHistory, series: tuple[Series, ...], since: float, now: float
+) -> float | None:
+    """The end of the last minute bucket in [since, now) holding an event of `series`."""
+    first = floor_to(max(since, history.minutes_from), MINUTE)
+    last = last_minute_bucket(now)
+    if last < first:
+        return None
+    counts = history.minute_counts(series, first, last)
+    for i in range(len(counts) - 1, -1, -1):
+        if counts[i]:
+            return float(first + (i + 1) * MINUTE)
+    return None
 
 
 def _expected_between(baseline: Baseline, start: float, end: float) -> float | None:

@@ -3,7 +3,7 @@ beta processing status of the critical groups only (it is per group: never poll 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from exporter.clock import Clock
@@ -35,6 +35,8 @@ class DirectoryPoller:
         store: Store,
         clock: Clock,
         interval: float,
+        on_listing: Callable[[DirectoryObjectKind, list[DirectoryObject]], Awaitable[None]]
+        | None = None,
     ) -> None:
         self.tenant = tenant
         self.kind = kind
@@ -43,6 +45,7 @@ class DirectoryPoller:
         self._graph = graph
         self._store = store
         self._clock = clock
+        self._on_listing = on_listing
 
     async def poll(self, status: CollectorStatus) -> None:
         if self.kind is DirectoryObjectKind.GROUP:
@@ -53,6 +56,8 @@ class DirectoryPoller:
         await store.call(
             store.record_directory_poll, self.tenant, self.kind, objects, self._clock.now()
         )
+        if self._on_listing is not None:
+            await self._on_listing(self.kind, objects)
 
 
 class CriticalStatusPoller:
