@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -92,29 +92,6 @@ AUDIT_PAGE_SIZE = 1000
 DIRECTORY_PAGE_SIZE = 999
 TRANSPORT_ERROR = "transport_error"
 LIMITER_SLACK = 1.05
-
-
-class _ArrivalWindow:
-    """At most `requests` in any `window` seconds as Graph counts them: where they arrive.
-    Even spacing alone is not enough: a request delayed on its way (a busy event loop, the
-    network) arrives closer to the next one than they were sent, and the sliding window refuses
-    the sixth (bench/RESULTS.md, Graph budget: one 429 in 58 requests in two runs out of three on a
-    loaded machine). A request arrives between its sending and its response, so sending no
-    earlier than `window` after the response to the request `requests` back keeps any `requests`
-    + 1 arrivals more than `window` apart, whatever the jitter."""
-
-    def __init__(self, requests: int, window: float) -> None:
-        self._responses: deque[float] = deque(maxlen=requests)
-        self._window = window
-
-    async def wait(self) -> None:
-        if len(self._responses) == self._responses.maxlen:
-            delay = self._responses[0] + self._window - asyncio.get_running_loop().time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
-    def record(self) -> None:
-        self._responses.append(asyncio.get_running_loop().time())
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +213,6 @@ class GraphClient:
         # One request per (10 s / rate), evenly spaced, no burst, with a little slack: a
         # sliding window counted where the requests arrive sees them with network jitter.
         self._audit_limiter = AsyncLimiter(1, 10.0 / audit_requests_per_10s * LIMITER_SLACK)
-        self._audit_window = _ArrivalWindow(max(1, int(audit_requests_per_10s)), 10.0)
         self._http = _http_client(request_timeout, self.requests)
         auth: AuthenticationProvider
         if credential is None:
@@ -475,11 +451,7 @@ class GraphClient:
         try:
             if endpoint.audit:
                 async with self._audit_limiter:
-                    await self._audit_window.wait()
-                    try:
-                        return await self._send(request, expect_body)
-                    finally:
-                        self._audit_window.record()
+                    return await self._send(request, expect_body)
             return await self._send(request, expect_body)
         except APIError as exc:
             raise self._map_api_error(endpoint, exc) from None
