@@ -10,6 +10,7 @@ at least N / 0.5 s: the figure is the backfill's time over that minimum, and the
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import aiohttp
 from bench.common import Figure, Section, SimulatorProcess, backfill_in_process
 
 GRAPH_REQUESTS_PER_SECOND = 0.5
+THROTTLE_WINDOW_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,10 @@ async def run(size: BudgetSize, runs: int, workdir: Path) -> Section:
         events = Figure("")
         async with aiohttp.ClientSession() as http:
             for run_index in range(runs):
+                if run_index:
+                    # A fresh window, as for an exporter that starts: the last run's requests
+                    # would otherwise still count against the first ones of this run.
+                    await asyncio.sleep(THROTTLE_WINDOW_SECONDS + 1)
                 before = (await sim.get(http, "/_sim/status"))["throttle"]["refused"]
                 result = await backfill_in_process(
                     sim, workdir / f"budget-{run_index}", {"backfill_days": size.days}
