@@ -42,7 +42,7 @@ def make_users(count: int, seed: int = 7) -> list[dict[str, object]]:
     departments = ["Sales", "Marketing", "Engineering", "50001", "50039", "Finance", None]
     cities = ["Lagos", "Ibadan", "Seattle", "Paris", "Abuja", None]
     now = 1_750_000_000.0
-    users = []
+    users: list[dict[str, object]] = []
     for i in range(count):
         users.append(
             {

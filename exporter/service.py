@@ -143,6 +143,7 @@ class Exporter:
             extra_routes=readiness_routes(self.readiness_views),
             web_config=web_config,
             links=[READINESS_LINK, *links],
+            exposition_key=lambda: self.holder.current,
         )
 
 

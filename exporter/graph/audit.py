@@ -1,7 +1,13 @@
-"""Directory-audit pages: raw bytes -> `AuditRecord`s, with orjson and no typed models.
+"""Directory-audit pages: raw bytes -> `AuditRecord`s, without the SDK's typed models.
 
-This is the ingestion hot path: one dict lookup per needed field, nothing else. An event that
-cannot be read becomes a `MalformedEvent` (counted by reason and skipped), never an exception.
+This is the ingestion hot path. A page is first decoded with msgspec into small structs that
+hold only the fields the exporter reads (everything else is skipped without building Python
+objects: 3x less CPU than decoding whole events with orjson, measured in bench/RESULTS.md).
+That path takes well-formed pages only: a page where anything is unexpected (a field of the
+wrong type, an event without id, time or group) is read again from orjson dicts by
+`read_event`, which names what is wrong with each event. Both paths give the same records for
+every page (tests/test_audit_decoding.py). An event that cannot be read becomes a
+`MalformedEvent` (counted by reason and skipped), never an exception.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from exporter.domain.classify import MEMBERSHIP_ACTIVITIES, decode_value
@@ -41,17 +48,72 @@ class AuditPage:
     """The readable events are in non-decreasing time order."""
 
 
+# -- the typed fast path: only the fields read, nothing else built -----------------------------
+# gc=False: these structs hold no cycles, so the collector need not track them.
+
+
+class _App(msgspec.Struct, gc=False):
+    appId: str | None = None
+    displayName: str | None = None
+
+
+class _User(msgspec.Struct, gc=False):
+    id: str | None = None
+    userPrincipalName: str | None = None
+    displayName: str | None = None
+
+
+class _InitiatedBy(msgspec.Struct, gc=False):
+    app: _App | None = None
+    user: _User | None = None
+
+
+class _Target(msgspec.Struct, gc=False):
+    id: str | None = None
+    type: str | None = None
+    modifiedProperties: msgspec.Raw = msgspec.Raw(b"null")
+    """Left undecoded: read only for group updates (and membership events without a group)."""
+
+
+class _Event(msgspec.Struct, gc=False):
+    id: str | None = None
+    activityDateTime: str | None = None
+    activityDisplayName: str | None = None
+    result: str | None = None
+    initiatedBy: _InitiatedBy | None = None
+    targetResources: list[_Target] | None = None
+
+
+class _Page(msgspec.Struct, gc=False):
+    value: list[_Event]
+    nextLink: str | None = msgspec.field(default=None, name="@odata.nextLink")
+
+
+_PAGE_DECODER = msgspec.json.Decoder(_Page)
+
+
 @dataclass(frozen=True, slots=True)
 class AuditDocument:
-    """A page decoded by orjson but not yet read: its link is known before its events are."""
+    """A page decoded but not yet read: its link is known before its events are."""
 
     items: list[Any]
+    """Typed `_Event`s when `body` is set, else orjson dicts."""
     next_link: str | None
+    body: bytes | None = None
+    """The page, kept so that a typed page with a surprise in it can be read again as dicts."""
 
 
 def load_audit_document(body: bytes | None, endpoint: str) -> AuditDocument:
     if not body:
         raise TransientError("empty response body")
+    try:
+        page = _PAGE_DECODER.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _load_untyped(body, endpoint)
+    return AuditDocument(page.value, page.nextLink or None, body)
+
+
+def _load_untyped(body: bytes, endpoint: str) -> AuditDocument:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -66,20 +128,100 @@ def load_audit_document(body: bytes | None, endpoint: str) -> AuditDocument:
 
 
 def read_audit_page(document: AuditDocument) -> AuditPage:
-    records: list[AuditRecord] = []
+    if document.body is not None:
+        records = _read_typed(document.items)
+        if records is not None:
+            return _page(records, [], document.next_link)
+        document = _load_untyped(document.body, "")
+    records = []
     malformed: list[MalformedEvent] = []
-    last_time: float | None = None
-    ascending = True
     for item in document.items:
         event = read_event(item)
         if type(event) is AuditRecord:
-            if last_time is not None and event.time < last_time:
-                ascending = False
-            last_time = event.time
             records.append(event)
         else:
             malformed.append(event)  # type: ignore[arg-type]
-    return AuditPage(records, malformed, document.next_link, last_time, ascending)
+    return _page(records, malformed, document.next_link)
+
+
+def _page(
+    records: list[AuditRecord], malformed: list[MalformedEvent], next_link: str | None
+) -> AuditPage:
+    last_time: float | None = None
+    ascending = True
+    for record in records:
+        if last_time is not None and record.time < last_time:
+            ascending = False
+        last_time = record.time
+    return AuditPage(records, malformed, next_link, last_time, ascending)
+
+
+def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
+    """The records of a page of well-formed events; None as soon as one is not (its page is
+    then read by `read_event`, which names the problem). Field for field what `read_event`
+    does with a well-formed event."""
+    records: list[AuditRecord] = []
+    append = records.append
+    for event in events:
+        event_id = event.id
+        activity = event.activityDisplayName
+        if not event_id or not activity:
+            return None
+        time = parse_time(event.activityDateTime)
+        if time is None:
+            return None
+        app_id = app_name = None
+        by_user = False
+        initiated = event.initiatedBy
+        if initiated is not None:
+            app = initiated.app
+            if app is not None:
+                app_id = app.appId
+                app_name = app.displayName
+            user = initiated.user
+            if user is not None:
+                by_user = bool(user.id or user.userPrincipalName or user.displayName)
+        targets = event.targetResources
+        first = targets[0] if targets else None
+        target_type = target_id = None
+        if first is not None:
+            target_type = first.type
+            target_id = first.id or None
+        group_id: str | None = None
+        modified: tuple[ModifiedProperty, ...] = ()
+        if activity in _MEMBERSHIP:
+            if targets is not None and len(targets) > 1:
+                group_id = targets[1].id or None
+            if group_id is None and first is not None:
+                group_id = _group_from_member(_target_dict(first), add=activity in _ADDS)
+            if group_id is None:
+                return None
+            group_id = group_id.lower()
+        elif activity in _UPDATES:
+            if first is None or target_id is None:
+                return None
+            group_id = target_id.lower()
+            modified = _modified(_target_dict(first))
+        append(
+            AuditRecord(
+                event_id,
+                time,
+                activity,
+                event.result or "success",
+                app_id,
+                app_name,
+                by_user,
+                target_type,
+                target_id,
+                group_id,
+                modified,
+            )
+        )
+    return records
+
+
+def _target_dict(target: _Target) -> dict[str, Any]:
+    return {"modifiedProperties": msgspec.json.decode(target.modifiedProperties)}
 
 
 def parse_audit_page(body: bytes | None, endpoint: str) -> AuditPage:

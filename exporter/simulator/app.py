@@ -142,8 +142,12 @@ async def running_simulator(
     tokens: Mapping[str, TokenGrant] | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    history_cache_mib: float = 0.0,
 ) -> AsyncIterator[RunningSimulator]:
-    """Build the tenant, serve it on host:port (0: an ephemeral port), stop on exit."""
+    """Build the tenant, serve it on host:port (0: an ephemeral port), stop on exit.
+
+    `history_cache_mib`: keep up to this much rendered history in memory, so that pages read
+    again are served as fast as live ones (benchmarks; 0: render every page on demand)."""
     resolved = resolve_scenario(scenario, overrides)
     tenant = SimulatedTenant(
         resolved,
@@ -154,6 +158,8 @@ async def running_simulator(
         faults=faults,
         history_days=history_days,
     )
+    if tenant.history is not None and history_cache_mib > 0:
+        tenant.history.configure_cache(round(history_cache_mib * 1024 * 1024))
     throttle_settings = (
         throttle if isinstance(throttle, ThrottleSettings) else ThrottleSettings(enabled=throttle)
     )

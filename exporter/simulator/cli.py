@@ -80,6 +80,14 @@ def _faults(path: Path | None) -> FaultSettings | None:
     help="Days of audit history to pre-write (default: the scenario's).",
 )
 @option(
+    "--history-cache-mib",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Keep up to this much rendered history in memory, so pages read again are served as "
+    "fast as live ones (benchmarks; 0: render on demand).",
+)
+@option(
     "--throttle/--no-throttle",
     envvar=envvar_for("--throttle"),
     default=True,
@@ -113,6 +121,7 @@ def simulate_command(
     seed: int | None,
     start: str | None,
     history_days: float | None,
+    history_cache_mib: float,
     throttle: bool,
     operator_actions: bool | None,
     faults_file: Path | None,
@@ -145,6 +154,7 @@ def simulate_command(
                     tokens=tokens,
                     host=host,
                     port=port,
+                    history_cache_mib=history_cache_mib,
                 )
             )
         )

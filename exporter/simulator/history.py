@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.domain import events
 from exporter.domain.events import Series
@@ -134,6 +137,39 @@ class HistoryWorld:
     describe_update: Callable[[str, int, int], list[PropertyChange]]
 
 
+_BLOCK_EVENT_OVERHEAD = 120
+"""Bytes a cached event costs beyond its payload (columns, list slot, bytes object header)."""
+
+
+@dataclass(slots=True)
+class _HourBlock:
+    """Every event of one hour, rendered, in (time, kind, j) order: columns like the live log's."""
+
+    times: array[int] = field(default_factory=lambda: array("q"))
+    kinds: array[int] = field(default_factory=lambda: array("B"))
+    js: array[int] = field(default_factory=lambda: array("l"))
+    visible: array[int] = field(default_factory=lambda: array("q"))
+    apps: array[int] = field(default_factory=lambda: array("H"))
+    payloads: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+    def after(self, cursor: tuple[int, int, int]) -> int:
+        """Index of the first event strictly after the cursor (t, k, j)."""
+        times, kinds, js = self.times, self.kinds, self.js
+        i = bisect_left(times, cursor[0])
+        while i < len(times) and (times[i], kinds[i], js[i]) <= cursor:
+            i += 1
+        return i
+
+    def before(self, cursor: tuple[int, int, int]) -> int:
+        """Index of the last event strictly before the cursor (-1: none)."""
+        times, kinds, js = self.times, self.kinds, self.js
+        i = bisect_right(times, cursor[0]) - 1
+        while i >= 0 and (times[i], kinds[i], js[i]) >= cursor:
+            i -= 1
+        return i
+
+
 class History:
     def __init__(
         self,
@@ -146,9 +182,15 @@ class History:
         world: HistoryWorld,
         apps: AppRegistry,
         delay_quantiles: Sequence[float],
+        cache_bytes: int = 0,
     ) -> None:
+        """`cache_bytes`: keep rendered hours (least recently used first out) up to this many
+        bytes, so that pages read again are served at the live log's speed (0: no cache)."""
         if start_us % HOUR_US or end_us <= start_us:
             raise ValueError("history must start on a whole hour and end after it starts")
+        self.cache_bytes = cache_bytes
+        self._blocks: OrderedDict[int, _HourBlock] = OrderedDict()
+        self._cached_bytes = 0
         self.start_us = start_us
         self.end_us = end_us
         self.world = world
@@ -514,6 +556,10 @@ class History:
         ]
         lo = self.start_us if matcher.lo_us is None else max(self.start_us, matcher.lo_us)
         hi = self.end_us - 1 if matcher.hi_us is None else min(self.end_us - 1, matcher.hi_us)
+        if self.cache_bytes > 0:
+            return self._scan_blocks(
+                matcher, kinds, lo, hi, after, descending, visible_by_us, limit
+            )
         chosen: list[tuple[int, int, int]] = []
         payloads: list[bytes] = []
         wanted = limit + 1
@@ -535,6 +581,120 @@ class History:
             payloads.append(payload)
             if len(chosen) == wanted:
                 break
+
+        def cursor_of(position: int) -> str:
+            t, k, j = chosen[position]
+            return f"H.{t}.{k}.{j}"
+
+        return Scan(payloads, cursor_of)
+
+    # -- the cache of rendered hours -----------------------------------------------------------
+
+    def configure_cache(self, cache_bytes: int) -> None:
+        self.cache_bytes = cache_bytes
+        self._evict()
+
+    @property
+    def cached_hours(self) -> int:
+        return len(self._blocks)
+
+    def _block(self, h: int) -> _HourBlock:
+        block = self._blocks.get(h)
+        if block is not None:
+            self._blocks.move_to_end(h)
+            return block
+        block = _HourBlock()
+        hour_start = self.start_us + h * HOUR_US
+        delays = self._delay_table
+        size = 0
+        for t, k, j, _h, bits in self._iterate(
+            range(_KIND_COUNT), hour_start, hour_start + HOUR_US - 1, None, False
+        ):
+            payload = self.render(h, k, j, t, bits)
+            block.times.append(t)
+            block.kinds.append(k)
+            block.js.append(j)
+            block.visible.append(t + delays[bits & 1023])
+            block.apps.append(self._app_code(k, bits))
+            block.payloads.append(payload)
+            size += len(payload) + _BLOCK_EVENT_OVERHEAD
+        block.size = size
+        self._blocks[h] = block
+        self._cached_bytes += size
+        self._evict(keep=h)
+        return block
+
+    def _evict(self, keep: int | None = None) -> None:
+        while self._cached_bytes > self.cache_bytes and self._blocks:
+            h, block = next(iter(self._blocks.items()))
+            if h == keep:
+                break
+            del self._blocks[h]
+            self._cached_bytes -= block.size
+
+    def _scan_blocks(
+        self,
+        matcher: EventMatcher,
+        kinds: Sequence[int],
+        lo: int,
+        hi: int,
+        after: tuple[int, int, int] | None,
+        descending: bool,
+        visible_by_us: int,
+        limit: int,
+    ) -> Scan:
+        """`scan` from rendered hours: bisect, then a scan of small integer columns."""
+        chosen: list[tuple[int, int, int]] = []
+        payloads: list[bytes] = []
+        wanted = limit + 1
+        if kinds and hi >= lo:
+            first_hour = max(0, self._hour_of(lo))
+            last_hour = min(self.hours - 1, self._hour_of(hi))
+            if descending and after is not None:
+                last_hour = min(last_hour, self._hour_of(after[0]))
+            elif after is not None:
+                first_hour = max(first_hour, self._hour_of(after[0]))
+            hours = (
+                range(last_hour, first_hour - 1, -1)
+                if descending
+                else range(first_hour, last_hour + 1)
+            )
+            selected = bytes(1 if k in kinds else 0 for k in range(_KIND_COUNT))
+            apps = matcher.apps
+            residual = matcher.residual
+            activity_of = self._kind_activity
+            for h in hours:
+                block = self._block(h)
+                times, block_kinds, js = block.times, block.kinds, block.js
+                visible, block_apps, block_payloads = block.visible, block.apps, block.payloads
+                if descending:
+                    end = bisect_right(times, hi) - 1
+                    if after is not None:
+                        end = min(end, block.before(after))
+                    start = bisect_left(times, lo)
+                    indices = range(end, start - 1, -1)
+                else:
+                    start = bisect_left(times, lo)
+                    if after is not None:
+                        start = max(start, block.after(after))
+                    indices = range(start, bisect_right(times, hi))
+                for i in indices:
+                    k = block_kinds[i]
+                    if not selected[k] or visible[i] > visible_by_us:
+                        continue
+                    if apps is not None and block_apps[i] not in apps:
+                        continue
+                    payload = block_payloads[i]
+                    if residual is not None and not residual(
+                        times[i], activity_of[k], block_apps[i], decoder(payload)
+                    ):
+                        continue
+                    chosen.append((times[i], k, js[i]))
+                    payloads.append(payload)
+                    if len(chosen) == wanted:
+                        break
+                if len(chosen) == wanted:
+                    break
 
         def cursor_of(position: int) -> str:
             t, k, j = chosen[position]

@@ -8,7 +8,7 @@ from collections import Counter
 import orjson
 
 from exporter.simulator.app import resolve_scenario
-from exporter.simulator.auditlog import SERIES, EventMatcher
+from exporter.simulator.auditlog import ACTIVITY_CODE, SERIES, EventMatcher
 from exporter.simulator.tenant import SimulatedTenant
 from exporter.simulator.truth import audit_counts
 
@@ -106,3 +106,37 @@ def test_visible_counts_by_arithmetic_agree_with_enumeration() -> None:
     assert counts["total"] < audit_counts(tenant, before=history.end_us / 1e6)["total"]
     by_series = {name: n for name, n in counts["series"].items() if n}
     assert by_series == {SERIES[code].value: n for code, n in enumerated.items()}
+
+
+def test_the_cache_of_rendered_hours_serves_exactly_what_rendering_does() -> None:
+    plain = _tenant().history
+    cached = _tenant().history
+    assert plain is not None
+    assert cached is not None
+    cached.configure_cache(400_000)  # a few hours: later ones evict earlier ones
+    visible = plain.end_us - 300_000_000  # some of the last events not visible yet
+    updates = frozenset({ACTIVITY_CODE["Update user"], ACTIVITY_CODE["Add member to group"]})
+    matchers = [
+        EventMatcher(),
+        EventMatcher(lo_us=plain.start_us + 5_000_000_000, hi_us=plain.end_us - 7_000_000_000),
+        EventMatcher(activities=updates),
+    ]
+    for matcher in matchers:
+        for descending in (False, True):
+            expected = plain.scan(
+                matcher, after=None, descending=descending, visible_by_us=visible, limit=10**6
+            )
+            for limit in (10**6, 37):
+                got = cached.scan(
+                    matcher, after=None, descending=descending, visible_by_us=visible, limit=limit
+                )
+                assert got.payloads == expected.payloads[: limit + 1]
+            # resuming from a cursor, as a nextLink does
+            _, t, k, j = expected.cursor_of(150).split(".")
+            cursor = (int(t), int(k), int(j))
+            resumed = cached.scan(
+                matcher, after=cursor, descending=descending, visible_by_us=visible, limit=100
+            )
+            assert resumed.payloads == expected.payloads[151:252]
+            assert resumed.cursor_of(0) == expected.cursor_of(151)
+    assert 0 < cached.cached_hours < cached.hours

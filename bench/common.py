@@ -1,0 +1,382 @@
+"""What every benchmark shares: figures over repeated runs, the processes it drives (the
+simulator and the exporter, each in its own process), and reading their CPU and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+START = 1_767_600_000.0
+"""2026-01-05T08:00:00Z: every simulated tenant starts here (a Monday morning)."""
+START_ISO = "2026-01-05T08:00:00Z"
+TOKEN = "bench-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1024 * 1024
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Figure:
+    """One measured quantity over several runs: reported as median (min-max)."""
+
+    unit: str
+    values: list[float] = field(default_factory=list)
+    digits: int = 0
+    """Decimals when printed."""
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else math.nan
+
+    @property
+    def low(self) -> float:
+        return min(self.values) if self.values else math.nan
+
+    @property
+    def high(self) -> float:
+        return max(self.values) if self.values else math.nan
+
+    def text(self) -> str:
+        if not self.values:
+            return "not measured"
+        unit = f" {self.unit}" if self.unit else ""
+        if len(self.values) == 1:
+            return f"{_number(self.median, self.digits)}{unit}"
+        return (
+            f"{_number(self.median, self.digits)}{unit} "
+            f"({_number(self.low, self.digits)}-{_number(self.high, self.digits)}, "
+            f"{len(self.values)} runs)"
+        )
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+@dataclass(slots=True)
+class Row:
+    what: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+    """None: the row has no target."""
+
+
+@dataclass(slots=True)
+class Section:
+    key: str
+    title: str
+    how: str
+    """Markdown: what was run, and why the figure measures the exporter."""
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def row(
+        self, what: str, value: Figure | str, target: str = "", met: bool | None = None
+    ) -> None:
+        self.rows.append(
+            Row(what, value.text() if isinstance(value, Figure) else value, target, met)
+        )
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def console_script() -> str:
+    """The `entra-dg-exporter` script next to this interpreter."""
+    return str(Path(sys.executable).with_name("entra-dg-exporter"))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    cpu_seconds: float
+    rss_bytes: int
+    peak_rss_bytes: int
+
+
+def usage(pid: int) -> Usage:
+    """CPU time (user + system, all threads) and resident memory of a process, from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(stat[11]) + int(stat[12])) / CLOCK_TICKS
+    rss = peak = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) * 1024
+        elif line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) * 1024
+    return Usage(cpu, rss, peak)
+
+
+class _Child:
+    """A child process whose stdout and stderr go to a log file (never a pipe that fills)."""
+
+    def __init__(self, command: Sequence[str], log_path: Path, env: Mapping[str, str]) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            list(command),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def usage(self) -> Usage:
+        return usage(self.pid)
+
+    def wait_for_line(self, pattern: str, timeout: float) -> re.Match[str]:
+        compiled = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_path.read_text(errors="replace")
+            for line in text.splitlines():
+                match = compiled.search(line)
+                if match:
+                    return match
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.log_path.name}: the process exited ({self.process.returncode}): "
+                    f"{text[-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.log_path.name}: no line matching {pattern!r}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class SimulatorProcess(_Child):
+    """`entra-dg-exporter simulate` on 127.0.0.1:0 in its own process, so that serving pages
+    never takes CPU (or the GIL) from the exporter being measured."""
+
+    def __init__(
+        self,
+        scenario: Mapping[str, Any],
+        directory: Path,
+        *,
+        name: str = "simulator",
+        throttle: bool = False,
+        speed: float = 0.0,
+        start: str = START_ISO,
+        history_cache_mib: float = 0.0,
+    ) -> None:
+        path = directory / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(dict(scenario)), encoding="utf-8")
+        command = [
+            console_script(),
+            "simulate",
+            "--listen=127.0.0.1:0",
+            f"--scenario={path}",
+            f"--speed={speed:g}",
+            "--seed=1",
+            f"--start={start}",
+            "--throttle" if throttle else "--no-throttle",
+            "--no-operator-actions",
+            f"--history-cache-mib={history_cache_mib:g}",
+        ]
+        super().__init__(command, directory / f"{name}.log", {})
+        match = self.wait_for_line(r" at (http://\S+)$", timeout=600)
+        self.ready_seconds = time.perf_counter() - self.started
+        self.base_url = match.group(1)
+        self.graph_url = self.base_url + "/v1.0"
+
+    async def get(self, http: aiohttp.ClientSession, path: str, **params: Any) -> Any:
+        async with http.get(self.base_url + path, params=params) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def post(self, http: aiohttp.ClientSession, path: str, body: Any) -> Any:
+        async with http.post(self.base_url + path, json=body) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def put(self, http: aiohttp.ClientSession, path: str, body: Any) -> Any:
+        async with http.put(self.base_url + path, json=body) as response:
+            response.raise_for_status()
+            return await response.json()
+
+
+class ExporterProcess(_Child):
+    """`entra-dg-exporter serve` in its own process (its RSS and CPU are its own)."""
+
+    def __init__(self, config_path: Path, directory: Path, *, name: str = "exporter") -> None:
+        command = [
+            console_script(),
+            "serve",
+            f"--config.file={config_path}",
+            "--web.listen-address=127.0.0.1:0",
+        ]
+        super().__init__(command, directory / f"{name}.log", {"ENTRA_DG_LOG_LEVEL": "warning"})
+        self._url: str | None = None
+
+    def url(self, timeout: float = 120) -> str:
+        """The /metrics URL, once the exporter says where it serves."""
+        if self._url is None:
+            match = self.wait_for_line(r"Serving metrics at (http://\S+)$", timeout=timeout)
+            self._url = match.group(1)
+        return self._url
+
+
+def exporter_config(
+    path: Path,
+    graph_url: str,
+    *,
+    tenant: str = "sim",
+    polling: Mapping[str, Any] | None = None,
+    critical_groups: Sequence[str] = (),
+    store: Path | None = None,
+    thresholds: Mapping[str, Any] | None = None,
+) -> Path:
+    """A config file for one simulated tenant: static token, the simulator's clock."""
+    document = {
+        "tenants": [
+            {
+                "name": tenant,
+                "graph_base_url": graph_url,
+                "clock": "simulator",
+                "auth": {"method": "static_token", "token": TOKEN},
+                "critical_groups": list(critical_groups),
+            }
+        ],
+        "polling": dict(polling or {}),
+        "thresholds": dict(thresholds or {}),
+        "store": {"path": str(store or path.parent / "state.sqlite3")},
+        "web": {"listen_address": "127.0.0.1:0"},
+    }
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+# -- Prometheus text -----------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """label text -> value of every sample of one metric name in an exposition."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        match = _SAMPLE.match(line)
+        if match and match.group(1) == name:
+            found[match.group(2) or ""] = float(match.group(3))
+    return found
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], *, within: float, what: str, interval: float = 0.05
+) -> Any:
+    """Await `check()` until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+# -- the exporter in this process -----------------------------------------------------------------
+
+
+def fresh_directory(directory: Path) -> None:
+    """An empty directory (a run never reads the last run's store)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    events: int
+    """Counted by the store (every Series, and duplicates)."""
+    requests: dict[str, int]
+    """Audit-log requests by HTTP status code."""
+    seconds: float
+    cpu: float
+    """CPU time of this process (all threads) meanwhile."""
+    simulator_cpu: float
+
+
+async def backfill_in_process(
+    sim: SimulatorProcess, directory: Path, polling: Mapping[str, Any], *, tenant: str = "sim"
+) -> Backfill:
+    """The real `Exporter` (store, tenant runner, every poller, snapshots) in this process,
+    from `start()` until its audit poller has caught up with the simulator's clock."""
+    from exporter.config import load_config
+    from exporter.domain.events import Series
+    from exporter.service import Exporter
+
+    fresh_directory(directory)
+    config = load_config(
+        exporter_config(
+            directory / "config.yml",
+            sim.base_url,
+            tenant=tenant,
+            polling={"audit_interval": "1h", "groups_interval": "1h", **polling},
+        )
+    )
+    exporter = Exporter(config)
+    sim_cpu = sim.usage().cpu_seconds
+    cpu = time.process_time()
+    started = time.perf_counter()
+    await exporter.start()
+    try:
+        runner = exporter.runners[0]
+
+        async def caught_up() -> bool:
+            audit = runner.audit
+            return audit is not None and audit.caught_up
+
+        await wait_for(caught_up, within=3600, what="the backfill", interval=0.01)
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        sim_cpu = sim.usage().cpu_seconds - sim_cpu
+        totals = await exporter.store.call(exporter.store.totals, tenant)
+        graph = runner.graph
+        requests = {
+            code: n
+            for (endpoint, code), n in (graph.requests.items() if graph else ())
+            if endpoint == "directory_audits"
+        }
+    finally:
+        await exporter.stop()
+    counted = {*(s.value for s in Series), "duplicate"}
+    events = sum(n for kind, n in totals.items() if kind in counted)
+    return Backfill(events, requests, seconds, cpu, sim_cpu)

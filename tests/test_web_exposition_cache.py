@@ -1,0 +1,75 @@
+"""/metrics with an exposition key: rendered once per key object and format, gzipped once,
+rendered again when the key object is replaced."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.web import Readiness, TenantReadiness, create_app, running
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4"
+
+
+class Counting(Collector):
+    def __init__(self) -> None:
+        self.value = 1.0
+        self.collections = 0
+
+    def collect(self) -> Iterable[Metric]:
+        self.collections += 1
+        family = GaugeMetricFamily("bench_value", "a value", labels=["kind"])
+        family.add_metric(["a"], self.value)
+        yield family
+
+
+async def test_rendering_is_reused_until_the_key_object_is_replaced() -> None:
+    registry = CollectorRegistry()
+    collector = Counting()
+    registry.register(collector)
+    key: list[object] = [object()]
+    app = create_app(
+        registry=registry,
+        readiness=lambda: Readiness.of({"t": TenantReadiness(True, "ok")}),
+        exposition_key=lambda: key[0],
+    )
+    async with (
+        running(app, "127.0.0.1:0") as server,
+        aiohttp.ClientSession(auto_decompress=False) as http,
+    ):
+        url = server.url + "metrics"
+
+        async def scrape(headers: dict[str, str]) -> tuple[str, str, str]:
+            async with http.get(url, headers=headers) as response:
+                assert response.status == 200
+                body = await response.read()
+                encoding = response.headers.get("Content-Encoding", "")
+                text = gzip.decompress(body) if encoding == "gzip" else body
+                return text.decode(), response.headers["Content-Type"], encoding
+
+        plain = {"Accept-Encoding": "identity"}
+        first = await scrape(plain)
+        assert 'bench_value{kind="a"} 1.0' in first[0]
+        assert first[1].startswith("text/plain")
+        registered = collector.collections
+        collector.value = 2.0
+        assert await scrape(plain) == first
+        assert collector.collections == registered
+
+        openmetrics = await scrape({"Accept": OPENMETRICS, "Accept-Encoding": "gzip"})
+        assert openmetrics[1].startswith("application/openmetrics-text")
+        assert openmetrics[2] == "gzip"
+        assert openmetrics[0].endswith("# EOF\n")
+        assert 'bench_value{kind="a"} 2.0' in openmetrics[0]
+
+        key[0] = object()
+        assert 'bench_value{kind="a"} 2.0' in (await scrape(plain))[0]
+        filtered = await scrape({"Accept-Encoding": "identity", "X": "y"})
+        assert "2.0" in filtered[0]
+        async with http.get(url, params={"name[]": "other"}, headers=plain) as response:
+            assert "bench_value" not in await response.text()
