@@ -85,7 +85,7 @@ def synced(text: str, size: FleetSize) -> bool:
     progress = samples(text, "entra_dynamic_audit_backfill_progress_ratio")
     return (
         paused >= size.paused
-        and len(statuses) >= 5 * size.critical
+        and len(statuses) >= size.critical
         and bool(progress)
         and min(progress.values()) >= 1.0
     )

@@ -268,8 +268,10 @@ class Polling(StrictModel):
 
 
 class Metrics(StrictModel):
+    # Each per-group series costs ~190 bytes of exposition; 300 keeps /metrics under 256 KiB
+    # with 15,000 groups and 200 critical ones (bench/RESULTS.md, scrape).
     per_group_series_cap: int = Field(
-        default=500, ge=0, description="per-group series beyond the critical groups"
+        default=300, ge=0, description="per-group series beyond the critical groups"
     )
 
 
