@@ -83,7 +83,8 @@ async def run_demo(listen_address: str, speed: float | None, stop: asyncio.Event
                                 f"{sim.base_url}/_sim/status",
                                 f"Exporter:  {where.url}",
                                 f"Metrics:   {where.url}metrics",
-                                f"Readiness: {where.url}readyz",
+                                f"Resume:    {where.url}api/v1/readiness  (or: "
+                                f"entra-dg-exporter check-resume --url {where.url})",
                                 "Press Ctrl-C to stop.",
                             ]
                         )

@@ -33,12 +33,13 @@ async def test_demo_serves_metrics_that_promtool_accepts() -> None:
     )
     assert process.stdout is not None
     try:
-        metrics_url = None
-        while metrics_url is None:
+        printed: dict[str, str] = {}
+        while "Resume" not in printed:
             line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
             assert line, "the demo exited before printing its URLs"
-            match = re.search(r"Metrics:\s+(\S+)", line)
-            metrics_url = match.group(1) if match else None
+            if match := re.match(r"(Metrics|Resume):\s+(\S+)", line):
+                printed[match.group(1)] = match.group(2)
+        metrics_url = printed["Metrics"]
         async with httpx.AsyncClient() as web:
 
             async def backfilled() -> bool:
@@ -49,6 +50,10 @@ async def test_demo_serves_metrics_that_promtool_accepts() -> None:
             await eventually(backfilled, within=120, what="the demo's backfill")
             ready = await web.get(metrics_url.replace("/metrics", "/readyz"))
             assert ready.status_code == 200, ready.text
+            resume = await web.get(printed["Resume"])
+            assert resume.status_code == 200, resume.text
+            tenants = [t["tenant"] for t in resume.json()["tenants"]]
+            assert tenants == ["demo"], "the printed readiness API answers for the demo tenant"
             exposition = (await web.get(metrics_url)).content
         text = exposition.decode()
         for family in (
