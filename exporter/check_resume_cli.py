@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import orjson
 
 from exporter.cli import option
-from exporter.config import ConfigError, load_config, parse_duration, parse_listen_address
+from exporter.config import (
+    Config,
+    ConfigError,
+    load_config,
+    parse_duration,
+    parse_listen_address,
+)
 from exporter.domain.formatting import human_duration, short_time
 from exporter.domain.readiness import ConditionStatus, ReadinessState
 from exporter.readiness_client import (
@@ -31,6 +39,7 @@ from exporter.readiness_client import (
 )
 
 PASSWORD_ENV = "ENTRA_DG_WEB_BASIC_AUTH_PASSWORD"
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _VERDICT = {
     ConditionStatus.MET: "ok",
@@ -46,11 +55,12 @@ _STATE = {
 }
 
 
-def url_from_config(config_file: Path) -> str:
+def exporter_url(config: Config) -> str | None:
     """The exporter's own address from its config: its listen address (a wildcard bind is
-    asked on loopback), https when its web config serves TLS."""
-    config = load_config(config_file, check_secrets=False)
+    asked on loopback), https when its web config serves TLS; None when it binds port 0."""
     host, port = parse_listen_address(config.web.listen_address)
+    if port == 0:
+        return None
     if host in (None, "", "0.0.0.0"):
         host = "127.0.0.1"
     elif host == "::":
@@ -64,6 +74,37 @@ def url_from_config(config_file: Path) -> str:
         if load_web_config(config.web.config_file).tls_server_config is not None:
             scheme = "https"
     return f"{scheme}://{host}:{port}"
+
+
+def exporter_auth_options(func: _F) -> _F:
+    """How to reach an exporter whose web config asks for basic auth or serves TLS: the flags
+    check-resume and the ops gate share."""
+    decorators = [
+        option(
+            "--web.basic-auth.username",
+            "username",
+            default=None,
+            help=f"Basic auth user of the exporter's web config; the password comes from "
+            f"{PASSWORD_ENV} or --web.basic-auth.password-file.",
+        ),
+        option(
+            "--web.basic-auth.password-file",
+            "password_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="A file holding the basic auth password.",
+        ),
+        option(
+            "--tls.ca-file",
+            "ca_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="CA certificate that signed the exporter's certificate (https).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
 
 
 def render_tenant(result: TenantResumeReadiness) -> list[str]:
@@ -124,27 +165,7 @@ def render_report(report: ReadinessReport) -> str:
     show_default=True,
     help="How long to wait for the exporter's answer.",
 )
-@option(
-    "--web.basic-auth.username",
-    "username",
-    default=None,
-    help=f"Basic auth user of the exporter's web config; the password comes from "
-    f"{PASSWORD_ENV} or --web.basic-auth.password-file.",
-)
-@option(
-    "--web.basic-auth.password-file",
-    "password_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="A file holding the basic auth password.",
-)
-@option(
-    "--tls.ca-file",
-    "ca_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="CA certificate that signed the exporter's certificate (https).",
-)
+@exporter_auth_options
 @option(
     "--tls.cert-file",
     "cert_file",
@@ -187,7 +208,7 @@ def check_resume_command(
         client = ReadinessClient(
             _url(url, config_file),
             timeout=_timeout(timeout),
-            basic_auth=_basic_auth(username, password_file),
+            basic_auth=basic_auth_from_flags(username, password_file),
             tls=ClientTLS(ca_file, cert_file, key_file, insecure)
             if ca_file or cert_file or key_file or insecure
             else None,
@@ -216,7 +237,7 @@ def _url(url: str | None, config_file: Path | None) -> str:
     if config_file is None:
         return DEFAULT_URL
     try:
-        return url_from_config(config_file)
+        url = exporter_url(load_config(config_file, check_secrets=False))
     except ConfigError as exc:
         raise ReadinessUnavailable(
             f"cannot read the exporter's address from {config_file}: {exc.problems[0]}"
@@ -225,6 +246,12 @@ def _url(url: str | None, config_file: Path | None) -> str:
         raise ReadinessUnavailable(
             f"cannot read the exporter's address from {config_file}: {exc}"
         ) from None
+    if url is None:
+        raise ReadinessUnavailable(
+            f"{config_file} has web.listen_address with port 0, so the exporter's address is "
+            "unknown: give --url"
+        )
+    return url
 
 
 def _timeout(text: str) -> float:
@@ -237,7 +264,7 @@ def _timeout(text: str) -> float:
     return seconds
 
 
-def _basic_auth(username: str | None, password_file: Path | None) -> BasicAuth | None:
+def basic_auth_from_flags(username: str | None, password_file: Path | None) -> BasicAuth | None:
     if username is None:
         if password_file is not None or os.environ.get(PASSWORD_ENV):
             raise click.BadParameter(

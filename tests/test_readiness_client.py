@@ -301,3 +301,10 @@ async def test_check_resume_human_and_json_output_and_exit_codes(tmp_path: Path)
     down = await check_resume("--config.file", str(config), "--timeout", "2s")
     assert down.exit_code == 2
     assert f"cannot reach the exporter at http://127.0.0.1:{port}/api/v1/readiness" in down.output
+
+    # An exporter bound to port 0 has no address to ask: the error says to give --url.
+    config.write_text(config.read_text().replace(f":{port}", ":0"))
+    unknown_port = await check_resume("--config.file", str(config))
+    assert unknown_port.exit_code == 2
+    assert "web.listen_address with port 0" in unknown_port.output
+    assert "give --url" in unknown_port.output

@@ -25,10 +25,9 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from exporter.check_resume_cli import PASSWORD_ENV
-from exporter.check_resume_cli import _basic_auth as basic_auth_from_flags
+from exporter.check_resume_cli import basic_auth_from_flags, exporter_auth_options, exporter_url
 from exporter.cli import option
-from exporter.config import Config, ConfigError, load_config, parse_duration, parse_listen_address
+from exporter.config import Config, ConfigError, load_config, parse_duration
 from exporter.graph.errors import GraphError
 from exporter.ops.engine import Outcome
 from exporter.ops.gate import ExporterReadiness, ReadinessSource
@@ -134,27 +133,7 @@ def _exporter(func: _F) -> _F:
             help="The exporter whose /api/v1/readiness gates resuming (default: its "
             "web.listen_address in the config).",
         ),
-        option(
-            "--web.basic-auth.username",
-            "username",
-            default=None,
-            help=f"Basic auth user of the exporter's web config; the password comes from "
-            f"{PASSWORD_ENV} or --web.basic-auth.password-file.",
-        ),
-        option(
-            "--web.basic-auth.password-file",
-            "password_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="A file holding the basic auth password.",
-        ),
-        option(
-            "--tls.ca-file",
-            "ca_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="CA certificate that signed the exporter's certificate (https).",
-        ),
+        exporter_auth_options,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -510,7 +489,7 @@ def _run(
 
 def readiness_source(config: Config, flags: _ExporterFlags) -> ReadinessSource:
     """The exporter's readiness API, at --exporter.url or where the config says it listens."""
-    url = flags.url or default_exporter_url(config)
+    url = flags.url or exporter_url(config)
     if url is None:
         _fail(
             [
@@ -528,26 +507,6 @@ def readiness_source(config: Config, flags: _ExporterFlags) -> ReadinessSource:
     except ReadinessUnavailable as exc:
         _fail([f"--exporter.url: {exc}"], EXIT_INPUT)
     return ExporterReadiness(client)
-
-
-def default_exporter_url(config: Config) -> str | None:
-    """The exporter's own address from the config: its listen address (a wildcard bind is
-    asked on loopback), https when its web config serves TLS."""
-    host, port = parse_listen_address(config.web.listen_address)
-    if port == 0:
-        return None
-    if host in (None, "", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    shown = f"[{host}]" if ":" in host else host
-    scheme = "http"
-    if config.web.config_file is not None:
-        from exporter.webconfig import load_web_config
-
-        if load_web_config(config.web.config_file).tls_server_config is not None:
-            scheme = "https"
-    return f"{scheme}://{shown}:{port}"
 
 
 def _ids(values: tuple[str, ...], files: tuple[Path, ...], what: str) -> tuple[str, ...]:
@@ -642,4 +601,4 @@ class _ProgressDisplay:
                 self._progress.start()
 
 
-__all__ = ["default_exporter_url", "pause_command", "plan_command", "resume_command"]
+__all__ = ["pause_command", "plan_command", "resume_command"]
