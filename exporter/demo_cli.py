@@ -14,7 +14,6 @@ import click
 
 from exporter.cli import option
 from exporter.config import Config
-from exporter.ops.ledger import Ledger
 from exporter.progress import BackfillDisplay
 from exporter.service import Exporter
 from exporter.simulator.app import RunningSimulator, running_simulator
@@ -64,7 +63,7 @@ async def run_demo(listen_address: str, speed: float | None, stop: asyncio.Event
         ) as sim:
             config = demo_config(sim, Path(state_dir), listen_address)
             with BackfillDisplay([DEMO_TENANT]) as display:
-                exporter = Exporter(config, on_progress=display.update, ledger=Ledger)
+                exporter = Exporter(config, on_progress=display.update)
                 await exporter.start()
                 links = [
                     Link(f"{sim.base_url}/_sim/status", "simulator", "the simulated tenant"),

@@ -21,7 +21,7 @@ from exporter.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollecto
 from exporter.config import Config
 from exporter.graph.retry import RetryPolicy
 from exporter.logs import get_logger
-from exporter.observations import LedgerSource, ObservationReader
+from exporter.observations import ObservationReader
 from exporter.ops.ledger import Ledger
 from exporter.pollers.audit import BackfillProgress
 from exporter.processing_lag import ProcessingLagConsumer
@@ -51,17 +51,16 @@ class Exporter:
         builders: Sequence[FamilyBuilder] = DEFAULT_BUILDERS,
         retry: RetryPolicy | None = None,
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
-        ledger: Callable[[Store], LedgerSource] | None = None,
     ) -> None:
-        """`ledger` builds the pause ledger on the store (`exporter.ops.ledger.Ledger`); without
-        one, pause episodes are inferred from the groups' states alone."""
+        """Pause episodes come from the ops ledger in the same store (what `pause` recorded),
+        and are inferred from the groups' states when it has none."""
         self.config = config
         thresholds = config.thresholds
         self.lag = ProcessingLagConsumer(
             horizon=thresholds.lag_trigger_horizon, sample_window=thresholds.lag_window
         )
         self.store = Store(config.store.path, (self.lag, *consumers))
-        self.ledger = ledger(self.store) if ledger is not None else None
+        self.ledger = Ledger(self.store)
         # One worker for every tenant's evaluations: they are CPU work, and the machine may
         # have few cores; the event loop and the store keep theirs.
         self._assess_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assess")
@@ -159,7 +158,7 @@ async def run_exporter(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop`), then shut down in order."""
     stop = stop or asyncio.Event()
-    exporter = Exporter(config, on_progress=on_progress, retry=retry, ledger=Ledger)
+    exporter = Exporter(config, on_progress=on_progress, retry=retry)
     await exporter.start()
     try:
         with stop_on_signals(stop):
