@@ -36,6 +36,7 @@ from exporter.domain.lag import (
     LagSample,
 )
 from exporter.domain.records import ClassifiedEvent
+from exporter.store import NewEvents
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lag_state (
@@ -103,16 +104,14 @@ class ProcessingLagConsumer:
     def create_schema(self, db: sqlite3.Connection) -> None:
         db.executescript(_SCHEMA)
 
-    def consume(
-        self,
-        db: sqlite3.Connection,
-        tenant: str,
-        events: Sequence[ClassifiedEvent],
-        settled: float,
-    ) -> None:
+    def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
         state = self._state(db, tenant)
-        samples = state.estimator.observe(lag_events(events), until=settled)
-        changes = state.estimator.take_changes()
+        estimator = state.estimator
+        samples: list[LagSample] = []
+        for page in pages:
+            samples += estimator.observe(lag_events(page.events), until=page.settled)
+        # Once for all the pages: a trigger matched within the group is never written.
+        changes = estimator.take_changes()
         db.executemany(
             "INSERT OR REPLACE INTO lag_state (tenant, role, object_id, object_type, at, lag, "
             "group_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -126,7 +125,7 @@ class ProcessingLagConsumer:
         if samples:
             db.executemany(
                 "INSERT INTO lag_samples (tenant, change_at, object_type, lag) VALUES (?, ?, ?, ?)",
-                [(tenant, s.change_at, s.object_type.value, s.lag_seconds) for s in samples],
+                [(tenant, s.change_at, s.object_type, s.lag_seconds) for s in samples],
             )
             histogram = self.histogram(db, tenant).add(samples)
             db.execute(

@@ -1,11 +1,13 @@
 """SQLite state (the embedded default): audit watermark, seen ids, counts, group states.
 
-Exactly once: `commit_audit_page` runs one transaction per Graph page. In it the page's new
-event ids are recorded (those already seen are dropped as duplicates), every count is
+Exactly once: `commit_audit_pages` runs one transaction per Graph page, or per group of
+consecutive pages of one window (those that arrived while the previous commit ran). In it the
+pages' new event ids are recorded (those already seen are dropped as duplicates), every count is
 incremented and the watermark moves; then any registered `PageConsumer` (for instance a
 trigger -> membership-change lag correlator with its own tables) sees the same new events in the
-same transaction. A kill -9 therefore loses at most the page in flight, and a page is never
-counted twice: after a restart its events are either all seen or all new.
+same transaction. A kill -9 therefore loses at most the pages in flight (fetched again after a
+restart: the watermark had not moved past them), and a page is never counted twice: after a
+restart its events are either all seen or all new.
 
 Threading: the connection lives on one dedicated thread. The sync methods below must run there:
 `await store.call(store.some_method, *args)` (or `await store.run(fn)` for a sequence of calls).
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
@@ -49,6 +51,7 @@ MALFORMED = "malformed"
 MALFORMED_PREFIX = "malformed:"
 _DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
 _STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
+_NEVER = float("-inf")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -112,21 +115,23 @@ CREATE TABLE IF NOT EXISTS directory_objects (
 """
 
 
+class NewEvents(NamedTuple):
+    """One page's events not seen before, for a `PageConsumer`."""
+
+    events: Sequence[ClassifiedEvent]
+    """Duplicates removed, in page order."""
+    settled: float
+    """Every event before this time has now been ingested (late ones included), so a consumer
+    that needs event-time order may process up to it."""
+
+
 class PageConsumer(Protocol):
     """Something more to do with each page's new events, inside the page's transaction."""
 
     def create_schema(self, db: sqlite3.Connection) -> None: ...
 
-    def consume(
-        self,
-        db: sqlite3.Connection,
-        tenant: str,
-        events: Sequence[ClassifiedEvent],
-        settled: float,
-    ) -> None:
-        """`events`: the page's new events (duplicates removed), in page order. `settled`:
-        every event before this time has now been ingested (late ones included), so a consumer
-        that needs event-time order may process up to it."""
+    def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
+        """The new events of the pages committed together, page by page in order."""
         ...
 
     def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None: ...
@@ -293,68 +298,47 @@ class Store:
         )
 
     def commit_audit_page(self, tenant: str, batch: PageBatch) -> PageOutcome:
+        return self.commit_audit_pages(tenant, (batch,))
+
+    def commit_audit_pages(self, tenant: str, batches: Sequence[PageBatch]) -> PageOutcome:
+        """Commit consecutive pages of one window, in order, as one transaction (the poller
+        groups the pages that arrived while the store was busy with the previous commit)."""
         db = self.db
+        counted: Counter[str] = Counter()
+        minutes: Counter[tuple[str, int]] = Counter()
+        hours: Counter[tuple[str, int]] = Counter()
+        group_hours: Counter[tuple[str, int]] = Counter()
+        group_last: dict[str, float] = {}
+        state_changes: list[tuple[str, str, str, float, str | None]] = []
+        seen_rows: list[tuple[str, float, str]] = []
+        consumed: list[NewEvents] = []
         with self._transaction():
-            malformed_keys = [
-                (m.time if m.time is not None else batch.malformed_time, m.id)
-                for m in batch.malformed
-            ]
-            seen = self._seen(tenant, [(e.time, e.id) for e in batch.events] + malformed_keys)
-            new_events: list[ClassifiedEvent] = []
-            duplicates = 0
-            for event in batch.events:
-                key = (event.time, event.id)
-                if key in seen:
-                    duplicates += 1
-                    continue
-                seen.add(key)
-                new_events.append(event)
-            new_malformed: list[tuple[float, str, str]] = []
-            for bad, key in zip(batch.malformed, malformed_keys, strict=True):
-                if key in seen:
-                    duplicates += 1
-                    continue
-                seen.add(key)
-                new_malformed.append((key[0], key[1], bad.reason))
+            committed: set[tuple[float, str]] = set()
+            for batch in batches:
+                new_events = self._new_events(tenant, batch, committed, counted, seen_rows)
+                consumed.append(NewEvents(new_events, batch.next_start))
+                for event in new_events:
+                    series = event.series
+                    time = event.time
+                    minutes[(series, int(time // 60) * 60)] += 1
+                    hour = int(time // 3600) * 3600
+                    hours[(series, hour)] += 1
+                    counted[series] += 1
+                    group_id = event.group_id
+                    if group_id is None:
+                        continue
+                    if series in _DYNAMIC:
+                        group_hours[(group_id, hour)] += 1
+                        if time > group_last.get(group_id, _NEVER):
+                            group_last[group_id] = time
+                    elif series in _STATE_SERIES and (
+                        series is Series.PROCESSING_STATE_CHANGE
+                        or event.processing_state is not None
+                    ):
+                        state = event.processing_state
+                        state_changes.append((tenant, event.id, group_id, time, state))
 
-            db.executemany(
-                "INSERT INTO seen_events (tenant, time, id) VALUES (?, ?, ?)",
-                [(tenant, e.time, e.id) for e in new_events]
-                + [(tenant, time, bad_id) for time, bad_id, _ in new_malformed],
-            )
-            counted: Counter[str] = Counter()
-            minutes: Counter[tuple[str, int]] = Counter()
-            hours: Counter[tuple[str, int]] = Counter()
-            group_hours: Counter[tuple[str, int]] = Counter()
-            group_last: dict[str, float] = {}
-            state_changes: list[tuple[str, str, str, float, str | None]] = []
-            for event in new_events:
-                series = event.series.value
-                time = event.time
-                minutes[(series, int(time // 60) * 60)] += 1
-                hours[(series, int(time // 3600) * 3600)] += 1
-                counted[series] += 1
-                group_id = event.group_id
-                if group_id is None:
-                    continue
-                if event.series in _DYNAMIC:
-                    group_hours[(group_id, int(time // 3600) * 3600)] += 1
-                    if time > group_last.get(group_id, float("-inf")):
-                        group_last[group_id] = time
-                elif event.series in _STATE_SERIES and (
-                    event.series is Series.PROCESSING_STATE_CHANGE
-                    or event.processing_state is not None
-                ):
-                    state = event.processing_state
-                    state_changes.append(
-                        (tenant, event.id, group_id, time, state.value if state else None)
-                    )
-            for _, _, reason in new_malformed:
-                counted[MALFORMED] += 1
-                counted[MALFORMED_PREFIX + reason] += 1
-            if duplicates:
-                counted[DUPLICATE] += duplicates
-
+            db.executemany("INSERT INTO seen_events (tenant, time, id) VALUES (?, ?, ?)", seen_rows)
             _add_counts(db, "minute_counts", "minute", tenant, minutes)
             _add_counts(db, "hour_counts", "hour", tenant, hours)
             db.executemany(
@@ -379,21 +363,61 @@ class Store:
                 state_changes,
             )
             for consumer in self.consumers:
-                consumer.consume(db, tenant, new_events, batch.next_start)
-            db.execute(
+                consumer.consume(db, tenant, consumed)
+            db.executemany(
                 "INSERT INTO audit_coverage (tenant, start, end) VALUES (?, ?, ?) "
                 "ON CONFLICT (tenant, start) DO UPDATE SET end = max(end, excluded.end)",
-                (tenant, batch.coverage_start, batch.watermark),
+                [(tenant, batch.coverage_start, batch.watermark) for batch in batches],
             )
-            db.execute(
+            db.executemany(
                 "INSERT INTO audit_state (tenant, watermark, next_start, backfill_start, "
                 "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET "
                 "watermark = max(watermark, excluded.watermark), "
                 "next_start = max(next_start, excluded.next_start), "
                 "updated_at = excluded.updated_at",
-                (tenant, batch.watermark, batch.next_start, batch.backfill_start, batch.now),
+                [(tenant, b.watermark, b.next_start, b.backfill_start, b.now) for b in batches],
             )
-        return PageOutcome(counted)
+        return PageOutcome(Counter({str(kind): n for kind, n in counted.items()}))
+
+    def _new_events(
+        self,
+        tenant: str,
+        batch: PageBatch,
+        committed: set[tuple[float, str]],
+        counted: Counter[str],
+        seen_rows: list[tuple[str, float, str]],
+    ) -> list[ClassifiedEvent]:
+        """The batch's events not seen before (in the store, or earlier in this transaction:
+        `committed`); records the new ids in `seen_rows` and `committed`, and counts the
+        duplicates and the new malformed events."""
+        malformed_keys = [
+            (m.time if m.time is not None else batch.malformed_time, m.id) for m in batch.malformed
+        ]
+        keys = [(e.time, e.id) for e in batch.events]
+        seen = self._seen(tenant, keys + malformed_keys)
+        seen |= committed
+        new_events: list[ClassifiedEvent] = []
+        duplicates = 0
+        for event, key in zip(batch.events, keys, strict=True):
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            committed.add(key)
+            new_events.append(event)
+            seen_rows.append((tenant, key[0], key[1]))
+        for bad, key in zip(batch.malformed, malformed_keys, strict=True):
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            committed.add(key)
+            seen_rows.append((tenant, key[0], key[1]))
+            counted[MALFORMED] += 1
+            counted[MALFORMED_PREFIX + bad.reason] += 1
+        if duplicates:
+            counted[DUPLICATE] += duplicates
+        return new_events
 
     def _seen(self, tenant: str, keys: list[tuple[float, str]]) -> set[tuple[float, str]]:
         """Which of these (time, id) keys were committed before: one primary-key range scan per

@@ -6,15 +6,19 @@ sees a fixed audit log at each step; faults are injected on every audit request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from exporter.config import load_config
+from exporter.pollers.audit import MAX_PAGES_PER_COMMIT
 from exporter.service import Exporter
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.faults import FaultSettings
+from exporter.store import NewEvents
 from exporter.tenant import TenantRunner
 from tests.harness import counted, truth, wait_until, write_config
 
@@ -137,3 +141,50 @@ async def test_a_healthy_throttled_run_meets_no_429(tmp_path: Path) -> None:
             assert counted(totals) == truth(sim, state.backfill_start)
         finally:
             await exporter.stop()
+
+
+class SlowConsumer:
+    """Holds the store's thread a while on every commit, as a slow disk would, and records how
+    many pages each commit held."""
+
+    def __init__(self) -> None:
+        self.group_sizes: list[int] = []
+
+    def create_schema(self, db: sqlite3.Connection) -> None:
+        pass
+
+    def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
+        self.group_sizes.append(len(pages))
+        time.sleep(0.05)
+
+    def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None:
+        pass
+
+
+async def test_pages_that_wait_for_a_busy_store_commit_together_exactly(
+    storm: RunningSimulator, tmp_path: Path
+) -> None:
+    """While the store commits, the next pages are fetched and wait; they then go in one
+    transaction (at most MAX_PAGES_PER_COMMIT), duplicates across them included, and the counts
+    are still exactly the simulator's."""
+    config = load_config(
+        write_config(
+            tmp_path / "config.yml",
+            storm.base_url,
+            polling={"audit_interval": "1m", "retry_attempts": 10},
+        )
+    )
+    slow = SlowConsumer()
+    exporter = Exporter(config, consumers=[slow])
+    await exporter.start()
+    try:
+        runner = exporter.runners[0]
+        await caught_up(runner, storm.clock.now())
+        state = await exporter.store.call(exporter.store.audit_state, "sim")
+        assert state is not None
+        totals = await exporter.store.call(exporter.store.totals, "sim")
+        assert counted(totals) == truth(storm, state.backfill_start)
+        assert max(slow.group_sizes) > 1, slow.group_sizes
+        assert max(slow.group_sizes) <= MAX_PAGES_PER_COMMIT
+    finally:
+        await exporter.stop()

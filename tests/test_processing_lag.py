@@ -3,18 +3,22 @@ rolled-back page; groups' re-evaluations; and the operator usage of listed rules
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.domain.events import DirectoryObjectKind, ObjectType, ProcessingState, Series
 from exporter.domain.lint import OPERATOR_USAGE_KEYS
-from exporter.domain.records import ClassifiedEvent, DirectoryObject
+from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.processing_lag import ProcessingLagConsumer
 from exporter.rule_usage import RuleUsageTracker
-from exporter.store import PageBatch, Store
+from exporter.store import NewEvents, PageBatch, Store
 
 T0 = 1_714_564_800.0
 G1 = "11111111-0000-4000-8000-000000000001"
@@ -87,9 +91,8 @@ class FailOnce:
     def create_schema(self, db: sqlite3.Connection) -> None:
         pass
 
-    def consume(
-        self, db: sqlite3.Connection, tenant: str, events: Sequence[ClassifiedEvent], settled: float
-    ) -> None:
+    def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
+        events = [e for page in pages for e in page.events]
         if not self.failed and any(e.series is Series.DYNAMIC_ADD for e in events):
             self.failed = True
             raise RuntimeError("disk full")
@@ -159,3 +162,74 @@ async def test_operator_usage_is_recomputed_only_when_the_rules_change() -> None
     assert (tracker.computations, tracker.usage["match"], tracker.usage["contains"]) == (2, 1, 1)
     await tracker.listed(DirectoryObjectKind.GROUP, listed(rules[1]))
     assert (tracker.computations, tracker.usage["match"]) == (3, 0)
+
+
+# -- pages committed together ------------------------------------------------------------------
+
+_EVENT_KINDS = st.sampled_from(["trigger", "change", "other"])
+
+
+@st.composite
+def page_runs(draw: st.DrawFn) -> list[PageBatch]:
+    """Consecutive pages of triggers and changes of a few users, with events repeated on a
+    later page (Graph's duplicates) and malformed events."""
+    pages: list[PageBatch] = []
+    previous: list[ClassifiedEvent] = []
+    at = T0
+    for p in range(draw(st.integers(1, 6))):
+        events: list[ClassifiedEvent] = []
+        for i in range(draw(st.integers(0, 8))):
+            at += draw(st.floats(0, 900))
+            user = draw(st.sampled_from(USERS[:3]))
+            kind = draw(_EVENT_KINDS)
+            if kind == "trigger":
+                events.append(trigger(100 * p + i, user, at))
+            elif kind == "change":
+                events.append(change(100 * p + i, user, at, draw(st.sampled_from([G1, "g2"]))))
+            else:
+                events.append(ClassifiedEvent(f"o{p}.{i}", at, Series.OTHER, None, None, None))
+        repeat = draw(st.booleans())
+        if previous and repeat:
+            events.append(previous[-1])
+        malformed = [MalformedEvent(f"m{p}", at, "no_time")] if draw(st.booleans()) else []
+        previous = events or previous
+        pages.append(replace(page(events, at), malformed=malformed))
+    return pages
+
+
+def _contents(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    tables = [
+        name
+        for (name,) in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        if name != "lag_meta"  # the generation counts transactions, not events
+    ]
+    return {t: sorted(store.db.execute(f"SELECT * FROM {t}"), key=repr) for t in tables}
+
+
+@given(pages=page_runs(), cuts=st.lists(st.booleans(), min_size=6, max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_pages_committed_together_leave_what_one_by_one_leaves(
+    pages: list[PageBatch], cuts: list[bool]
+) -> None:
+    """The poller commits the pages that arrived while the store was busy as one transaction:
+    counts, seen ids, watermark and the lag estimator's rows and samples are the same as page by
+    page, duplicates across the grouped pages included."""
+
+    async def commit(groups: list[list[PageBatch]]) -> dict[str, list[tuple[object, ...]]]:
+        store = Store(":memory:", [consumer()])
+        await store.open()
+        try:
+            for group in groups:
+                await store.call(store.commit_audit_pages, "t", group)
+            return await store.run(lambda: _contents(store))
+        finally:
+            await store.close()
+
+    groups: list[list[PageBatch]] = [[pages[0]]]
+    for batch_, cut in zip(pages[1:], cuts, strict=False):
+        if cut:
+            groups.append([batch_])
+        else:
+            groups[-1].append(batch_)
+    one_by_one = asyncio.run(commit([[p] for p in pages]))
+    assert asyncio.run(commit(groups)) == one_by_one

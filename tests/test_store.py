@@ -11,7 +11,7 @@ import pytest
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.snapshot import read_store_view
-from exporter.store import MINUTE_RETENTION, PageBatch, Store
+from exporter.store import MINUTE_RETENTION, NewEvents, PageBatch, Store
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
 G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
@@ -102,13 +102,8 @@ class Exploding:
     def create_schema(self, db: sqlite3.Connection) -> None:
         db.execute("CREATE TABLE IF NOT EXISTS consumed (id TEXT PRIMARY KEY)")
 
-    def consume(
-        self,
-        db: sqlite3.Connection,
-        tenant: str,
-        events: Sequence[ClassifiedEvent],
-        settled: float,
-    ) -> None:
+    def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
+        events = [e for page in pages for e in page.events]
         db.executemany("INSERT INTO consumed VALUES (?)", [(e.id,) for e in events])
         if any(e.id == "boom" for e in events):
             raise RuntimeError("consumer failed")

@@ -7,9 +7,12 @@ the previous window by the lateness allowance, while a backfill chunk fetched lo
 events settled does not need to. Backfill goes in chunks of `BACKFILL_CHUNK` of event time.
 
 Pages. Each page is classified and committed in one transaction (dedupe by id, counts,
-watermark; `exporter.store`). Within a window the watermark moves to the last event time of
-each page when Graph returns the window oldest-first as asked; if a page is ever out of order
-it waits for the end of the window. The next page is fetched while the previous one commits.
+watermark; `exporter.store`), together with the pages that arrived while the previous commit
+ran (up to `MAX_PAGES_PER_COMMIT`): in a backfill the store then writes fewer, larger
+transactions, and a live poll's single page commits alone. Within a window the watermark moves
+to the last event time of each page when Graph returns the window oldest-first as asked; if a
+page is ever out of order it waits for the end of the window. The next page is fetched while
+the previous one commits.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ _EDGE = 0.001
 """Window bounds go to Graph with microsecond precision; allow for the rounding."""
 _INGESTED = frozenset(INGESTED_ACTIVITIES)
 _MAX_LOGGED_PROPERTY_NAMES = 200
+MAX_PAGES_PER_COMMIT = 16
+"""Pages that arrive while the store commits wait for the next commit, and go in one
+transaction (fewer, larger writes); beyond this many the poller waits for the store."""
 
 
 class AuditSource(Protocol):
@@ -138,6 +144,19 @@ class AuditPoller:
         watermark = start
         ordered = True
         commit: asyncio.Future[PageOutcome] | None = None
+        queued: list[PageBatch] = []
+
+        def submit() -> asyncio.Future[PageOutcome]:
+            group = tuple(queued)
+            queued.clear()
+            future = asyncio.ensure_future(store.call(store.commit_audit_pages, self.tenant, group))
+            future.add_done_callback(
+                functools.partial(
+                    self._committed, group[-1].watermark, backfill_start, target, status
+                )
+            )
+            return future
+
         try:
             async for page in pages:
                 if page.next_link is None:
@@ -149,32 +168,36 @@ class AuditPoller:
                         ordered = False
                 elif page.records:
                     ordered = False
-                batch = PageBatch(
-                    events=self._classify(page, start - _EDGE, end + _EDGE),
-                    malformed=page.malformed,
-                    watermark=watermark,
-                    next_start=min(watermark, queried_at - self._lateness),
-                    backfill_start=backfill_start,
-                    now=self._clock.now(),
-                    malformed_time=start,
-                    coverage_start=coverage_start,
+                queued.append(
+                    PageBatch(
+                        events=self._classify(page, start - _EDGE, end + _EDGE),
+                        malformed=page.malformed,
+                        watermark=watermark,
+                        next_start=min(watermark, queried_at - self._lateness),
+                        backfill_start=backfill_start,
+                        now=self._clock.now(),
+                        malformed_time=start,
+                        coverage_start=coverage_start,
+                    )
                 )
                 if commit is not None:
+                    if not commit.done() and len(queued) < MAX_PAGES_PER_COMMIT:
+                        # The store is still busy: this page joins the next commit, and the
+                        # next page is fetched meanwhile.
+                        continue
                     # Shielded: cancelling the poll (shutdown) never abandons a started commit.
                     await asyncio.shield(commit)
                 # The next page is requested while this one commits (the store has its own
                 # thread); pages commit strictly in order.
-                commit = asyncio.ensure_future(
-                    store.call(store.commit_audit_page, self.tenant, batch)
-                )
-                commit.add_done_callback(
-                    functools.partial(self._committed, watermark, backfill_start, target, status)
-                )
+                commit = submit()
         finally:
             await pages.aclose()
+            # Even when cancelled: the pages fetched are committed, never half-written (and
+            # never, when the commit before them failed: its exception goes on).
             if commit is not None:
-                # Even when cancelled: the page in flight is committed, never half-written.
                 await asyncio.shield(commit)
+            if queued:
+                await asyncio.shield(submit())
         return watermark
 
     def _committed(
