@@ -28,11 +28,14 @@ import orjson
 from exporter.domain.events import ObjectType, ProcessingState, Series
 from exporter.domain.history import HOUR
 from exporter.domain.lag import (
+    CHANGE_ORDER,
     LAG_BUCKETS,
+    OBJECT_TYPE_NAMES,
+    REEVALUATION_ORDER,
+    TRIGGER_ORDER,
     LagEstimator,
-    LagEvent,
-    LagEventKind,
     LagHistogram,
+    LagItem,
     LagSample,
 )
 from exporter.domain.records import ClassifiedEvent
@@ -63,22 +66,31 @@ SAMPLE_MARGIN = HOUR
 """Recent samples are kept this long beyond the lag window."""
 
 
-def lag_events(events: Sequence[ClassifiedEvent]) -> list[LagEvent]:
+def lag_items(events: Sequence[ClassifiedEvent]) -> list[LagItem]:
     """Triggers (a user or device changed), dynamic membership changes of a user or device (with
-    their group), and groups' full re-evaluations (resumed, or rule changed)."""
-    out: list[LagEvent] = []
+    their group), and groups' full re-evaluations (resumed, or rule changed), as the estimator
+    processes them (`LagItem`; built directly: this runs for every audit event)."""
+    out: list[LagItem] = []
+    append = out.append
     for e in events:
-        if e.series in _REEVALUATIONS and e.group_id is not None:
-            if e.series is Series.RULE_CHANGE or e.processing_state is ProcessingState.ON:
-                out.append(LagEvent(LagEventKind.REEVALUATION, e.group_id, None, e.time))
+        series = e.series
+        if series in _REEVALUATIONS:
+            group_id = e.group_id
+            if group_id is not None and (
+                series is Series.RULE_CHANGE or e.processing_state is ProcessingState.ON
+            ):
+                append((e.time, REEVALUATION_ORDER, group_id, "", ""))
             continue
-        if e.object_id is None or e.object_type is None:
+        object_id = e.object_id
+        object_type = e.object_type
+        if object_id is None or object_type is None:
             continue
-        if e.series in _TRIGGERS:
-            out.append(LagEvent(LagEventKind.TRIGGER, e.object_id, e.object_type, e.time))
-        elif e.series in _CHANGES:
-            out.append(
-                LagEvent(LagEventKind.CHANGE, e.object_id, e.object_type, e.time, e.group_id)
+        if series in _TRIGGERS:
+            append((e.time, TRIGGER_ORDER, object_id, OBJECT_TYPE_NAMES[object_type], ""))
+        elif series in _CHANGES:
+            group_id = e.group_id
+            append(
+                (e.time, CHANGE_ORDER, object_id, OBJECT_TYPE_NAMES[object_type], group_id or "")
             )
     return out
 
@@ -109,7 +121,7 @@ class ProcessingLagConsumer:
         estimator = state.estimator
         samples: list[LagSample] = []
         for page in pages:
-            samples += estimator.observe(lag_events(page.events), until=page.settled)
+            samples += estimator.observe_items(lag_items(page.events), until=page.settled)
         # Once for all the pages: a trigger matched within the group is never written.
         changes = estimator.take_changes()
         db.executemany(

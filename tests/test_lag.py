@@ -17,8 +17,8 @@ from exporter.domain.events import ObjectType
 from exporter.domain.history import HOUR
 from exporter.domain.lag import (
     _BAND_WIDTHS,
-    _KIND_ORDER,
     _LOG_STEP,
+    KIND_ORDER,
     LAG_BUCKETS,
     REFERENCE_MIN,
     REFERENCE_MIN_BAND,
@@ -324,7 +324,7 @@ class BufferedOnly(LagEstimator):
         for event in events:
             object_type = event.object_type.value if event.object_type is not None else ""
             group_id = event.group_id or ""
-            item = (event.at, _KIND_ORDER[event.kind], event.object_id, object_type, group_id)
+            item = (event.at, KIND_ORDER[event.kind], event.object_id, object_type, group_id)
             if event.at <= self._frontier:
                 self._late += 1
                 self._process(item, samples)

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.domain.events import DirectoryObjectKind, ObjectType, ProcessingState, Series
+from exporter.domain.lag import LagEvent, LagEventKind
 from exporter.domain.lint import OPERATOR_USAGE_KEYS
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
-from exporter.processing_lag import ProcessingLagConsumer
+from exporter.processing_lag import ProcessingLagConsumer, lag_items
 from exporter.rule_usage import RuleUsageTracker
 from exporter.store import NewEvents, PageBatch, Store
 
@@ -233,3 +234,26 @@ def test_pages_committed_together_leave_what_one_by_one_leaves(
             groups[-1].append(batch_)
     one_by_one = asyncio.run(commit([[p] for p in pages]))
     assert asyncio.run(commit(groups)) == one_by_one
+
+
+def test_lag_items_are_the_estimators_form_of_the_lag_events() -> None:
+    """The hot path builds the estimator's items directly from classified events: the same
+    items as the LagEvents the estimator's own API takes."""
+    paused = ClassifiedEvent("p", T0, Series.PROCESSING_STATE_CHANGE, G1, None, None)
+    resumed = paused._replace(id="r", processing_state=ProcessingState.ON)
+    rule = ClassifiedEvent("rule", T0 + 1, Series.RULE_CHANGE, G1, None, None)
+    device = ClassifiedEvent(
+        "d", T0 + 2, Series.TRIGGER_DEVICE, None, "d1", None, ObjectType.DEVICE
+    )
+    no_group = change(1, "u1", T0 + 3)._replace(group_id=None)
+    other = ClassifiedEvent("o", T0 + 4, Series.OTHER, None, "x", None, ObjectType.USER)
+    events = [paused, resumed, rule, trigger(0, "u0", T0), device, change(0, "u0", T0 + 9)]
+    expected = [
+        LagEvent(LagEventKind.REEVALUATION, G1, None, T0),
+        LagEvent(LagEventKind.REEVALUATION, G1, None, T0 + 1),
+        LagEvent(LagEventKind.TRIGGER, "u0", ObjectType.USER, T0),
+        LagEvent(LagEventKind.TRIGGER, "d1", ObjectType.DEVICE, T0 + 2),
+        LagEvent(LagEventKind.CHANGE, "u0", ObjectType.USER, T0 + 9, G1),
+        LagEvent(LagEventKind.CHANGE, "u1", ObjectType.USER, T0 + 3),
+    ]
+    assert lag_items([*events, no_group, other]) == [e.item for e in expected]
