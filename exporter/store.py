@@ -321,14 +321,11 @@ class Store:
                     series = event.series
                     time = event.time
                     minutes[(series, int(time // 60) * 60)] += 1
-                    hour = int(time // 3600) * 3600
-                    hours[(series, hour)] += 1
-                    counted[series] += 1
                     group_id = event.group_id
                     if group_id is None:
                         continue
                     if series in _DYNAMIC:
-                        group_hours[(group_id, hour)] += 1
+                        group_hours[(group_id, int(time // 3600) * 3600)] += 1
                         if time > group_last.get(group_id, _NEVER):
                             group_last[group_id] = time
                     elif series in _STATE_SERIES and (
@@ -337,6 +334,10 @@ class Store:
                     ):
                         state = event.processing_state
                         state_changes.append((tenant, event.id, group_id, time, state))
+            # Hours and totals from the few minute buckets rather than from every event.
+            for (kind, minute), n in minutes.items():
+                hours[(kind, minute // 3600 * 3600)] += n
+                counted[kind] += n
 
             db.executemany("INSERT INTO seen_events (tenant, time, id) VALUES (?, ?, ?)", seen_rows)
             _add_counts(db, "minute_counts", "minute", tenant, minutes)
@@ -395,17 +396,25 @@ class Store:
         ]
         keys = [(e.time, e.id) for e in batch.events]
         seen = self._seen(tenant, keys + malformed_keys)
-        seen |= committed
         new_events: list[ClassifiedEvent] = []
         duplicates = 0
-        for event, key in zip(batch.events, keys, strict=True):
-            if key in seen:
-                duplicates += 1
-                continue
-            seen.add(key)
-            committed.add(key)
-            new_events.append(event)
-            seen_rows.append((tenant, key[0], key[1]))
+        fresh = set(keys)
+        if not seen and len(fresh) == len(keys) and fresh.isdisjoint(committed):
+            # The usual page: nothing on it was seen before.
+            new_events = list(batch.events)
+            committed |= fresh
+            seen_rows += [(tenant, time, event_id) for time, event_id in keys]
+            seen = committed
+        else:
+            seen |= committed
+            for event, key in zip(batch.events, keys, strict=True):
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+                committed.add(key)
+                new_events.append(event)
+                seen_rows.append((tenant, key[0], key[1]))
         for bad, key in zip(batch.malformed, malformed_keys, strict=True):
             if key in seen:
                 duplicates += 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.domain.classify import classify, classify_group_update, decode_value
 from exporter.domain.events import (
@@ -282,3 +285,34 @@ def test_administrative_unit_membership_is_ingested_but_counted_as_other() -> No
     item = event("Add member to administrative unit", category="AdministrativeUnit")
     result = classify(record(item))
     assert result.series is Series.OTHER
+
+
+def datetime_epoch(value: str) -> float | None:
+    """activityDateTime as `datetime` reads it: what the store's seen-ids keys were made with."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2100, 1, 1)),
+    digits=st.integers(0, 9),
+    fraction=st.integers(0, 999_999_999),
+    suffix=st.sampled_from(["Z", "Z", "Z", "", "+00:00", "+02:00", "-05:30"]),
+    second=st.sampled_from([None, "60", "6", "5x", "99"]),
+)
+@settings(max_examples=3000)
+def test_times_read_exactly_as_datetime_reads_them(
+    moment: datetime, digits: int, fraction: int, suffix: str, second: str | None
+) -> None:
+    """The fast path (Graph's `...Z` form, minute epochs cached) gives the same float as
+    `datetime`, to the bit, or the same None: a stored event seen again must have the same key."""
+    text = moment.strftime("%Y-%m-%dT%H:%M:") + (second or moment.strftime("%S"))
+    if digits:
+        text += "." + str(fraction).zfill(9)[:digits]
+    text += suffix
+    assert parse_time(text) == datetime_epoch(text)
+    parse_time(moment.strftime("%Y-%m-%dT%H:%M:00Z"))  # the minute is cached now
+    assert parse_time(text) == datetime_epoch(text)

@@ -53,7 +53,8 @@ MEMBERSHIP_ACTIVITIES = frozenset({ADD_MEMBER, REMOVE_MEMBER, ADD_AU_MEMBER, REM
 
 def classify(record: AuditRecord) -> ClassifiedEvent:
     activity = record.activity
-    if record.result.lower() != "success":
+    result = record.result
+    if result != "success" and result.lower() != "success":
         return ClassifiedEvent(record.id, record.time, Series.OTHER, None, None, None)
     if activity in (ADD_MEMBER, REMOVE_MEMBER):
         add = activity == ADD_MEMBER
@@ -61,7 +62,8 @@ def classify(record: AuditRecord) -> ClassifiedEvent:
             series = Series.DYNAMIC_ADD if add else Series.DYNAMIC_REMOVE
         else:
             series = Series.MANUAL_ADD if add else Series.MANUAL_REMOVE
-        member_type = _MEMBER_TYPES.get((record.target_type or "").lower())
+        target_type = record.target_type or ""
+        member_type = _MEMBER_TYPES.get(target_type) or _MEMBER_TYPES.get(target_type.lower())
         return ClassifiedEvent(
             record.id, record.time, series, record.group_id, record.target_id, None, member_type
         )
@@ -80,7 +82,10 @@ def classify(record: AuditRecord) -> ClassifiedEvent:
 def is_dynamic_processing(record: AuditRecord) -> bool:
     if record.by_user:
         return False
-    if record.app_id is not None and record.app_id.lower() in DYNAMIC_PROCESSING_APP_IDS:
+    app_id = record.app_id
+    if app_id is not None and (
+        app_id in DYNAMIC_PROCESSING_APP_IDS or app_id.lower() in DYNAMIC_PROCESSING_APP_IDS
+    ):
         return True
     return record.app_name == DYNAMIC_PROCESSING_APP
 
