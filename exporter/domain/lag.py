@@ -151,8 +151,9 @@ class LagEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class LagSample:
+class LagSample(NamedTuple):
+    """One matched change (a NamedTuple: one is built per matched change while ingesting)."""
+
     change_at: float
     lag_seconds: float
     object_type: ObjectType
