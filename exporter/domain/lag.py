@@ -298,10 +298,19 @@ class LagEstimator:
             due.append(item)
         released.sort()
         previous: LagItem | None = None
+        matched = self._matched
+        coalesce = self.coalesce
         for item in heapq.merge(due, released) if due else released:
-            if item != previous:  # the same event twice in the batch is processed once
-                self._process(item, samples)
-                previous = item
+            if item == previous:  # the same event twice in the batch is processed once
+                continue
+            previous = item
+            if item[1] == CHANGE_ORDER:
+                # Most changes are the same evaluation as the object's last matched change (it
+                # moved in several groups at once): `_match`'s first test, without the call.
+                last = matched.get(item[2])
+                if last is not None and 0 <= item[0] - last[1] <= coalesce:
+                    continue
+            self._process(item, samples)
         if until > self._frontier:
             if math.isfinite(self._frontier):
                 self._drop((_FRONTIER, "", self._frontier, 0.0, ""))
@@ -620,12 +629,19 @@ def _log_lag(lag: float) -> float:
 
 
 def _lag_bucket(lag: float) -> int:
-    return math.floor(_log_lag(lag) / _LOG_STEP)
+    return math.floor(math.log(lag) / _LOG_STEP) if lag > 1.0 else 0
 
 
 def _bucket_edge(bucket: int) -> float:
     """The lower edge of a bucket in seconds (bucket 0 holds everything under 1.1 s)."""
-    return math.exp(bucket * _LOG_STEP) if bucket > 0 else 0.0
+    if bucket < len(_BUCKET_EDGES):
+        return _BUCKET_EDGES[bucket]
+    return math.exp(bucket * _LOG_STEP)
+
+
+_BUCKET_EDGES = (0.0, *(math.exp(b * _LOG_STEP) for b in range(1, 256)))
+"""Up to 256 buckets: lags to about 11 years, computed once (`reference_lag` reads them for
+every ambiguous match)."""
 
 
 _BUFFERED_ROLES = {
