@@ -1,12 +1,12 @@
 """`entra_dynamic_rules_using_operator`: how many dynamic rules use each operator Microsoft
 calls inefficient, recomputed only when the listed rules change (not on every scrape, not on
-every poll that finds the same rules)."""
+every poll that finds the same rules), and never on a poller's path."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from exporter.domain.events import DirectoryObjectKind
@@ -15,27 +15,45 @@ from exporter.domain.records import DirectoryObject
 
 
 class RuleUsageTracker:
-    """Fed by the groups and administrative-units pollers with each complete listing."""
+    """Fed by the groups and administrative-units pollers with each complete listing; `run()`
+    (a task of the tenant) computes the usage off the pollers' path: parsing 15,000 rules the
+    first time takes a while, and a listing poll that waited for it kept the groups out of the
+    first exposition (the cold start)."""
 
     def __init__(self) -> None:
         self._rules: dict[DirectoryObjectKind, dict[str, str]] = {}
         self._digest: bytes | None = None
+        self._listed = asyncio.Event()
         self.usage: Mapping[str, int] | None = None
         """operator -> rules using it (every key of OPERATOR_USAGE_KEYS); None before the
-        first listing."""
+        first listing has been parsed."""
         self.computations = 0
 
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
         self._rules[kind] = {o.id: o.rule for o in objects}
+        self._listed.set()
+
+    async def run(self, on_update: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Recompute after each listing whose rules differ from those last parsed; then
+        `on_update` (the tenant refreshes its snapshot)."""
+        while True:
+            await self._listed.wait()
+            self._listed.clear()
+            if await self.update() and on_update is not None:
+                await on_update()
+
+    async def update(self) -> bool:
+        """Parse the listed rules unless they are those parsed last; True if it did."""
         digest = self._fingerprint()
         if digest == self._digest:
-            return
+            return False
         rules = [rule for listing in self._rules.values() for rule in listing.values()]
-        # Parsing 15,000 rules the first time takes a while: not on the event loop.
+        # CPU work: not on the event loop.
         usage = await asyncio.to_thread(operator_usage, rules)
         self.usage = MappingProxyType(usage)
         self._digest = digest
         self.computations += 1
+        return True
 
     def _fingerprint(self) -> bytes:
         h = hashlib.blake2b(digest_size=16)

@@ -189,6 +189,7 @@ class TenantRunner:
                 )
             group.create_task(self._refresh_forever())
             group.create_task(self.assessor.run())
+            group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
 
     def _build_graph(self) -> GraphClient:
         return build_graph_client(self.config, self.tenant, retry=self._retry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -151,18 +151,45 @@ async def test_operator_usage_is_recomputed_only_when_the_rules_change() -> None
     tracker = RuleUsageTracker()
     rules = ['user.department -match "^Sales"', 'user.city -eq "Oslo"']
     await tracker.listed(DirectoryObjectKind.GROUP, listed(*rules))
+    assert tracker.computations == 0  # listing never waits for the parse
+    assert await tracker.update()
     assert tracker.usage is not None
     assert set(tracker.usage) == set(OPERATOR_USAGE_KEYS)
     assert tracker.usage["match"] == 1
     await tracker.listed(DirectoryObjectKind.GROUP, listed(*rules))
+    assert not await tracker.update()
     assert tracker.computations == 1
     unit = DirectoryObject(
         DirectoryObjectKind.ADMINISTRATIVE_UNIT, "a1", "unit", 'user.city -contains "os"', None
     )
     await tracker.listed(DirectoryObjectKind.ADMINISTRATIVE_UNIT, [unit])
+    assert await tracker.update()
     assert (tracker.computations, tracker.usage["match"], tracker.usage["contains"]) == (2, 1, 1)
     await tracker.listed(DirectoryObjectKind.GROUP, listed(rules[1]))
+    assert await tracker.update()
     assert (tracker.computations, tracker.usage["match"]) == (3, 0)
+
+
+async def test_operator_usage_follows_listings_in_the_background_and_says_so() -> None:
+    tracker = RuleUsageTracker()
+    updates: asyncio.Queue[Mapping[str, int] | None] = asyncio.Queue()
+
+    async def updated() -> None:
+        await updates.put(tracker.usage)
+
+    worker = asyncio.create_task(tracker.run(on_update=updated))
+    try:
+        await tracker.listed(DirectoryObjectKind.GROUP, listed('user.city -match "^O"'))
+        await tracker.listed(DirectoryObjectKind.GROUP, listed('user.city -match "^O"'))
+        async with asyncio.timeout(10):
+            first = await updates.get()
+        await tracker.listed(DirectoryObjectKind.GROUP, listed('user.city -contains "O"'))
+        async with asyncio.timeout(10):
+            second = await updates.get()
+        assert [(u or {}).get("contains") for u in (first, second)] == [0, 1]
+        assert tracker.computations == 2
+    finally:
+        worker.cancel()
 
 
 # -- pages committed together ------------------------------------------------------------------
