@@ -100,6 +100,8 @@ class TenantRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._setup_error: str | None = None
         self._lag = lag
+        self._refresh_lock = asyncio.Lock()
+        self._refresh_wanted = False
         self.rule_usage = RuleUsageTracker()
         self.assessor = TenantAssessor(
             config=config,
@@ -257,10 +259,18 @@ class TenantRunner:
             self._holder.update(replace(part, assessment=assessment, assessment_timing=timing))
 
     async def refresh_snapshot(self) -> None:
-        try:
-            await self._refresh_snapshot()
-        except RuntimeError:  # the store is closing: the process is shutting down
-            return
+        """Rebuild the snapshot; returns once a refresh that began after this call has ended.
+        Calls made while one runs share the next (several poll ends at once, as at start-up,
+        cost one more store read, not one each)."""
+        self._refresh_wanted = True
+        async with self._refresh_lock:
+            if not self._refresh_wanted:
+                return  # the refresh that just ended began after this call
+            self._refresh_wanted = False
+            try:
+                await self._refresh_snapshot()
+            except RuntimeError:  # the store is closing: the process is shutting down
+                return
 
     async def _refresh_snapshot(self) -> None:
         now = self.clock.now()
