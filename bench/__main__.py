@@ -22,11 +22,11 @@ from pathlib import Path
 
 import click
 
-from bench import budget, coldstart, fleet, ingest, memory, scrape, time_to_signal
+from bench import budget, coldstart, fleet, ingest, memory, ops, scrape, time_to_signal
 from bench.common import MIB, Section
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("ingest", "budget", "scrape", "cold_start", "memory", "time_to_signal")
+BENCHMARKS = ("ingest", "budget", "scrape", "cold_start", "memory", "time_to_signal", "ops")
 PACKAGES = (
     "aiohttp",
     "httpx",
@@ -86,6 +86,7 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
             time_to_signal.SMOKE if plan.smoke else time_to_signal.FULL, runs, workdir
         ),
     )
+    await step("ops", lambda: ops.run(ops.SMOKE if plan.smoke else ops.FULL, runs))
     return sections
 
 

@@ -1,17 +1,16 @@
-"""PATCH throughput of the pause/resume operations against the simulator:
-`python bench/ops.py [--groups N] [--parallel 1,4,8] [--throttle-rate 0.05]`.
+"""Operations: PATCH throughput of pause and resume against the simulator.
 
 Pauses every dynamic group of a simulated tenant through the real Graph client (intent and
 outcome committed to the SQLite ledger around every PATCH), then resumes them all in one
-forced run, and reports objects per second; then the same with Graph answering bursts of 429
-(Retry-After honoured) on every path. The simulator does not rate-limit group writes by
-itself; the 429 bursts stand in for Graph's throttling of directory writes.
+forced run, and reports objects per second, one at a time and several in parallel; then the
+same with Graph answering bursts of 429 (Retry-After honoured) on every path. The simulator
+does not rate-limit group writes by itself; the 429 bursts stand in for Graph's throttling of
+directory writes. There is no target: the figures size a recovery (how long pausing or resuming
+a tenant takes).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.common import Figure, Section
 from exporter.config import load_config
 from exporter.graph.retry import RetryPolicy
 from exporter.ops.operations import PauseRequest, ResumeRequest, RunOptions, pause, resume
@@ -47,12 +47,21 @@ def write_config(directory: Path, sim: RunningSimulator) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsSize:
+    groups: int
+    parallel: tuple[int, ...]
+    throttle_rate: float
+    """Share of requests answered by a burst of three 429s, in the second pass."""
+
+
+FULL = OpsSize(2_000, (1, 8), 0.05)
+SMOKE = OpsSize(40, (4,), 0.05)
+
+
+@dataclass(frozen=True, slots=True)
 class Throughput:
     """One pause-everything and resume-everything pass."""
 
-    groups: int
-    parallel: int
-    throttle_rate: float
     paused: int
     pause_seconds: float
     pause_failed: int
@@ -61,18 +70,36 @@ class Throughput:
     throttled: int
     """429s the simulator answered (all retried)."""
 
-    def text(self) -> str:
-        return (
-            f"objects {self.paused:>6}  parallel {self.parallel:>2}  "
-            f"429 burst rate {self.throttle_rate:<4}  "
-            f"pause {self.paused / self.pause_seconds:7.0f}/s ({self.pause_seconds:5.1f} s, "
-            f"{self.pause_failed} failed)  "
-            f"resume {self.resumed / self.resume_seconds:7.0f}/s ({self.resume_seconds:5.1f} s)  "
-            f"429s answered {self.throttled}"
-        )
+
+async def run(size: OpsSize, runs: int) -> Section:
+    section = Section(
+        "ops",
+        "Operations: pause and resume throughput",
+        __doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+    )
+    for rate in (0.0, size.throttle_rate):
+        for parallel in size.parallel:
+            paused, resumed = Figure("objects/s"), Figure("objects/s")
+            failed = throttled = 0
+            for _ in range(runs):
+                one = await _pass(size.groups, parallel, rate)
+                paused.add(one.paused / one.pause_seconds)
+                resumed.add(one.resumed / one.resume_seconds)
+                failed += one.pause_failed
+                throttled += one.throttled
+            where = f"{size.groups:,} groups, {parallel} in parallel" + (
+                f", {rate:.0%} of requests answered 3x429 ({throttled:,} 429s in all)"
+                if rate
+                else ""
+            )
+            section.row(f"pause, {where}", paused)
+            section.row(f"resume (forced, one batch), {where}", resumed)
+            if failed:
+                section.notes.append(f"{where}: {failed} pause(s) failed")
+    return section
 
 
-async def run(groups: int, parallel: int, throttle_rate: float) -> Throughput:
+async def _pass(groups: int, parallel: int, throttle_rate: float) -> Throughput:
     overrides = {
         "tenant": {
             "users": 2000,
@@ -125,9 +152,6 @@ async def run(groups: int, parallel: int, throttle_rate: float) -> Throughput:
                 )
                 resumed_s = time.perf_counter() - started
         return Throughput(
-            groups=groups,
-            parallel=parallel,
-            throttle_rate=throttle_rate,
             paused=changed,
             pause_seconds=paused_s,
             pause_failed=failed,
@@ -135,18 +159,3 @@ async def run(groups: int, parallel: int, throttle_rate: float) -> Throughput:
             resume_seconds=resumed_s,
             throttled=sim.tenant.faults.injected[FaultKind.THROTTLE],
         )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--groups", type=int, default=2000)
-    parser.add_argument("--parallel", default="1,4,8")
-    parser.add_argument("--throttle-rate", type=float, default=0.05)
-    args = parser.parse_args()
-    for rate in (0.0, args.throttle_rate):
-        for parallel in (int(p) for p in args.parallel.split(",")):
-            print(asyncio.run(run(args.groups, parallel, rate)).text(), flush=True)
-
-
-if __name__ == "__main__":
-    main()
