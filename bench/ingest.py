@@ -172,8 +172,8 @@ async def run(size: IngestSize, runs: int, workdir: Path) -> Section:
         per_event = Figure("µs CPU/event", digits=1)
         events = 0
         for run_index in range(runs):
-            # Each pass starts from a collected heap: the bare client's rate otherwise swings
-            # with the garbage the previous pass left (64,700-115,700 events/s in one run).
+            # Each pass starts from a collected heap, so that neither pays for the garbage of
+            # the other (the bare client's rate is sensitive to it: bench/PROFILES.md).
             gc.collect()
             bare = await bare_client(sim, backfill_days * 86400)
             gc.collect()

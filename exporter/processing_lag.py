@@ -2,12 +2,14 @@
 `PageConsumer`, so it sees every audit event exactly once, across restarts too.
 
 Each page's new events (triggers and dynamic membership changes) go to the tenant's estimator
-inside the page's transaction; in that same transaction the estimator's changed state rows
-(`take_changes()`), the samples it produced and the cumulative histogram are written. A kill -9
-therefore loses the page and the lag work together, and on start the estimator is restored
-from its rows (`LagEstimator.from_rows`).
+inside the transaction that commits the page (with the pages committed together, page by page,
+each up to its own settled time); in that same transaction the estimator's changed state rows
+(`take_changes()`, once for the group: a row put and dropped within it is never written), the
+samples it produced and the cumulative histogram are written. A kill -9 therefore loses the
+pages and the lag work together, and on start the estimator is restored from its rows
+(`LagEstimator.from_rows`).
 
-If a page's transaction is rolled back after `consume()` ran, the estimator in memory would be
+If a transaction is rolled back after `consume()` ran, the estimator in memory would be
 ahead of its rows. A generation number, bumped in every consume and kept both in memory and in
 the database, detects it: the next consume finds them different and restores from the rows.
 
