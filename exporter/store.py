@@ -396,8 +396,18 @@ class Store:
         ]
         keys = [(e.time, e.id) for e in batch.events]
         seen = self._seen(tenant, keys + malformed_keys)
-        new_events: list[ClassifiedEvent] = []
         duplicates = 0
+
+        def first_sight(key: tuple[float, str]) -> bool:
+            nonlocal duplicates
+            if key in seen:
+                duplicates += 1
+                return False
+            seen.add(key)
+            committed.add(key)
+            seen_rows.append((tenant, key[0], key[1]))
+            return True
+
         fresh = set(keys)
         if not seen and len(fresh) == len(keys) and fresh.isdisjoint(committed):
             # The usual page: nothing on it was seen before.
@@ -407,23 +417,13 @@ class Store:
             seen = committed
         else:
             seen |= committed
-            for event, key in zip(batch.events, keys, strict=True):
-                if key in seen:
-                    duplicates += 1
-                    continue
-                seen.add(key)
-                committed.add(key)
-                new_events.append(event)
-                seen_rows.append((tenant, key[0], key[1]))
+            new_events = [
+                event for event, key in zip(batch.events, keys, strict=True) if first_sight(key)
+            ]
         for bad, key in zip(batch.malformed, malformed_keys, strict=True):
-            if key in seen:
-                duplicates += 1
-                continue
-            seen.add(key)
-            committed.add(key)
-            seen_rows.append((tenant, key[0], key[1]))
-            counted[MALFORMED] += 1
-            counted[MALFORMED_PREFIX + bad.reason] += 1
+            if first_sight(key):
+                counted[MALFORMED] += 1
+                counted[MALFORMED_PREFIX + bad.reason] += 1
         if duplicates:
             counted[DUPLICATE] += duplicates
         return new_events
