@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import load_config
+from exporter.config import Config, load_config
 from exporter.pollers.audit import MAX_PAGES_PER_COMMIT
 from exporter.service import Exporter
 from exporter.simulator.app import RunningSimulator, running_simulator
@@ -66,31 +66,39 @@ async def caught_up(runner: TenantRunner, now: float) -> None:
     await wait_until(done, within=120, what="the audit poller to catch up")
 
 
-async def test_storm_with_faults_counts_exactly(storm: RunningSimulator, tmp_path: Path) -> None:
-    config = load_config(
+def storm_config(storm: RunningSimulator, tmp_path: Path) -> Config:
+    return load_config(
         write_config(
             tmp_path / "config.yml",
             storm.base_url,
             polling={"audit_interval": "1m", "retry_attempts": 10},
         )
     )
-    exporter = Exporter(config)
+
+
+async def counts_exactly(exporter: Exporter, sim: RunningSimulator) -> dict[str, int]:
+    """Once the audit poller has caught up with the simulator: the store's counts are its
+    ground truth. Returns the totals."""
+    await caught_up(exporter.runners[0], sim.clock.now())
+    state = await exporter.store.call(exporter.store.audit_state, "sim")
+    assert state is not None
+    totals = await exporter.store.call(exporter.store.totals, "sim")
+    assert counted(totals) == truth(sim, state.backfill_start)
+    return totals
+
+
+async def test_storm_with_faults_counts_exactly(storm: RunningSimulator, tmp_path: Path) -> None:
+    exporter = Exporter(storm_config(storm, tmp_path))
     await exporter.start()
     try:
         runner = exporter.runners[0]
-        await caught_up(runner, storm.clock.now())
-        state = await exporter.store.call(exporter.store.audit_state, "sim")
-        assert state is not None
-        totals = await exporter.store.call(exporter.store.totals, "sim")
-        assert counted(totals) == truth(storm, state.backfill_start)
+        totals = await counts_exactly(exporter, storm)
         assert totals["duplicate"] > 0  # the faults did put duplicates on the pages
 
         # Time moves on: the storm goes on, late events appear, later windows overlap.
         for _ in range(3):
             await storm.advance(1800)
-            await caught_up(runner, storm.clock.now())
-            totals = await exporter.store.call(exporter.store.totals, "sim")
-            assert counted(totals) == truth(storm, state.backfill_start)
+            await counts_exactly(exporter, storm)
 
         graph = runner.graph
         assert graph is not None
@@ -128,17 +136,12 @@ async def test_a_healthy_throttled_run_meets_no_429(tmp_path: Path) -> None:
         exporter = Exporter(config)
         await exporter.start()
         try:
-            runner = exporter.runners[0]
-            await caught_up(runner, sim.clock.now())
-            graph = runner.graph
+            await counts_exactly(exporter, sim)
+            graph = exporter.runners[0].graph
             assert graph is not None
             audits = {c: n for (e, c), n in graph.requests.items() if e == "directory_audits"}
             assert audits.get("200", 0) >= 6
             assert set(audits) == {"200"}, audits
-            state = await exporter.store.call(exporter.store.audit_state, "sim")
-            assert state is not None
-            totals = await exporter.store.call(exporter.store.totals, "sim")
-            assert counted(totals) == truth(sim, state.backfill_start)
         finally:
             await exporter.stop()
 
@@ -167,23 +170,11 @@ async def test_pages_that_wait_for_a_busy_store_commit_together_exactly(
     """While the store commits, the next pages are fetched and wait; they then go in one
     transaction (at most MAX_PAGES_PER_COMMIT), duplicates across them included, and the counts
     are still exactly the simulator's."""
-    config = load_config(
-        write_config(
-            tmp_path / "config.yml",
-            storm.base_url,
-            polling={"audit_interval": "1m", "retry_attempts": 10},
-        )
-    )
     slow = SlowConsumer()
-    exporter = Exporter(config, consumers=[slow])
+    exporter = Exporter(storm_config(storm, tmp_path), consumers=[slow])
     await exporter.start()
     try:
-        runner = exporter.runners[0]
-        await caught_up(runner, storm.clock.now())
-        state = await exporter.store.call(exporter.store.audit_state, "sim")
-        assert state is not None
-        totals = await exporter.store.call(exporter.store.totals, "sim")
-        assert counted(totals) == truth(storm, state.backfill_start)
+        await counts_exactly(exporter, storm)
         assert max(slow.group_sizes) > 1, slow.group_sizes
         assert max(slow.group_sizes) <= MAX_PAGES_PER_COMMIT
     finally:
