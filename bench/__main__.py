@@ -1,7 +1,7 @@
 """`python -m bench`: every benchmark of the exporter against the simulator on 127.0.0.1, and
 bench/RESULTS.md.
 
-    .venv/bin/python -m bench                  # full size, 3 runs each (~30 min on 2 cores)
+    .venv/bin/python -m bench                  # full size, 3 runs each (~20 min on 2 cores)
     .venv/bin/python -m bench --smoke          # tiny sizes, one run: proves they still run
     .venv/bin/python -m bench --only ingest,budget --output /tmp/results.md
 """
