@@ -117,16 +117,35 @@ class Usage:
 
 
 def usage(pid: int) -> Usage:
-    """CPU time (user + system, all threads) and resident memory of a process, from /proc."""
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(stat[11]) + int(stat[12])) / CLOCK_TICKS
+    """CPU time (user + system, all threads) and resident memory of a process and its live
+    descendants (the exporter's audit commit process), from /proc. Peak RSS is the sum of each
+    process's own peak."""
+    cpu = 0.0
     rss = peak = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) * 1024
-        elif line.startswith("VmHWM:"):
-            peak = int(line.split()[1]) * 1024
+    for member in _process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{member}/status").read_text().splitlines()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a child that ended meanwhile
+        cpu += (int(stat[11]) + int(stat[12])) / CLOCK_TICKS
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                peak += int(line.split()[1]) * 1024
     return Usage(cpu, rss, peak)
+
+
+def _process_tree(pid: int) -> list[int]:
+    found = [pid]
+    for member in found:
+        for task in Path(f"/proc/{member}/task").glob("*/children"):
+            try:
+                found += [int(child) for child in task.read_text().split()]
+            except FileNotFoundError:
+                continue
+    return found
 
 
 class _Child:
@@ -331,6 +350,8 @@ class Backfill:
     seconds: float
     cpu: float
     """CPU time of this process (all threads) meanwhile."""
+    commit_cpu: float
+    """CPU time of the exporter's audit commit process (0 when it commits on a thread)."""
     simulator_cpu: float
 
 
@@ -368,6 +389,9 @@ async def backfill_in_process(
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
         sim_cpu = sim.usage().cpu_seconds - sim_cpu
+        commit_pid = exporter.commits.pid if exporter.commits is not None else None
+        # The child started with the exporter: all its CPU time is this backfill's.
+        commit_cpu = usage(commit_pid).cpu_seconds if commit_pid is not None else 0.0
         totals = await exporter.store.call(exporter.store.totals, tenant)
         graph = runner.graph
         requests = {
@@ -379,4 +403,4 @@ async def backfill_in_process(
         await exporter.stop()
     counted = {*(s.value for s in Series), "duplicate"}
     events = sum(n for kind, n in totals.items() if kind in counted)
-    return Backfill(events, requests, seconds, cpu, sim_cpu)
+    return Backfill(events, requests, seconds, cpu, commit_cpu, sim_cpu)

@@ -8,8 +8,9 @@ prunes): membership changes spread uniformly over the simulator's groups (the mo
 a given volume can make) and users, with the audit watermark at the simulator's clock. Then the
 exporter runs as its own process (`entra-dg-exporter serve`) on that store against the
 simulator's tenant, lists every group, catches up, and is scraped; its RSS (and peak) is read
-from /proc. A further simulated week is written the same way (the store prunes what ages out)
-and the exporter is started again on it: flat means the second figure is not above the first.
+from /proc, summed over its two processes (the exporter and its audit commit process). A
+further simulated week is written the same way (the store prunes what ages out) and the
+exporter is started again on it: flat means the second figure is not above the first.
 """
 
 from __future__ import annotations

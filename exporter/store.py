@@ -210,14 +210,14 @@ class Store:
     # -- lifecycle and threading ---------------------------------------------------------------
 
     async def open(self) -> None:
-        await self.run(self._open)
+        await self.run(self.connect)
 
     async def close(self) -> None:
         """Let work already submitted finish (and commit), then close the connection."""
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.disconnect)
         self._executor.shutdown(wait=True)
 
     async def run(self, fn: Callable[[], _T]) -> _T:
@@ -239,7 +239,9 @@ class Store:
             raise RuntimeError("the store is not open (use it through store.call)")
         return self._db
 
-    def _open(self) -> None:
+    def connect(self) -> None:
+        """Open the connection in the calling thread: `open()` does it on the store's thread;
+        a process that uses the store from one thread only (exporter.commit_worker) calls it."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -269,7 +271,7 @@ class Store:
             )
         self._db = db
 
-    def _close(self) -> None:
+    def disconnect(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -27,7 +27,7 @@ from exporter.graph.credentials import CredentialError, auth_summary, build_cred
 from exporter.graph.retry import RetryPolicy
 from exporter.logs import get_logger
 from exporter.observations import ObservationReader
-from exporter.pollers.audit import AuditPoller, BackfillProgress
+from exporter.pollers.audit import AuditPoller, BackfillProgress, CommitPages
 from exporter.pollers.base import CollectorStatus, Poller, run_poller
 from exporter.pollers.directory import CriticalStatusPoller, DirectoryPoller
 from exporter.processing_lag import ProcessingLagConsumer
@@ -74,6 +74,7 @@ class TenantRunner:
         lag: ProcessingLagConsumer | None = None,
         retry: RetryPolicy | None = None,
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
+        commit_pages: CommitPages | None = None,
     ) -> None:
         self.config = config
         self.tenant = tenant
@@ -87,6 +88,7 @@ class TenantRunner:
             max_delay=polling.retry_max_delay,
         )
         self._on_progress = on_progress
+        self._commit_pages = commit_pages
         self._wall = SystemClock()
         self.clock: Clock = self._wall
         self.graph: GraphClient | None = None
@@ -156,6 +158,7 @@ class TenantRunner:
             lateness=polling.lateness_allowance,
             backfill=polling.backfill_seconds,
             on_progress=self._progress,
+            commit_pages=self._commit_pages,
         )
         pollers: list[Poller] = [self.audit]
         for kind in DirectoryObjectKind:

@@ -40,6 +40,7 @@ def write_config(
     critical_groups: list[str] | None = None,
     extra_tenants: list[dict[str, Any]] | None = None,
     thresholds: Mapping[str, Any] | None = None,
+    store: Mapping[str, Any] | None = None,
 ) -> Path:
     """A config file for one simulated tenant (static token, simulator clock)."""
     document = {
@@ -54,7 +55,7 @@ def write_config(
             *(extra_tenants or []),
         ],
         "polling": {**FAST_POLLING, **(polling or {})},
-        "store": {"path": str(path.parent / "state.sqlite3")},
+        "store": {"path": str(path.parent / "state.sqlite3"), **(store or {})},
         "web": {"listen_address": "127.0.0.1:0"},
         "thresholds": dict(thresholds or {}),
     }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +46,11 @@ _MAX_LOGGED_PROPERTY_NAMES = 200
 MAX_PAGES_PER_COMMIT = 16
 """Pages that arrive while the store commits wait for the next commit, and go in one
 transaction (fewer, larger writes); beyond this many the poller waits for the store."""
+
+
+CommitPages = Callable[[str, Sequence[PageBatch]], Awaitable[PageOutcome]]
+"""Commits a tenant's consecutive pages as one transaction: on the store's thread by default,
+or in the audit commit process (`exporter.commit_process.CommitProcess.commit_audit_pages`)."""
 
 
 class AuditSource(Protocol):
@@ -81,11 +86,13 @@ class AuditPoller:
         lateness: float,
         backfill: float,
         on_progress: Callable[[BackfillProgress], None] | None = None,
+        commit_pages: CommitPages | None = None,
     ) -> None:
         self.tenant = tenant
         self.interval = interval
         self._graph = graph
         self._store = store
+        self._commit_pages = commit_pages or functools.partial(store.call, store.commit_audit_pages)
         self._clock = clock
         self._lateness = lateness
         self._backfill = min(backfill, RETENTION - RETENTION_MARGIN)
@@ -139,7 +146,6 @@ class AuditPoller:
         status: CollectorStatus,
     ) -> float:
         """Ingest [start, end]; returns the watermark reached (end, the window complete)."""
-        store = self._store
         pages = self._graph.audit_pages(start, end)
         watermark = start
         ordered = True
@@ -149,7 +155,7 @@ class AuditPoller:
         def submit() -> asyncio.Future[PageOutcome]:
             group = tuple(queued)
             queued.clear()
-            future = asyncio.ensure_future(store.call(store.commit_audit_pages, self.tenant, group))
+            future = asyncio.ensure_future(self._commit_pages(self.tenant, group))
             future.add_done_callback(
                 functools.partial(
                     self._committed, group[-1].watermark, backfill_start, target, status
