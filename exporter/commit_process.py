@@ -66,6 +66,8 @@ class CommitProcess:
         self._closed = False
         self.restarts = 0
         """Children started after the first (each one after a child died)."""
+        self.committed = 0
+        """Requests the children committed."""
 
     @property
     def pid(self) -> int | None:
@@ -108,6 +110,7 @@ class CommitProcess:
         answer = await reply
         if answer.error is not None:
             raise AuditCommitError(f"the audit commit process could not commit: {answer.error}")
+        self.committed += 1
         return PageOutcome(Counter(answer.counted))
 
     async def close(self) -> None:

@@ -117,6 +117,7 @@ async def test_commits_in_the_child_leave_what_the_stores_thread_leaves(
         await in_thread.close()
     contents = await store.run(lambda: _contents(store))
     assert contents == reference
+    assert process.committed == 2
     assert len(contents["seen_events"]) == 10  # 8 events and 2 malformed, once each
     assert len(contents["lag_samples"]) == 2  # u1 and u2: trigger -> change
 

@@ -95,6 +95,9 @@ async def test_storm_with_faults_counts_exactly(storm: RunningSimulator, tmp_pat
         runner = exporter.runners[0]
         totals = await counts_exactly(exporter, storm)
         assert totals["duplicate"] > 0  # the faults did put duplicates on the pages
+        # By default the pages were committed by the audit commit process.
+        assert exporter.commits is not None
+        assert exporter.commits.committed > 0
 
         # Time moves on: the storm goes on, late events appear, later windows overlap.
         for _ in range(3):

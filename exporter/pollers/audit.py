@@ -8,11 +8,11 @@ events settled does not need to. Backfill goes in chunks of `BACKFILL_CHUNK` of 
 
 Pages. Each page is classified and committed in one transaction (dedupe by id, counts,
 watermark; `exporter.store`), together with the pages that arrived while the previous commit
-ran (up to `MAX_PAGES_PER_COMMIT`): in a backfill the store then writes fewer, larger
-transactions, and a live poll's single page commits alone. Within a window the watermark moves
-to the last event time of each page when Graph returns the window oldest-first as asked; if a
-page is ever out of order it waits for the end of the window. The next page is fetched while
-the previous one commits.
+ran (up to `MAX_PAGES_PER_COMMIT`; the next commit starts the moment the previous one ends): in
+a backfill the store then writes fewer, larger transactions, and a live poll's single page
+commits alone. Within a window the watermark moves to the last event time of each page when
+Graph returns the window oldest-first as asked; if a page is ever out of order it waits for the
+end of the window. The next page is fetched while the previous one commits.
 """
 
 from __future__ import annotations
@@ -149,20 +149,10 @@ class AuditPoller:
         pages = self._graph.audit_pages(start, end)
         watermark = start
         ordered = True
-        commit: asyncio.Future[PageOutcome] | None = None
-        queued: list[PageBatch] = []
-
-        def submit() -> asyncio.Future[PageOutcome]:
-            group = tuple(queued)
-            queued.clear()
-            future = asyncio.ensure_future(self._commit_pages(self.tenant, group))
-            future.add_done_callback(
-                functools.partial(
-                    self._committed, group[-1].watermark, backfill_start, target, status
-                )
-            )
-            return future
-
+        commits = _PageCommits(
+            functools.partial(self._commit_pages, self.tenant),
+            functools.partial(self._committed, backfill_start, target, status),
+        )
         try:
             async for page in pages:
                 if page.next_link is None:
@@ -174,7 +164,8 @@ class AuditPoller:
                         ordered = False
                 elif page.records:
                     ordered = False
-                queued.append(
+                # The next page is requested while this one waits for or goes to the store.
+                await commits.add(
                     PageBatch(
                         events=self._classify(page, start - _EDGE, end + _EDGE),
                         malformed=page.malformed,
@@ -186,36 +177,16 @@ class AuditPoller:
                         coverage_start=coverage_start,
                     )
                 )
-                if commit is not None:
-                    if not commit.done() and len(queued) < MAX_PAGES_PER_COMMIT:
-                        # The store is still busy: this page joins the next commit, and the
-                        # next page is fetched meanwhile.
-                        continue
-                    # Shielded: cancelling the poll (shutdown) never abandons a started commit.
-                    await asyncio.shield(commit)
-                # The next page is requested while this one commits (the store has its own
-                # thread); pages commit strictly in order.
-                commit = submit()
         finally:
             await pages.aclose()
             # Even when cancelled: the pages fetched are committed, never half-written (and
-            # never, when the commit before them failed: its exception goes on).
-            if commit is not None:
-                await asyncio.shield(commit)
-            if queued:
-                await asyncio.shield(submit())
+            # never, when a commit before them failed: its exception goes on).
+            await commits.finish()
         return watermark
 
     def _committed(
-        self,
-        watermark: float,
-        backfill_start: float,
-        target: float,
-        status: CollectorStatus,
-        commit: asyncio.Future[PageOutcome],
+        self, backfill_start: float, target: float, status: CollectorStatus, watermark: float
     ) -> None:
-        if commit.cancelled() or commit.exception() is not None:
-            return
         now = self._clock.now()
         status.progressed(now)
         # Once caught up, later polls are not a backfill: progress stays complete.
@@ -252,3 +223,60 @@ class AuditPoller:
                         tenant=self.tenant,
                         property=prop.name,
                     )
+
+
+class _PageCommits:
+    """One window's pages on their way to the store, strictly in order: a page that arrives
+    while a commit runs waits, with any others, for the next commit, which starts the moment
+    the previous one ends (up to `MAX_PAGES_PER_COMMIT` pages wait; beyond that `add` waits
+    too). After a failed commit nothing more is committed: later pages would move the
+    watermark past the failed ones."""
+
+    def __init__(
+        self,
+        commit_pages: Callable[[Sequence[PageBatch]], Awaitable[PageOutcome]],
+        on_committed: Callable[[float], None],
+    ) -> None:
+        self._commit_pages = commit_pages
+        self._on_committed = on_committed
+        self._queued: list[PageBatch] = []
+        self._running: asyncio.Future[PageOutcome] | None = None
+
+    async def add(self, batch: PageBatch) -> None:
+        running = self._running
+        if running is not None and running.done():
+            running.result()  # a failed commit's exception goes on: the poll fails
+        self._queued.append(batch)
+        self._advance()
+        while len(self._queued) >= MAX_PAGES_PER_COMMIT and self._running is not None:
+            # Shielded: cancelling the poll (shutdown) never abandons a started commit.
+            await asyncio.shield(self._running)
+            self._advance()
+
+    async def finish(self) -> None:
+        """Wait until every page added is committed; raises the first commit's failure."""
+        while self._running is not None:
+            running = self._running
+            await asyncio.shield(running)  # a failure is raised here, as it was by the commit
+            self._advance()
+            if self._running is running:
+                return  # nothing left to start
+
+    def _advance(self) -> None:
+        """Start the next commit with every page waiting, unless one runs or one failed."""
+        running = self._running
+        if not self._queued or (
+            running is not None
+            and (not running.done() or running.cancelled() or running.exception() is not None)
+        ):
+            return
+        group = tuple(self._queued)
+        self._queued.clear()
+        self._running = asyncio.ensure_future(self._commit_pages(group))
+        self._running.add_done_callback(functools.partial(self._ended, group[-1].watermark))
+
+    def _ended(self, watermark: float, commit: asyncio.Future[PageOutcome]) -> None:
+        if commit.cancelled() or commit.exception() is not None:
+            return
+        self._on_committed(watermark)
+        self._advance()

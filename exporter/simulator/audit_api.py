@@ -442,4 +442,12 @@ def audit_page(
         separator = "&" if query else ""
         link = f"{base_url}/v1.0/auditLogs/directoryAudits?{query}{separator}$skiptoken={token}"
         head += b',"@odata.nextLink":"' + link.encode() + b'"'
-    return head + b',"value":[' + b",".join(page) + b"]}", len(page)
+    head += b',"value":['
+    if not page:
+        return head + b"]}", 0
+    # The page is built by one join: each intermediate copy of a full page (1.5 MB) cost the
+    # simulator more CPU than finding the page's events.
+    items = list(page)
+    items[0] = head + items[0]
+    items[-1] += b"]}"
+    return b",".join(items), len(page)

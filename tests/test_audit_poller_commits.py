@@ -1,0 +1,161 @@
+"""How the audit poller hands a window's pages to the store: in order, the pages that arrived
+during a commit together in the next, started the moment the previous one ends; nothing after
+a failed commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from exporter.clock import VirtualClock
+from exporter.domain.events import ADD_MEMBER
+from exporter.domain.records import AuditRecord
+from exporter.graph.audit import AuditPage
+from exporter.pollers.audit import MAX_PAGES_PER_COMMIT, AuditPoller
+from exporter.pollers.base import CollectorStatus
+from exporter.store import PageBatch, PageOutcome, Store
+
+NOW = 1_767_600_000.0
+BACKFILL = 3600.0
+
+
+class Pages:
+    """A window of one-event pages, oldest first; `hold(n)` keeps page n back until
+    `release(n)`."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._held: dict[int, asyncio.Event] = {}
+        self.served = 0
+
+    def hold(self, number: int) -> None:
+        self._held[number] = asyncio.Event()
+
+    def release(self, number: int) -> None:
+        self._held[number].set()
+
+    async def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]:
+        for number in range(1, self.count + 1):
+            if number in self._held:
+                await self._held[number].wait()
+            at = start + number
+            record = AuditRecord(
+                f"e{number}", at, ADD_MEMBER, "success", None, None, False, "User", "u", "g", ()
+            )
+            last = number == self.count
+            self.served = number
+            yield AuditPage([record], [], None if last else f"next-{number}", at, True)
+
+
+class Commits:
+    """Stands in for the store's commits: records each group (by page event id) and finishes
+    a commit only when the test says so."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = []
+        self._ends: list[asyncio.Future[None]] = []
+        self.started = asyncio.Event()
+
+    async def __call__(self, tenant: str, batches: Sequence[PageBatch]) -> PageOutcome:
+        self.groups.append([b.events[0].id for b in batches])
+        end: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ends.append(end)
+        self.started.set()
+        await end
+        return PageOutcome(Counter())
+
+    async def wait_for(self, groups: int) -> None:
+        while len(self.groups) < groups:
+            self.started.clear()
+            await asyncio.wait_for(self.started.wait(), 5)
+
+    def end(self, index: int, error: Exception | None = None) -> None:
+        if error is None:
+            self._ends[index].set_result(None)
+        else:
+            self._ends[index].set_exception(error)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(tmp_path / "state.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def poller(store: Store, pages: Pages, commits: Commits) -> AuditPoller:
+    return AuditPoller(
+        tenant="t",
+        graph=pages,
+        store=store,
+        clock=VirtualClock(NOW, 0.0),
+        interval=60,
+        lateness=1800,
+        backfill=BACKFILL,
+        commit_pages=commits,
+    )
+
+
+async def until(predicate: object, what: str) -> None:
+    for _ in range(500):
+        if callable(predicate) and predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_the_next_commit_starts_when_the_previous_ends_with_every_page_waiting(
+    store: Store,
+) -> None:
+    pages, commits = Pages(7), Commits()
+    pages.hold(6)
+    poll = asyncio.create_task(poller(store, pages, commits).poll(CollectorStatus("audit")))
+    await commits.wait_for(1)
+    await until(lambda: pages.served == 5, "pages 2-5 to arrive while the first commits")
+    commits.end(0)
+    # Page 6 has not come: the waiting pages go at once, not when the next page arrives.
+    await commits.wait_for(2)
+    assert commits.groups == [["e1"], ["e2", "e3", "e4", "e5"]]
+    pages.release(6)
+    await until(lambda: pages.served == 7, "the last pages")
+    commits.end(1)
+    await commits.wait_for(3)
+    commits.end(2)
+    await poll
+    assert commits.groups == [["e1"], ["e2", "e3", "e4", "e5"], ["e6", "e7"]]
+
+
+async def test_no_page_is_committed_after_a_failed_commit(store: Store) -> None:
+    pages, commits = Pages(5), Commits()
+    audit = poller(store, pages, commits)
+    poll = asyncio.create_task(audit.poll(CollectorStatus("audit")))
+    await commits.wait_for(1)
+    await until(lambda: pages.served == 5, "the pages to arrive while the first commits")
+    commits.end(0, RuntimeError("disk full"))
+    with pytest.raises(RuntimeError, match="disk full"):
+        await poll
+    # Committing pages 2-5 would move the watermark past page 1, which is not in the store.
+    assert commits.groups == [["e1"]]
+    assert audit.progress is None  # and no progress was reported
+
+
+async def test_a_full_queue_makes_the_poller_wait_for_the_store(store: Store) -> None:
+    pages, commits = Pages(MAX_PAGES_PER_COMMIT + 3), Commits()
+    poll = asyncio.create_task(poller(store, pages, commits).poll(CollectorStatus("audit")))
+    await commits.wait_for(1)
+    await until(lambda: pages.served == MAX_PAGES_PER_COMMIT + 1, "the queue to fill")
+    await asyncio.sleep(0.1)
+    assert pages.served == MAX_PAGES_PER_COMMIT + 1  # no further page is fetched meanwhile
+    commits.end(0)
+    await commits.wait_for(2)
+    assert len(commits.groups[1]) == MAX_PAGES_PER_COMMIT
+    commits.end(1)
+    await commits.wait_for(3)
+    commits.end(2)
+    await poll
+    assert sum(map(len, commits.groups)) == MAX_PAGES_PER_COMMIT + 3
