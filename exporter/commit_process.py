@@ -64,6 +64,8 @@ class CommitProcess:
         self._next_id = READY_ID + 1
         self._failure: str | None = None
         self._closed = False
+        self._starting = asyncio.Lock()
+        """Commits of several tenants may find the child gone at once: one starts the next."""
         self.restarts = 0
         """Children started after the first (each one after a child died)."""
         self.committed = 0
@@ -76,25 +78,27 @@ class CommitProcess:
 
     async def start(self) -> None:
         """Start the child; it opens the store while this process goes on."""
-        if self._closed:
-            raise RuntimeError("the audit commit process is closed")
-        if self._process is not None:
-            return
-        self._failure = None
-        self._process = await asyncio.create_subprocess_exec(
-            *self._command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        ready: asyncio.Future[CommitReply] = asyncio.get_running_loop().create_future()
-        self._pending[READY_ID] = ready
-        self._reader = asyncio.create_task(self._read(self._process), name="audit-commit-replies")
+        async with self._starting:
+            if self._closed:
+                raise RuntimeError("the audit commit process is closed")
+            if self._process is not None:
+                return
+            if self._reader is not None:
+                self.restarts += 1
+            self._failure = None
+            process = await asyncio.create_subprocess_exec(
+                *self._command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            self._process = process
+            ready: asyncio.Future[CommitReply] = asyncio.get_running_loop().create_future()
+            self._pending[READY_ID] = ready
+            self._reader = asyncio.create_task(self._read(process), name="audit-commit-replies")
 
     async def commit_audit_pages(self, tenant: str, batches: Sequence[PageBatch]) -> PageOutcome:
         """Commit consecutive pages of one window as one transaction, in the child."""
         if self._process is None:
-            if self._reader is not None:
-                self.restarts += 1
             await self.start()
         process = self._process
         assert process is not None

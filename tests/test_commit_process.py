@@ -22,6 +22,7 @@ from exporter.domain.events import ObjectType, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, MalformedEvent
 from exporter.processing_lag import ProcessingLagConsumer
 from exporter.store import PageBatch, Store
+from tests.harness import wait_until
 from tests.test_processing_lag import HOUR, T0, _contents, change, page, trigger
 
 HORIZON = 48 * HOUR
@@ -154,6 +155,21 @@ async def test_a_child_that_dies_fails_its_commit_and_the_next_one_starts_a_new_
     assert process.restarts == 1
     assert process.pid not in (None, pid)
     assert outcome.counted["duplicate"] == 2  # t1 again, and c1 within the group
+
+
+async def test_tenants_that_find_the_child_gone_at_once_start_one_new_child(
+    store: Store, process: CommitProcess
+) -> None:
+    await process.commit_audit_pages("a", groups()[0])
+    pid = process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await wait_until(lambda: process.pid != pid, within=10, what="the reader to see the end")
+    await asyncio.gather(*(process.commit_audit_pages(t, groups()[0]) for t in "bcd"))
+    assert process.restarts == 1
+    assert {
+        t: (await store.call(store.totals, t))["trigger_user"] for t in "abcd"
+    } == dict.fromkeys("abcd", 2)
 
 
 async def test_ctrl_c_reaches_the_child_but_does_not_stop_it(
