@@ -12,7 +12,9 @@ restart its events are either all seen or all new.
 Threading: the connection lives on one dedicated thread. The sync methods below must run there:
 `await store.call(store.some_method, *args)` (or `await store.run(fn)` for a sequence of calls).
 Work submitted before `close()` still completes and commits, so shutdown never loses a page that
-was being written.
+was being written. The audit commit process (exporter.commit_worker) opens a second `Store` on
+the same file with `connect()` and commits the audit pages from its one thread; WAL lets this
+process read meanwhile, and the two connections' writes take turns (`busy_timeout`).
 
 Counts are kept by **event time** (activityDateTime): minute buckets for `MINUTE_RETENTION`
 (at least 48 h), hourly buckets for `HOUR_RETENTION` (35 days), and per group the hourly
