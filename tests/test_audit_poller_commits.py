@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncGenerator, Sequence
 
 import pytest
 
@@ -78,14 +77,6 @@ class Commits:
             self._ends[index].set_result(None)
         else:
             self._ends[index].set_exception(error)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(tmp_path / "state.sqlite3")
-    await store.open()
-    yield store
-    await store.close()
 
 
 def poller(store: Store, pages: Pages, commits: Commits) -> AuditPoller:

@@ -3,10 +3,7 @@ interrupted runs, and another process's writes seen through the cache."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from exporter.config import Thresholds
 from exporter.domain.episode import EpisodeSource, detect_episode
@@ -30,14 +27,6 @@ PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
 
 def ref(n: int) -> ObjectRef:
     return ObjectRef(f"{n:08d}-0000-4000-8000-000000000000", GROUP, f"group {n}")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(tmp_path / "state.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def test_an_episode_as_the_signals_read_it(store: Store) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,6 @@ from exporter.store import MINUTE_RETENTION, NewEvents, PageBatch, Store
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
 G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
 GROUP = DirectoryObjectKind.GROUP
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(tmp_path / "state.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 def ev(i: int, series: Series, t: float, group: str | None = None) -> ClassifiedEvent:
