@@ -21,6 +21,8 @@ from typing import Any
 import aiohttp
 import yaml
 
+from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
+
 START = 1_767_600_000.0
 """2026-01-05T08:00:00Z: every simulated tenant starts here (a Monday morning)."""
 START_ISO = "2026-01-05T08:00:00Z"
@@ -281,23 +283,18 @@ def exporter_config(
     thresholds: Mapping[str, Any] | None = None,
 ) -> Path:
     """A config file for one simulated tenant: static token, the simulator's clock."""
-    document = {
-        "tenants": [
-            {
-                "name": tenant,
-                "graph_base_url": graph_url,
-                "clock": "simulator",
-                "auth": {"method": "static_token", "token": TOKEN},
-                "critical_groups": list(critical_groups),
-            }
-        ],
-        "polling": dict(polling or {}),
-        "thresholds": dict(thresholds or {}),
-        "store": {"path": str(store or path.parent / "state.sqlite3")},
-        "web": {"listen_address": "127.0.0.1:0"},
-    }
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
+    return write_config_file(
+        path,
+        simulated_tenant_config(
+            graph_url,
+            store or path.parent / "state.sqlite3",
+            token=TOKEN,
+            tenant=tenant,
+            critical_groups=critical_groups,
+            polling=polling or {},
+            thresholds=thresholds or {},
+        ),
+    )
 
 
 # -- Prometheus text -----------------------------------------------------------------------------

@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from bench.common import Figure, Section
 from exporter.config import load_config
 from exporter.graph.retry import RetryPolicy
@@ -25,25 +23,21 @@ from exporter.ops.operations import PauseRequest, ResumeRequest, RunOptions, pau
 from exporter.ops.report import Result
 from exporter.ops.session import choose_tenant, open_session
 from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 from exporter.simulator.faults import FaultKind, FaultScope, FaultSettings
 
 
 def write_config(directory: Path, sim: RunningSimulator) -> Path:
-    path = directory / "config.yaml"
-    document = {
-        "tenants": [
-            {
-                "name": "bench",
-                "graph_base_url": sim.base_url,
-                "clock": "simulator",
-                "auth": {"method": "static_token", "token": "bench"},
-            }
-        ],
-        "store": {"path": str(directory / "state.sqlite3")},
-        "resume": {"batch_size": 1000, "batch_interval": "0s"},
-    }
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
+    return write_config_file(
+        directory / "config.yaml",
+        simulated_tenant_config(
+            sim.base_url,
+            directory / "state.sqlite3",
+            token="bench",
+            tenant="bench",
+            resume={"batch_size": 1000, "batch_interval": "0s"},
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

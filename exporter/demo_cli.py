@@ -17,6 +17,7 @@ from exporter.config import Config
 from exporter.progress import BackfillDisplay
 from exporter.service import Exporter
 from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.exporter_config import simulated_tenant_config
 from exporter.simulator.throttle import ThrottleSettings
 from exporter.web import Link, ListenError, Listening, serve, stop_on_signals
 
@@ -29,17 +30,14 @@ DEMO_AUDIT_REQUESTS_PER_10S = 50
 def demo_config(sim: RunningSimulator, state_dir: Path, listen_address: str) -> Config:
     critical = [c.id for c in sim.tenant.directory.containers if c.critical and c.rule]
     return Config.model_validate(
-        {
-            "tenants": [
-                {
-                    "name": DEMO_TENANT,
-                    "graph_base_url": sim.base_url,
-                    "clock": "simulator",
-                    "auth": {"method": "static_token", "token": DEMO_TOKEN},
-                    "critical_groups": critical,
-                }
-            ],
-            "polling": {
+        simulated_tenant_config(
+            sim.base_url,
+            state_dir / "state.sqlite3",
+            token=DEMO_TOKEN,
+            tenant=DEMO_TENANT,
+            critical_groups=critical,
+            listen_address=listen_address,
+            polling={
                 "audit_interval": "1m",
                 "groups_interval": "5m",
                 "critical_status_interval": "5m",
@@ -47,9 +45,7 @@ def demo_config(sim: RunningSimulator, state_dir: Path, listen_address: str) -> 
                 "retry_initial_delay": "0.2s",
                 "retry_max_delay": "5s",
             },
-            "store": {"path": str(state_dir / "state.sqlite3")},
-            "web": {"listen_address": listen_address},
-        }
+        )
     )
 
 

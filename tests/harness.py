@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exporter.domain.events import Series
 from exporter.simulator.app import RunningSimulator
+from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 from exporter.simulator.truth import audit_counts
 
 TOKEN = "test-token"
@@ -42,25 +41,21 @@ def write_config(
     thresholds: Mapping[str, Any] | None = None,
     store: Mapping[str, Any] | None = None,
 ) -> Path:
-    """A config file for one simulated tenant (static token, simulator clock)."""
-    document = {
-        "tenants": [
-            {
-                "name": tenant,
-                "graph_base_url": graph_url,
-                "clock": "simulator",
-                "auth": {"method": "static_token", "token": TOKEN},
-                "critical_groups": critical_groups or [],
-            },
-            *(extra_tenants or []),
-        ],
-        "polling": {**FAST_POLLING, **(polling or {})},
-        "store": {"path": str(path.parent / "state.sqlite3"), **(store or {})},
-        "web": {"listen_address": "127.0.0.1:0"},
-        "thresholds": dict(thresholds or {}),
-    }
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
+    """A config file for one simulated tenant (static token, simulator clock), polling fast."""
+    return write_config_file(
+        path,
+        simulated_tenant_config(
+            graph_url,
+            path.parent / "state.sqlite3",
+            token=TOKEN,
+            tenant=tenant,
+            critical_groups=critical_groups or (),
+            extra_tenants=extra_tenants or (),
+            polling={**FAST_POLLING, **(polling or {})},
+            thresholds=thresholds or {},
+            store=store or {},
+        ),
+    )
 
 
 async def wait_until(

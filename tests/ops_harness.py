@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prometheus_client import CollectorRegistry
 
 from exporter.config import load_config
@@ -26,6 +25,7 @@ from exporter.ops.session import OpsSession, choose_tenant, open_session
 from exporter.readiness_api import AssessmentView, readiness_routes
 from exporter.readiness_client import ReadinessClient
 from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 from exporter.simulator.model import Container
 from exporter.simulator.truth import audit_counts
 from exporter.web import Readiness, create_app, running
@@ -73,32 +73,24 @@ def write_ops_config(
     token: str = TOKEN,
     web_listen: str = "127.0.0.1:0",
 ) -> Path:
-    document: dict[str, Any] = {
-        "tenants": [
-            {
-                "name": "sim",
-                "graph_base_url": sim.base_url,
-                "clock": "simulator",
-                "auth": {"method": "static_token", "token": token},
-                "critical_groups": critical
-                if critical is not None
-                else [c.id for c in sim.tenant.critical_groups()],
-            }
-        ],
-        "polling": {
+    document = simulated_tenant_config(
+        sim.base_url,
+        directory / "state.sqlite3",
+        token=token,
+        critical_groups=critical
+        if critical is not None
+        else [c.id for c in sim.tenant.critical_groups()],
+        listen_address=web_listen,
+        polling={
             "retry_attempts": 4,
             "retry_initial_delay": "0.01s",
             "retry_max_delay": "0.05s",
             **(polling or {}),
         },
-        "store": {"path": str(directory / "state.sqlite3")},
-        "web": {"listen_address": web_listen},
-    }
+    )
     if resume is not None:
         document["resume"] = dict(resume)
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
+    return write_config_file(directory / "config.yaml", document)
 
 
 async def run_op(

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from exporter.cli import cli
 from exporter.config import ConfigError, load_config, parse_duration
+from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 INVALID = sorted(FIXTURES.glob("invalid-*.yml"))
@@ -112,3 +113,20 @@ def test_config_check_command_exit_codes_and_output(monkeypatch: pytest.MonkeyPa
     missing = runner.invoke(cli, ["config", "check", str(FIXTURES / "does-not-exist.yml")])
     assert missing.exit_code == 1
     assert "cannot read the config file" in missing.output
+
+
+def test_a_simulated_tenants_config_validates_and_merges_sections(tmp_path: Path) -> None:
+    document = simulated_tenant_config(
+        "http://127.0.0.1:1",
+        tmp_path / "state.sqlite3",
+        token="t",
+        critical_groups=["11111111-0000-4000-8000-000000000001"],
+        polling={"audit_interval": "2m"},
+        store={"commit_process": False},
+    )
+    config = load_config(write_config_file(tmp_path / "config.yml", document))
+    assert config.store.path == tmp_path / "state.sqlite3"  # kept beside the merged key
+    assert config.store.commit_process is False
+    assert config.polling.audit_interval == 120
+    assert config.tenants[0].clock == "simulator"
+    assert config.web.listen_address == "127.0.0.1:0"

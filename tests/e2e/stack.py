@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.clock import SystemClock
 from exporter.simulator.app import resolve_scenario
+from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 from tests.e2e.processes import ChildProcess, ProcessGroup, process_group, wait_until
 from tests.e2e.prometheus import PrometheusAPI, write_config_dir
 from tests.prometheus_tools import REPO, tool
@@ -66,22 +67,17 @@ def write_scenario(path: Path) -> Path:
 
 
 def write_exporter_config(path: Path, graph_url: str, critical_groups: list[str]) -> Path:
-    document = {
-        "tenants": [
-            {
-                "name": TENANT,
-                "graph_base_url": graph_url,
-                "clock": "simulator",
-                "auth": {"method": "static_token", "token": TOKEN},
-                "critical_groups": critical_groups,
-            }
-        ],
-        "polling": POLLING,
-        "store": {"path": str(path.parent / "exporter.sqlite3")},
-        "web": {"listen_address": "127.0.0.1:0"},
-    }
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
+    return write_config_file(
+        path,
+        simulated_tenant_config(
+            graph_url,
+            path.parent / "exporter.sqlite3",
+            token=TOKEN,
+            tenant=TENANT,
+            critical_groups=critical_groups,
+            polling=POLLING,
+        ),
+    )
 
 
 def exposition_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
