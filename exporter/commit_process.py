@@ -92,8 +92,6 @@ class CommitProcess:
                 stdout=asyncio.subprocess.PIPE,
             )
             self._process = process
-            ready: asyncio.Future[CommitReply] = asyncio.get_running_loop().create_future()
-            self._pending[READY_ID] = ready
             self._reader = asyncio.create_task(self._read(process), name="audit-commit-replies")
 
     async def commit_audit_pages(self, tenant: str, batches: Sequence[PageBatch]) -> PageOutcome:
@@ -144,8 +142,12 @@ class CommitProcess:
             while True:
                 header = await stdout.readexactly(HEADER_SIZE)
                 reply = REPLY_DECODER.decode(await stdout.readexactly(payload_size(header)))
-                if reply.id == READY_ID and reply.error is not None:
-                    self._failure = f"the store did not open: {reply.error}"
+                if reply.id == READY_ID:
+                    # Only a failure to open matters: the child exits after it, and the commits
+                    # waiting then fail with this reason.
+                    if reply.error is not None:
+                        self._failure = f"the store did not open: {reply.error}"
+                    continue
                 waiting = self._pending.pop(reply.id, None)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(reply)

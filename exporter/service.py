@@ -70,8 +70,8 @@ class Exporter:
                 )
             self.commits = CommitProcess(
                 str(config.store.path),
-                lag_horizon=thresholds.lag_trigger_horizon,
-                lag_window=thresholds.lag_window,
+                lag_horizon=self.lag.horizon,
+                lag_window=self.lag.sample_window,
             )
         self.ledger = Ledger(self.store)
         # One worker for every tenant's evaluations: they are CPU work, and the machine may
