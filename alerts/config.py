@@ -8,7 +8,7 @@ Two kinds of threshold live here:
 * Microsoft's figures, which the exporter's signals (`entra_dynamic_pause_warranted`,
   `entra_dynamic_resume_ready`) already apply with the exporter's `thresholds:` config. They are
   repeated here only to draw them on dashboards and quote them in alert text; a test checks they
-  equal the exporter's defaults (`exporter.config.Thresholds`).
+  equal the exporter's defaults (`exporter.domain.settings.Thresholds`).
 * Prometheus-side thresholds, which only the rules apply (how long a signal must hold, how stale
   data may be, how much throttling is tolerable).
 

@@ -357,9 +357,9 @@ async def backfill_in_process(
 ) -> Backfill:
     """The real `Exporter` (store, tenant runner, every poller, snapshots) in this process,
     from `start()` until its audit poller has caught up with the simulator's clock."""
-    from exporter.config import load_config
+    from exporter.config.loading import load_config
     from exporter.domain.events import Series
-    from exporter.service import Exporter
+    from exporter.runtime.service import Exporter
 
     fresh_directory(directory)
     config = load_config(

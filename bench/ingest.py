@@ -29,10 +29,10 @@ import orjson
 import yarl
 
 from bench.common import AUTH, START, Figure, Section, SimulatorProcess, backfill_in_process
-from exporter.config import Cloud
+from exporter.config.models import Cloud
 from exporter.graph.client import AUDIT_PAGE_SIZE, GraphClient
 from exporter.graph.clouds import CLOUDS
-from exporter.pollers.audit import BACKFILL_CHUNK
+from exporter.ingest.audit_poller import BACKFILL_CHUNK
 
 LATENESS = 1800.0
 
@@ -74,7 +74,7 @@ def scenario(size: IngestSize) -> dict[str, Any]:
 
 
 def windows(now: float, backfill: float) -> list[tuple[float, float]]:
-    """The windows the audit poller asks for in a backfill (exporter.pollers.audit)."""
+    """The windows the audit poller asks for in a backfill (exporter.ingest.audit_poller)."""
     found = []
     start = now - backfill
     while True:

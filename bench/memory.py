@@ -40,8 +40,8 @@ from bench.common import (
 from bench.fleet import scrape_text
 from exporter.domain.events import Series
 from exporter.domain.records import ClassifiedEvent
-from exporter.pollers.audit import SEEN_MARGIN
-from exporter.store import PageBatch, Store
+from exporter.ingest.audit_poller import SEEN_MARGIN
+from exporter.store.database import PageBatch, Store
 
 TENANT = "sim"
 LATENESS = 1800.0

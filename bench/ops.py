@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import Figure, Section
-from exporter.config import load_config
+from exporter.config.loading import load_config
 from exporter.graph.retry import RetryPolicy
 from exporter.ops.operations import PauseRequest, ResumeRequest, RunOptions, pause, resume
 from exporter.ops.report import Result

@@ -22,8 +22,8 @@ import aiohttp
 import bcrypt
 from prometheus_client import CollectorRegistry, Gauge
 
-from exporter.web import Readiness, TenantReadiness, create_app, running
-from exporter.webconfig import WebConfig, load_web_config
+from exporter.config.web import WebConfig, load_web_config
+from exporter.http.app import Readiness, TenantReadiness, create_app, running
 from tests.certs import make_tls_files
 
 PASSWORD = "bench-password"

@@ -9,7 +9,8 @@ in 1 s of wall time at speed 60.
   be advanced by hand (which wakes sleepers) or frozen with speed 0 (tests drive it).
 * `FollowingClock`: the exporter's clock in demo and tests; follows a remote virtual clock
   from periodic `(now, speed)` readings (the simulator publishes them at `GET /_sim/clock`)
-  and extrapolates in between.
+  and extrapolates in between. `following_simulator()` is the one way to get one: the
+  exporter and the ops commands both follow it, so their times share one timeline.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
+
+import httpx
+
+SIM_CLOCK_PATH = "/_sim/clock"
+CLOCK_SYNC_INTERVAL = 1.0
 
 
 class Clock(Protocol):
@@ -97,3 +104,64 @@ class FollowingClock(_ExtrapolatingClock):
         """Adopt a fresh reading of the remote clock. Never moves backwards: a reading that is
         behind our extrapolation (network delay) only changes the speed."""
         self._reanchor(max(remote_now, self.now()), remote_speed)
+
+
+class SimulatorClockUnavailable(Exception):
+    """The simulator's clock could not be read (and the caller asked not to wait for it)."""
+
+
+def simulator_clock_url(graph_base_url: str) -> str:
+    return f"{graph_base_url.rstrip('/')}{SIM_CLOCK_PATH}"
+
+
+async def read_simulator_clock(client: httpx.AsyncClient, url: str) -> tuple[float, float] | None:
+    """(now, speed), or None while the simulator cannot be read: the caller retries."""
+    try:
+        response = await client.get(url)
+        response.raise_for_status()
+        body = response.json()
+        return float(body["now"]), float(body["speed"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+@contextlib.asynccontextmanager
+async def following_simulator(
+    graph_base_url: str,
+    *,
+    wait: bool,
+    wall_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncIterator[FollowingClock]:
+    """A `FollowingClock` kept in step with the simulator at `graph_base_url` every
+    CLOCK_SYNC_INTERVAL of wall time, for as long as the context is open.
+
+    `wait`: retry the first reading with backoff until the simulator answers (the exporter,
+    which may start before it); otherwise raise `SimulatorClockUnavailable` at once (an ops
+    command, whose operator should hear that the simulator is not running)."""
+    url = simulator_clock_url(graph_base_url)
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        reading = await read_simulator_clock(client, url)
+        delay = 0.2
+        while reading is None:
+            if not wait:
+                raise SimulatorClockUnavailable(
+                    f"cannot read the simulator's clock at {url}: is it running?"
+                )
+            await wall_sleep(delay)
+            delay = min(delay * 2, 5.0)
+            reading = await read_simulator_clock(client, url)
+        clock = FollowingClock(*reading)
+
+        async def keep_following() -> None:
+            while True:
+                await wall_sleep(CLOCK_SYNC_INTERVAL)
+                if (fresh := await read_simulator_clock(client, url)) is not None:
+                    clock.update(*fresh)
+
+        task = asyncio.create_task(keep_following(), name="simulator-clock")
+        try:
+            yield clock
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.store import Store
+from exporter.store.database import Store
 
 
 @pytest.fixture

@@ -14,21 +14,21 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from exporter.config import load_config
+from exporter.config.loading import load_config
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import ProcessingState, Series
 from exporter.graph.retry import RetryPolicy
+from exporter.http.app import Readiness, create_app, running
+from exporter.http.readiness_api import AssessmentView, readiness_routes
 from exporter.ops.gate import ExporterReadiness, ReadinessSource
 from exporter.ops.operations import RunOptions
 from exporter.ops.report import Report
 from exporter.ops.session import OpsSession, choose_tenant, open_session
-from exporter.readiness_api import AssessmentView, readiness_routes
-from exporter.readiness_client import ReadinessClient
+from exporter.readiness.client import ReadinessClient
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 from exporter.simulator.model import Container
 from exporter.simulator.truth import audit_counts
-from exporter.web import Readiness, create_app, running
 
 TOKEN = "ops-test-token"
 SMALL_STORM: dict[str, Any] = {
@@ -59,7 +59,7 @@ async def small_storm(history_days: int = 0) -> AsyncIterator[RunningSimulator]:
         yield running
 
 
-CLI = [sys.executable, "-c", "from exporter.cli import main; main()"]
+CLI = [sys.executable, "-c", "from exporter.cli.main import main; main()"]
 FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from exporter.config import load_config
-from exporter.service import Exporter
+from exporter.config.loading import load_config
+from exporter.http.app import running
+from exporter.runtime.service import Exporter
 from exporter.simulator.app import running_simulator
-from exporter.web import running
 from tests.harness import wait_until, write_config
 
 STORM_PUSH_AT = 600.0

@@ -12,7 +12,7 @@ import yaml
 
 from alerts import build, rules
 from alerts import config as c
-from exporter.config import Resume, Thresholds
+from exporter.domain.settings import ResumeSettings, Thresholds
 from tests.monitoring_contract import ALERTS_DIR, RUNBOOK
 from tests.prometheus_tools import REPO, run
 
@@ -184,7 +184,7 @@ def test_microsoft_figures_match_the_exporter_defaults() -> None:
     assert defaults.recovery_tolerance == c.RECOVERY_TOLERANCE
     assert defaults.processing_lag == c.PROCESSING_LAG_SECONDS
     assert defaults.watermark_max_age == c.WATERMARK_MAX_AGE_SECONDS
-    assert Resume().batch_size == 100  # the runbook's "batches of 100"
+    assert ResumeSettings().batch_size == 100  # the runbook's "batches of 100"
 
 
 # --- rules for an end-to-end test ----------------------------------------------------------------

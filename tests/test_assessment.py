@@ -11,7 +11,6 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from exporter.config import Resume, Thresholds
 from exporter.domain.assessment import TenantAssessment, TenantObservations, assess_tenant
 from exporter.domain.baseline import Measure
 from exporter.domain.episode import EpisodeSource
@@ -20,6 +19,7 @@ from exporter.domain.groups import LedgerEpisode, MembershipProcessingStatus
 from exporter.domain.history import HOUR, MINUTE, CountHistory
 from exporter.domain.lag import LagSample
 from exporter.domain.readiness import CollectorHealth, ReadinessState
+from exporter.domain.settings import ResumeSettings, Thresholds
 from exporter.domain.signals import PauseReason
 from tests.domain_builders import MONDAY, WEEK, HistoryBuilder, gid, group
 
@@ -27,7 +27,7 @@ SCHEMA = json.loads(
     (Path(__file__).parent.parent / "docs" / "readiness.schema.json").read_text("utf-8")
 )
 STORM = MONDAY + 9 * HOUR
-T, R = Thresholds(), Resume()
+T, R = Thresholds(), ResumeSettings()
 CRITICAL = (gid(9000), gid(9001))
 
 

@@ -14,9 +14,9 @@ from exporter.clock import VirtualClock
 from exporter.domain.events import ADD_MEMBER
 from exporter.domain.records import AuditRecord
 from exporter.graph.audit import AuditPage
-from exporter.pollers.audit import MAX_PAGES_PER_COMMIT, AuditPoller
-from exporter.pollers.base import CollectorStatus
-from exporter.store import PageBatch, PageOutcome, Store
+from exporter.ingest.audit_poller import MAX_PAGES_PER_COMMIT, AuditPoller
+from exporter.ingest.poller import CollectorStatus
+from exporter.store.database import PageBatch, PageOutcome, Store
 
 NOW = 1_767_600_000.0
 BACKFILL = 3600.0

@@ -1,6 +1,7 @@
 from click.testing import CliRunner
 
-from exporter.cli import cli, envvar_for
+from exporter.cli.main import cli
+from exporter.cli.options import envvar_for
 
 
 def test_envvar_convention() -> None:

@@ -10,11 +10,11 @@ from types import MappingProxyType
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import SnapshotCollector
 from exporter.domain.events import DirectoryObjectKind, Series
 from exporter.domain.records import ProcessingStatus
-from exporter.pollers.audit import BackfillProgress
-from exporter.snapshot import (
+from exporter.ingest.audit_poller import BackfillProgress
+from exporter.runtime.collector import SnapshotCollector
+from exporter.runtime.snapshot import (
     CollectorState,
     CriticalStatus,
     GroupChange,

@@ -1,4 +1,4 @@
-"""The audit commit process: a real child (`python -m exporter.commit_worker`) on a real store
+"""The audit commit process: a real child (`python -m exporter.ingest.commit.child`) on a real store
 file, against the same commits made on the store's own thread."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.commit_process import AuditCommitError, CommitProcess
 from exporter.domain.events import ObjectType, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, MalformedEvent
-from exporter.processing_lag import ProcessingLagConsumer
-from exporter.store import PageBatch, Store
+from exporter.ingest.commit.parent import AuditCommitError, CommitProcess
+from exporter.store.database import PageBatch, Store
+from exporter.store.lag import ProcessingLagConsumer
 from tests.harness import wait_until
 from tests.test_processing_lag import HOUR, T0, _contents, change, page, trigger
 
@@ -222,8 +222,8 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
             textwrap.dedent(
                 f"""
                 import asyncio
-                from exporter.commit_process import CommitProcess
-                from exporter.store import Store
+                from exporter.ingest.commit.parent import CommitProcess
+                from exporter.store.database import Store
 
                 async def main():
                     store = Store({str(tmp_path / "state.sqlite3")!r})

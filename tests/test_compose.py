@@ -19,8 +19,8 @@ import yaml
 
 from alerts import build as alerts_build
 from alerts import config as c
-from exporter.cli import cli
-from exporter.config import load_config
+from exporter.cli.main import cli
+from exporter.config.loading import load_config
 from tests.prometheus_tools import REPO, run
 
 COMPOSE_FILE = REPO / "docker-compose.yml"

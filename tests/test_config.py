@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.config import ConfigError, load_config, parse_duration
+from exporter.cli.main import cli
+from exporter.config.durations import parse_duration
+from exporter.config.loading import ConfigError, load_config
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from exporter.config import Cloud, Tenant
+from exporter.config.models import Cloud, Tenant
 from exporter.graph.clouds import CLOUDS
 from exporter.graph.credentials import (
     CredentialError,

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from exporter.cli import cli
+from exporter.cli.main import cli
 from tests.harness import eventually
 from tests.test_collector import check_metrics
 from tests.test_resilience import sample
@@ -24,7 +24,7 @@ async def test_demo_serves_metrics_that_promtool_accepts() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from exporter.cli import main; main()",
+        "from exporter.cli.main import main; main()",
         "demo",
         "--web.listen-address",
         "127.0.0.1:0",

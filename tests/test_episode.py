@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.config import Thresholds
 from exporter.domain.episode import EpisodeSource, detect_episode, infer_start, split_waves
 from exporter.domain.groups import GroupState, LedgerEpisode
 from exporter.domain.history import DAY, HOUR, MINUTE
+from exporter.domain.settings import Thresholds
 from tests.domain_builders import MONDAY, gid, group
 
 NOW = MONDAY + 12 * HOUR

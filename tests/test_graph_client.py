@@ -18,8 +18,8 @@ from exporter.graph.errors import (
     GraphUnavailableError,
 )
 from exporter.graph.retry import RetryPolicy
-from exporter.pollers.base import CollectorStatus
-from exporter.pollers.directory import CRITICAL_STATUS_CONCURRENCY, CriticalStatusPoller
+from exporter.ingest.directory_pollers import CRITICAL_STATUS_CONCURRENCY, CriticalStatusPoller
+from exporter.ingest.poller import CollectorStatus
 from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.faults import FaultScope, FaultSettings

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import Config, load_config
-from exporter.pollers.audit import MAX_PAGES_PER_COMMIT
-from exporter.service import Exporter
+from exporter.config.loading import load_config
+from exporter.config.models import Config
+from exporter.ingest.audit_poller import MAX_PAGES_PER_COMMIT
+from exporter.runtime.service import Exporter
+from exporter.runtime.tenant_runner import TenantRunner
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.faults import FaultSettings
-from exporter.store import NewEvents
-from exporter.tenant import TenantRunner
+from exporter.store.database import NewEvents
 from tests.harness import counted, truth, wait_until, write_config
 
 SMALL_STORM = {

@@ -9,8 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.lint_cli import (
+from exporter.cli.lint_rules import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
     EXIT_UNUSABLE_INPUT,
@@ -18,6 +17,7 @@ from exporter.lint_cli import (
     RuleSourceError,
     parse_rules_text,
 )
+from exporter.cli.main import cli
 
 CLEAN = 'user.department -eq "Sales"'
 WARNING = 'user.city -match "^Lag"'

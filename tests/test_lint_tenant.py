@@ -10,7 +10,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from exporter.cli import cli
+from exporter.cli.main import cli
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.lint import operator_usage
 from exporter.simulator.access import ALL_PERMISSIONS

@@ -16,10 +16,10 @@ import pytest
 
 from exporter.domain.episode import EpisodeSource
 from exporter.domain.readiness import ReadinessState
-from exporter.ops.ledger import Ledger
-from exporter.readiness_client import ReadinessClient
+from exporter.readiness.client import ReadinessClient
 from exporter.simulator.app import RunningSimulator
-from exporter.store import Store
+from exporter.store.database import Store
+from exporter.store.ledger import Ledger
 from tests.ops_harness import (
     run_cli,
     small_storm,

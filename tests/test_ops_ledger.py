@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.config import Thresholds
 from exporter.domain.episode import EpisodeSource, detect_episode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.groups import GroupState
-from exporter.ops.ledger import (
+from exporter.domain.settings import Thresholds
+from exporter.store.database import Store
+from exporter.store.ledger import (
     Command,
     Ledger,
     ObjectRef,
@@ -18,7 +19,6 @@ from exporter.ops.ledger import (
     PlannedOperation,
     RunStatus,
 )
-from exporter.store import Store
 
 T0 = 1_767_600_000.0
 GROUP = DirectoryObjectKind.GROUP

@@ -9,12 +9,12 @@ import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.groups import LedgerEpisode
-from exporter.ops.ledger import EpisodeObject, Ledger, Role, RunRecord
 from exporter.ops.operations import AdoptRequest, PauseRequest, adopt, pause
 from exporter.ops.report import Result, Status
 from exporter.ops.targets import TargetError
 from exporter.simulator.app import RunningSimulator
-from exporter.store import Store
+from exporter.store.database import Store
+from exporter.store.ledger import EpisodeObject, Ledger, Role, RunRecord
 from tests.ops_harness import dynamic, run_op, small_storm, states, toggles, write_ops_config
 
 PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.ops.ledger import Ledger, OpStatus, RunStatus
 from exporter.ops.operations import PauseRequest, ResumeRequest, pause, resume
 from exporter.ops.report import Result, Status
 from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator
 from exporter.simulator.faults import FaultKind, FaultScope, FaultSettings
-from exporter.store import Store
+from exporter.store.database import Store
+from exporter.store.ledger import Ledger, OpStatus, RunStatus
 from tests.ops_harness import (
     TOKEN,
     ScriptedReadiness,

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from exporter.domain.events import ProcessingState
-from exporter.ops.ledger import Ledger, RunStatus
 from exporter.ops.operations import PauseRequest, ResumeRequest, pause, plan, resume
 from exporter.ops.report import Result, Status
 from exporter.simulator.app import RunningSimulator
-from exporter.store import Store
+from exporter.store.database import Store
+from exporter.store.ledger import Ledger, RunStatus
 from tests.harness import wait_until
 from tests.ops_harness import (
     ScriptedReadiness,

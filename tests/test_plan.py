@@ -5,14 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.config import Resume
 from exporter.domain.episode import EpisodeSource, PauseEpisode
 from exporter.domain.groups import GroupState
 from exporter.domain.plan import ExclusionReason, plan_resume
+from exporter.domain.settings import ResumeSettings
 from tests.domain_builders import MONDAY, gid, group
 
 START = MONDAY
-R = Resume()
+R = ResumeSettings()
 
 
 def paused(n: int, **kw: object) -> GroupState:
@@ -84,9 +84,11 @@ def test_groups_already_on_are_skipped_even_if_the_episode_lists_them() -> None:
 
 def test_plan_is_deterministic_whatever_the_input_order() -> None:
     groups = [paused(i, critical=i % 7 == 0, name=f"n{i % 13}") for i in range(1, 60)]
-    a = plan_resume(episode_of(groups), groups, Resume(batch_size=7, max_critical_groups=2))
+    a = plan_resume(episode_of(groups), groups, ResumeSettings(batch_size=7, max_critical_groups=2))
     b = plan_resume(
-        episode_of(groups), list(reversed(groups)), Resume(batch_size=7, max_critical_groups=2)
+        episode_of(groups),
+        list(reversed(groups)),
+        ResumeSettings(batch_size=7, max_critical_groups=2),
     )
     assert a == b
 
@@ -116,7 +118,10 @@ def test_plan_never_includes_pre_paused_or_on_groups(
     ep = episode_of(groups, before, unknown)
     named_ids = {gid(i) for i in named}
     plan = plan_resume(
-        ep, groups, Resume(batch_size=batch_size, max_critical_groups=max_critical), named=named_ids
+        ep,
+        groups,
+        ResumeSettings(batch_size=batch_size, max_critical_groups=max_critical),
+        named=named_ids,
     )
     planned = plan.group_ids
     assert len(planned) == len(set(planned))

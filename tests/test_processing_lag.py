@@ -17,9 +17,9 @@ from exporter.domain.events import DirectoryObjectKind, ObjectType, ProcessingSt
 from exporter.domain.lag import LagEvent, LagEventKind
 from exporter.domain.lint import OPERATOR_USAGE_KEYS
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
-from exporter.processing_lag import ProcessingLagConsumer, lag_items
-from exporter.rule_usage import RuleUsageTracker
-from exporter.store import NewEvents, PageBatch, Store
+from exporter.runtime.rule_usage import RuleUsageTracker
+from exporter.store.database import NewEvents, PageBatch, Store
+from exporter.store.lag import ProcessingLagConsumer, lag_items
 
 T0 = 1_714_564_800.0
 G1 = "11111111-0000-4000-8000-000000000001"

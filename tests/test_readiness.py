@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import Thresholds
+from exporter.config.durations import parse_duration
 from exporter.domain.assessment import make_baselines
 from exporter.domain.episode import EpisodeSource, PauseEpisode
 from exporter.domain.events import Series
@@ -18,6 +18,7 @@ from exporter.domain.readiness import (
     ResumeCondition,
     evaluate_readiness,
 )
+from exporter.domain.settings import Thresholds
 from tests.domain_builders import MONDAY, WEEK, HistoryBuilder, group
 
 NOW = MONDAY + 10 * HOUR + 20 * MINUTE
@@ -88,7 +89,7 @@ def test_all_conditions_met_is_ready_and_every_condition_is_reported() -> None:
     ],
 )
 def test_minimum_pause(minimum: str, age_hours: float, status: ConditionStatus) -> None:
-    thresholds = Thresholds.model_validate({"minimum_pause": minimum})
+    thresholds = Thresholds(minimum_pause=parse_duration(minimum))
     r = readiness(ep=episode(NOW - age_hours * HOUR), thresholds=thresholds)
     assert condition(r, ResumeCondition.MINIMUM_PAUSE) == (status, age_hours * HOUR)
     expected = ReadinessState.READY if status is ConditionStatus.MET else ReadinessState.NOT_READY

@@ -23,18 +23,20 @@ from jsonschema import Draft202012Validator, FormatChecker
 from prometheus_client import CollectorRegistry
 from referencing import Registry, Resource
 
-from exporter.cli import cli
-from exporter.config import Resume, Thresholds
+from exporter.cli.main import cli
+from exporter.config.web import WebConfig, load_web_config
 from exporter.domain.assessment import TenantAssessment, assess_tenant
 from exporter.domain.history import HOUR
 from exporter.domain.readiness import ConditionStatus, ReadinessState, ResumeCondition
-from exporter.readiness_api import (
+from exporter.domain.settings import ResumeSettings, Thresholds
+from exporter.http.app import Readiness, create_app, running
+from exporter.http.readiness_api import (
     STALE_MIN_WALL_SECONDS,
     AssessmentView,
     readiness_routes,
     tenant_entry,
 )
-from exporter.readiness_client import (
+from exporter.readiness.client import (
     BasicAuth,
     ClientTLS,
     ReadinessClient,
@@ -42,13 +44,11 @@ from exporter.readiness_client import (
     combine_exit_codes,
     readiness_url,
 )
-from exporter.web import Readiness, create_app, running
-from exporter.webconfig import WebConfig, load_web_config
 from tests.certs import TLSFiles, make_tls_files
 from tests.test_assessment import STORM, observe
 
 DOCS = Path(__file__).parent.parent / "docs"
-T, R = Thresholds(), Resume()
+T, R = Thresholds(), ResumeSettings()
 PASSWORD = "s3cret"
 
 

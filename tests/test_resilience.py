@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import load_config
-from exporter.service import Exporter
+from exporter.config.loading import load_config
+from exporter.http.app import running
+from exporter.runtime.service import Exporter
 from exporter.simulator.access import ALL_PERMISSIONS, TokenGrant
 from exporter.simulator.app import running_simulator
-from exporter.web import running
 from tests.harness import TOKEN, TcpProxy, counted, eventually, truth, wait_until, write_config
 
 SMALL = {"tenant": {"users": 600, "devices": 100, "dynamic_groups": 20, "administrative_units": 2}}
@@ -118,7 +118,7 @@ async def serve_process(config: Path, *overrides: str) -> asyncio.subprocess.Pro
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from exporter.cli import main; main()",
+        "from exporter.cli.main import main; main()",
         "serve",
         "--config.file",
         str(config),

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from exporter.config import Thresholds
 from exporter.domain.assessment import make_baselines
 from exporter.domain.baseline import Measure
 from exporter.domain.events import ObjectType, Series
 from exporter.domain.history import HOUR, MINUTE, CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
+from exporter.domain.settings import Thresholds
 from exporter.domain.signals import (
     PauseReason,
     PauseSignal,

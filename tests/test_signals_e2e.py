@@ -29,20 +29,21 @@ import pytest_asyncio
 from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 
-import exporter.simulator_clock
-from exporter.cli import cli
+import exporter.clock
+from exporter.cli.main import cli
 from exporter.clock import FollowingClock
-from exporter.config import Thresholds, load_config
+from exporter.config.loading import load_config
 from exporter.domain.lag import LAG_BUCKETS
 from exporter.domain.lint import OPERATOR_USAGE_KEYS
 from exporter.domain.readiness import ResumeCondition
+from exporter.domain.settings import Thresholds
 from exporter.domain.signals import PauseReason
-from exporter.service import Exporter
+from exporter.http.app import running
+from exporter.runtime.service import Exporter
+from exporter.runtime.tenant_runner import TenantRunner
 from exporter.simulator.access import ALL_PERMISSIONS
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.truth import audit_counts
-from exporter.tenant import TenantRunner
-from exporter.web import running
 from tests.harness import wait_until, write_config
 from tests.monitoring_contract import (
     CONTRACT,
@@ -248,8 +249,8 @@ def schedule() -> list[float]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def storm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StormRun]:
-    saved = exporter.simulator_clock.CLOCK_SYNC_INTERVAL
-    exporter.simulator_clock.CLOCK_SYNC_INTERVAL = 0.02
+    saved = exporter.clock.CLOCK_SYNC_INTERVAL
+    exporter.clock.CLOCK_SYNC_INTERVAL = 0.02
     tmp = tmp_path_factory.mktemp("storm")
     try:
         async with running_simulator(
@@ -277,7 +278,7 @@ async def storm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Storm
             finally:
                 await service.stop()
     finally:
-        exporter.simulator_clock.CLOCK_SYNC_INTERVAL = saved
+        exporter.clock.CLOCK_SYNC_INTERVAL = saved
 
 
 async def drive_storm(sim: RunningSimulator, service: Exporter) -> StormRun:

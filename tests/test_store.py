@@ -10,8 +10,8 @@ import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
-from exporter.snapshot import read_store_view
-from exporter.store import MINUTE_RETENTION, NewEvents, PageBatch, Store
+from exporter.runtime.snapshot import read_store_view
+from exporter.store.database import MINUTE_RETENTION, NewEvents, PageBatch, Store
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
 G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-import exporter.snapshot
-import exporter.tenant
-from exporter.config import load_config
-from exporter.service import Exporter
+import exporter.runtime.snapshot
+import exporter.runtime.tenant_runner
+from exporter.config.loading import load_config
+from exporter.runtime.service import Exporter
 from exporter.simulator.app import running_simulator
 from tests.harness import wait_until, write_config
 
@@ -28,7 +28,7 @@ async def test_refreshes_asked_for_while_one_runs_share_the_next(
         polling = {"audit_interval": "1h", "groups_interval": "1h"}
         config = load_config(write_config(tmp_path / "config.yml", sim.base_url, polling=polling))
         # Only the refreshes this test asks for: no periodic one in the middle.
-        monkeypatch.setattr(exporter.tenant, "SNAPSHOT_INTERVAL", 3600.0)
+        monkeypatch.setattr(exporter.runtime.tenant_runner, "SNAPSHOT_INTERVAL", 3600.0)
         service = Exporter(config)
         await service.start()
         try:
@@ -43,14 +43,14 @@ async def test_refreshes_asked_for_while_one_runs_share_the_next(
             )
             await runner.refresh_snapshot()  # the last poll end's own refresh is over
             reads: list[float] = []
-            real = exporter.snapshot.read_store_view
+            real = exporter.runtime.snapshot.read_store_view
 
             def slow_read(*args: Any, **kwargs: Any) -> Any:
                 reads.append(time.monotonic())
                 time.sleep(0.2)  # on the store's thread, as a busy store would be
                 return real(*args, **kwargs)
 
-            monkeypatch.setattr(exporter.tenant, "read_store_view", slow_read)
+            monkeypatch.setattr(exporter.runtime.tenant_runner, "read_store_view", slow_read)
             first = asyncio.create_task(runner.refresh_snapshot())
             await asyncio.sleep(0.05)  # the first refresh is reading
             asked = time.monotonic()

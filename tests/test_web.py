@@ -26,8 +26,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.config import parse_listen_address
-from exporter.web import (
+from exporter.config.models import parse_listen_address
+from exporter.config.web import WebConfig, load_web_config
+from exporter.http.app import (
     BASIC_AUTH,
     Link,
     ListenError,
@@ -39,7 +40,6 @@ from exporter.web import (
     serve,
     stop_on_signals,
 )
-from exporter.webconfig import WebConfig, load_web_config
 from tests.certs import TLSFiles, make_tls_files, reissue_server_cert
 
 LOCAL = "127.0.0.1:0"

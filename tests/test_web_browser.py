@@ -15,7 +15,7 @@ from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from exporter.web import Link, Readiness, TenantReadiness, running
+from exporter.http.app import Link, Readiness, TenantReadiness, running
 from tests.certs import make_tls_files
 from tests.test_web import HASH, PASSWORD, make_app, write_web_config
 

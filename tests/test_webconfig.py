@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.config import ConfigError, load_config
-from exporter.webconfig import (
+from exporter.cli.main import cli
+from exporter.config.loading import ConfigError, load_config
+from exporter.config.web import (
     ClientAuthType,
     WebConfigError,
     build_ssl_context,

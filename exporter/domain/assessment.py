@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.config import Resume, Thresholds
 from exporter.domain.baseline import MEASURE_SERIES, Baseline, Measure, deviation_ratio
 from exporter.domain.episode import PauseEpisode, detect_episode
 from exporter.domain.formatting import iso
@@ -20,6 +19,7 @@ from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
 from exporter.domain.plan import PlanSummary, plan_resume
 from exporter.domain.readiness import CollectorHealth, Readiness, evaluate_readiness
+from exporter.domain.settings import ResumeSettings, Thresholds
 from exporter.domain.signals import (
     PauseSignal,
     evaluate_pause_signals,
@@ -184,7 +184,7 @@ def assess_tenant(
     observations: TenantObservations,
     *,
     thresholds: Thresholds,
-    resume: Resume,
+    resume: ResumeSettings,
     now: float,
 ) -> TenantAssessment:
     obs = observations

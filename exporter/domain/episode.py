@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exporter.config import Thresholds
 from exporter.domain.groups import GroupState, LedgerEpisode
+from exporter.domain.settings import Thresholds
 
 
 class EpisodeSource(StrEnum):

@@ -20,10 +20,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exporter.config import Resume
 from exporter.domain.episode import PauseEpisode
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.groups import GroupState
+from exporter.domain.settings import ResumeSettings
 
 
 class ExclusionReason(StrEnum):
@@ -84,7 +84,7 @@ class ResumePlan:
 def plan_resume(
     episode: PauseEpisode | None,
     groups: Iterable[GroupState],
-    resume: Resume,
+    resume: ResumeSettings,
     *,
     named: Collection[str] = (),
     named_only: bool = False,

@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exporter.config import Thresholds
 from exporter.domain.baseline import TRIGGER_MEASURES, Baseline, Measure
 from exporter.domain.episode import PauseEpisode
 from exporter.domain.formatting import human_duration, short_time
 from exporter.domain.groups import GroupState, MembershipProcessingStatus
 from exporter.domain.history import HOUR, CountHistory, floor_to
+from exporter.domain.settings import Thresholds
 
 RECOVERY_LOOKBACK_HOURS = 168
 """How far back the recovery streak is followed to say since when it holds."""

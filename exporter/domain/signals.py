@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exporter.config import MINUTE_BUCKET_RETENTION, Thresholds
 from exporter.domain.baseline import TRIGGER_MEASURES, Baseline, Measure, deviation_ratio
 from exporter.domain.events import Series
 from exporter.domain.formatting import human_duration, short_time
 from exporter.domain.groups import GroupState
 from exporter.domain.history import HOUR, MINUTE, CountHistory, floor_to, last_minute_bucket
 from exporter.domain.lag import LagSummary
+from exporter.domain.settings import MINUTE_BUCKET_RETENTION, Thresholds
 
 MIN_LAG_SAMPLES = 10
 """Fewer lag samples than this in the window say nothing about a queue: a quiet tenant's handful

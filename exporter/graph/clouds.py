@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.config import Cloud
+from exporter.config.models import Cloud
 
 
 @dataclass(frozen=True, slots=True)

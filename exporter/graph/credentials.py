@@ -20,7 +20,7 @@ from azure.identity.aio import (
     WorkloadIdentityCredential,
 )
 
-from exporter.config import Auth, AuthMethod, Tenant
+from exporter.config.models import Auth, AuthMethod, Tenant
 from exporter.graph.clouds import CLOUDS
 
 _T = TypeVar("_T")

@@ -28,8 +28,8 @@ from exporter.graph.errors import (
     GraphUnavailableError,
 )
 from exporter.logs import get_logger
-from exporter.ops.ledger import Ledger, ObjectRef, OpStatus
-from exporter.store import Store
+from exporter.store.database import Store
+from exporter.store.ledger import Ledger, ObjectRef, OpStatus
 
 log = get_logger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.domain.readiness import ReadinessState
-from exporter.readiness_client import ReadinessClient, ReadinessUnavailable
+from exporter.readiness.client import ReadinessClient, ReadinessUnavailable
 
 ALLOWING = frozenset({ReadinessState.READY, ReadinessState.NOT_PAUSED})
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from exporter.config import Resume
 from exporter.domain.episode import PauseEpisode, detect_episode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.groups import GroupState
@@ -35,11 +34,15 @@ from exporter.domain.plan import (
 )
 from exporter.domain.readiness import ReadinessState
 from exporter.domain.records import DirectoryObject
+from exporter.domain.settings import ResumeSettings
 from exporter.graph.errors import GraphError, GraphNotFoundError
 from exporter.logs import get_logger
 from exporter.ops.engine import Applier, Change, Outcome
 from exporter.ops.gate import GateDecision, ReadinessReading, decide
-from exporter.ops.ledger import (
+from exporter.ops.report import BatchLine, Line, Report, Result, Status, iso
+from exporter.ops.session import OpsError, OpsSession
+from exporter.ops.targets import Inventory, TargetError, load_inventory, resolve
+from exporter.store.ledger import (
     Command,
     EpisodeRecord,
     ObjectRef,
@@ -49,9 +52,6 @@ from exporter.ops.ledger import (
     Role,
     RunStatus,
 )
-from exporter.ops.report import BatchLine, Line, Report, Result, Status, iso
-from exporter.ops.session import OpsError, OpsSession
-from exporter.ops.targets import Inventory, TargetError, load_inventory, resolve
 
 log = get_logger(__name__)
 
@@ -663,7 +663,7 @@ class _ResumeView:
     """Critical batches a --non-critical resume leaves to `resume --group`."""
     carried_from: str | None
     critical: frozenset[str]
-    resume: Resume
+    resume: ResumeSettings
     kinds: dict[str, DirectoryObjectKind]
 
 
@@ -705,7 +705,7 @@ async def _resume_view(
     if request.batch_interval is not None:
         overrides["batch_interval"] = request.batch_interval
     if overrides:
-        resume = Resume.model_validate({**resume.model_dump(), **overrides})
+        resume = replace(resume, **overrides)
     plan = plan_resume(
         episode,
         groups,

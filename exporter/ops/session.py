@@ -3,7 +3,6 @@ store and ledger, the readiness source, and (for `--apply`) the tenant's ops loc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import getpass
@@ -12,18 +11,15 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from exporter.clock import Clock, FollowingClock, SystemClock
-from exporter.config import Config, Tenant
+from exporter.clock import Clock, SimulatorClockUnavailable, SystemClock, following_simulator
+from exporter.config.models import Config, Tenant
 from exporter.graph.client import GraphClient
-from exporter.graph.clouds import CLOUDS
-from exporter.graph.credentials import CredentialError, build_credential
+from exporter.graph.credentials import CredentialError
+from exporter.graph.factory import build_graph_client
 from exporter.graph.retry import RetryPolicy
 from exporter.ops.gate import ReadinessSource
-from exporter.ops.ledger import Ledger
-from exporter.simulator_clock import keep_following, read_simulator_clock, simulator_clock_url
-from exporter.store import Store
+from exporter.store.database import Store
+from exporter.store.ledger import Ledger
 
 
 class OpsError(Exception):
@@ -114,25 +110,10 @@ async def open_session(
 
 
 def _graph_client(config: Config, tenant: Tenant, retry: RetryPolicy | None) -> GraphClient:
-    polling = config.polling
-    cloud = CLOUDS[tenant.cloud]
     try:
-        credential = build_credential(tenant)
+        return build_graph_client(config, tenant, retry=retry)
     except CredentialError as exc:
         raise OpsError(str(exc)) from None
-    return GraphClient(
-        root_url=tenant.graph_base_url or cloud.graph,
-        credential=credential,
-        scopes=[cloud.scope],
-        audit_requests_per_10s=polling.audit_requests_per_10s,
-        retry=retry
-        or RetryPolicy(
-            attempts=polling.retry_attempts,
-            initial_delay=polling.retry_initial_delay,
-            max_delay=polling.retry_max_delay,
-        ),
-        request_timeout=polling.request_timeout,
-    )
 
 
 @contextlib.contextmanager
@@ -165,22 +146,11 @@ async def _clock_for(tenant: Tenant) -> AsyncIterator[Clock]:
     if tenant.clock != "simulator":
         yield SystemClock()
         return
-    url = simulator_clock_url(tenant)
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        reading = await read_simulator_clock(client, url)
-        if reading is None:
-            raise OpsError(f"cannot read the simulator's clock at {url}: is it running?")
-        clock = FollowingClock(*reading)
-
-        task = asyncio.create_task(
-            keep_following(client, url, clock, asyncio.sleep), name="ops-clock"
-        )
-        try:
+    try:
+        async with following_simulator(tenant.graph_base_url or "", wait=False) as clock:
             yield clock
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    except SimulatorClockUnavailable as exc:
+        raise OpsError(str(exc)) from None
 
 
 __all__ = [

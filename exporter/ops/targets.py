@@ -20,7 +20,7 @@ from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.records import DirectoryObject
 from exporter.graph.client import GraphClient
 from exporter.graph.errors import GraphAuthError, GraphNotFoundError
-from exporter.ops.ledger import ObjectRef
+from exporter.store.ledger import ObjectRef
 
 
 class TargetError(Exception):

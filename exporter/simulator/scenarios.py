@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from exporter.config import Duration
+from exporter.config.durations import Duration
 from exporter.simulator.faults import FaultSettings
 
 MAX_DYNAMIC_GROUPS = 15_000

@@ -137,7 +137,7 @@ class ProcessGroup:
         return {child.name: child.stop() for child in reversed(self.children)}
 
 
-_CLI = "from exporter.cli import main; main()"
+_CLI = "from exporter.cli.main import main; main()"
 
 
 @contextmanager

@@ -1,0 +1,104 @@
+"""`entra-dg-exporter serve`: the exporter."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from exporter.cli.options import option
+from exporter.cli.progress import BackfillDisplay
+from exporter.config.loading import ConfigError, load_config
+from exporter.config.models import Config, parse_listen_address
+from exporter.config.web import WebConfig, WebConfigError, load_web_config
+from exporter.http.app import ListenError, Listening
+from exporter.runtime.service import run_exporter
+
+
+def load_or_exit(
+    config_file: Path, overrides: tuple[str, ...], listen_address: str | None, web_file: Path | None
+) -> tuple[Config, str, WebConfig | None]:
+    """The config (flags applied), the listen address and the web config; on any problem,
+    print one line per problem and exit 1."""
+    extra = list(overrides)
+    if listen_address is not None:
+        extra.append(f"web.listen_address={listen_address}")
+    if web_file is not None:
+        extra.append(f"web.config_file={web_file}")
+    try:
+        config = load_config(config_file, overrides=extra)
+        web_config = (
+            load_web_config(config.web.config_file) if config.web.config_file is not None else None
+        )
+        parse_listen_address(config.web.listen_address)
+    except ConfigError as exc:
+        _exit(exc.problems)
+    except WebConfigError as exc:
+        _exit(exc.problems)
+    except ValueError as exc:
+        _exit([f"web.listen_address: {exc}"])
+    return config, config.web.listen_address, web_config
+
+
+def _exit(problems: list[str]) -> None:
+    for problem in problems:
+        click.echo(problem, err=True)
+    raise SystemExit(1)
+
+
+@click.command("serve")
+@option(
+    "--config.file",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The exporter's YAML configuration.",
+)
+@option(
+    "--config.set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a setting by dotted path, e.g. polling.audit_interval=2m (repeatable).",
+)
+@option(
+    "--web.listen-address",
+    "listen_address",
+    default=None,
+    help="HOST:PORT to serve on (default: web.listen_address in the config, 127.0.0.1:9717).",
+)
+@option(
+    "--web.config.file",
+    "web_config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TLS and basic auth settings, exporter-toolkit format.",
+)
+def serve_command(
+    config_file: Path,
+    overrides: tuple[str, ...],
+    listen_address: str | None,
+    web_config_file: Path | None,
+) -> None:
+    """Watch the configured tenants and serve /metrics, /healthz and /readyz."""
+    config, address, web_config = load_or_exit(
+        config_file, overrides, listen_address, web_config_file
+    )
+    with BackfillDisplay([t.name for t in config.tenants]) as display:
+
+        def listening(where: Listening) -> None:
+            click.echo(f"Serving metrics at {where.url}metrics", err=True)
+
+        try:
+            asyncio.run(
+                run_exporter(
+                    config,
+                    listen_address=address,
+                    web_config=web_config,
+                    on_listening=listening,
+                    on_progress=display.update,
+                )
+            )
+        except ListenError as exc:
+            _exit([str(exc)])

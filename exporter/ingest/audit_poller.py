@@ -1,0 +1,283 @@
+"""Audit-log ingestion: backfill from the stored watermark, then incremental windows.
+
+Windows. The first start begins `backfill` seconds back (clamped to the audit retention); later
+ones begin at the stored `next_start`, which is the watermark pulled back by what may still
+arrive late: `min(watermark, query time - lateness allowance)`. A live poll therefore overlaps
+the previous window by the lateness allowance, while a backfill chunk fetched long after its
+events settled does not need to. Backfill goes in chunks of `BACKFILL_CHUNK` of event time.
+
+Pages. Each page is classified and committed in one transaction (dedupe by id, counts,
+watermark; `exporter.store.database`), together with the pages that arrived while the previous
+commit ran (up to `MAX_PAGES_PER_COMMIT`; the next commit starts the moment the previous one
+ends): in a backfill the store then writes fewer, larger transactions, and a live poll's single
+page commits alone. Within a window the watermark moves to the last event time of each page when
+Graph returns the window oldest-first as asked; if a page is ever out of order it waits for the
+end of the window. The next page is fetched while the previous one commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from exporter.clock import Clock
+from exporter.domain.classify import classify
+from exporter.domain.events import INGESTED_ACTIVITIES, Series
+from exporter.domain.records import ClassifiedEvent
+from exporter.graph.audit import AuditPage
+from exporter.ingest.poller import CollectorStatus
+from exporter.logs import get_logger
+from exporter.store.database import PageBatch, PageOutcome, Store
+
+log = get_logger(__name__)
+
+BACKFILL_CHUNK = 6 * 3600.0
+RETENTION = 30 * 86400.0
+RETENTION_MARGIN = 600.0
+"""Graph rejects a start older than its retention with a 400: stay this far inside it."""
+SEEN_MARGIN = 60.0
+_EDGE = 0.001
+"""Window bounds go to Graph with microsecond precision; allow for the rounding."""
+_INGESTED = frozenset(INGESTED_ACTIVITIES)
+_MAX_LOGGED_PROPERTY_NAMES = 200
+MAX_PAGES_PER_COMMIT = 16
+"""Pages that arrive while the store commits wait for the next commit, and go in one
+transaction (fewer, larger writes); beyond this many the poller waits for the store."""
+
+
+CommitPages = Callable[[str, Sequence[PageBatch]], Awaitable[PageOutcome]]
+"""Commits a tenant's consecutive pages as one transaction: on the store's thread by default,
+or in the audit commit process
+(`exporter.ingest.commit.parent.CommitProcess.commit_audit_pages`)."""
+
+
+class AuditSource(Protocol):
+    """What the ingestor needs from Graph (GraphClient provides it)."""
+
+    def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillProgress:
+    start: float
+    watermark: float
+    target: float
+    """The time the ingestion is catching up to (the clock when the poll began)."""
+
+    @property
+    def fraction(self) -> float:
+        span = self.target - self.start
+        return 1.0 if span <= 0 else min(1.0, max(0.0, (self.watermark - self.start) / span))
+
+
+class AuditPoller:
+    name = "audit"
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        graph: AuditSource,
+        store: Store,
+        clock: Clock,
+        interval: float,
+        lateness: float,
+        backfill: float,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
+        commit_pages: CommitPages | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.interval = interval
+        self._graph = graph
+        self._store = store
+        self._commit_pages = commit_pages or functools.partial(store.call, store.commit_audit_pages)
+        self._clock = clock
+        self._lateness = lateness
+        self._backfill = min(backfill, RETENTION - RETENTION_MARGIN)
+        self._on_progress = on_progress
+        self._logged_names: set[str] = set()
+        self.progress: BackfillProgress | None = None
+        self.caught_up = False
+        """The last poll reached the present (backfill is over)."""
+
+    async def poll(self, status: CollectorStatus) -> None:
+        store = self._store
+        now = self._clock.now()
+        state = await store.call(store.audit_state, self.tenant)
+        if state is None:
+            start = backfill_start = coverage_start = now - self._backfill
+            log.info("audit backfill starts", tenant=self.tenant, days=self._backfill / 86400)
+        else:
+            start, backfill_start = state.next_start, state.backfill_start
+            coverage_start = state.coverage_start
+        oldest = now - (RETENTION - RETENTION_MARGIN)
+        if start < oldest:
+            log.warning(
+                "audit events older than the retention are lost",
+                tenant=self.tenant,
+                gap_seconds=round(oldest - start),
+            )
+            start = coverage_start = oldest
+        target = now
+        while True:
+            queried_at = self._clock.now()
+            end = min(start + BACKFILL_CHUNK, queried_at)
+            watermark = await self._window(
+                start, end, queried_at, backfill_start, coverage_start, target, status
+            )
+            next_start = min(watermark, queried_at - self._lateness)
+            await store.call(store.prune, self.tenant, self._clock.now(), next_start - SEEN_MARGIN)
+            if end >= queried_at:
+                self.caught_up = True
+                return
+            self.caught_up = False
+            start = max(start, next_start)
+
+    async def _window(
+        self,
+        start: float,
+        end: float,
+        queried_at: float,
+        backfill_start: float,
+        coverage_start: float,
+        target: float,
+        status: CollectorStatus,
+    ) -> float:
+        """Ingest [start, end]; returns the watermark reached (end, the window complete)."""
+        pages = self._graph.audit_pages(start, end)
+        watermark = start
+        ordered = True
+        commits = _PageCommits(
+            functools.partial(self._commit_pages, self.tenant),
+            functools.partial(self._committed, backfill_start, target, status),
+        )
+        try:
+            async for page in pages:
+                if page.next_link is None:
+                    watermark = max(watermark, end)
+                elif ordered and page.ascending and page.last_time is not None:
+                    if page.last_time >= watermark:
+                        watermark = page.last_time
+                    else:
+                        ordered = False
+                elif page.records:
+                    ordered = False
+                # The next page is requested while this one waits for or goes to the store.
+                await commits.add(
+                    PageBatch(
+                        events=self._classify(page, start - _EDGE, end + _EDGE),
+                        malformed=page.malformed,
+                        watermark=watermark,
+                        next_start=min(watermark, queried_at - self._lateness),
+                        backfill_start=backfill_start,
+                        now=self._clock.now(),
+                        malformed_time=start,
+                        coverage_start=coverage_start,
+                    )
+                )
+        finally:
+            await pages.aclose()
+            # Even when cancelled: the pages fetched are committed, never half-written (and
+            # never, when a commit before them failed: its exception goes on).
+            await commits.finish()
+        return watermark
+
+    def _committed(
+        self, backfill_start: float, target: float, status: CollectorStatus, watermark: float
+    ) -> None:
+        now = self._clock.now()
+        status.progressed(now)
+        # Once caught up, later polls are not a backfill: progress stays complete.
+        if self.caught_up:
+            target = min(target, watermark)
+        self.progress = BackfillProgress(backfill_start, watermark, target)
+        if self._on_progress is not None:
+            self._on_progress(self.progress)
+
+    def _classify(self, page: AuditPage, start: float, end: float) -> list[ClassifiedEvent]:
+        # Events outside the window or of other activities are not ours to count here (a
+        # server that ignored part of the $filter); the window they belong to counts them.
+        events = [
+            classify(r) for r in page.records if r.activity in _INGESTED and start <= r.time <= end
+        ]
+        if len(self._logged_names) < _MAX_LOGGED_PROPERTY_NAMES:
+            self._log_unrecognised_updates(page, events)
+        return events
+
+    def _log_unrecognised_updates(self, page: AuditPage, events: list[ClassifiedEvent]) -> None:
+        """Property names of group updates are unverified: say once which ones were not
+        understood, so that the classifier can learn them."""
+        others = {e.id for e in events if e.series is Series.GROUP_UPDATE_OTHER}
+        if not others:
+            return
+        for record in page.records:
+            if record.id not in others:
+                continue
+            for prop in record.modified:
+                if prop.name not in self._logged_names:
+                    self._logged_names.add(prop.name)
+                    log.info(
+                        "group update property not used for classification",
+                        tenant=self.tenant,
+                        property=prop.name,
+                    )
+
+
+class _PageCommits:
+    """One window's pages on their way to the store, strictly in order: a page that arrives
+    while a commit runs waits, with any others, for the next commit, which starts the moment
+    the previous one ends (up to `MAX_PAGES_PER_COMMIT` pages wait; beyond that `add` waits
+    too). After a failed commit nothing more is committed: later pages would move the
+    watermark past the failed ones."""
+
+    def __init__(
+        self,
+        commit_pages: Callable[[Sequence[PageBatch]], Awaitable[PageOutcome]],
+        on_committed: Callable[[float], None],
+    ) -> None:
+        self._commit_pages = commit_pages
+        self._on_committed = on_committed
+        self._queued: list[PageBatch] = []
+        self._running: asyncio.Future[PageOutcome] | None = None
+
+    async def add(self, batch: PageBatch) -> None:
+        running = self._running
+        if running is not None and running.done():
+            running.result()  # a failed commit's exception goes on: the poll fails
+        self._queued.append(batch)
+        self._advance()
+        while len(self._queued) >= MAX_PAGES_PER_COMMIT and self._running is not None:
+            # Shielded: cancelling the poll (shutdown) never abandons a started commit.
+            await asyncio.shield(self._running)
+            self._advance()
+
+    async def finish(self) -> None:
+        """Wait until every page added is committed; raises the first commit's failure."""
+        while self._running is not None:
+            running = self._running
+            await asyncio.shield(running)  # a failure is raised here, as it was by the commit
+            self._advance()
+            if self._running is running:
+                return  # nothing left to start
+
+    def _advance(self) -> None:
+        """Start the next commit with every page waiting, unless one runs or one failed."""
+        running = self._running
+        if not self._queued or (
+            running is not None
+            and (not running.done() or running.cancelled() or running.exception() is not None)
+        ):
+            return
+        group = tuple(self._queued)
+        self._queued.clear()
+        self._running = asyncio.ensure_future(self._commit_pages(group))
+        self._running.add_done_callback(functools.partial(self._ended, group[-1].watermark))
+
+    def _ended(self, watermark: float, commit: asyncio.Future[PageOutcome]) -> None:
+        if commit.cancelled() or commit.exception() is not None:
+            return
+        self._on_committed(watermark)
+        self._advance()

@@ -1,0 +1,429 @@
+"""The Prometheus collector: metric families drawn from the current immutable `Snapshot`.
+
+`collect()` does no I/O and keeps no state between scrapes. Each family comes from a small
+builder `(Snapshot) -> Iterable[Metric]`; to add families, pass more builders (the signals'
+gauges, for instance) to `SnapshotCollector`. Names and labels follow DESIGN 5.1 and the label
+values in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from exporter.domain.baseline import Measure
+from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.runtime.snapshot import Snapshot, TenantSnapshot
+from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
+
+PREFIX = "entra_dynamic_"
+FamilyBuilder = Callable[[Snapshot], Iterable[Metric]]
+
+_STATES = (("On", "on"), ("Paused", "paused"))
+PROCESSING_STATUS_LABELS = {
+    "NotStarted": "not_started",
+    "Running": "running",
+    "Succeeded": "succeeded",
+    "Failed": "failed",
+}
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, doc, labels=list(labels))
+
+
+def _counter(name: str, doc: str, labels: Sequence[str]) -> CounterMetricFamily:
+    # prometheus_client appends _total to counter names.
+    return CounterMetricFamily(PREFIX + name, doc, labels=list(labels))
+
+
+def groups(snapshot: Snapshot) -> Iterator[Metric]:
+    family = _gauge(
+        "groups",
+        "Dynamic groups and dynamic administrative units by membership processing state.",
+        ["tenant", "kind", "state"],
+    )
+    for t in snapshot.tenants:
+        if not t.directory_polled:
+            continue
+        for kind in DirectoryObjectKind:
+            for graph_state, label in _STATES:
+                family.add_metric(
+                    [t.tenant, kind.value, label], t.directory_counts.get((kind, graph_state), 0)
+                )
+            unknown = t.directory_counts.get((kind, "unknown"), 0)
+            if unknown:
+                family.add_metric([t.tenant, kind.value, "unknown"], unknown)
+    yield family
+
+
+def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
+    dynamic = _counter(
+        "membership_changes",
+        "Group membership changes made by dynamic membership processing, as ingested from "
+        "the audit log (by event, exactly once).",
+        ["tenant", "operation"],
+    )
+    manual = _counter(
+        "manual_membership_changes",
+        "Group membership changes made by people or other apps, as ingested from the audit log.",
+        ["tenant", "operation"],
+    )
+    last_hour = _gauge(
+        "membership_changes_last_hour",
+        "Dynamic membership changes whose activity time falls in the trailing hour.",
+        ["tenant"],
+    )
+    changed = _gauge(
+        "groups_changed_last_hour",
+        "Distinct groups with a dynamic membership change in the trailing hour.",
+        ["tenant"],
+    )
+    objects = _gauge(
+        "object_changes_last_hour",
+        "User and device changes (triggers of re-evaluation) in the trailing hour.",
+        ["tenant", "object_type"],
+    )
+    for t in snapshot.tenants:
+        totals = t.totals
+        dynamic.add_metric([t.tenant, "add"], totals.get(Series.DYNAMIC_ADD.value, 0))
+        dynamic.add_metric([t.tenant, "remove"], totals.get(Series.DYNAMIC_REMOVE.value, 0))
+        manual.add_metric([t.tenant, "add"], totals.get(Series.MANUAL_ADD.value, 0))
+        manual.add_metric([t.tenant, "remove"], totals.get(Series.MANUAL_REMOVE.value, 0))
+        last_hour.add_metric(
+            [t.tenant],
+            t.last_hour.get(Series.DYNAMIC_ADD, 0) + t.last_hour.get(Series.DYNAMIC_REMOVE, 0),
+        )
+        changed.add_metric([t.tenant], t.groups_changed_last_hour)
+        objects.add_metric([t.tenant, "user"], t.last_hour.get(Series.TRIGGER_USER, 0))
+        objects.add_metric([t.tenant, "device"], t.last_hour.get(Series.TRIGGER_DEVICE, 0))
+    yield from (dynamic, manual, last_hour, changed, objects)
+
+
+def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
+    since = _gauge(
+        "group_paused_since_timestamp_seconds",
+        "When processing of this paused group (or dynamic administrative unit) was paused; "
+        "critical groups always, others up to the per-group series cap, longest paused first.",
+        ["tenant", "group_id", "group_name", "critical"],
+    )
+    dropped = _gauge(
+        "paused_groups_not_exported",
+        "Paused groups left out of the per-group series by the cap.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        for p in t.paused:
+            since.add_metric([t.tenant, p.id, p.name, _bool(p.critical)], p.since)
+        dropped.add_metric([t.tenant], t.paused_not_exported)
+    yield from (since, dropped)
+
+
+def group_changes(snapshot: Snapshot) -> Iterator[Metric]:
+    last = _gauge(
+        "group_last_membership_change_timestamp_seconds",
+        "Activity time of the group's last dynamic membership change seen in the audit log; "
+        "critical groups always, others up to the per-group series cap, most recent first.",
+        ["tenant", "group_id", "group_name", "critical"],
+    )
+    for t in snapshot.tenants:
+        for change in t.last_changes:
+            last.add_metric(
+                [t.tenant, change.group_id, change.name, _bool(change.critical)], change.time
+            )
+    yield last
+
+
+def critical_status(snapshot: Snapshot) -> Iterator[Metric]:
+    status = _gauge(
+        "group_processing_status",
+        "Processing status of each critical group (Graph beta membershipRuleProcessingStatus): "
+        "one series per group, value 1, labelled with its current status (unknown while paused "
+        "or unreadable).",
+        ["tenant", "group_id", "group_name", "status"],
+    )
+    updated = _gauge(
+        "group_last_membership_update_timestamp_seconds",
+        "When processing last updated the critical group's membership (Graph beta).",
+        ["tenant", "group_id", "group_name"],
+    )
+    for t in snapshot.tenants:
+        for c in t.critical_statuses:
+            current = PROCESSING_STATUS_LABELS.get(c.status.status or "", "unknown")
+            # Only the current status: a series per status (0 for the others) made 200 critical
+            # groups a third of the exposition, and every query reads `== 1` anyway.
+            status.add_metric([t.tenant, c.group_id, c.name, current], 1)
+            if c.status.last_membership_updated is not None:
+                updated.add_metric([t.tenant, c.group_id, c.name], c.status.last_membership_updated)
+    yield from (status, updated)
+
+
+def collectors(snapshot: Snapshot) -> Iterator[Metric]:
+    success = _gauge(
+        "collector_success",
+        "Whether the last poll of this collector succeeded.",
+        ["tenant", "collector"],
+    )
+    duration = _gauge(
+        "collector_duration_seconds",
+        "How long the last poll of this collector took.",
+        ["tenant", "collector"],
+    )
+    last = _gauge(
+        "collector_last_success_timestamp_seconds",
+        "When this collector last succeeded.",
+        ["tenant", "collector"],
+    )
+    for t in snapshot.tenants:
+        for c in t.collectors:
+            success.add_metric([t.tenant, c.name], 1 if c.success else 0)
+            if c.duration is not None:
+                duration.add_metric([t.tenant, c.name], c.duration)
+            if c.last_success is not None:
+                last.add_metric([t.tenant, c.name], c.last_success)
+    yield from (success, duration, last)
+
+
+def audit(snapshot: Snapshot) -> Iterator[Metric]:
+    watermark = _gauge(
+        "audit_watermark_timestamp_seconds",
+        "Newest audit-log activity time fully ingested.",
+        ["tenant"],
+    )
+    backfill = _gauge(
+        "audit_backfill_progress_ratio",
+        "Progress of the audit-log catch-up (backfill) towards the present, 0 to 1.",
+        ["tenant"],
+    )
+    events = _counter(
+        "audit_events",
+        "Audit events ingested, by classification; duplicate: seen before and not counted "
+        "again; malformed: unreadable and skipped.",
+        ["tenant", "kind"],
+    )
+    malformed = _counter(
+        "audit_malformed_events",
+        "Unreadable audit events, by what was wrong with them.",
+        ["tenant", "reason"],
+    )
+    for t in snapshot.tenants:
+        if t.watermark is not None:
+            watermark.add_metric([t.tenant], t.watermark)
+        if t.backfill is not None:
+            backfill.add_metric([t.tenant], t.backfill.fraction)
+        for series in Series:
+            events.add_metric([t.tenant, series.value], t.totals.get(series.value, 0))
+        events.add_metric([t.tenant, DUPLICATE], t.totals.get(DUPLICATE, 0))
+        events.add_metric([t.tenant, MALFORMED], t.totals.get(MALFORMED, 0))
+        for kind, count in sorted(t.totals.items()):
+            if kind.startswith(MALFORMED_PREFIX):
+                malformed.add_metric([t.tenant, kind.removeprefix(MALFORMED_PREFIX)], count)
+    yield from (watermark, backfill, events, malformed)
+
+
+def graph_requests(snapshot: Snapshot) -> Iterator[Metric]:
+    family = _counter(
+        "graph_requests",
+        "Requests made to Microsoft Graph, by endpoint and HTTP status code (transport_error: "
+        "no response).",
+        ["tenant", "endpoint", "code"],
+    )
+    for t in snapshot.tenants:
+        for (endpoint, code), count in sorted(t.graph_requests.items()):
+            family.add_metric([t.tenant, endpoint, code], count)
+    yield family
+
+
+_OBJECT_MEASURES = (("user", Measure.USER_CHANGES), ("device", Measure.DEVICE_CHANGES))
+
+
+def signals(snapshot: Snapshot) -> Iterator[Metric]:
+    """Baselines, deviation ratios, pause-warranted and resume-ready, from each tenant's latest
+    assessment (absent before the first one; a ratio or baseline that has no value yet, e.g. no
+    history, is absent rather than 0)."""
+    membership_baseline = _gauge(
+        "membership_changes_baseline_per_hour",
+        "Dynamic membership changes expected in the trailing hour: a seasonal median of the "
+        "same hour in past weeks or days (docs/signals.md).",
+        ["tenant"],
+    )
+    object_baseline = _gauge(
+        "object_changes_baseline_per_hour",
+        "User and device changes expected in the trailing hour (seasonal median).",
+        ["tenant", "object_type"],
+    )
+    object_ratio = _gauge(
+        "object_changes_deviation_ratio",
+        "User and device changes in the trailing hour / their baseline (1 = normal).",
+        ["tenant", "object_type"],
+    )
+    membership_ratio = _gauge(
+        "membership_changes_deviation_ratio",
+        "Dynamic membership changes in the trailing hour / their baseline (1 = normal).",
+        ["tenant"],
+    )
+    warranted = _gauge(
+        "pause_warranted",
+        "1 while this reason warrants pausing dynamic group processing; every reason is "
+        "always exported.",
+        ["tenant", "reason"],
+    )
+    ready = _gauge(
+        "resume_ready",
+        "1 when every resume condition holds for the current pause episode.",
+        ["tenant"],
+    )
+    blocked = _gauge(
+        "resume_blocked",
+        "1 for each resume condition that blocks resuming, or that cannot be judged yet.",
+        ["tenant", "reason"],
+    )
+    started = _gauge(
+        "pause_started_timestamp_seconds",
+        "Start of the current pause episode; 0 when there is none.",
+        ["tenant"],
+    )
+    assessed = _gauge(
+        "assessment_timestamp_seconds",
+        "When the signals and resume readiness were last evaluated (the tenant's clock).",
+        ["tenant"],
+    )
+    duration = _gauge(
+        "assessment_duration_seconds",
+        "How long the last evaluation took: reading the store plus evaluating.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        a = t.assessment
+        if a is None:
+            continue
+        membership = a.rate(Measure.MEMBERSHIP_CHANGES)
+        if membership.baseline is not None:
+            membership_baseline.add_metric([t.tenant], membership.baseline)
+        if membership.deviation_ratio is not None:
+            membership_ratio.add_metric([t.tenant], membership.deviation_ratio)
+        for label, measure in _OBJECT_MEASURES:
+            reading = a.rate(measure)
+            if reading.baseline is not None:
+                object_baseline.add_metric([t.tenant, label], reading.baseline)
+            if reading.deviation_ratio is not None:
+                object_ratio.add_metric([t.tenant, label], reading.deviation_ratio)
+        for signal in a.pause_signals:
+            warranted.add_metric([t.tenant, signal.reason.value], 1 if signal.active else 0)
+        ready.add_metric([t.tenant], 1 if a.readiness.ready else 0)
+        for condition in a.readiness.conditions:
+            blocked.add_metric([t.tenant, condition.condition.value], 1 if condition.blocks else 0)
+        started.add_metric([t.tenant], a.episode.started_at if a.episode is not None else 0)
+        assessed.add_metric([t.tenant], a.evaluated_at)
+        if t.assessment_timing is not None:
+            timing = t.assessment_timing
+            duration.add_metric([t.tenant], timing.read_seconds + timing.evaluate_seconds)
+    yield from (
+        membership_baseline,
+        object_baseline,
+        object_ratio,
+        membership_ratio,
+        warranted,
+        ready,
+        blocked,
+        started,
+        assessed,
+        duration,
+    )
+
+
+def _bound(bound: float) -> str:
+    """A histogram bucket's `le`, as Prometheus writes it (`60.0`, `+Inf`)."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def processing_lag(snapshot: Snapshot) -> Iterator[Metric]:
+    family = HistogramMetricFamily(
+        PREFIX + "processing_lag_seconds",
+        "Estimated delay from a user or device change to the dynamic membership change it "
+        "caused, by the activity times in the audit log (each change counted once, when "
+        "ingested).",
+        labels=["tenant"],
+    )
+    for t in snapshot.tenants:
+        h = t.lag_histogram
+        if h is None:
+            continue
+        family.add_metric(
+            [t.tenant],
+            [(_bound(bound), count) for bound, count in h.cumulative()],
+            sum_value=h.sum_seconds,
+        )
+    yield family
+
+
+def rules_using_operator(snapshot: Snapshot) -> Iterator[Metric]:
+    family = _gauge(
+        "rules_using_operator",
+        "Dynamic groups and administrative units whose membership rule uses an operator "
+        "Microsoft calls inefficient (match, contains, memberof) or a chain it advises "
+        "rewriting (or_chain: use -in; ne_chain: use -notIn).",
+        ["tenant", "operator"],
+    )
+    for t in snapshot.tenants:
+        if t.rules_using_operator is None:
+            continue
+        for operator, count in sorted(t.rules_using_operator.items()):
+            family.add_metric([t.tenant, operator], count)
+    yield family
+
+
+def build_info(snapshot: Snapshot) -> Iterator[Metric]:
+    family = GaugeMetricFamily(
+        PREFIX + "exporter_build_info",
+        "The exporter's version and the Python it runs on; always 1.",
+        labels=["version", "python_version"],
+    )
+    family.add_metric([snapshot.version, snapshot.python_version], 1)
+    yield family
+
+
+DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
+    groups,
+    membership_changes,
+    paused_groups,
+    group_changes,
+    critical_status,
+    collectors,
+    audit,
+    graph_requests,
+    signals,
+    processing_lag,
+    rules_using_operator,
+    build_info,
+)
+
+
+class SnapshotCollector(Collector):
+    def __init__(
+        self,
+        source: Callable[[], Snapshot],
+        builders: Sequence[FamilyBuilder] = DEFAULT_BUILDERS,
+    ) -> None:
+        self._source = source
+        self._builders = tuple(builders)
+
+    def collect(self) -> Iterable[Metric]:
+        snapshot = self._source()
+        for builder in self._builders:
+            yield from builder(snapshot)
+
+
+__all__ = ["DEFAULT_BUILDERS", "FamilyBuilder", "SnapshotCollector", "TenantSnapshot"]

@@ -1,0 +1,188 @@
+"""The exporter process: the store, one `TenantRunner` per tenant, the snapshot, the metrics
+registry and readiness; and the order things stop in.
+
+Shutdown (SIGTERM): the HTTP server stops accepting and drains (exporter.http.app), then every
+tenant's pollers are cancelled (a page being committed still commits), Graph clients and
+credentials are closed, then the audit commit process (after the commits it was sent), and last
+the store, after any write already submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from exporter.clock import SystemClock
+from exporter.config.models import Config
+from exporter.config.web import WebConfig
+from exporter.graph.retry import RetryPolicy
+from exporter.http.app import Link, Listening, Readiness, create_app, serve, stop_on_signals
+from exporter.http.readiness_api import AssessmentView, readiness_routes
+from exporter.ingest.audit_poller import BackfillProgress
+from exporter.ingest.commit.parent import CommitProcess
+from exporter.logs import get_logger
+from exporter.readiness.client import READINESS_PATH
+from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
+from exporter.runtime.observations import ObservationReader
+from exporter.runtime.snapshot import SnapshotHolder
+from exporter.runtime.tenant_runner import TenantRunner
+from exporter.store.database import PageConsumer, Store
+from exporter.store.lag import ProcessingLagConsumer
+from exporter.store.ledger import Ledger
+
+log = get_logger(__name__)
+_FROZEN = False
+READINESS_LINK = Link(
+    READINESS_PATH.lstrip("/"),
+    READINESS_PATH,
+    "resume readiness per tenant, JSON (what check-resume reads; ?tenant=NAME for one)",
+)
+
+
+class Exporter:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        consumers: Sequence[PageConsumer] = (),
+        builders: Sequence[FamilyBuilder] = DEFAULT_BUILDERS,
+        retry: RetryPolicy | None = None,
+        on_progress: Callable[[str, BackfillProgress], None] | None = None,
+    ) -> None:
+        """Pause episodes come from the ops ledger in the same store (what `pause` recorded),
+        and are inferred from the groups' states when it has none."""
+        self.config = config
+        thresholds = config.thresholds
+        self.lag = ProcessingLagConsumer(
+            horizon=thresholds.lag_trigger_horizon, sample_window=thresholds.lag_window
+        )
+        self.store = Store(config.store.path, (self.lag, *consumers))
+        self.commits: CommitProcess | None = None
+        if config.store.commit_process:
+            if consumers:
+                raise ValueError(
+                    "extra page consumers run in this process: set store.commit_process: false"
+                )
+            self.commits = CommitProcess(
+                str(config.store.path),
+                lag_horizon=self.lag.horizon,
+                lag_window=self.lag.sample_window,
+            )
+        self.ledger = Ledger(self.store)
+        # One worker for every tenant's evaluations: they are CPU work, and the machine may
+        # have few cores; the event loop and the store keep theirs.
+        self._assess_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assess")
+        observations = ObservationReader(
+            self.store, thresholds=thresholds, lag=self.lag, ledger=self.ledger
+        )
+        self.holder = SnapshotHolder([t.name for t in config.tenants])
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(SnapshotCollector(lambda: self.holder.current, builders))
+        self.runners = [
+            TenantRunner(
+                config,
+                tenant,
+                store=self.store,
+                holder=self.holder,
+                observations=observations,
+                assessment_executor=self._assess_executor,
+                lag=self.lag,
+                retry=retry,
+                on_progress=on_progress,
+                commit_pages=self.commits.commit_audit_pages if self.commits else None,
+            )
+            for tenant in config.tenants
+        ]
+        self._started = False
+        self._wall = SystemClock()
+
+    async def start(self) -> None:
+        await self.store.open()
+        if self.commits is not None:
+            # After the store is open: the schema is created (or migrated) by this process.
+            await self.commits.start()
+        # Everything alive now (msgraph alone imports ~3,600 modules) lives as long as the
+        # process: moved out of the collector's sight, every later collection is cheap. Measured
+        # here, this halves the cost of decoding an audit page (15 -> 7.5 ms per 1,000 events).
+        global _FROZEN
+        if not _FROZEN:  # once per process: what is frozen is never collected
+            gc.freeze()
+            _FROZEN = True
+        self._started = True
+        for runner in self.runners:
+            await runner.start()
+        log.info("exporter started", tenants=[r.name for r in self.runners])
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await asyncio.gather(*(runner.stop() for runner in self.runners))
+        self._assess_executor.shutdown(wait=True)
+        if self.commits is not None:
+            await self.commits.close()
+        await self.store.close()
+        log.info("exporter stopped")
+
+    def readiness(self) -> Readiness:
+        return Readiness.of({runner.name: runner.readiness() for runner in self.runners})
+
+    def readiness_views(self) -> list[AssessmentView]:
+        """Each tenant's latest assessment for /api/v1/readiness (in memory, on the loop)."""
+        snapshot = self.holder.current
+        wall = self._wall.now()
+        views = []
+        for runner in self.runners:
+            part = snapshot.tenant(runner.name)
+            timing = part.assessment_timing if part is not None else None
+            views.append(
+                AssessmentView(
+                    tenant=runner.name,
+                    assessment=part.assessment if part is not None else None,
+                    now=runner.clock.now(),
+                    max_age=self.config.thresholds.collector_max_age,
+                    pending=runner.readiness().detail,
+                    wall_age=None if timing is None else wall - timing.completed_wall,
+                )
+            )
+        return views
+
+    def app(
+        self, web_config: WebConfig | None = None, links: Sequence[Link] = ()
+    ) -> web.Application:
+        return create_app(
+            registry=self.registry,
+            readiness=self.readiness,
+            extra_routes=readiness_routes(self.readiness_views),
+            web_config=web_config,
+            links=[READINESS_LINK, *links],
+            exposition_key=lambda: self.holder.current,
+        )
+
+
+async def run_exporter(
+    config: Config,
+    *,
+    listen_address: str,
+    web_config: WebConfig | None,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[Listening], None] | None = None,
+    on_progress: Callable[[str, BackfillProgress], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`), then shut down in order."""
+    stop = stop or asyncio.Event()
+    exporter = Exporter(config, on_progress=on_progress, retry=retry)
+    await exporter.start()
+    try:
+        with stop_on_signals(stop):
+            await serve(
+                exporter.app(web_config), listen_address, stop=stop, on_listening=on_listening
+            )
+    finally:
+        await exporter.stop()

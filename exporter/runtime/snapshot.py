@@ -1,0 +1,227 @@
+"""The immutable snapshot the Prometheus collector reads: pollers build a new one and swap it in.
+
+A scrape never does I/O and never sees a half-updated state: `SnapshotHolder.current` is
+replaced as a whole (one attribute assignment on the event loop). To export something more,
+add a field with a default to `TenantSnapshot`, fill it in `build_tenant_snapshot` (or
+`read_store_view` for what comes from the store), and add a family builder in
+`exporter.runtime.collector`.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from exporter import __version__
+from exporter.domain.assessment import TenantAssessment
+from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.domain.lag import LagHistogram
+from exporter.domain.records import ProcessingStatus
+from exporter.ingest.audit_poller import BackfillProgress
+from exporter.ingest.poller import CollectorStatus
+from exporter.runtime.assessor import AssessmentTiming
+from exporter.store.database import PausedObject, Store
+from exporter.store.lag import ProcessingLagConsumer
+
+TRAILING_MINUTES = 60
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorState:
+    name: str
+    success: bool | None
+    duration: float | None
+    last_success: float | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PausedSeries:
+    kind: DirectoryObjectKind
+    id: str
+    name: str
+    critical: bool
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    group_id: str
+    name: str
+    critical: bool
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CriticalStatus:
+    group_id: str
+    name: str
+    status: ProcessingStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StoreView:
+    """What one tenant's snapshot reads from the store (in the store's thread)."""
+
+    directory_counts: Mapping[tuple[DirectoryObjectKind, str], int]
+    totals: Mapping[str, int]
+    last_hour: Mapping[Series, int]
+    groups_changed_last_hour: int
+    paused: tuple[PausedSeries, ...]
+    paused_not_exported: int
+    last_changes: tuple[GroupChange, ...]
+    watermark: float | None
+    names: Mapping[str, str]
+    """Names of the critical groups (for labels)."""
+    lag_histogram: LagHistogram | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSnapshot:
+    tenant: str
+    taken_at: float
+    """The tenant clock when the snapshot was built (epoch seconds)."""
+    directory_counts: Mapping[tuple[DirectoryObjectKind, str], int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """(kind, On | Paused | unknown) -> objects."""
+    directory_polled: bool = False
+    """At least one listing of groups has been stored (else the counts are unknown)."""
+    totals: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    last_hour: Mapping[Series, int] = field(default_factory=lambda: MappingProxyType({}))
+    groups_changed_last_hour: int = 0
+    paused: tuple[PausedSeries, ...] = ()
+    paused_not_exported: int = 0
+    last_changes: tuple[GroupChange, ...] = ()
+    """Last dynamic membership change per group (critical always, others up to the cap)."""
+    collectors: tuple[CollectorState, ...] = ()
+    watermark: float | None = None
+    backfill: BackfillProgress | None = None
+    graph_requests: Mapping[tuple[str, str], int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    critical_statuses: tuple[CriticalStatus, ...] = ()
+    assessment: TenantAssessment | None = None
+    """The latest signals and resume readiness (`exporter.runtime.assessor`); None before the
+    first."""
+    assessment_timing: AssessmentTiming | None = None
+    lag_histogram: LagHistogram | None = None
+    """Cumulative processing-lag histogram; None when no lag estimator runs."""
+    rules_using_operator: Mapping[str, int] | None = None
+    """operator -> dynamic rules using it; None before the first listing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    tenants: tuple[TenantSnapshot, ...] = ()
+    version: str = __version__
+    python_version: str = platform.python_version()
+
+    def tenant(self, name: str) -> TenantSnapshot | None:
+        return next((t for t in self.tenants if t.tenant == name), None)
+
+
+class SnapshotHolder:
+    """The current snapshot; tenants replace their part, the whole object is swapped."""
+
+    def __init__(self, tenant_names: Sequence[str]) -> None:
+        self._order = tuple(tenant_names)
+        self.current = Snapshot(tuple(TenantSnapshot(name, 0.0) for name in self._order))
+
+    def update(self, part: TenantSnapshot) -> None:
+        parts = {t.tenant: t for t in self.current.tenants}
+        parts[part.tenant] = part
+        self.current = replace(
+            self.current, tenants=tuple(parts[name] for name in self._order if name in parts)
+        )
+
+
+def trailing_hour_start(now: float) -> float:
+    """Start of the trailing hour: the last 60 minute buckets, the current one included."""
+    return (now // 60) * 60 - (TRAILING_MINUTES - 1) * 60
+
+
+def read_store_view(
+    store: Store,
+    tenant: str,
+    now: float,
+    *,
+    critical: frozenset[str],
+    per_group_cap: int,
+    lag: ProcessingLagConsumer | None = None,
+) -> StoreView:
+    """Runs in the store's thread (`await store.run(lambda: read_store_view(...))`)."""
+    since = trailing_hour_start(now)
+    paused_objects: list[PausedObject] = store.paused_objects(tenant)
+    critical_paused = [p for p in paused_objects if p.id in critical]
+    others = [p for p in paused_objects if p.id not in critical]
+    exported = critical_paused + others[:per_group_cap]
+    state = store.audit_state(tenant)
+    changes = store.latest_group_changes(tenant, per_group_cap + len(critical), include=critical)
+    critical_changes = [c for c in changes if c[0] in critical]
+    other_changes = [c for c in changes if c[0] not in critical][:per_group_cap]
+    exported_changes = sorted(critical_changes + other_changes, key=lambda c: (-c[1], c[0]))
+    names = store.object_names(tenant, {c[0] for c in exported_changes} | critical)
+    return StoreView(
+        directory_counts=MappingProxyType(dict(store.directory_state_counts(tenant))),
+        totals=MappingProxyType(store.totals(tenant)),
+        last_hour=MappingProxyType(store.counts_since(tenant, since)),
+        groups_changed_last_hour=store.groups_changed_since(tenant, since),
+        paused=tuple(
+            PausedSeries(p.kind, p.id, p.name, p.id in critical, p.paused_since)
+            for p in sorted(exported, key=lambda p: (p.paused_since, p.id))
+        ),
+        paused_not_exported=len(others) - min(len(others), per_group_cap),
+        last_changes=tuple(
+            GroupChange(group_id, names.get(group_id, ""), group_id in critical, time)
+            for group_id, time in exported_changes
+        ),
+        watermark=state.watermark if state else None,
+        names=MappingProxyType({g: names.get(g, "") for g in critical}),
+        lag_histogram=lag.histogram(store.db, tenant) if lag is not None else None,
+    )
+
+
+def build_tenant_snapshot(
+    view: StoreView,
+    *,
+    tenant: str,
+    now: float,
+    directory_polled: bool,
+    collectors: Sequence[CollectorStatus],
+    backfill: BackfillProgress | None,
+    graph_requests: Mapping[tuple[str, str], int],
+    critical_statuses: Mapping[str, ProcessingStatus],
+    assessment: TenantAssessment | None = None,
+    assessment_timing: AssessmentTiming | None = None,
+    rules_using_operator: Mapping[str, int] | None = None,
+) -> TenantSnapshot:
+    return TenantSnapshot(
+        tenant=tenant,
+        taken_at=now,
+        directory_counts=view.directory_counts,
+        directory_polled=directory_polled,
+        totals=view.totals,
+        last_hour=view.last_hour,
+        groups_changed_last_hour=view.groups_changed_last_hour,
+        paused=view.paused,
+        paused_not_exported=view.paused_not_exported,
+        last_changes=view.last_changes,
+        collectors=tuple(
+            CollectorState(c.name, c.success, c.duration, c.last_success, c.last_error)
+            for c in collectors
+        ),
+        watermark=view.watermark,
+        backfill=backfill,
+        graph_requests=MappingProxyType(dict(graph_requests)),
+        critical_statuses=tuple(
+            CriticalStatus(group_id, view.names.get(group_id, ""), status)
+            for group_id, status in sorted(critical_statuses.items())
+        ),
+        assessment=assessment,
+        assessment_timing=assessment_timing,
+        lag_histogram=view.lag_histogram,
+        rules_using_operator=rules_using_operator,
+    )

@@ -1,0 +1,292 @@
+"""One watched tenant: its clock, credential, Graph client, limiter, pollers and snapshot part.
+
+Tenants are independent: each has its own tasks, and anything that goes wrong in one (a
+credential that cannot be built, Graph down, a crash in a poller) is recorded in its collector
+statuses and logs, never raised into the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import replace
+
+from exporter.clock import Clock, SystemClock, following_simulator
+from exporter.config.models import Config, Tenant
+from exporter.domain.assessment import TenantAssessment
+from exporter.domain.events import DirectoryObjectKind
+from exporter.domain.readiness import CollectorHealth
+from exporter.graph.client import GraphClient
+from exporter.graph.credentials import CredentialError, auth_summary
+from exporter.graph.factory import build_graph_client, polling_retry_policy
+from exporter.graph.retry import RetryPolicy
+from exporter.http.app import TenantReadiness
+from exporter.ingest.audit_poller import AuditPoller, BackfillProgress, CommitPages
+from exporter.ingest.directory_pollers import CriticalStatusPoller, DirectoryPoller
+from exporter.ingest.poller import CollectorStatus, Poller, run_poller
+from exporter.logs import get_logger
+from exporter.runtime.assessor import AssessmentInputs, AssessmentTiming, TenantAssessor
+from exporter.runtime.observations import ObservationReader
+from exporter.runtime.rule_usage import RuleUsageTracker
+from exporter.runtime.snapshot import SnapshotHolder, build_tenant_snapshot, read_store_view
+from exporter.store.database import Store
+from exporter.store.lag import ProcessingLagConsumer
+
+log = get_logger(__name__)
+
+"""Wall seconds between two readings of the simulator's clock."""
+SNAPSHOT_INTERVAL = 5.0
+"""Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
+
+
+class TenantRunner:
+    def __init__(
+        self,
+        config: Config,
+        tenant: Tenant,
+        *,
+        store: Store,
+        holder: SnapshotHolder,
+        observations: ObservationReader,
+        assessment_executor: Executor,
+        lag: ProcessingLagConsumer | None = None,
+        retry: RetryPolicy | None = None,
+        on_progress: Callable[[str, BackfillProgress], None] | None = None,
+        commit_pages: CommitPages | None = None,
+    ) -> None:
+        self.config = config
+        self.tenant = tenant
+        self.name = tenant.name
+        self._store = store
+        self._holder = holder
+        polling = config.polling
+        self._retry = retry or polling_retry_policy(polling)
+        self._on_progress = on_progress
+        self._commit_pages = commit_pages
+        self._wall = SystemClock()
+        self.clock: Clock = self._wall
+        self.graph: GraphClient | None = None
+        self.audit: AuditPoller | None = None
+        self.critical: CriticalStatusPoller | None = None
+        self.statuses: dict[str, CollectorStatus] = {
+            name: CollectorStatus(name)
+            for name in ("audit", "groups", "administrative_units", "critical_status")
+            if name != "critical_status" or tenant.critical_groups
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._resources = contextlib.AsyncExitStack()
+        self._setup_error: str | None = None
+        self._lag = lag
+        self._refresh_lock = asyncio.Lock()
+        self._refresh_wanted = False
+        self.rule_usage = RuleUsageTracker()
+        self.assessor = TenantAssessor(
+            config=config,
+            tenant=tenant,
+            store=store,
+            reader=observations,
+            executor=assessment_executor,
+            inputs=self._assessment_inputs,
+            on_assessed=self._assessed,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._main(), name=f"tenant-{self.name}"))
+
+    async def stop(self) -> None:
+        """Cancel the pollers (a page being committed still commits), close Graph and the
+        credential."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self._resources.aclose()
+        if self.graph is not None:
+            await self.graph.close()
+            self.graph = None
+
+    async def _main(self) -> None:
+        try:
+            if self.tenant.clock == "simulator":
+                self.clock = await self._follow_simulator_clock()
+            self.graph = self._build_graph()
+        except CredentialError as exc:
+            self._setup_failed(str(exc))
+            return
+        log.info(
+            "watching tenant",
+            tenant=self.name,
+            graph=self.graph.root_url,
+            auth=auth_summary(self.tenant.auth),
+            clock=self.tenant.clock,
+        )
+        polling = self.config.polling
+        self.audit = AuditPoller(
+            tenant=self.name,
+            graph=self.graph,
+            store=self._store,
+            clock=self.clock,
+            interval=polling.audit_interval,
+            lateness=polling.lateness_allowance,
+            backfill=polling.backfill_seconds,
+            on_progress=self._progress,
+            commit_pages=self._commit_pages,
+        )
+        pollers: list[Poller] = [self.audit]
+        for kind in DirectoryObjectKind:
+            pollers.append(
+                DirectoryPoller(
+                    tenant=self.name,
+                    kind=kind,
+                    graph=self.graph,
+                    store=self._store,
+                    clock=self.clock,
+                    interval=polling.groups_interval,
+                    on_listing=self.rule_usage.listed,
+                )
+            )
+        if self.tenant.critical_groups:
+            self.critical = CriticalStatusPoller(
+                tenant=self.name,
+                group_ids=self.tenant.critical_groups,
+                graph=self.graph,
+                interval=polling.critical_status_interval,
+            )
+            pollers.append(self.critical)
+        async with asyncio.TaskGroup() as group:
+            for poller in pollers:
+                group.create_task(
+                    run_poller(
+                        poller,
+                        self.statuses[poller.name],
+                        self.clock,
+                        tenant=self.name,
+                        on_poll_end=self._poll_ended,
+                    )
+                )
+            group.create_task(self._refresh_forever())
+            group.create_task(self.assessor.run())
+            group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
+
+    def _build_graph(self) -> GraphClient:
+        return build_graph_client(self.config, self.tenant, retry=self._retry)
+
+    def _setup_failed(self, message: str) -> None:
+        self._setup_error = message
+        for status in self.statuses.values():
+            status.success = False
+            status.last_error = message
+        log.error("tenant cannot start", tenant=self.name, error=message)
+
+    # -- the simulator's clock -------------------------------------------------------------------
+
+    async def _follow_simulator_clock(self) -> Clock:
+        """Wait for a first reading of the simulator's clock, then keep following it until
+        the runner stops."""
+        return await self._resources.enter_async_context(
+            following_simulator(
+                self.tenant.graph_base_url or "", wait=True, wall_sleep=self._wall.sleep
+            )
+        )
+
+    # -- snapshot and readiness -------------------------------------------------------------------
+
+    def _progress(self, progress: BackfillProgress) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.name, progress)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await self._wall.sleep(SNAPSHOT_INTERVAL)
+            await self.refresh_snapshot()
+
+    async def _poll_ended(self) -> None:
+        self.assessor.request()
+        await self.refresh_snapshot()
+
+    def _assessment_inputs(self) -> AssessmentInputs:
+        return AssessmentInputs(
+            now=self.clock.now(),
+            collectors=tuple(
+                CollectorHealth(s.name, s.success is True, s.last_success)
+                for s in self.statuses.values()
+            ),
+            critical_statuses=dict(self.critical.statuses) if self.critical is not None else {},
+        )
+
+    def _assessed(self, assessment: TenantAssessment, timing: AssessmentTiming) -> None:
+        part = self._holder.current.tenant(self.name)
+        if part is not None:
+            self._holder.update(replace(part, assessment=assessment, assessment_timing=timing))
+
+    async def refresh_snapshot(self) -> None:
+        """Rebuild the snapshot; returns once a refresh that began after this call has ended.
+        Calls made while one runs share the next (several poll ends at once, as at start-up,
+        cost one more store read, not one each)."""
+        self._refresh_wanted = True
+        async with self._refresh_lock:
+            if not self._refresh_wanted:
+                return  # the refresh that just ended began after this call
+            self._refresh_wanted = False
+            try:
+                await self._refresh_snapshot()
+            except RuntimeError:  # the store is closing: the process is shutting down
+                return
+
+    async def _refresh_snapshot(self) -> None:
+        now = self.clock.now()
+        critical = frozenset(self.tenant.critical_groups)
+        cap = self.config.metrics.per_group_series_cap
+        store = self._store
+        lag = self._lag
+        view = await store.run(
+            lambda: read_store_view(
+                store, self.name, now, critical=critical, per_group_cap=cap, lag=lag
+            )
+        )
+        audit = self.audit
+        self._holder.update(
+            build_tenant_snapshot(
+                view,
+                tenant=self.name,
+                now=now,
+                directory_polled=self.statuses["groups"].ever_succeeded,
+                collectors=list(self.statuses.values()),
+                backfill=audit.progress if audit is not None else None,
+                graph_requests=self.graph.requests if self.graph is not None else {},
+                critical_statuses=self.critical.statuses if self.critical is not None else {},
+                assessment=self.assessor.latest,
+                assessment_timing=self.assessor.timing,
+                rules_using_operator=self.rule_usage.usage,
+            )
+        )
+
+    def readiness(self) -> TenantReadiness:
+        """Ready once any poll has completed (a committed backfill page counts), so the
+        exporter is ready while a long backfill makes progress."""
+        if self._setup_error is not None:
+            return TenantReadiness(False, self._setup_error)
+        done = [s.name for s in self.statuses.values() if s.ever_succeeded]
+        audit = self.audit
+        if audit is not None and audit.progress is not None and not audit.caught_up:
+            return TenantReadiness(
+                bool(done), f"backfilling the audit log: {audit.progress.fraction:.0%}"
+            )
+        if done:
+            failing = [s for s in self.statuses.values() if s.success is False]
+            if failing:
+                return TenantReadiness(
+                    True, f"{failing[0].name} failing: {failing[0].last_error or 'unknown error'}"
+                )
+            return TenantReadiness(True, "polling")
+        errors = [s.last_error for s in self.statuses.values() if s.last_error]
+        return TenantReadiness(False, errors[0] if errors else "first polls under way")
+
+
+__all__ = ["TenantRunner"]

@@ -1,0 +1,770 @@
+"""SQLite state (the embedded default): audit watermark, seen ids, counts, group states.
+
+Exactly once: `commit_audit_pages` runs one transaction per Graph page, or per group of
+consecutive pages of one window (those that arrived while the previous commit ran). In it the
+pages' new event ids are recorded (those already seen are dropped as duplicates), every count is
+incremented and the watermark moves; then any registered `PageConsumer` (for instance a
+trigger -> membership-change lag correlator with its own tables) sees the same new events in the
+same transaction. A kill -9 therefore loses at most the pages in flight (fetched again after a
+restart: the watermark had not moved past them), and a page is never counted twice: after a
+restart its events are either all seen or all new.
+
+Threading: the connection lives on one dedicated thread. The sync methods below must run there:
+`await store.call(store.some_method, *args)` (or `await store.run(fn)` for a sequence of calls).
+Work submitted before `close()` still completes and commits, so shutdown never loses a page that
+was being written. The audit commit process (exporter.ingest.commit.child) opens a second `Store` on
+the same file with `connect()` and commits the audit pages from its one thread; WAL lets this
+process read meanwhile, and the two connections' writes take turns (`busy_timeout`).
+
+Counts are kept by **event time** (activityDateTime): minute buckets for `MINUTE_RETENTION`
+(at least 48 h), hourly buckets for `HOUR_RETENTION` (35 days), and per group the hourly
+dynamic-change counts and last dynamic change time. Cumulative totals (for Prometheus counters)
+are kept apart, so pruning old buckets never makes a counter go down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+from exporter.domain.history import CountHistory
+from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 4
+_MIGRATIONS = {
+    # 3 -> 4: when a paused object was seen On again (the stall signal waits after a resume).
+    3: "ALTER TABLE directory_objects ADD COLUMN resumed_observed_at REAL",
+}
+MINUTE_RETENTION = 49 * 3600.0
+HOUR_RETENTION = 35 * 86400.0
+_SQL_VARIABLES = 500
+_SEEN_GAP = 60.0
+DUPLICATE = "duplicate"
+MALFORMED = "malformed"
+MALFORMED_PREFIX = "malformed:"
+_DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
+_STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
+_NEVER = float("-inf")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_state (
+    tenant TEXT PRIMARY KEY,
+    watermark REAL NOT NULL,       -- newest activityDateTime fully ingested
+    next_start REAL NOT NULL,      -- the next window starts here (watermark - what may be late)
+    backfill_start REAL NOT NULL,  -- where the first backfill began (progress display)
+    updated_at REAL NOT NULL
+);
+-- Keyed by time first: events arrive in time order, so inserts append to the B-tree instead of
+-- dirtying a random page per event (3x faster commits), and pruning is a range delete. A
+-- duplicate has the same activityDateTime as the original, so (time, id) finds it.
+-- Event-time intervals fully ingested: one from the backfill start to the watermark, unless
+-- the exporter was away longer than the audit retention (a gap, then a new interval).
+CREATE TABLE IF NOT EXISTS audit_coverage (
+    tenant TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+    PRIMARY KEY (tenant, start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_events (
+    tenant TEXT NOT NULL, time REAL NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (tenant, time, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minute_counts (
+    tenant TEXT NOT NULL, series TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute, series)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hour_counts (
+    tenant TEXT NOT NULL, series TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, series, hour)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_hour_counts (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, hour, group_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_last_change (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
+    PRIMARY KEY (tenant, group_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS group_last_change_time ON group_last_change (tenant, time);
+CREATE TABLE IF NOT EXISTS state_change_events (
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
+    state TEXT,  -- On, Paused, or NULL when the event did not say
+    PRIMARY KEY (tenant, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS state_change_events_group
+    ON state_change_events (tenant, group_id, time);
+CREATE TABLE IF NOT EXISTS directory_objects (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    rule TEXT NOT NULL, state TEXT,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    last_on_at REAL,          -- the last poll that saw it On
+    paused_observed_at REAL,  -- the first poll of the current paused spell
+    resumed_observed_at REAL, -- the first poll that saw it On after a poll that saw it Paused
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+"""
+
+
+class NewEvents(NamedTuple):
+    """One page's events not seen before, for a `PageConsumer`."""
+
+    events: Sequence[ClassifiedEvent]
+    """Duplicates removed, in page order."""
+    settled: float
+    """Every event before this time has now been ingested (late ones included), so a consumer
+    that needs event-time order may process up to it."""
+
+
+class PageConsumer(Protocol):
+    """Something more to do with each page's new events, inside the page's transaction."""
+
+    def create_schema(self, db: sqlite3.Connection) -> None: ...
+
+    def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
+        """The new events of the pages committed together, page by page in order."""
+        ...
+
+    def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditState:
+    watermark: float
+    next_start: float
+    backfill_start: float
+    updated_at: float
+    coverage_start: float
+    """Start of the current coverage interval (the backfill start, unless there was a gap)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageBatch:
+    """One Graph page, classified, with where the watermark may move once it is committed."""
+
+    events: Sequence[ClassifiedEvent]
+    malformed: Sequence[MalformedEvent]
+    watermark: float
+    next_start: float
+    backfill_start: float
+    now: float
+    malformed_time: float
+    """Time recorded for the seen ids of malformed events whose own time is unreadable."""
+    coverage_start: float
+    """The coverage interval this page extends (to `watermark`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageOutcome:
+    counted: Counter[str]
+    """kind -> events newly counted (Series values, `malformed`, `duplicate`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PausedObject:
+    kind: DirectoryObjectKind
+    id: str
+    name: str
+    paused_since: float
+    """Refined by audit events when they explain the pause; else the first poll that saw it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """A dynamic group or unit as last listed, with its pause time only where it is known."""
+
+    kind: DirectoryObjectKind
+    id: str
+    name: str
+    state: ProcessingState | None
+    paused_since: float | None
+    """While paused: the latest processing-state audit event between the last poll that saw it
+    On and the first that saw it Paused, else that first poll when an earlier one saw it On;
+    None when it was paused from the first listing on and no audit event tells when (a guess
+    would make long-parked groups look like part of the current pause)."""
+    resumed_at: float | None = None
+    """While On: the first poll that saw it On after one saw it Paused (None if never seen
+    paused)."""
+
+
+class Store:
+    def __init__(
+        self, path: Path | str, consumers: Sequence[PageConsumer] = (), *, wal: bool = True
+    ) -> None:
+        self.path = str(path)
+        self.consumers = tuple(consumers)
+        self._wal = wal
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- lifecycle and threading ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.run(self.connect)
+
+    async def close(self) -> None:
+        """Let work already submitted finish (and commit), then close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.disconnect)
+        self._executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def call(self, method: Callable[..., _T], *args: Any) -> _T:
+        return await self.run(lambda: method(*args))
+
+    @property
+    def closed(self) -> bool:
+        """close() has been called: no more work is accepted."""
+        return self._closed
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open (use it through store.call)")
+        return self._db
+
+    def connect(self) -> None:
+        """Open the connection in the calling thread: `open()` does it on the store's thread;
+        a process that uses the store from one thread only (exporter.ingest.commit.child) calls
+        it."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        if self._wal:
+            db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL with WAL: a committed page survives a process kill; only a power cut can lose
+        # the last transactions, and never leaves them half-applied.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(_SCHEMA)
+        for consumer in self.consumers:
+            consumer.create_schema(db)
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db = db
+            return
+        version = int(row[0])
+        while version in _MIGRATIONS:  # an older file: bring it up to date in place
+            db.execute(_MIGRATIONS[version])
+            version += 1
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        if version != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: state schema version {version}, this exporter expects "
+                f"{SCHEMA_VERSION}; move the file aside to start afresh"
+            )
+        self._db = db
+
+    def disconnect(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # -- audit ingestion -----------------------------------------------------------------------
+
+    def audit_state(self, tenant: str) -> AuditState | None:
+        row = self.db.execute(
+            "SELECT watermark, next_start, backfill_start, updated_at, "
+            "(SELECT max(start) FROM audit_coverage c WHERE c.tenant = s.tenant) "
+            "FROM audit_state s WHERE tenant=?",
+            (tenant,),
+        ).fetchone()
+        if row is None:
+            return None
+        watermark, next_start, backfill_start, updated_at, coverage_start = row
+        return AuditState(
+            watermark,
+            next_start,
+            backfill_start,
+            updated_at,
+            backfill_start if coverage_start is None else coverage_start,
+        )
+
+    def commit_audit_page(self, tenant: str, batch: PageBatch) -> PageOutcome:
+        return self.commit_audit_pages(tenant, (batch,))
+
+    def commit_audit_pages(self, tenant: str, batches: Sequence[PageBatch]) -> PageOutcome:
+        """Commit consecutive pages of one window, in order, as one transaction (the poller
+        groups the pages that arrived while the store was busy with the previous commit)."""
+        db = self.db
+        counted: Counter[str] = Counter()
+        minutes: Counter[tuple[str, int]] = Counter()
+        hours: Counter[tuple[str, int]] = Counter()
+        group_hours: Counter[tuple[str, int]] = Counter()
+        group_last: dict[str, float] = {}
+        state_changes: list[tuple[str, str, str, float, str | None]] = []
+        seen_rows: list[tuple[str, float, str]] = []
+        consumed: list[NewEvents] = []
+        with self._transaction():
+            committed: set[tuple[float, str]] = set()
+            for batch in batches:
+                new_events = self._new_events(tenant, batch, committed, counted, seen_rows)
+                consumed.append(NewEvents(new_events, batch.next_start))
+                for event in new_events:
+                    series = event.series
+                    time = event.time
+                    minutes[(series, int(time // 60) * 60)] += 1
+                    group_id = event.group_id
+                    if group_id is None:
+                        continue
+                    if series in _DYNAMIC:
+                        group_hours[(group_id, int(time // 3600) * 3600)] += 1
+                        if time > group_last.get(group_id, _NEVER):
+                            group_last[group_id] = time
+                    elif series in _STATE_SERIES and (
+                        series is Series.PROCESSING_STATE_CHANGE
+                        or event.processing_state is not None
+                    ):
+                        state = event.processing_state
+                        state_changes.append((tenant, event.id, group_id, time, state))
+            # Hours and totals from the few minute buckets rather than from every event.
+            for (kind, minute), n in minutes.items():
+                hours[(kind, minute // 3600 * 3600)] += n
+                counted[kind] += n
+
+            db.executemany("INSERT INTO seen_events (tenant, time, id) VALUES (?, ?, ?)", seen_rows)
+            _add_counts(db, "minute_counts", "minute", tenant, minutes)
+            _add_counts(db, "hour_counts", "hour", tenant, hours)
+            db.executemany(
+                "INSERT INTO totals (tenant, kind, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, kind) DO UPDATE SET count = count + excluded.count",
+                [(tenant, kind, n) for kind, n in counted.items()],
+            )
+            db.executemany(
+                "INSERT INTO group_hour_counts (tenant, group_id, hour, count) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, hour, group_id) "
+                "DO UPDATE SET count = count + excluded.count",
+                [(tenant, g, h, n) for (g, h), n in group_hours.items()],
+            )
+            db.executemany(
+                "INSERT INTO group_last_change (tenant, group_id, time) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, group_id) DO UPDATE SET time = max(time, excluded.time)",
+                [(tenant, g, t) for g, t in group_last.items()],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO state_change_events (tenant, event_id, group_id, time, "
+                "state) VALUES (?, ?, ?, ?, ?)",
+                state_changes,
+            )
+            for consumer in self.consumers:
+                consumer.consume(db, tenant, consumed)
+            db.executemany(
+                "INSERT INTO audit_coverage (tenant, start, end) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, start) DO UPDATE SET end = max(end, excluded.end)",
+                [(tenant, batch.coverage_start, batch.watermark) for batch in batches],
+            )
+            db.executemany(
+                "INSERT INTO audit_state (tenant, watermark, next_start, backfill_start, "
+                "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET "
+                "watermark = max(watermark, excluded.watermark), "
+                "next_start = max(next_start, excluded.next_start), "
+                "updated_at = excluded.updated_at",
+                [(tenant, b.watermark, b.next_start, b.backfill_start, b.now) for b in batches],
+            )
+        return PageOutcome(Counter({str(kind): n for kind, n in counted.items()}))
+
+    def _new_events(
+        self,
+        tenant: str,
+        batch: PageBatch,
+        committed: set[tuple[float, str]],
+        counted: Counter[str],
+        seen_rows: list[tuple[str, float, str]],
+    ) -> list[ClassifiedEvent]:
+        """The batch's events not seen before (in the store, or earlier in this transaction:
+        `committed`); records the new ids in `seen_rows` and `committed`, and counts the
+        duplicates and the new malformed events."""
+        malformed_keys = [
+            (m.time if m.time is not None else batch.malformed_time, m.id) for m in batch.malformed
+        ]
+        keys = [(e.time, e.id) for e in batch.events]
+        seen = self._seen(tenant, keys + malformed_keys)
+        duplicates = 0
+
+        def first_sight(key: tuple[float, str]) -> bool:
+            nonlocal duplicates
+            if key in seen:
+                duplicates += 1
+                return False
+            seen.add(key)
+            committed.add(key)
+            seen_rows.append((tenant, key[0], key[1]))
+            return True
+
+        fresh = set(keys)
+        if not seen and len(fresh) == len(keys) and fresh.isdisjoint(committed):
+            # The usual page: nothing on it was seen before.
+            new_events = list(batch.events)
+            committed |= fresh
+            seen_rows += [(tenant, time, event_id) for time, event_id in keys]
+            seen = committed
+        else:
+            seen |= committed
+            new_events = [
+                event for event, key in zip(batch.events, keys, strict=True) if first_sight(key)
+            ]
+        for bad, key in zip(batch.malformed, malformed_keys, strict=True):
+            if first_sight(key):
+                counted[MALFORMED] += 1
+                counted[MALFORMED_PREFIX + bad.reason] += 1
+        if duplicates:
+            counted[DUPLICATE] += duplicates
+        return new_events
+
+    def _seen(self, tenant: str, keys: list[tuple[float, str]]) -> set[tuple[float, str]]:
+        """Which of these (time, id) keys were committed before: one primary-key range scan per
+        run of keys without a gap longer than `_SEEN_GAP` (a page is usually one run)."""
+        if not keys:
+            return set()
+        wanted = set(keys)
+        found: set[tuple[float, str]] = set()
+        times = sorted({time for time, _ in keys})
+        low = previous = times[0]
+        for time in [*times[1:], None]:
+            if time is not None and time - previous <= _SEEN_GAP:
+                previous = time
+                continue
+            found.update(
+                key
+                for key in self.db.execute(
+                    "SELECT time, id FROM seen_events WHERE tenant=? AND time >= ? AND time <= ?",
+                    (tenant, low, previous),
+                )
+                if key in wanted
+            )
+            if time is not None:
+                low = previous = time
+        return found
+
+    def prune(self, tenant: str, now: float, seen_before: float) -> None:
+        """Forget seen ids no window will fetch again, and buckets past their retention."""
+        db = self.db
+        with self._transaction():
+            db.execute("DELETE FROM seen_events WHERE tenant=? AND time < ?", (tenant, seen_before))
+            db.execute(
+                "DELETE FROM minute_counts WHERE tenant=? AND minute < ?",
+                (tenant, now - MINUTE_RETENTION),
+            )
+            cutoff = now - HOUR_RETENTION
+            db.execute("DELETE FROM hour_counts WHERE tenant=? AND hour < ?", (tenant, cutoff))
+            db.execute(
+                "DELETE FROM group_hour_counts WHERE tenant=? AND hour < ?", (tenant, cutoff)
+            )
+            db.execute(
+                "DELETE FROM group_last_change WHERE tenant=? AND time < ?", (tenant, cutoff)
+            )
+            db.execute(
+                "DELETE FROM state_change_events WHERE tenant=? AND time < ?", (tenant, cutoff)
+            )
+            for consumer in self.consumers:
+                consumer.prune(db, tenant, now)
+
+    # -- audit queries (for the snapshot and the signals) --------------------------------------
+
+    def totals(self, tenant: str) -> dict[str, int]:
+        """Cumulative counts since the state file was created: Series values, `duplicate`,
+        `malformed` and `malformed:<reason>`."""
+        return dict(self.db.execute("SELECT kind, count FROM totals WHERE tenant=?", (tenant,)))
+
+    def coverage(self, tenant: str) -> list[tuple[float, float]]:
+        """Event-time intervals [start, end) fully ingested, oldest first."""
+        return list(
+            self.db.execute(
+                "SELECT start, end FROM audit_coverage WHERE tenant=? ORDER BY start", (tenant,)
+            )
+        )
+
+    def count_history(self, tenant: str, since: float, now: float) -> CountHistory:
+        """Minute and hourly buckets from `since` on, with the coverage, for the domain."""
+        minutes_from = now - MINUTE_RETENTION
+        return CountHistory.from_rows(
+            self.db.execute(
+                "SELECT series, minute, count FROM minute_counts WHERE tenant=? AND minute >= ?",
+                (tenant, max(since, minutes_from)),
+            ),
+            self.db.execute(
+                "SELECT series, hour, count FROM hour_counts WHERE tenant=? AND hour >= ?",
+                (tenant, since),
+            ),
+            self.coverage(tenant),
+            minutes_from,
+        )
+
+    def counts_since(self, tenant: str, since: float) -> dict[Series, int]:
+        """Per series, events in the minute buckets starting at or after `since`."""
+        rows = self.db.execute(
+            "SELECT series, SUM(count) FROM minute_counts WHERE tenant=? AND minute >= ? "
+            "GROUP BY series",
+            (tenant, since),
+        )
+        return {Series(series): int(n) for series, n in rows}
+
+    def minute_counts(
+        self, tenant: str, series: Series, since: float, until: float
+    ) -> list[tuple[int, int]]:
+        """(minute start, count) for minutes in [since, until), oldest first; empty minutes
+        are absent."""
+        return list(
+            self.db.execute(
+                "SELECT minute, count FROM minute_counts WHERE tenant=? AND series=? "
+                "AND minute >= ? AND minute < ? ORDER BY minute",
+                (tenant, series.value, since, until),
+            )
+        )
+
+    def hourly_counts(
+        self, tenant: str, series: Series, since: float, until: float
+    ) -> list[tuple[int, int]]:
+        """(hour start, count) for hours in [since, until), oldest first; empty hours absent."""
+        return list(
+            self.db.execute(
+                "SELECT hour, count FROM hour_counts WHERE tenant=? AND series=? "
+                "AND hour >= ? AND hour < ? ORDER BY hour",
+                (tenant, series.value, since, until),
+            )
+        )
+
+    def groups_changed_since(self, tenant: str, since: float) -> int:
+        """Distinct groups with a dynamic membership change at or after `since`."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM group_last_change WHERE tenant=? AND time >= ?", (tenant, since)
+        ).fetchone()
+        return int(row[0])
+
+    def group_hourly_counts(
+        self, tenant: str, since: float, until: float
+    ) -> list[tuple[str, int, int]]:
+        """(group id, hour start, dynamic changes) for hours in [since, until)."""
+        return list(
+            self.db.execute(
+                "SELECT group_id, hour, count FROM group_hour_counts WHERE tenant=? "
+                "AND hour >= ? AND hour < ? ORDER BY hour, group_id",
+                (tenant, since, until),
+            )
+        )
+
+    def group_last_changes(self, tenant: str, since: float) -> dict[str, float]:
+        """group id -> time of its last dynamic membership change, for changes since `since`."""
+        return dict(
+            self.db.execute(
+                "SELECT group_id, time FROM group_last_change WHERE tenant=? AND time >= ?",
+                (tenant, since),
+            )
+        )
+
+    def latest_group_changes(
+        self, tenant: str, limit: int, include: Iterable[str] = ()
+    ) -> list[tuple[str, float]]:
+        """(group id, last dynamic change) for the `limit` most recently changed groups, plus
+        the groups in `include` that changed at all; most recent first."""
+        rows = list(
+            self.db.execute(
+                "SELECT group_id, time FROM group_last_change WHERE tenant=? "
+                "ORDER BY time DESC, group_id LIMIT ?",
+                (tenant, limit),
+            )
+        )
+        wanted = [g for g in include if g not in {r[0] for r in rows}]
+        for i in range(0, len(wanted), _SQL_VARIABLES):
+            chunk = wanted[i : i + _SQL_VARIABLES]
+            rows += self.db.execute(
+                "SELECT group_id, time FROM group_last_change WHERE tenant=? AND group_id IN "
+                f"({','.join('?' * len(chunk))})",
+                (tenant, *chunk),
+            )
+        return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+    def object_names(self, tenant: str, ids: Iterable[str]) -> dict[str, str]:
+        """Display names of the given groups or units (those known from the last listing)."""
+        wanted = list(ids)
+        names: dict[str, str] = {}
+        for i in range(0, len(wanted), _SQL_VARIABLES):
+            chunk = wanted[i : i + _SQL_VARIABLES]
+            names.update(
+                self.db.execute(
+                    "SELECT id, name FROM directory_objects WHERE tenant=? AND id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (tenant, *chunk),
+                )
+            )
+        return names
+
+    # -- directory objects ---------------------------------------------------------------------
+
+    def record_directory_poll(
+        self,
+        tenant: str,
+        kind: DirectoryObjectKind,
+        objects: Iterable[DirectoryObject],
+        observed_at: float,
+    ) -> None:
+        """Store a complete listing of one kind; objects no longer listed are forgotten.
+
+        A pause is first observed by the poll that sees Paused after On (or the first poll);
+        `paused_objects` refines that time with audit events."""
+        db = self.db
+        with self._transaction():
+            db.executemany(
+                "INSERT INTO directory_objects (tenant, id, kind, name, rule, state, first_seen, "
+                "last_seen, last_on_at, paused_observed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                "?7, CASE WHEN ?6 = 'On' THEN ?7 END, CASE WHEN ?6 = 'Paused' THEN ?7 END) "
+                "ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, "
+                "name = excluded.name, rule = excluded.rule, state = excluded.state, "
+                "last_seen = excluded.last_seen, "
+                "last_on_at = CASE WHEN excluded.state = 'On' THEN excluded.last_seen "
+                "ELSE last_on_at END, "
+                "paused_observed_at = CASE WHEN excluded.state = 'Paused' "
+                "THEN coalesce(paused_observed_at, excluded.last_seen) ELSE NULL END, "
+                "resumed_observed_at = CASE WHEN excluded.state = 'On' THEN "
+                "CASE WHEN state = 'Paused' THEN excluded.last_seen ELSE resumed_observed_at END "
+                "ELSE NULL END",
+                [
+                    (
+                        tenant,
+                        o.id,
+                        kind.value,
+                        o.name,
+                        o.rule,
+                        o.state.value if o.state else None,
+                        observed_at,
+                    )
+                    for o in objects
+                ],
+            )
+            db.execute(
+                "DELETE FROM directory_objects WHERE tenant=? AND kind=? AND last_seen < ?",
+                (tenant, kind.value, observed_at),
+            )
+
+    def directory_objects(self, tenant: str) -> list[DirectoryObject]:
+        rows = self.db.execute(
+            "SELECT kind, id, name, rule, state FROM directory_objects WHERE tenant=? ORDER BY id",
+            (tenant,),
+        )
+        return [
+            DirectoryObject(
+                DirectoryObjectKind(kind),
+                object_id,
+                name,
+                rule,
+                ProcessingState(state) if state else None,
+            )
+            for kind, object_id, name, rule, state in rows
+        ]
+
+    def directory_state_counts(self, tenant: str) -> dict[tuple[DirectoryObjectKind, str], int]:
+        """(kind, state) -> objects; state is `On`, `Paused` or `unknown`."""
+        rows = self.db.execute(
+            "SELECT kind, coalesce(state, 'unknown'), COUNT(*) FROM directory_objects "
+            "WHERE tenant=? GROUP BY 1, 2",
+            (tenant,),
+        )
+        return {(DirectoryObjectKind(kind), state): int(n) for kind, state, n in rows}
+
+    def paused_objects(self, tenant: str) -> list[PausedObject]:
+        """Paused groups and units with the time each pause began, oldest pause first.
+
+        The time is that of the latest audit event that changed the processing state (to
+        Paused, or to a value the event did not say) after the object was last seen On and
+        no later than the poll that first saw it paused; without such an event, that poll's
+        time."""
+        rows = self.db.execute(
+            """
+            SELECT o.kind, o.id, o.name, coalesce(
+                (SELECT max(e.time) FROM state_change_events e
+                 WHERE e.tenant = o.tenant AND e.group_id = o.id
+                   AND e.time <= o.paused_observed_at
+                   AND (o.last_on_at IS NULL OR e.time > o.last_on_at)
+                   AND (e.state IS NULL OR e.state = 'Paused')),
+                o.paused_observed_at) AS since
+            FROM directory_objects o
+            WHERE o.tenant = ? AND o.state = 'Paused'
+            ORDER BY since, o.id
+            """,
+            (tenant,),
+        )
+        return [
+            PausedObject(DirectoryObjectKind(kind), object_id, name, float(since))
+            for kind, object_id, name, since in rows
+        ]
+
+    def object_states(self, tenant: str) -> list[ObjectState]:
+        """Every dynamic group and unit of the last listings, by id (for the signals)."""
+        rows = self.db.execute(
+            """
+            SELECT o.kind, o.id, o.name, o.state, o.resumed_observed_at,
+                CASE WHEN o.state = 'Paused' THEN coalesce(
+                    (SELECT max(e.time) FROM state_change_events e
+                     WHERE e.tenant = o.tenant AND e.group_id = o.id
+                       AND e.time <= o.paused_observed_at
+                       AND (o.last_on_at IS NULL OR e.time > o.last_on_at)
+                       AND (e.state IS NULL OR e.state = 'Paused')),
+                    CASE WHEN o.last_on_at IS NOT NULL THEN o.paused_observed_at END)
+                END
+            FROM directory_objects o
+            WHERE o.tenant = ?
+            ORDER BY o.id
+            """,
+            (tenant,),
+        )
+        return [
+            ObjectState(
+                DirectoryObjectKind(kind),
+                object_id,
+                name,
+                ProcessingState(state) if state else None,
+                None if since is None else float(since),
+                None if resumed is None else float(resumed),
+            )
+            for kind, object_id, name, state, resumed, since in rows
+        ]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _add_counts(
+    db: sqlite3.Connection,
+    table: str,
+    column: str,
+    tenant: str,
+    counts: Counter[tuple[str, int]],
+) -> None:
+    db.executemany(
+        f"INSERT INTO {table} (tenant, series, {column}, count) VALUES (?, ?, ?, ?) "
+        f"ON CONFLICT DO UPDATE SET count = count + excluded.count",
+        [(tenant, series, bucket, n) for (series, bucket), n in counts.items()],
+    )
