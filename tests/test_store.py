@@ -62,7 +62,7 @@ async def test_a_page_counts_once_even_when_committed_again(store: Store) -> Non
         "malformed:bad_time": 1,
         "duplicate": 6,
     }
-    assert await store.call(store.counts_since, "t", T0) == {
+    assert await store.call(store.counts_between, "t", T0, T0 + 3600) == {
         Series.DYNAMIC_ADD: 1,
         Series.DYNAMIC_REMOVE: 1,
         Series.TRIGGER_USER: 1,
@@ -73,8 +73,9 @@ async def test_a_page_counts_once_even_when_committed_again(store: Store) -> Non
     assert await store.call(store.hourly_counts, "t", Series.DYNAMIC_ADD, T0, T0 + 3600) == [
         (int(T0), 1)
     ]
-    assert await store.call(store.groups_changed_since, "t", T0) == 2
-    assert await store.call(store.groups_changed_since, "t", T0 + 60) == 1
+    assert await store.call(store.groups_changed_between, "t", T0, T0 + 3600) == 2
+    assert await store.call(store.groups_changed_between, "t", T0 + 60, T0 + 3600) == 1
+    assert await store.call(store.groups_changed_between, "t", T0, T0 + 60) == 1
     state = await store.call(store.audit_state, "t")
     assert state is not None
     assert state.watermark == T0 + 100
@@ -134,7 +135,7 @@ async def test_prune_keeps_totals(store: Store) -> None:
     await store.call(store.prune, "t", T0 + MINUTE_RETENTION + 120, T0 + 1)
     seen = await store.run(lambda: store.db.execute("SELECT id FROM seen_events").fetchall())
     assert seen == [("e2",)]
-    assert await store.call(store.counts_since, "t", 0) == {Series.TRIGGER_DEVICE: 1}
+    assert await store.call(store.counts_between, "t", 0, T0 + 10**6) == {Series.TRIGGER_DEVICE: 1}
     assert (await store.call(store.totals, "t"))["trigger_device"] == 2
     hourly = await store.call(store.hourly_counts, "t", Series.TRIGGER_DEVICE, 0, T0 + 10**6)
     assert sum(n for _, n in hourly) == 2

@@ -41,6 +41,15 @@ def last_minute_bucket(t: float) -> int:
     return math.ceil(t / MINUTE) * MINUTE - MINUTE
 
 
+def trailing_hour(at: float) -> Interval:
+    """The one trailing hour of every gauge, ratio and signal at `at`: the 60 minute buckets
+    ending with the one that holds the last instant before `at`, as [start, end) of event
+    time (so `*_last_hour` gauges and the numerators of ratios and signals count the same
+    events at any instant)."""
+    last = last_minute_bucket(at)
+    return (last - HOUR + MINUTE, last + MINUTE)
+
+
 @dataclass(frozen=True, slots=True)
 class CountHistory:
     minute: Mapping[Series, Mapping[int, int]]
@@ -121,17 +130,16 @@ class CountHistory:
         return out
 
     def trailing_hour_count(self, series: tuple[Series, ...], at: float) -> int:
-        """Events in the trailing hour at `at`: the 60 minute buckets ending with the one that
-        holds the last instant before `at` (so the window is [at - 1h, at) to the minute)."""
-        last = last_minute_bucket(at)
-        return sum(self.minute_counts(series, last - HOUR + MINUTE, last))
+        """Events in the `trailing_hour` at `at`."""
+        start, end = trailing_hour(at)
+        return sum(self.minute_counts(series, int(start), int(end) - MINUTE))
 
     def trailing_hour_known(self, at: float) -> bool:
         """Whether the trailing hour at `at` can be judged: its start lies in ingested minutes
         and everything from there to `at` (or to the coverage end, for the still-arriving tail)
         was ingested. The tail after the coverage end counts what has arrived so far: a lower
         bound, which is the safe side for pause signals."""
-        start = last_minute_bucket(at) - HOUR + MINUTE
+        start, _ = trailing_hour(at)
         end = self.coverage_end
         if end is None or start < self.minutes_from:
             return False

@@ -20,7 +20,14 @@ from exporter.domain.baseline import TRIGGER_MEASURES, Baseline, Measure, deviat
 from exporter.domain.events import Series
 from exporter.domain.formatting import human_duration, short_time
 from exporter.domain.groups import GroupState
-from exporter.domain.history import HOUR, MINUTE, CountHistory, floor_to, last_minute_bucket
+from exporter.domain.history import (
+    HOUR,
+    MINUTE,
+    CountHistory,
+    floor_to,
+    last_minute_bucket,
+    trailing_hour,
+)
 from exporter.domain.lag import LagSummary
 from exporter.domain.settings import MINUTE_BUCKET_RETENTION, Thresholds
 
@@ -159,7 +166,9 @@ def rule_change_storm_signal(
 
 
 def groups_changed_last_hour(group_last_change: Mapping[str, float], now: float) -> int:
-    return sum(1 for t in group_last_change.values() if t > now - HOUR)
+    """Groups whose last dynamic change falls in the `trailing_hour` at `now`."""
+    start, end = trailing_hour(now)
+    return sum(1 for t in group_last_change.values() if start <= t < end)
 
 
 def groups_changed_signal(

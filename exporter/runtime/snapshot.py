@@ -17,6 +17,7 @@ from types import MappingProxyType
 from exporter import __version__
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.domain.history import trailing_hour
 from exporter.domain.lag import LagHistogram
 from exporter.domain.records import ProcessingStatus
 from exporter.ingest.audit_poller import BackfillProgress
@@ -24,8 +25,6 @@ from exporter.ingest.poller import CollectorStatus
 from exporter.runtime.assessor import AssessmentTiming
 from exporter.store.database import PausedObject, Store
 from exporter.store.lag import ProcessingLagConsumer
-
-TRAILING_MINUTES = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +137,6 @@ class SnapshotHolder:
         )
 
 
-def trailing_hour_start(now: float) -> float:
-    """Start of the trailing hour: the last 60 minute buckets, the current one included."""
-    return (now // 60) * 60 - (TRAILING_MINUTES - 1) * 60
-
-
 def read_store_view(
     store: Store,
     tenant: str,
@@ -153,7 +147,7 @@ def read_store_view(
     lag: ProcessingLagConsumer | None = None,
 ) -> StoreView:
     """Runs in the store's thread (`await store.run(lambda: read_store_view(...))`)."""
-    since = trailing_hour_start(now)
+    since, until = trailing_hour(now)
     paused_objects: list[PausedObject] = store.paused_objects(tenant)
     critical_paused = [p for p in paused_objects if p.id in critical]
     others = [p for p in paused_objects if p.id not in critical]
@@ -167,8 +161,8 @@ def read_store_view(
     return StoreView(
         directory_counts=MappingProxyType(dict(store.directory_state_counts(tenant))),
         totals=MappingProxyType(store.totals(tenant)),
-        last_hour=MappingProxyType(store.counts_since(tenant, since)),
-        groups_changed_last_hour=store.groups_changed_since(tenant, since),
+        last_hour=MappingProxyType(store.counts_between(tenant, since, until)),
+        groups_changed_last_hour=store.groups_changed_between(tenant, since, until),
         paused=tuple(
             PausedSeries(p.kind, p.id, p.name, p.id in critical, p.paused_since)
             for p in sorted(exported, key=lambda p: (p.paused_since, p.id))

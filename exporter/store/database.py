@@ -512,12 +512,12 @@ class Store:
             minutes_from,
         )
 
-    def counts_since(self, tenant: str, since: float) -> dict[Series, int]:
-        """Per series, events in the minute buckets starting at or after `since`."""
+    def counts_between(self, tenant: str, since: float, until: float) -> dict[Series, int]:
+        """Per series, events in the minute buckets starting in [since, until)."""
         rows = self.db.execute(
             "SELECT series, SUM(count) FROM minute_counts WHERE tenant=? AND minute >= ? "
-            "GROUP BY series",
-            (tenant, since),
+            "AND minute < ? GROUP BY series",
+            (tenant, since, until),
         )
         return {Series(series): int(n) for series, n in rows}
 
@@ -546,10 +546,11 @@ class Store:
             )
         )
 
-    def groups_changed_since(self, tenant: str, since: float) -> int:
-        """Distinct groups with a dynamic membership change at or after `since`."""
+    def groups_changed_between(self, tenant: str, since: float, until: float) -> int:
+        """Distinct groups whose last dynamic membership change lies in [since, until)."""
         row = self.db.execute(
-            "SELECT COUNT(*) FROM group_last_change WHERE tenant=? AND time >= ?", (tenant, since)
+            "SELECT COUNT(*) FROM group_last_change WHERE tenant=? AND time >= ? AND time < ?",
+            (tenant, since, until),
         ).fetchone()
         return int(row[0])
 
