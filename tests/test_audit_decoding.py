@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,8 +18,10 @@ from exporter.domain.events import (
     UPDATE_ADMINISTRATIVE_UNIT,
     UPDATE_GROUP,
 )
+from exporter.domain.groups import MembershipProcessingStatus
 from exporter.domain.records import AuditRecord, MalformedEvent
 from exporter.graph.audit import AuditPage, load_audit_document, parse_audit_page, read_event
+from exporter.graph.directory import parse_processing_status
 from exporter.graph.errors import GraphResponseError
 from exporter.graph.retry import TransientError
 
@@ -203,3 +206,20 @@ def test_well_formed_pages_take_the_typed_path_and_bad_bodies_are_named() -> Non
     assert page == _reference(body)
     for bad in (b'{"value": [', b"[1]", b'{"value": 3}', b'{"other": []}'):
         assert _parsed(bad) == _reference(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Failed", MembershipProcessingStatus.FAILED),
+        ("NotStarted", MembershipProcessingStatus.NOT_STARTED),
+        ("SomethingGraphAddsLater", None),
+        (None, None),
+        (7, None),
+    ],
+)
+def test_processing_status_strings_are_read_once_here(
+    raw: object, expected: MembershipProcessingStatus | None
+) -> None:
+    body = orjson.dumps({"membershipRuleProcessingStatus": {"status": raw}})
+    assert parse_processing_status(body, "g").status is expected

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.domain.groups import MembershipProcessingStatus
 from exporter.domain.records import ProcessingStatus
 from exporter.ingest.audit_poller import BackfillProgress
 from exporter.runtime.collector import SnapshotCollector
@@ -92,7 +93,9 @@ def tenant_snapshot(name: str) -> TenantSnapshot:
         ),
         critical_statuses=(
             CriticalStatus(
-                CRITICAL, "Payroll", ProcessingStatus(CRITICAL, "Failed", 1_714_000_000.0, "x")
+                CRITICAL,
+                "Payroll",
+                ProcessingStatus(CRITICAL, MembershipProcessingStatus.FAILED, 1_714_000_000.0, "x"),
             ),
         ),
     )

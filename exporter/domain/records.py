@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from exporter.domain.events import DirectoryObjectKind, ObjectType, ProcessingState, Series
+from exporter.domain.groups import MembershipProcessingStatus
 
 
 class ModifiedProperty(NamedTuple):
@@ -86,7 +87,7 @@ class ProcessingStatus:
     """Beta `membershipRuleProcessingStatus` of one group (null while paused)."""
 
     group_id: str
-    status: str | None
-    """NotStarted, Running, Succeeded, Failed (None when Graph returns no status)."""
+    status: MembershipProcessingStatus | None
+    """None when Graph returns no status (paused) or one this version does not know."""
     last_membership_updated: float | None
     error_message: str | None

@@ -9,6 +9,7 @@ import orjson
 
 from exporter.domain.classify import parse_processing_state
 from exporter.domain.events import DirectoryObjectKind
+from exporter.domain.groups import MembershipProcessingStatus
 from exporter.domain.records import DirectoryObject, ProcessingStatus
 from exporter.graph.audit import parse_time
 from exporter.graph.errors import GraphResponseError
@@ -121,6 +122,10 @@ def parse_directory_object(
     )
 
 
+# Graph's strings are read here and nowhere else; a status Graph adds later reads as unknown.
+_PROCESSING_STATUSES = {s.value: s for s in MembershipProcessingStatus}
+
+
 def parse_processing_status(body: bytes | None, group_id: str) -> ProcessingStatus:
     document = load_json(body)
     status = document.get("membershipRuleProcessingStatus") if isinstance(document, dict) else None
@@ -130,7 +135,7 @@ def parse_processing_status(body: bytes | None, group_id: str) -> ProcessingStat
     error = status.get("errorMessage")
     return ProcessingStatus(
         group_id=group_id,
-        status=value if isinstance(value, str) and value else None,
+        status=_PROCESSING_STATUSES.get(value) if isinstance(value, str) else None,
         last_membership_updated=parse_time(status.get("lastMembershipUpdated")),
         error_message=error if isinstance(error, str) and error else None,
     )

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from exporter.domain.baseline import Measure
 from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.domain.groups import MembershipProcessingStatus
 from exporter.runtime.snapshot import Snapshot, TenantSnapshot
 from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
 
@@ -29,10 +30,10 @@ FamilyBuilder = Callable[[Snapshot], Iterable[Metric]]
 
 _STATES = (("On", "on"), ("Paused", "paused"))
 PROCESSING_STATUS_LABELS = {
-    "NotStarted": "not_started",
-    "Running": "running",
-    "Succeeded": "succeeded",
-    "Failed": "failed",
+    MembershipProcessingStatus.NOT_STARTED: "not_started",
+    MembershipProcessingStatus.RUNNING: "running",
+    MembershipProcessingStatus.SUCCEEDED: "succeeded",
+    MembershipProcessingStatus.FAILED: "failed",
 }
 
 
@@ -161,7 +162,8 @@ def critical_status(snapshot: Snapshot) -> Iterator[Metric]:
     )
     for t in snapshot.tenants:
         for c in t.critical_statuses:
-            current = PROCESSING_STATUS_LABELS.get(c.status.status or "", "unknown")
+            known = c.status.status
+            current = "unknown" if known is None else PROCESSING_STATUS_LABELS[known]
             # Only the current status: a series per status (0 for the others) made 200 critical
             # groups a third of the exposition, and every query reads `== 1` anyway.
             status.add_metric([t.tenant, c.group_id, c.name, current], 1)

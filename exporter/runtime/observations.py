@@ -18,15 +18,12 @@ from exporter.domain.groups import (
     CriticalStatus,
     GroupState,
     LedgerEpisode,
-    MembershipProcessingStatus,
 )
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import ProcessingStatus
 from exporter.domain.settings import Thresholds
 from exporter.store.database import HOUR_RETENTION, Store
 from exporter.store.lag import ProcessingLagConsumer
-
-_STATUSES = {s.value: s for s in MembershipProcessingStatus}
 
 
 class LedgerSource(Protocol):
@@ -40,11 +37,9 @@ class LedgerSource(Protocol):
 def critical_status(status: ProcessingStatus | None) -> CriticalStatus | None:
     """Graph's beta status as the domain reads it; None while unknown (paused, unreadable, a
     value Graph may add later)."""
-    if status is None or status.status not in _STATUSES:
+    if status is None or status.status is None:
         return None
-    return CriticalStatus(
-        _STATUSES[status.status], status.last_membership_updated, status.error_message
-    )
+    return CriticalStatus(status.status, status.last_membership_updated, status.error_message)
 
 
 class ObservationReader:
