@@ -19,8 +19,11 @@ from pathlib import Path
 from bench.common import Figure, Section
 from exporter.config.loading import load_config
 from exporter.graph.retry import RetryPolicy
-from exporter.ops.operations import PauseRequest, ResumeRequest, RunOptions, pause, resume
+from exporter.ops.pause import PauseRequest, pause
+from exporter.ops.planning import ResumeRequest
 from exporter.ops.report import Result
+from exporter.ops.resume import resume
+from exporter.ops.runs import RunOptions
 from exporter.ops.session import choose_tenant, open_session
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file

@@ -21,8 +21,8 @@ from exporter.graph.retry import RetryPolicy
 from exporter.http.app import Readiness, create_app, running
 from exporter.http.readiness_api import AssessmentView, readiness_routes
 from exporter.ops.gate import ExporterReadiness, ReadinessSource
-from exporter.ops.operations import RunOptions
 from exporter.ops.report import Report
+from exporter.ops.runs import RunOptions
 from exporter.ops.session import OpsSession, choose_tenant, open_session
 from exporter.readiness.client import ReadinessClient
 from exporter.simulator.app import RunningSimulator, running_simulator

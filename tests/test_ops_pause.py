@@ -9,7 +9,8 @@ import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.groups import LedgerEpisode
-from exporter.ops.operations import AdoptRequest, PauseRequest, adopt, pause
+from exporter.ops.adopt import AdoptRequest, adopt
+from exporter.ops.pause import PauseRequest, pause
 from exporter.ops.report import Result, Status
 from exporter.ops.targets import TargetError
 from exporter.simulator.app import RunningSimulator

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.ops.operations import PauseRequest, ResumeRequest, pause, resume
+from exporter.ops.pause import PauseRequest, pause
+from exporter.ops.planning import ResumeRequest
 from exporter.ops.report import Result, Status
+from exporter.ops.resume import resume
 from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator
 from exporter.simulator.faults import FaultKind, FaultScope, FaultSettings

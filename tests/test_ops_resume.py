@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from exporter.domain.events import ProcessingState
-from exporter.ops.operations import PauseRequest, ResumeRequest, pause, plan, resume
+from exporter.ops.pause import PauseRequest, pause
+from exporter.ops.plan import plan
+from exporter.ops.planning import ResumeRequest
 from exporter.ops.report import Result, Status
+from exporter.ops.resume import resume
 from exporter.simulator.app import RunningSimulator
 from exporter.store.database import Store
 from exporter.store.ledger import Ledger, RunStatus

@@ -31,19 +31,15 @@ from exporter.config.durations import parse_duration
 from exporter.config.loading import ConfigError, load_config
 from exporter.config.models import Config
 from exporter.graph.errors import GraphError
+from exporter.ops.adopt import AdoptRequest, adopt
 from exporter.ops.engine import Outcome
 from exporter.ops.gate import ExporterReadiness, ReadinessSource
-from exporter.ops.operations import (
-    AdoptRequest,
-    PauseRequest,
-    ResumeRequest,
-    RunOptions,
-    adopt,
-    pause,
-    plan,
-    resume,
-)
+from exporter.ops.pause import PauseRequest, pause
+from exporter.ops.plan import plan
+from exporter.ops.planning import ResumeRequest
 from exporter.ops.report import EXIT_INCOMPLETE, EXIT_INPUT, Report, render
+from exporter.ops.resume import resume
+from exporter.ops.runs import RunOptions
 from exporter.ops.session import (
     OpsBusyError,
     OpsError,
