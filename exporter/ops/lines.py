@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.domain.events import ProcessingState
 from exporter.domain.plan import (
     ExclusionReason,
     ResumeBatch,
 )
 from exporter.domain.records import DirectoryObject
-from exporter.logs import get_logger
 from exporter.ops.engine import Outcome
 from exporter.ops.report import Line, Result, iso
 from exporter.store.ledger import (
@@ -18,11 +16,6 @@ from exporter.store.ledger import (
     ObjectRef,
     OpStatus,
 )
-
-log = get_logger(__name__)
-
-PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
-
 
 EXCLUSION_TEXT = {
     ExclusionReason.PAUSED_BEFORE_EPISODE: "paused before the episode began (name it to resume)",

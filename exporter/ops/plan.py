@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from exporter.domain.events import ProcessingState
-from exporter.logs import get_logger
 from exporter.ops.gate import decide
 from exporter.ops.lines import batch_lines
 from exporter.ops.planning import (
@@ -17,10 +15,6 @@ from exporter.ops.planning import (
 from exporter.ops.preparation import prepare
 from exporter.ops.report import BatchLine, Report, Result, Status
 from exporter.ops.session import OpsSession
-
-log = get_logger(__name__)
-
-PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
 
 
 async def plan(session: OpsSession, request: ResumeRequest) -> Report:

@@ -18,7 +18,6 @@ from exporter.domain.plan import (
 )
 from exporter.domain.readiness import ReadinessState
 from exporter.domain.settings import ResumeSettings
-from exporter.logs import get_logger
 from exporter.ops.gate import GateDecision, ReadinessReading
 from exporter.ops.lines import EXCLUSION_TEXT
 from exporter.ops.preparation import Prepared, selection_key
@@ -26,9 +25,7 @@ from exporter.ops.report import Line, Report, Result, iso
 from exporter.ops.session import OpsSession
 from exporter.ops.targets import resolve
 
-log = get_logger(__name__)
-
-PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
+PAUSED = ProcessingState.PAUSED
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ from typing import Any
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.graph.errors import GraphError, GraphNotFoundError
-from exporter.logs import get_logger
 from exporter.ops.report import Report, iso
 from exporter.ops.session import OpsError, OpsSession
 from exporter.ops.targets import Inventory, load_inventory
@@ -34,9 +33,7 @@ from exporter.store.ledger import (
     Role,
 )
 
-log = get_logger(__name__)
-
-PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
+PAUSED = ProcessingState.PAUSED
 
 
 EVENTUAL_GRACE = 600.0

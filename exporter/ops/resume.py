@@ -6,26 +6,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from exporter.domain.events import ProcessingState
 from exporter.domain.plan import (
     ResumeBatch,
 )
 from exporter.domain.records import DirectoryObject
-from exporter.logs import get_logger
+from exporter.ops import gate
 from exporter.ops.engine import Applier, Change, Outcome
-from exporter.ops.gate import ReadinessReading, decide
+from exporter.ops.gate import ReadinessReading
 from exporter.ops.lines import batch_lines, outcome_line
 from exporter.ops.planning import (
     DEFERRED,
     ResumeRequest,
+    ResumeView,
     context_lines,
     episode_view_json,
     read_readiness,
     readiness_json,
     resume_view,
 )
-from exporter.ops.preparation import maintain_episodes, prepare
+from exporter.ops.preparation import Prepared, maintain_episodes, prepare
 from exporter.ops.report import BatchLine, Report, Result, Status
 from exporter.ops.runs import (
     RUN_STATUS,
@@ -44,9 +46,19 @@ from exporter.store.ledger import (
     PlannedOperation,
 )
 
-log = get_logger(__name__)
+ON = ProcessingState.ON
 
-PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
+
+@dataclass(frozen=True, slots=True)
+class ResumeDecision:
+    """What this run would resume, and whether the gate lets it."""
+
+    view: ResumeView
+    to_run: list[ResumeBatch]
+    """This run's batches: the first, or every one with `all_batches`."""
+    later: list[ResumeBatch]
+    reading: ReadinessReading
+    gate_decision: gate.GateDecision
 
 
 async def resume(session: OpsSession, request: ResumeRequest, options: RunOptions) -> Report:
@@ -56,58 +68,98 @@ async def resume(session: OpsSession, request: ResumeRequest, options: RunOption
     command = "resume --non-critical" if request.non_critical else "resume"
     report = Report(command, session.name, options.apply)
     prepared = await prepare(session, report, apply=options.apply)
-    view = await resume_view(session, prepared, request)
-    report.episode = episode_view_json(view)
-    runs = len(view.batches) if request.all_batches else min(1, len(view.batches))
-    to_run, later = view.batches[:runs], view.batches[runs:]
-
-    reading = await read_readiness(session)
-    decision = decide(reading, force=request.force)
-    report.readiness.append(readiness_json(reading, "before batch 1", decision))
-    if not options.apply or not to_run or not decision.allowed:
-        refused = options.apply and not decision.allowed
-        for batch in to_run:
-            report.lines += batch_lines(
-                batch,
-                Result.NOT_ATTEMPTED if refused else Result.WOULD_CHANGE,
-                "refused by the readiness check" if refused else None,
-            )
-            report.batches.append(
-                BatchLine(
-                    batch.index,
-                    batch.critical,
-                    len(batch.groups),
-                    reading.state.value,
-                    "refused" if refused else "planned",
-                )
-            )
-        _defer(later, report)
-        context_lines(view, report)
-        if not to_run:
-            report.status = Status.NOTHING_TO_DO if options.apply else Status.DRY_RUN
-        elif not decision.allowed:
-            report.status = Status.REFUSED if options.apply else Status.DRY_RUN
-            report.notes.append(
-                decision.describe()
-                + ("" if options.apply else " (this dry run would be refused)")
-                + '; resume once it is ready, or override with --force --reason "..."'
-            )
-        else:
-            report.status = Status.DRY_RUN
+    decision = await decide(session, prepared, request)
+    report.episode = episode_view_json(decision.view)
+    report.readiness.append(
+        readiness_json(decision.reading, "before batch 1", decision.gate_decision)
+    )
+    if not options.apply or not decision.to_run or not decision.gate_decision.allowed:
+        report_unchanged(report, decision, apply=options.apply)
         return report
-
-    total = sum(len(b.groups) for b in to_run)
+    total = sum(len(b.groups) for b in decision.to_run)
     question = (
         f"Resume {total:,} dynamic group(s)/unit(s) in tenant {session.name!r} "
-        f"({len(to_run)} batch(es) of {len(view.batches)})"
-        + (" OVERRIDING the readiness check" if decision.forced else "")
+        f"({len(decision.to_run)} batch(es) of {len(decision.view.batches)})"
+        + (" OVERRIDING the readiness check" if decision.gate_decision.forced else "")
         + "?"
     )
     if not options.confirm(question):
         report.status = Status.CANCELLED
         return report
+    outcomes = await apply(session, prepared, decision, request, options, report)
+    _defer(decision.later, report)
+    context_lines(decision.view, report)
+    # The episode may be over: look again with what this run did.
+    done = {o.ref.id for o in outcomes if o.status is OpStatus.DONE}
+    inventory = prepared.inventory
+    updated = Inventory(
+        {
+            i: (DirectoryObject(o.kind, o.id, o.name, o.rule, ON) if i in done else o)
+            for i, o in inventory.objects.items()
+        },
+        inventory.unlisted_kinds,
+    )
+    await maintain_episodes(session, updated, report, apply=True)
+    return report
 
-    store, ledger = session.store, session.ledger
+
+async def decide(session: OpsSession, prepared: Prepared, request: ResumeRequest) -> ResumeDecision:
+    view = await resume_view(session, prepared, request)
+    runs = len(view.batches) if request.all_batches else min(1, len(view.batches))
+    reading = await read_readiness(session)
+    return ResumeDecision(
+        view=view,
+        to_run=view.batches[:runs],
+        later=view.batches[runs:],
+        reading=reading,
+        gate_decision=gate.decide(reading, force=request.force),
+    )
+
+
+def report_unchanged(report: Report, decision: ResumeDecision, *, apply: bool) -> None:
+    """A dry run, nothing to resume, or the gate's refusal."""
+    refused = apply and not decision.gate_decision.allowed
+    for batch in decision.to_run:
+        report.lines += batch_lines(
+            batch,
+            Result.NOT_ATTEMPTED if refused else Result.WOULD_CHANGE,
+            "refused by the readiness check" if refused else None,
+        )
+        report.batches.append(
+            BatchLine(
+                batch.index,
+                batch.critical,
+                len(batch.groups),
+                decision.reading.state.value,
+                "refused" if refused else "planned",
+            )
+        )
+    _defer(decision.later, report)
+    context_lines(decision.view, report)
+    if not decision.to_run:
+        report.status = Status.NOTHING_TO_DO if apply else Status.DRY_RUN
+    elif not decision.gate_decision.allowed:
+        report.status = Status.REFUSED if apply else Status.DRY_RUN
+        report.notes.append(
+            decision.gate_decision.describe()
+            + ("" if apply else " (this dry run would be refused)")
+            + '; resume once it is ready, or override with --force --reason "..."'
+        )
+    else:
+        report.status = Status.DRY_RUN
+
+
+async def apply(
+    session: OpsSession,
+    prepared: Prepared,
+    decision: ResumeDecision,
+    request: ResumeRequest,
+    options: RunOptions,
+    report: Report,
+) -> list[Outcome]:
+    """Record the run, then each batch in turn (the gate checked again before every batch after
+    the first), and finish the run (report.status, report.run_id)."""
+    store, ledger, view = session.store, session.ledger, decision.view
     episode_id = prepared.open_episode.id if prepared.open_episode is not None else None
     run_id = await store.call(
         lambda: ledger.start_run(
@@ -122,8 +174,8 @@ async def resume(session: OpsSession, request: ResumeRequest, options: RunOption
             at=session.clock.now(),
             episode_id=episode_id,
             reason=request.reason,
-            forced=decision.forced,
-            readiness=reading.state.value,
+            forced=decision.gate_decision.forced,
+            readiness=decision.reading.state.value,
             continues=view.carried_from,
         )
     )
@@ -132,39 +184,15 @@ async def resume(session: OpsSession, request: ResumeRequest, options: RunOption
     applier = build_applier(session, options)
     outcomes: list[Outcome] = []
     final = Status.COMPLETED
-    for position, batch in enumerate(to_run):
+    reading = decision.reading
+    for position, batch in enumerate(decision.to_run):
         if position > 0:
-            if not await _wait(session, view.resume.batch_interval, stop):
-                final = Status.INTERRUPTED
-            else:
-                reading = await read_readiness(session)
-                decision = decide(reading, force=request.force)
-                report.readiness.append(
-                    readiness_json(reading, f"before batch {batch.index}", decision)
-                )
-                if not decision.allowed:
-                    final = Status.STOPPED
-                    report.notes.append(
-                        f"stopped before batch {batch.index}: {decision.describe()}; run the "
-                        "command again once it is ready"
-                    )
-            if final in (Status.INTERRUPTED, Status.STOPPED):
-                why = (
-                    "the run was interrupted"
-                    if final is Status.INTERRUPTED
-                    else f"not resumed: readiness {reading.describe()}"
-                )
-                for rest in to_run[position:]:
-                    report.lines += batch_lines(rest, Result.NOT_ATTEMPTED, why)
-                    report.batches.append(
-                        BatchLine(
-                            rest.index,
-                            rest.critical,
-                            len(rest.groups),
-                            reading.state.value if final is Status.STOPPED else None,
-                            "refused" if final is Status.STOPPED else "interrupted",
-                        )
-                    )
+            held, reading = await _gate_before(
+                session, request, batch, stop, report, reading, view.resume.batch_interval
+            )
+            if held is not None:
+                final = held
+                _not_attempted(decision.to_run[position:], held, reading, report)
                 break
         batch_outcomes, batch_status = await _run_batch(
             session, applier, run_id, batch, reading, episode_id, stop, options
@@ -187,29 +215,62 @@ async def resume(session: OpsSession, request: ResumeRequest, options: RunOption
             final = Status.FAILED
         if batch_status is Status.INTERRUPTED:
             final = Status.INTERRUPTED
-            for rest in to_run[position + 1 :]:
+            for rest in decision.to_run[position + 1 :]:
                 report.lines += batch_lines(rest, Result.NOT_ATTEMPTED, "the run was interrupted")
             break
-    _defer(later, report)
-    context_lines(view, report)
     report.status = final
     await store.call(
         lambda: ledger.finish_run(
             run_id, RUN_STATUS[final], at=session.clock.now(), note=run_note(outcomes)
         )
     )
-    # The episode may be over: look again with what this run did.
-    done = {o.ref.id for o in outcomes if o.status is OpStatus.DONE}
-    inventory = prepared.inventory
-    updated = Inventory(
-        {
-            i: (DirectoryObject(o.kind, o.id, o.name, o.rule, ON) if i in done else o)
-            for i, o in inventory.objects.items()
-        },
-        inventory.unlisted_kinds,
+    return outcomes
+
+
+async def _gate_before(
+    session: OpsSession,
+    request: ResumeRequest,
+    batch: ResumeBatch,
+    stop: asyncio.Event,
+    report: Report,
+    reading: ReadinessReading,
+    interval: float,
+) -> tuple[Status | None, ReadinessReading]:
+    """Wait the batch interval, then ask the gate again: (None, reading) to go on, or
+    (INTERRUPTED or STOPPED, the reading that held the batch)."""
+    if not await _wait(session, interval, stop):
+        return Status.INTERRUPTED, reading
+    reading = await read_readiness(session)
+    decision = gate.decide(reading, force=request.force)
+    report.readiness.append(readiness_json(reading, f"before batch {batch.index}", decision))
+    if decision.allowed:
+        return None, reading
+    report.notes.append(
+        f"stopped before batch {batch.index}: {decision.describe()}; run the "
+        "command again once it is ready"
     )
-    await maintain_episodes(session, updated, report, apply=True)
-    return report
+    return Status.STOPPED, reading
+
+
+def _not_attempted(
+    batches: Sequence[ResumeBatch], held: Status, reading: ReadinessReading, report: Report
+) -> None:
+    why = (
+        "the run was interrupted"
+        if held is Status.INTERRUPTED
+        else f"not resumed: readiness {reading.describe()}"
+    )
+    for rest in batches:
+        report.lines += batch_lines(rest, Result.NOT_ATTEMPTED, why)
+        report.batches.append(
+            BatchLine(
+                rest.index,
+                rest.critical,
+                len(rest.groups),
+                reading.state.value if held is Status.STOPPED else None,
+                "refused" if held is Status.STOPPED else "interrupted",
+            )
+        )
 
 
 def _defer(batches: Sequence[ResumeBatch], report: Report) -> None:

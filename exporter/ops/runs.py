@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from exporter.domain.events import ProcessingState
-from exporter.logs import get_logger
 from exporter.ops.engine import Applier, Outcome
 from exporter.ops.report import Status
 from exporter.ops.session import OpsSession
@@ -16,10 +14,6 @@ from exporter.store.ledger import (
     OpStatus,
     RunStatus,
 )
-
-log = get_logger(__name__)
-
-PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON
 
 
 @dataclass(frozen=True, slots=True)
