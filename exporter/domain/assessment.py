@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.domain.baseline import MEASURE_SERIES, Baseline, Measure, deviation_ratio
-from exporter.domain.episode import PauseEpisode, detect_episode
+from exporter.domain.episode import PauseEpisode
 from exporter.domain.formatting import iso
 from exporter.domain.groups import GroupState, LedgerEpisode, MembershipProcessingStatus
 from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
-from exporter.domain.plan import PlanSummary, plan_resume
+from exporter.domain.plan import PlanSummary, episode_and_plan
 from exporter.domain.readiness import CollectorHealth, Readiness, evaluate_readiness
 from exporter.domain.settings import ResumeSettings, Thresholds
 from exporter.domain.signals import (
@@ -191,7 +191,14 @@ def assess_tenant(
     history = obs.history
     baselines = make_baselines(history, thresholds)
     lag = summarize_lag(obs.lag_samples, now=now, window=thresholds.lag_window)
-    episode = detect_episode(obs.groups, obs.ledger, now=now, thresholds=thresholds)
+    episode, plan = episode_and_plan(
+        obs.groups,
+        obs.ledger,
+        now=now,
+        thresholds=thresholds,
+        resume=resume,
+        critical_priority=obs.critical_priority,
+    )
     signals = evaluate_pause_signals(
         history=history,
         baselines=baselines,
@@ -211,7 +218,6 @@ def assess_tenant(
         thresholds=thresholds,
         now=now,
     )
-    plan = plan_resume(episode, obs.groups, resume, critical_priority=obs.critical_priority)
     return TenantAssessment(
         tenant=obs.tenant,
         evaluated_at=now,

@@ -20,10 +20,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exporter.domain.episode import PauseEpisode
+from exporter.domain.episode import PauseEpisode, detect_episode
 from exporter.domain.events import DirectoryObjectKind
-from exporter.domain.groups import GroupState
-from exporter.domain.settings import ResumeSettings
+from exporter.domain.groups import GroupState, LedgerEpisode
+from exporter.domain.settings import ResumeSettings, Thresholds
 
 
 class ExclusionReason(StrEnum):
@@ -156,3 +156,28 @@ def plan_resume(
         ),
     )
     return ResumePlan(tuple(batches), tuple(excluded), summary)
+
+
+def episode_and_plan(
+    groups: Sequence[GroupState],
+    ledger: Sequence[LedgerEpisode],
+    *,
+    now: float,
+    thresholds: Thresholds,
+    resume: ResumeSettings,
+    critical_priority: Sequence[str] = (),
+    named: Collection[str] = (),
+) -> tuple[PauseEpisode | None, ResumePlan]:
+    """The current pause episode and its resume plan: the one computation behind the
+    exporter's readiness (no names) and the `plan`/`resume` commands (the groups named, or
+    the episode's)."""
+    episode = detect_episode(groups, ledger, now=now, thresholds=thresholds)
+    plan = plan_resume(
+        episode,
+        groups,
+        resume,
+        named=named,
+        named_only=bool(named),
+        critical_priority=critical_priority,
+    )
+    return episode, plan

@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from exporter.domain.episode import PauseEpisode, detect_episode
+from exporter.domain.episode import PauseEpisode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.groups import GroupState
 from exporter.domain.plan import (
     PlannedGroup,
     ResumeBatch,
     ResumePlan,
-    plan_resume,
+    episode_and_plan,
 )
 from exporter.domain.readiness import ReadinessState
 from exporter.domain.settings import ResumeSettings
@@ -86,9 +86,6 @@ async def resume_view(
         if obj.state is not None
     ]
     ledger_episodes = await session.store.call(session.ledger.episodes, session.name)
-    episode = detect_episode(
-        groups, ledger_episodes, now=session.clock.now(), thresholds=session.config.thresholds
-    )
     resume = session.config.resume
     overrides: dict[str, Any] = {}
     if request.batch_size is not None:
@@ -97,13 +94,14 @@ async def resume_view(
         overrides["batch_interval"] = request.batch_interval
     if overrides:
         resume = replace(resume, **overrides)
-    plan = plan_resume(
-        episode,
+    episode, plan = episode_and_plan(
         groups,
-        resume,
-        named=named,
-        named_only=bool(named),
+        ledger_episodes,
+        now=session.clock.now(),
+        thresholds=session.config.thresholds,
+        resume=resume,
         critical_priority=session.tenant.critical_groups,
+        named=named,
     )
     batches = list(plan.batches)
     held_back: list[ResumeBatch] = []
