@@ -63,19 +63,6 @@ CATEGORY_DEVICE = "Device"
 CATEGORY_AU = "AdministrativeUnit"
 
 
-class EventClass(StrEnum):
-    DYNAMIC_MEMBERSHIP = "dynamic_membership"
-    MANUAL_MEMBERSHIP = "manual_membership"
-    TRIGGER = "trigger"
-    GROUP_UPDATE = "group_update"
-    OTHER = "other"
-
-
-class Operation(StrEnum):
-    ADD = "add"
-    REMOVE = "remove"
-
-
 class ObjectType(StrEnum):
     USER = "user"
     DEVICE = "device"

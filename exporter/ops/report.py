@@ -39,9 +39,6 @@ class Result(StrEnum):
 
 
 ACTED = frozenset({Result.CHANGED, Result.WOULD_CHANGE, Result.ADOPTED, Result.WOULD_ADOPT})
-SKIPPING = frozenset(
-    {Result.UNCHANGED, Result.EXCLUDED, Result.DEFERRED, Result.SKIPPED, Result.NOT_ATTEMPTED}
-)
 
 
 class Status(StrEnum):

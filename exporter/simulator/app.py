@@ -117,9 +117,6 @@ class RunningSimulator:
         self.clock.advance(seconds)
         self.tenant.catch_up()
 
-    def set_throttle(self, settings: ThrottleSettings) -> None:
-        self.state.limiter.configure(settings)
-
     def set_faults(self, settings: FaultSettings) -> None:
         self.tenant.faults.configure(settings)
 

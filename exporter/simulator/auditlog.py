@@ -36,7 +36,6 @@ ACTIVITIES: tuple[str, ...] = (
 ACTIVITY_CODE: dict[str, int] = {name: code for code, name in enumerate(ACTIVITIES)}
 SERIES: tuple[Series, ...] = tuple(Series)
 SERIES_CODE: dict[Series, int] = {series: code for code, series in enumerate(SERIES)}
-NO_CONTAINER = -1
 NO_APP = 0
 
 
@@ -94,10 +93,6 @@ class LiveLog:
 
     def __len__(self) -> int:
         return len(self.payloads)
-
-    @property
-    def last_time_us(self) -> int | None:
-        return self.times[-1] if self.times else None
 
     def append(
         self,

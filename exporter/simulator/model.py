@@ -27,7 +27,6 @@ from exporter.simulator.render import ContainerRef, MemberRef, enc, enc_quoted_j
 
 USER = "user"
 DEVICE = "device"
-OBJECT_TYPES = (USER, DEVICE)
 INEFFICIENT_OPERATORS = frozenset(
     {Operator.MATCH, Operator.NOT_MATCH, Operator.CONTAINS, Operator.NOT_CONTAINS}
 )
@@ -267,9 +266,6 @@ class Directory:
 
     def readers_of(self, object_type: str, name: str) -> set[int]:
         return self._index.get((object_type, name), set())
-
-    def dynamic_containers(self) -> Iterator[Container]:
-        return (c for c in self.containers if c.rule is not None)
 
     # -- evaluation ---------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ import orjson
 from exporter.domain import events
 
 _SLOT = re.compile(rb'"<<slot(\d+)>>"')
-NULL = b"null"
 EMPTY_LIST = b"[]"
 
 

@@ -173,7 +173,6 @@ Action = Annotated[
     BulkUpdate | Pause | Resume | EditRule | SetLoad | SetProcessingError,
     Field(discriminator="action"),
 ]
-OPERATOR_ACTIONS = ("pause", "resume")
 
 
 class Scenario(_Strict):

@@ -554,18 +554,6 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def group_hourly_counts(
-        self, tenant: str, since: float, until: float
-    ) -> list[tuple[str, int, int]]:
-        """(group id, hour start, dynamic changes) for hours in [since, until)."""
-        return list(
-            self.db.execute(
-                "SELECT group_id, hour, count FROM group_hour_counts WHERE tenant=? "
-                "AND hour >= ? AND hour < ? ORDER BY hour, group_id",
-                (tenant, since, until),
-            )
-        )
-
     def group_last_changes(self, tenant: str, since: float) -> dict[str, float]:
         """group id -> time of its last dynamic membership change, for changes since `since`."""
         return dict(

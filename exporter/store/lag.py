@@ -186,10 +186,6 @@ class ProcessingLagConsumer:
             )
         )
 
-    def estimator(self, db: sqlite3.Connection, tenant: str) -> LagEstimator:
-        """The tenant's estimator as of the last committed page (tests, diagnostics)."""
-        return self._state(db, tenant).estimator
-
     # -- restoring ------------------------------------------------------------------------------
 
     def _state(self, db: sqlite3.Connection, tenant: str) -> _TenantLag:
