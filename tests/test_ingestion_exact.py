@@ -158,9 +158,6 @@ class SlowConsumer:
     def __init__(self) -> None:
         self.group_sizes: list[int] = []
 
-    def create_schema(self, db: sqlite3.Connection) -> None:
-        pass
-
     def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
         self.group_sizes.append(len(pages))
         time.sleep(0.05)

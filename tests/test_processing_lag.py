@@ -89,9 +89,6 @@ class FailOnce:
     def __init__(self) -> None:
         self.failed = False
 
-    def create_schema(self, db: sqlite3.Connection) -> None:
-        pass
-
     def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
         events = [e for page in pages for e in page.events]
         if not self.failed and any(e.series is Series.DYNAMIC_ADD for e in events):

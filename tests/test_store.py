@@ -92,8 +92,8 @@ async def test_watermark_never_moves_back(store: Store) -> None:
 
 
 class Exploding:
-    def create_schema(self, db: sqlite3.Connection) -> None:
-        db.execute("CREATE TABLE IF NOT EXISTS consumed (id TEXT PRIMARY KEY)")
+    """Writes a table of the test's own (created after the store opens) in the page's
+    transaction, and fails on an event named boom."""
 
     def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
         events = [e for page in pages for e in page.events]
@@ -108,6 +108,7 @@ class Exploding:
 async def test_a_page_commits_whole_or_not_at_all_with_its_consumers(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3", [Exploding()])
     await store.open()
+    await store.run(lambda: store.db.execute("CREATE TABLE consumed (id TEXT PRIMARY KEY)"))
     try:
         await store.call(store.commit_audit_page, "t", batch([ev(1, Series.OTHER, T0)], T0 + 1))
         bad = [
@@ -210,8 +211,40 @@ async def test_a_version_3_state_file_is_migrated_in_place(tmp_path: Path) -> No
     finally:
         await second.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
     db.close()
+
+
+async def test_a_version_4_state_file_gains_the_operations_request_counts(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = Store(path)
+    await first.open()
+    await first.close()
+    with sqlite3.connect(path) as db:  # what version 4 wrote
+        db.execute("ALTER TABLE ops_operations DROP COLUMN requests")
+        db.execute("ALTER TABLE ops_operations DROP COLUMN throttled")
+        db.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    db.close()
+    second = Store(path)
+    await second.open()
+    await second.close()
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(ops_operations)")}
+        assert {"requests", "throttled"} <= columns
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
+    db.close()
+
+
+async def test_a_newer_state_file_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = Store(path)
+    await first.open()
+    await first.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.close()
+    with pytest.raises(RuntimeError, match=r"schema version 99.*move the file aside"):
+        await Store(path).open()
 
 
 async def test_state_survives_reopening(tmp_path: Path) -> None:

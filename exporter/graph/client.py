@@ -83,6 +83,7 @@ from exporter.graph.errors import (
     GraphNotFoundError,
     GraphRequestError,
     GraphUnavailableError,
+    RequestCounts,
 )
 from exporter.graph.retry import RETRYABLE_STATUS, RetryPolicy, TransientError, parse_retry_after
 
@@ -361,9 +362,11 @@ class GraphClient:
 
     async def set_processing_state(
         self, kind: DirectoryObjectKind, object_id: str, state: ProcessingState
-    ) -> None:
+    ) -> RequestCounts:
         """PATCH membershipRuleProcessingState (On or Paused) of a group or unit; Graph answers
-        204. Needs Group.ReadWrite.All (AdministrativeUnit.ReadWrite.All for units)."""
+        204. Needs Group.ReadWrite.All (AdministrativeUnit.ReadWrite.All for units). Returns
+        the requests it took (retries and 429s included); a GraphError raised carries them
+        as `.counts`, so an operator's report can say what throttling cost."""
         if kind is DirectoryObjectKind.GROUP:
             endpoint, path = GROUP_UPDATE, f"groups/{quote(object_id)}"
         else:
@@ -381,7 +384,13 @@ class GraphClient:
             request.set_stream_content(body, "application/json")
             return request
 
-        await self._call(endpoint, build, lambda _body: None, expect_body=False)
+        counts = RequestCounts()
+        try:
+            await self._call(endpoint, build, lambda _body: None, expect_body=False, counts=counts)
+        except GraphError as exc:
+            exc.counts = counts
+            raise
+        return counts
 
     async def get_processing_status(self, group_id: str) -> ProcessingStatus:
         """Beta `membershipRuleProcessingStatus` of one group (poll critical groups only)."""
@@ -404,6 +413,7 @@ class GraphClient:
         parse: Callable[[bytes | None], _T],
         *,
         expect_body: bool = True,
+        counts: RequestCounts | None = None,
     ) -> _T:
         throttled = 0
 
@@ -416,6 +426,8 @@ class GraphClient:
             error = outcome.exception() if outcome is not None else None
             if isinstance(error, TransientError) and error.retry_after is not None:
                 throttled += 1
+            if counts is not None and isinstance(error, TransientError) and error.status == 429:
+                counts.throttled += 1
 
         retrying = AsyncRetrying(
             stop=stop,
@@ -429,6 +441,8 @@ class GraphClient:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if counts is not None:
+                        counts.requests += 1
                     body = await self._attempt(endpoint, build, expect_body)
                     return parse(body)
         except RetryError as exc:

@@ -3,6 +3,21 @@ secret, a token or a response body."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class RequestCounts:
+    """What one logical Graph call cost: HTTP requests sent (the first and every retry) and how
+    many of them Graph answered 429."""
+
+    requests: int = 0
+    throttled: int = 0
+
+    def add(self, other: RequestCounts) -> None:
+        self.requests += other.requests
+        self.throttled += other.throttled
+
 
 class GraphError(Exception):
     """A Graph request failed for good (after any retries)."""
@@ -19,6 +34,8 @@ class GraphError(Exception):
         self.endpoint = endpoint
         self.status = status
         self.code = code
+        self.counts: RequestCounts | None = None
+        """Set by calls that report their cost (`GraphClient.set_processing_state`)."""
 
 
 class GraphAuthError(GraphError):

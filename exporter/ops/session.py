@@ -99,7 +99,6 @@ async def open_session(
                 graph = _graph_client(config, tenant, retry)
                 try:
                     ledger = Ledger(store)
-                    await store.call(ledger.create_schema)
                     yield OpsSession(
                         config, tenant, store, ledger, graph, clock, operator, readiness
                     )

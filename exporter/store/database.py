@@ -3,11 +3,11 @@
 Exactly once: `commit_audit_pages` runs one transaction per Graph page, or per group of
 consecutive pages of one window (those that arrived while the previous commit ran). In it the
 pages' new event ids are recorded (those already seen are dropped as duplicates), every count is
-incremented and the watermark moves; then any registered `PageConsumer` (for instance a
-trigger -> membership-change lag correlator with its own tables) sees the same new events in the
-same transaction. A kill -9 therefore loses at most the pages in flight (fetched again after a
-restart: the watermark had not moved past them), and a page is never counted twice: after a
-restart its events are either all seen or all new.
+incremented and the watermark moves; then any registered `PageConsumer` (for instance a trigger
+-> membership-change lag correlator, whose tables exporter/store/schema.py holds with every
+other) sees the same new events in the same transaction. A kill -9 therefore loses at most the
+pages in flight (fetched again after a restart: the watermark had not moved past them), and a
+page is never counted twice: after a restart its events are either all seen or all new.
 
 Threading: the connection lives on one dedicated thread. The sync methods below must run there:
 `await store.call(store.some_method, *args)` (or `await store.run(fn)` for a sequence of calls).
@@ -36,14 +36,10 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
+from exporter.store import schema
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 4
-_MIGRATIONS = {
-    # 3 -> 4: when a paused object was seen On again (the stall signal waits after a resume).
-    3: "ALTER TABLE directory_objects ADD COLUMN resumed_observed_at REAL",
-}
 MINUTE_RETENTION = 49 * 3600.0
 HOUR_RETENTION = 35 * 86400.0
 _SQL_VARIABLES = 500
@@ -54,67 +50,6 @@ MALFORMED_PREFIX = "malformed:"
 _DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
 _STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
 _NEVER = float("-inf")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_state (
-    tenant TEXT PRIMARY KEY,
-    watermark REAL NOT NULL,       -- newest activityDateTime fully ingested
-    next_start REAL NOT NULL,      -- the next window starts here (watermark - what may be late)
-    backfill_start REAL NOT NULL,  -- where the first backfill began (progress display)
-    updated_at REAL NOT NULL
-);
--- Keyed by time first: events arrive in time order, so inserts append to the B-tree instead of
--- dirtying a random page per event (3x faster commits), and pruning is a range delete. A
--- duplicate has the same activityDateTime as the original, so (time, id) finds it.
--- Event-time intervals fully ingested: one from the backfill start to the watermark, unless
--- the exporter was away longer than the audit retention (a gap, then a new interval).
-CREATE TABLE IF NOT EXISTS audit_coverage (
-    tenant TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
-    PRIMARY KEY (tenant, start)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen_events (
-    tenant TEXT NOT NULL, time REAL NOT NULL, id TEXT NOT NULL,
-    PRIMARY KEY (tenant, time, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS minute_counts (
-    tenant TEXT NOT NULL, series TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (tenant, minute, series)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS hour_counts (
-    tenant TEXT NOT NULL, series TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (tenant, series, hour)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS totals (
-    tenant TEXT NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (tenant, kind)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS group_hour_counts (
-    tenant TEXT NOT NULL, group_id TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (tenant, hour, group_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS group_last_change (
-    tenant TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
-    PRIMARY KEY (tenant, group_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS group_last_change_time ON group_last_change (tenant, time);
-CREATE TABLE IF NOT EXISTS state_change_events (
-    tenant TEXT NOT NULL, event_id TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
-    state TEXT,  -- On, Paused, or NULL when the event did not say
-    PRIMARY KEY (tenant, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS state_change_events_group
-    ON state_change_events (tenant, group_id, time);
-CREATE TABLE IF NOT EXISTS directory_objects (
-    tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    rule TEXT NOT NULL, state TEXT,
-    first_seen REAL NOT NULL, last_seen REAL NOT NULL,
-    last_on_at REAL,          -- the last poll that saw it On
-    paused_observed_at REAL,  -- the first poll of the current paused spell
-    resumed_observed_at REAL, -- the first poll that saw it On after a poll that saw it Paused
-    PRIMARY KEY (tenant, id)
-) WITHOUT ROWID;
-"""
 
 
 class NewEvents(NamedTuple):
@@ -129,8 +64,6 @@ class NewEvents(NamedTuple):
 
 class PageConsumer(Protocol):
     """Something more to do with each page's new events, inside the page's transaction."""
-
-    def create_schema(self, db: sqlite3.Connection) -> None: ...
 
     def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
         """The new events of the pages committed together, page by page in order."""
@@ -254,24 +187,7 @@ class Store:
         # the last transactions, and never leaves them half-applied.
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
-        db.executescript(_SCHEMA)
-        for consumer in self.consumers:
-            consumer.create_schema(db)
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._db = db
-            return
-        version = int(row[0])
-        while version in _MIGRATIONS:  # an older file: bring it up to date in place
-            db.execute(_MIGRATIONS[version])
-            version += 1
-            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
-        if version != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path}: state schema version {version}, this exporter expects "
-                f"{SCHEMA_VERSION}; move the file aside to start afresh"
-            )
+        schema.apply(db, str(self.path))
         self._db = db
 
     def disconnect(self) -> None:

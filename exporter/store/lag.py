@@ -43,24 +43,6 @@ from exporter.domain.lag import (
 from exporter.domain.records import ClassifiedEvent
 from exporter.store.database import NewEvents
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS lag_state (
-    tenant TEXT NOT NULL, role TEXT NOT NULL, object_id TEXT NOT NULL,
-    object_type TEXT NOT NULL, at REAL NOT NULL, lag REAL NOT NULL, group_id TEXT NOT NULL,
-    PRIMARY KEY (tenant, role, object_id, at, lag, group_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lag_meta (
-    tenant TEXT PRIMARY KEY, generation INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS lag_histogram (
-    tenant TEXT PRIMARY KEY, counts TEXT NOT NULL, sum_seconds REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS lag_samples (
-    tenant TEXT NOT NULL, change_at REAL NOT NULL, object_type TEXT NOT NULL, lag REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS lag_samples_time ON lag_samples (tenant, change_at);
-"""
-
 _TRIGGERS = {Series.TRIGGER_USER, Series.TRIGGER_DEVICE}
 _CHANGES = {Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE}
 _REEVALUATIONS = {Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE}
@@ -114,9 +96,6 @@ class ProcessingLagConsumer:
     _tenants: dict[str, _TenantLag] = field(default_factory=dict)
 
     # -- PageConsumer ---------------------------------------------------------------------------
-
-    def create_schema(self, db: sqlite3.Connection) -> None:
-        db.executescript(_SCHEMA)
 
     def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
         state = self._state(db, tenant)

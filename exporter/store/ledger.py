@@ -42,76 +42,6 @@ from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.groups import LedgerEpisode
 from exporter.store.database import Store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ops_episodes (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    started_by TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    origin TEXT NOT NULL,          -- pause: this tool paused; adopt: a pause made elsewhere
-    ended_at REAL,
-    end_note TEXT
-);
-CREATE INDEX IF NOT EXISTS ops_episodes_tenant ON ops_episodes (tenant, ended_at);
-CREATE TABLE IF NOT EXISTS ops_episode_objects (
-    episode_id TEXT NOT NULL,
-    object_id TEXT NOT NULL,
-    kind TEXT NOT NULL,            -- group | administrative_unit
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,            -- paused | already_paused
-    pending INTEGER NOT NULL DEFAULT 0,  -- 1: our PATCH was sent, its outcome is not known yet
-    paused_at REAL,                -- when this tool's PATCH was confirmed (adopted: if known)
-    paused_by_run TEXT,
-    resumed_at REAL,               -- when it was found or made On again
-    resumed_by_run TEXT,           -- NULL when it was found On (someone else resumed it)
-    PRIMARY KEY (episode_id, object_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ops_runs (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    episode_id TEXT,
-    command TEXT NOT NULL,         -- pause | adopt | resume
-    selection TEXT NOT NULL,       -- JSON: what was asked for
-    operator TEXT NOT NULL,
-    reason TEXT,
-    forced INTEGER NOT NULL DEFAULT 0,
-    readiness TEXT,                -- readiness state seen before the run (resume)
-    continues TEXT,                -- the interrupted run whose work this one finished
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    status TEXT NOT NULL,          -- running | completed | failed | stopped | interrupted
-    note TEXT
-);
-CREATE INDEX IF NOT EXISTS ops_runs_tenant ON ops_runs (tenant, started_at);
-CREATE TABLE IF NOT EXISTS ops_batches (
-    run_id TEXT NOT NULL,
-    number INTEGER NOT NULL,       -- 1-based within the run
-    critical INTEGER NOT NULL,
-    objects INTEGER NOT NULL,
-    readiness TEXT,                -- readiness state seen just before the batch
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    status TEXT NOT NULL,          -- running | completed | failed | interrupted
-    PRIMARY KEY (run_id, number)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ops_operations (
-    run_id TEXT NOT NULL,
-    object_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    batch INTEGER,                 -- resume batch number; NULL for pause
-    target TEXT NOT NULL,          -- Paused | On
-    status TEXT NOT NULL,          -- planned | sending | done | unchanged | failed | skipped
-                                   -- | superseded
-    attempts INTEGER NOT NULL DEFAULT 0,
-    detail TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (run_id, object_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ops_operations_status ON ops_operations (status, run_id);
-"""
-
 
 class Role(StrEnum):
     PAUSED = "paused"
@@ -255,12 +185,11 @@ def new_id(prefix: str) -> str:
 
 
 class Ledger:
-    """The ledger's tables in the store's database. Construct it on the store (open or not);
-    the tables are created on first use."""
+    """The ledger's tables in the store's database (exporter/store/schema.py creates them when
+    the store opens). Construct it on the store, open or not."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._ready: sqlite3.Connection | None = None
         self._writes = 0
         self._cache: dict[tuple[str, int], tuple[tuple[int, int], tuple[LedgerEpisode, ...]]] = {}
 
@@ -268,15 +197,7 @@ class Ledger:
 
     @property
     def db(self) -> sqlite3.Connection:
-        db = self._store.db
-        if self._ready is not db:
-            db.executescript(_SCHEMA)
-            self._ready = db
-        return db
-
-    def create_schema(self) -> None:
-        """Create the tables now (otherwise the first call does)."""
-        _ = self.db
+        return self._store.db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,215 @@
+"""The store's one schema: every table of the SQLite file, whoever writes it, with one version
+and the in-place migrations from older files.
+
+* ingestion and directory state (`database.Store`): audit state and coverage, seen events,
+  minute/hour/per-group buckets, totals, processing-state events, directory objects;
+* the processing-lag estimator (`lag.ProcessingLagConsumer`): its state, histogram, samples;
+* the pause ledger (`ledger.Ledger`): episodes, their objects, runs, batches, operations.
+
+Every table is created when a connection opens the file, so a process that only reads the ledger
+(the exporter) and one that writes it (an ops command) agree on what is there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+SCHEMA_VERSION = 5
+
+INGESTION = """
+CREATE TABLE IF NOT EXISTS audit_state (
+    tenant TEXT PRIMARY KEY,
+    watermark REAL NOT NULL,       -- newest activityDateTime fully ingested
+    next_start REAL NOT NULL,      -- the next window starts here (watermark - what may be late)
+    backfill_start REAL NOT NULL,  -- where the first backfill began (progress display)
+    updated_at REAL NOT NULL
+);
+-- Keyed by time first: events arrive in time order, so inserts append to the B-tree instead of
+-- dirtying a random page per event (3x faster commits), and pruning is a range delete. A
+-- duplicate has the same activityDateTime as the original, so (time, id) finds it.
+-- Event-time intervals fully ingested: one from the backfill start to the watermark, unless
+-- the exporter was away longer than the audit retention (a gap, then a new interval).
+CREATE TABLE IF NOT EXISTS audit_coverage (
+    tenant TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+    PRIMARY KEY (tenant, start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_events (
+    tenant TEXT NOT NULL, time REAL NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (tenant, time, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minute_counts (
+    tenant TEXT NOT NULL, series TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute, series)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hour_counts (
+    tenant TEXT NOT NULL, series TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, series, hour)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_hour_counts (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, hour, group_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_last_change (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
+    PRIMARY KEY (tenant, group_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS group_last_change_time ON group_last_change (tenant, time);
+CREATE TABLE IF NOT EXISTS state_change_events (
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
+    state TEXT,  -- On, Paused, or NULL when the event did not say
+    PRIMARY KEY (tenant, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS state_change_events_group
+    ON state_change_events (tenant, group_id, time);
+CREATE TABLE IF NOT EXISTS directory_objects (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    rule TEXT NOT NULL, state TEXT,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    last_on_at REAL,          -- the last poll that saw it On
+    paused_observed_at REAL,  -- the first poll of the current paused spell
+    resumed_observed_at REAL, -- the first poll that saw it On after a poll that saw it Paused
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+"""
+
+LAG = """
+CREATE TABLE IF NOT EXISTS lag_state (
+    tenant TEXT NOT NULL, role TEXT NOT NULL, object_id TEXT NOT NULL,
+    object_type TEXT NOT NULL, at REAL NOT NULL, lag REAL NOT NULL, group_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, role, object_id, at, lag, group_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lag_meta (
+    tenant TEXT PRIMARY KEY, generation INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lag_histogram (
+    tenant TEXT PRIMARY KEY, counts TEXT NOT NULL, sum_seconds REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lag_samples (
+    tenant TEXT NOT NULL, change_at REAL NOT NULL, object_type TEXT NOT NULL, lag REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lag_samples_time ON lag_samples (tenant, change_at);
+"""
+
+LEDGER = """
+CREATE TABLE IF NOT EXISTS ops_episodes (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    started_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    origin TEXT NOT NULL,          -- pause: this tool paused; adopt: a pause made elsewhere
+    ended_at REAL,
+    end_note TEXT
+);
+CREATE INDEX IF NOT EXISTS ops_episodes_tenant ON ops_episodes (tenant, ended_at);
+CREATE TABLE IF NOT EXISTS ops_episode_objects (
+    episode_id TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    kind TEXT NOT NULL,            -- group | administrative_unit
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,            -- paused | already_paused
+    pending INTEGER NOT NULL DEFAULT 0,  -- 1: our PATCH was sent, its outcome is not known yet
+    paused_at REAL,                -- when this tool's PATCH was confirmed (adopted: if known)
+    paused_by_run TEXT,
+    resumed_at REAL,               -- when it was found or made On again
+    resumed_by_run TEXT,           -- NULL when it was found On (someone else resumed it)
+    PRIMARY KEY (episode_id, object_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ops_runs (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    episode_id TEXT,
+    command TEXT NOT NULL,         -- pause | adopt | resume
+    selection TEXT NOT NULL,       -- JSON: what was asked for
+    operator TEXT NOT NULL,
+    reason TEXT,
+    forced INTEGER NOT NULL DEFAULT 0,
+    readiness TEXT,                -- readiness state seen before the run (resume)
+    continues TEXT,                -- the interrupted run whose work this one finished
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,          -- running | completed | failed | stopped | interrupted
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS ops_runs_tenant ON ops_runs (tenant, started_at);
+CREATE TABLE IF NOT EXISTS ops_batches (
+    run_id TEXT NOT NULL,
+    number INTEGER NOT NULL,       -- 1-based within the run
+    critical INTEGER NOT NULL,
+    objects INTEGER NOT NULL,
+    readiness TEXT,                -- readiness state seen just before the batch
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,          -- running | completed | failed | interrupted
+    PRIMARY KEY (run_id, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ops_operations (
+    run_id TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    batch INTEGER,                 -- resume batch number; NULL for pause
+    target TEXT NOT NULL,          -- Paused | On
+    status TEXT NOT NULL,          -- planned | sending | done | unchanged | failed | skipped
+                                   -- | superseded
+    attempts INTEGER NOT NULL DEFAULT 0,  -- times this tool sent it (a second pass retries)
+    requests INTEGER NOT NULL DEFAULT 0,  -- HTTP requests those took, client retries included
+    throttled INTEGER NOT NULL DEFAULT 0, -- of which Graph answered 429
+    detail TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, object_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ops_operations_status ON ops_operations (status, run_id);
+"""
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
+    """Idempotent: a file whose table was created at the current version has it already."""
+    columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    if column not in columns:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _to_4(db: sqlite3.Connection) -> None:
+    # When a paused object was seen On again (the stall signal waits after a resume).
+    _add_column(db, "directory_objects", "resumed_observed_at", "REAL")
+
+
+def _to_5(db: sqlite3.Connection) -> None:
+    # What throttling cost each pause/resume operation (the report and the ledger say so).
+    _add_column(db, "ops_operations", "requests", "INTEGER NOT NULL DEFAULT 0")
+    _add_column(db, "ops_operations", "throttled", "INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {3: _to_4, 4: _to_5}
+"""version -> the step that brings a file of that version to the next."""
+
+
+class SchemaError(RuntimeError):
+    """The file's schema is one this version cannot use."""
+
+
+def apply(db: sqlite3.Connection, path: str) -> None:
+    """Create what is missing, then bring an older file up to date in place. SchemaError for a
+    file this version does not know."""
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    version = SCHEMA_VERSION if row is None else int(row[0])
+    if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and version not in MIGRATIONS):
+        raise SchemaError(
+            f"{path}: state schema version {version}, this exporter expects "
+            f"{SCHEMA_VERSION}; move the file aside to start afresh"
+        )
+    db.executescript(INGESTION + LAG + LEDGER)
+    if row is None:
+        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        return
+    while version < SCHEMA_VERSION:
+        MIGRATIONS[version](db)
+        version += 1
+        db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
