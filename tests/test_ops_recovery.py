@@ -9,6 +9,7 @@ import asyncio
 import signal
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import pytest
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.ops.pause import PauseRequest, pause
 from exporter.ops.planning import ResumeRequest
-from exporter.ops.report import Result, Status
+from exporter.ops.report import Report, Result, Status
 from exporter.ops.resume import resume
+from exporter.ops.runs import RunOptions
+from exporter.ops.session import OpsSession
 from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator
 from exporter.simulator.faults import FaultKind, FaultScope, FaultSettings
@@ -207,12 +210,37 @@ async def test_throttled_patches_are_retried_not_counted_as_failures(
     )
     start = sim.clock.now()
     on_before = {c.id for c in dynamic(sim) if not c.paused}
-    report = await run_op(config, lambda s, o: pause(s, PauseRequest(all=True, reason="r"), o))
+    sent: Counter[tuple[str, str]] = Counter()
+
+    async def act(session: OpsSession, options: RunOptions) -> Report:
+        report = await pause(session, PauseRequest(all=True, reason="r"), options)
+        sent.update(session.graph.requests)
+        return report
+
+    report = await run_op(config, act)
     assert sim.tenant.faults.injected[FaultKind.THROTTLE] >= 10
     assert report.status is Status.COMPLETED
     assert report.counts()[Result.FAILED] == 0
     assert report.counts()[Result.CHANGED] == len(on_before)
     assert toggles(sim, start) == dict.fromkeys(on_before, 1)
+
+    # The report and the ledger say what throttling cost, as the client's own counts do.
+    patch_endpoints = ("group_update", "administrative_unit_update")
+    throttled = sum(sent[(e, "429")] for e in patch_endpoints)
+    requests = sum(n for (e, _code), n in sent.items() if e in patch_endpoints)
+    assert throttled >= 10
+    summary = report.to_json()["requests"]
+    assert (summary["requests"], summary["throttled"]) == (requests, throttled)
+    assert summary["retried_objects"] >= 1
+    (run,) = await ledger_runs(tmp_path / "state.sqlite3")
+    store = Store(tmp_path / "state.sqlite3")
+    await store.open()
+    try:
+        ops = await store.call(Ledger(store).operations, run.id)
+    finally:
+        await store.close()
+    assert sum(op.throttled for op in ops) == throttled
+    assert sum(op.requests for op in ops) == requests
 
 
 async def test_a_missing_permission_is_named_and_stops_only_that_kind(

@@ -26,6 +26,7 @@ from exporter.graph.errors import (
     GraphError,
     GraphNotFoundError,
     GraphUnavailableError,
+    RequestCounts,
 )
 from exporter.logs import get_logger
 from exporter.store.database import Store
@@ -52,6 +53,11 @@ class Outcome:
     """DONE, FAILED, SKIPPED, or PLANNED when the run stopped before trying it."""
     detail: str | None = None
     attempts: int = 0
+    """Times this run sent it (a second pass retries what outlasted the client's retries)."""
+    requests: int = 0
+    """HTTP requests those attempts took, the Graph client's retries included."""
+    throttled: int = 0
+    """Of those, answered 429 (and retried after Retry-After)."""
 
 
 class Applier:
@@ -90,16 +96,31 @@ class Applier:
         in the order given."""
         outcomes: dict[str, Outcome] = {}
         attempts: dict[str, int] = {}
+        costs: dict[str, RequestCounts] = {}
         transient: dict[str, str] = {}
+
+        def outcome(change: Change, status: OpStatus, detail: str | None) -> Outcome:
+            cost = costs.get(change.ref.id, RequestCounts())
+            return Outcome(
+                change.ref,
+                change.target,
+                status,
+                detail,
+                attempts.get(change.ref.id, 0),
+                cost.requests,
+                cost.throttled,
+            )
 
         async def attempt(change: Change) -> None:
             ref = change.ref
             blocked = self.blocked.get(ref.kind)
             if blocked is not None:
                 await self._settle(
-                    run_id, change, OpStatus.SKIPPED, f"not attempted: {blocked}", episode_id
+                    run_id,
+                    outcome(change, OpStatus.SKIPPED, f"not attempted: {blocked}"),
+                    episode_id,
                 )
-                outcomes[ref.id] = Outcome(ref, change.target, OpStatus.SKIPPED, blocked, 0)
+                outcomes[ref.id] = outcome(change, OpStatus.SKIPPED, blocked)
                 on_outcome(outcomes[ref.id])
                 return
             attempts[ref.id] = attempts.get(ref.id, 0) + 1
@@ -108,13 +129,14 @@ class Applier:
                     run_id, ref, change.target, at=self._clock.now(), episode_id=episode_id
                 )
             )
-            status, detail = await self._patch(change)
+            status, detail, cost = await self._patch(change)
+            costs.setdefault(ref.id, RequestCounts()).add(cost)
             if status is None:  # outcome unknown: Graph stayed unavailable
                 transient[ref.id] = detail or "Graph unavailable"
                 return
             transient.pop(ref.id, None)
-            await self._settle(run_id, change, status, detail, episode_id)
-            outcomes[ref.id] = Outcome(ref, change.target, status, detail, attempts[ref.id])
+            outcomes[ref.id] = outcome(change, status, detail)
+            await self._settle(run_id, outcomes[ref.id], episode_id)
             on_outcome(outcomes[ref.id])
 
         await self._run_pass(list(changes), attempt, stop)
@@ -129,13 +151,11 @@ class Applier:
                 continue
             if ref.id in transient:
                 detail = f"failed after {attempts[ref.id]} tries: {transient[ref.id]}"
-                await self._settle(run_id, change, OpStatus.FAILED, detail, episode_id)
-                outcomes[ref.id] = Outcome(
-                    ref, change.target, OpStatus.FAILED, detail, attempts[ref.id]
-                )
+                outcomes[ref.id] = outcome(change, OpStatus.FAILED, detail)
+                await self._settle(run_id, outcomes[ref.id], episode_id)
             else:
-                outcomes[ref.id] = Outcome(
-                    ref, change.target, OpStatus.PLANNED, "not attempted: the run was stopped"
+                outcomes[ref.id] = outcome(
+                    change, OpStatus.PLANNED, "not attempted: the run was stopped"
                 )
             on_outcome(outcomes[ref.id])
         return [outcomes[c.ref.id] for c in changes]
@@ -162,41 +182,41 @@ class Applier:
             for _ in range(min(self._parallel, len(changes))):
                 group.create_task(worker())
 
-    async def _patch(self, change: Change) -> tuple[OpStatus | None, str | None]:
+    async def _patch(self, change: Change) -> tuple[OpStatus | None, str | None, RequestCounts]:
+        """The PATCH's status (None: unknown, Graph stayed unavailable), why, and its cost."""
         ref = change.ref
         try:
-            await self._graph.set_processing_state(ref.kind, ref.id, change.target)
-        except GraphNotFoundError:
-            return OpStatus.SKIPPED, "no longer exists in the tenant"
+            cost = await self._graph.set_processing_state(ref.kind, ref.id, change.target)
+        except GraphNotFoundError as exc:
+            return OpStatus.SKIPPED, "no longer exists in the tenant", _cost(exc)
         except GraphAuthError as exc:
             self.blocked.setdefault(ref.kind, str(exc))
-            return OpStatus.FAILED, str(exc)
+            return OpStatus.FAILED, str(exc), _cost(exc)
         except GraphUnavailableError as exc:
-            return None, str(exc)
+            return None, str(exc), _cost(exc)
         except GraphError as exc:
-            return OpStatus.FAILED, str(exc)
-        return OpStatus.DONE, None
+            return OpStatus.FAILED, str(exc), _cost(exc)
+        return OpStatus.DONE, None, cost
 
-    async def _settle(
-        self,
-        run_id: str,
-        change: Change,
-        status: OpStatus,
-        detail: str | None,
-        episode_id: str | None,
-    ) -> None:
+    async def _settle(self, run_id: str, outcome: Outcome, episode_id: str | None) -> None:
         await self._store.call(
             lambda: self._ledger.record_outcome(
                 run_id,
-                change.ref.id,
-                change.target,
-                status,
+                outcome.ref.id,
+                outcome.target,
+                outcome.status,
                 at=self._clock.now(),
-                detail=detail,
+                detail=outcome.detail,
                 tenant=self._tenant,
                 episode_id=episode_id,
+                requests=outcome.requests,
+                throttled=outcome.throttled,
             )
         )
+
+
+def _cost(error: GraphError) -> RequestCounts:
+    return error.counts if error.counts is not None else RequestCounts(requests=1)
 
 
 __all__ = ["Applier", "Change", "Outcome"]

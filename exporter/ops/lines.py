@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from exporter.domain.plan import (
@@ -44,7 +45,8 @@ def outcome_line(outcome: Outcome, *, batch: int | None = None, critical: bool =
         OpStatus.SKIPPED: Result.SKIPPED,
         OpStatus.PLANNED: Result.NOT_ATTEMPTED,
     }.get(outcome.status, Result.SKIPPED)
-    return object_line(outcome.ref, result, outcome.detail, batch=batch, critical=critical)
+    line = object_line(outcome.ref, result, outcome.detail, batch=batch, critical=critical)
+    return replace(line, requests=outcome.requests, throttled=outcome.throttled)
 
 
 def batch_lines(batch: ResumeBatch, result: Result, detail: str | None) -> list[Line]:

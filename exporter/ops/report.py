@@ -85,6 +85,10 @@ class Line:
     detail: str | None = None
     batch: int | None = None
     critical: bool = False
+    requests: int | None = None
+    """HTTP requests sent for it (retries included); None where nothing was sent."""
+    throttled: int | None = None
+    """Of those, answered 429."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,7 +99,41 @@ class Line:
             "detail": self.detail,
             "batch": self.batch,
             "critical": self.critical,
+            "requests": self.requests,
+            "throttled": self.throttled,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """What the run's PATCHes cost: Graph's throttling shows here, not as failures."""
+
+    requests: int
+    throttled: int
+    retried_objects: int
+    """Objects that took more than one request."""
+
+    @classmethod
+    def of(cls, lines: Sequence[Line]) -> RequestSummary:
+        sent = [line for line in lines if line.requests]
+        return cls(
+            requests=sum(line.requests or 0 for line in sent),
+            throttled=sum(line.throttled or 0 for line in sent),
+            retried_objects=sum(1 for line in sent if (line.requests or 0) > 1),
+        )
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "retried_objects": self.retried_objects,
+        }
+
+    def text(self) -> str:
+        return (
+            f"Graph: {self.requests:,} request(s), {self.throttled:,} answered 429 and retried; "
+            f"{self.retried_objects:,} object(s) took more than one request"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +192,7 @@ class Report:
             "episode": self.episode,
             "readiness": self.readiness,
             "summary": {result.value: counts.get(result, 0) for result in Result},
+            "requests": RequestSummary.of(self.lines).to_json(),
             "batches": [b.to_json() for b in self.batches],
             "objects": [line.to_json() for line in self.lines],
             "notes": self.notes,
@@ -196,6 +235,9 @@ def render(report: Report, console: Console) -> None:
             summary.add_row(result.value, f"{counts[result]:,}", _reasons(report.lines, result))
     if counts:
         console.print(summary)
+    requests = RequestSummary.of(report.lines)
+    if requests.requests:
+        console.print(requests.text())
     changed = [line for line in report.lines if line.result in ACTED]
     if changed and len(changed) <= LISTED_CHANGES:
         console.print(_object_table("Changed" if report.applied else "To change", changed))

@@ -170,6 +170,10 @@ class OperationRecord:
     attempts: int
     detail: str | None
     updated_at: float
+    requests: int = 0
+    """HTTP requests its attempts took (the Graph client's retries included)."""
+    throttled: int = 0
+    """Of those, answered 429."""
 
 
 _RUN_COLUMNS = (
@@ -177,7 +181,10 @@ _RUN_COLUMNS = (
     "started_at, finished_at, status, note"
 )
 _EPISODE_COLUMNS = "id, tenant, started_at, started_by, reason, origin, ended_at, end_note"
-_OP_COLUMNS = "run_id, object_id, kind, name, batch, target, status, attempts, detail, updated_at"
+_OP_COLUMNS = (
+    "run_id, object_id, kind, name, batch, target, status, attempts, detail, updated_at, "
+    "requests, throttled"
+)
 
 
 def new_id(prefix: str) -> str:
@@ -484,7 +491,8 @@ class Ledger:
         """Record what a run (or one of its batches) is about to do, before it does any of it."""
         with self._transaction() as db:
             db.executemany(
-                f"INSERT INTO ops_operations ({_OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                f"INSERT INTO ops_operations ({_OP_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, 0)",
                 [
                     (
                         run_id,
@@ -547,16 +555,19 @@ class Ledger:
         detail: str | None = None,
         tenant: str,
         episode_id: str | None,
+        requests: int = 0,
+        throttled: int = 0,
     ) -> None:
         """The outcome of one operation, and what it means for the episodes: a confirmed pause
         belongs to the episode; a pause that did not happen leaves it; a confirmed resume is
-        recorded on every open episode of the tenant that lists the object."""
+        recorded on every open episode of the tenant that lists the object. `requests` and
+        `throttled`: what the attempts cost (HTTP requests, 429s among them), added up."""
         applied = status in (OpStatus.DONE, OpStatus.UNCHANGED)
         with self._transaction() as db:
             db.execute(
-                "UPDATE ops_operations SET status=?, detail=?, updated_at=? "
-                "WHERE run_id=? AND object_id=?",
-                (status.value, detail, at, run_id, object_id),
+                "UPDATE ops_operations SET status=?, detail=?, updated_at=?, "
+                "requests=requests+?, throttled=throttled+? WHERE run_id=? AND object_id=?",
+                (status.value, detail, at, requests, throttled, run_id, object_id),
             )
             if target is ProcessingState.PAUSED and episode_id is not None:
                 if status is OpStatus.DONE:
@@ -676,7 +687,20 @@ def _run(row: Sequence[Any]) -> RunRecord:
 
 
 def _operation(row: Sequence[Any]) -> OperationRecord:
-    run_id, object_id, kind, name, batch, target, status, attempts, detail, updated_at = row
+    (
+        run_id,
+        object_id,
+        kind,
+        name,
+        batch,
+        target,
+        status,
+        attempts,
+        detail,
+        updated_at,
+        requests,
+        throttled,
+    ) = row
     return OperationRecord(
         run_id=run_id,
         object=ObjectRef(object_id, DirectoryObjectKind(kind), name),
@@ -686,6 +710,8 @@ def _operation(row: Sequence[Any]) -> OperationRecord:
         attempts=int(attempts),
         detail=detail,
         updated_at=updated_at,
+        requests=int(requests),
+        throttled=int(throttled),
     )
 
 
