@@ -3,17 +3,14 @@ simulator and the exporter, each in its own process), and reading their CPU and 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,8 @@ import aiohttp
 import yaml
 
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
+from tests.support.processes import ChildProcess
+from tests.support.waiting import eventually
 
 START = 1_767_600_000.0
 """2026-01-05T08:00:00Z: every simulated tenant starts here (a Monday morning)."""
@@ -150,54 +149,14 @@ def _process_tree(pid: int) -> list[int]:
     return found
 
 
-class _Child:
-    """A child process whose stdout and stderr go to a log file (never a pipe that fills)."""
+class _Child(ChildProcess):
+    """A benchmark's child: its CPU and RSS (the whole process tree) can be read."""
 
     def __init__(self, command: Sequence[str], log_path: Path, env: Mapping[str, str]) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            list(command),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+        super().__init__(log_path.stem, command, log_path, env=env)
 
     def usage(self) -> Usage:
         return usage(self.pid)
-
-    def wait_for_line(self, pattern: str, timeout: float) -> re.Match[str]:
-        compiled = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.log_path.read_text(errors="replace")
-            for line in text.splitlines():
-                match = compiled.search(line)
-                if match:
-                    return match
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.log_path.name}: the process exited ({self.process.returncode}): "
-                    f"{text[-2000:]}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.log_path.name}: no line matching {pattern!r}")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 class SimulatorProcess(_Child):
@@ -230,7 +189,7 @@ class SimulatorProcess(_Child):
             f"--history-cache-mib={history_cache_mib:g}",
         ]
         super().__init__(command, directory / f"{name}.log", {})
-        match = self.wait_for_line(r" at (http://\S+)$", timeout=600)
+        match = self.wait_for_line(r" at (http://\S+)$", within=600)
         self.ready_seconds = time.perf_counter() - self.started
         self.base_url = match.group(1)
         self.graph_url = self.base_url + "/v1.0"
@@ -267,7 +226,7 @@ class ExporterProcess(_Child):
     def url(self, timeout: float = 120) -> str:
         """The /metrics URL, once the exporter says where it serves."""
         if self._url is None:
-            match = self.wait_for_line(r"Serving metrics at (http://\S+)$", timeout=timeout)
+            match = self.wait_for_line(r"Serving metrics at (http://\S+)$", within=timeout)
             self._url = match.group(1)
         return self._url
 
@@ -312,20 +271,6 @@ def samples(text: str, name: str) -> dict[str, float]:
         if match and match.group(1) == name:
             found[match.group(2) or ""] = float(match.group(3))
     return found
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, within: float, what: str, interval: float = 0.05
-) -> Any:
-    """Await `check()` until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 # -- the exporter in this process -----------------------------------------------------------------
@@ -382,7 +327,7 @@ async def backfill_in_process(
             audit = runner.audit
             return audit is not None and audit.caught_up
 
-        await wait_for(caught_up, within=3600, what="the backfill", interval=0.01)
+        await eventually(caught_up, within=3600, what="the backfill", interval=0.01)
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
         sim_cpu = sim.usage().cpu_seconds - sim_cpu

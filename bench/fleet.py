@@ -18,8 +18,8 @@ from bench.common import (
     SimulatorProcess,
     exporter_config,
     samples,
-    wait_for,
 )
+from tests.support.waiting import eventually
 
 TENANT = "sim"
 
@@ -130,7 +130,7 @@ async def running_fleet(size: FleetSize, workdir: Path) -> AsyncIterator[Fleet]:
                 text = await scrape_text(http, url)
             return text is not None and synced(text, size)
 
-        await wait_for(done, within=1800, what="the exporter to sync the tenant", interval=1.0)
+        await eventually(done, within=1800, what="the exporter to sync the tenant", interval=1.0)
         await asyncio.sleep(size.settle_seconds)
         try:
             yield fleet

@@ -35,13 +35,13 @@ from bench.common import (
     exporter_config,
     fresh_directory,
     samples,
-    wait_for,
 )
 from bench.fleet import scrape_text
 from exporter.domain.events import Series
 from exporter.domain.records import ClassifiedEvent
 from exporter.ingest.audit_poller import SEEN_MARGIN
 from exporter.store.database import PageBatch, Store
+from tests.support.waiting import eventually
 
 TENANT = "sim"
 LATENESS = 1800.0
@@ -190,7 +190,9 @@ async def _measure(
                     and min(progress.values()) >= 1.0
                 )
 
-            await wait_for(synced, within=900, what=f"the exporter ({name}) to sync", interval=0.5)
+            await eventually(
+                synced, within=900, what=f"the exporter ({name}) to sync", interval=0.5
+            )
             sync_seconds = time.perf_counter() - started
             await asyncio.sleep(size.settle_seconds)
             rss = exporter.usage().rss_bytes

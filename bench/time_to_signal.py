@@ -32,9 +32,9 @@ from bench.common import (
     exporter_config,
     fresh_directory,
     samples,
-    wait_for,
 )
 from bench.fleet import scrape_text
+from tests.support.waiting import eventually
 
 TENANT = "sim"
 POLL_INTERVAL = 60.0
@@ -115,7 +115,7 @@ async def _once(size: SignalSize, directory: Path, name: str) -> Outcome:
                     progress = samples(text, "entra_dynamic_audit_backfill_progress_ratio")
                     return bool(progress) and min(progress.values()) >= 1.0
 
-                await wait_for(caught_up, within=600, what="the exporter to catch up")
+                await eventually(caught_up, within=600, what="the exporter to catch up")
                 await sim.post(http, "/_sim/load", {"factor": 0})
                 pushed = (await sim.get(http, "/_sim/clock"))["now"]
                 await sim.post(http, "/_sim/storm", {"over_seconds": size.storm_seconds})

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,26 +55,6 @@ def write_config(
             store=store or {},
         ),
     )
-
-
-async def wait_until(
-    predicate: Callable[[], bool], *, within: float, what: str, interval: float = 0.05
-) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float, what: str, interval: float = 0.1
-) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def truth(sim: RunningSimulator, since: float) -> dict[str, int]:

@@ -4,8 +4,6 @@ simulated tenant's ground truth about what they did."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +27,7 @@ from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 from exporter.simulator.model import Container
 from exporter.simulator.truth import audit_counts
+from tests.support.processes import start_cli as support_start_cli
 
 TOKEN = "ops-test-token"
 SMALL_STORM: dict[str, Any] = {
@@ -59,7 +58,6 @@ async def small_storm(history_days: int = 0) -> AsyncIterator[RunningSimulator]:
         yield running
 
 
-CLI = [sys.executable, "-c", "from exporter.cli.main import main; main()"]
 FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 
 
@@ -163,16 +161,9 @@ def exporter_readiness(url: str) -> ExporterReadiness:
 
 
 async def start_cli(*args: str, **streams: Any) -> asyncio.subprocess.Process:
-    """`entra-dg-exporter ARGS` as its own process; `streams` may replace stdin/stdout/stderr
-    (by default: no input, both outputs captured)."""
-    chosen = {
-        "stdin": asyncio.subprocess.DEVNULL,
-        "stdout": asyncio.subprocess.PIPE,
-        "stderr": asyncio.subprocess.PIPE,
-        **streams,
-    }
-    return await asyncio.create_subprocess_exec(
-        *CLI, *args, env={**os.environ, "ENTRA_DG_OPERATOR": "oncall", "COLUMNS": "160"}, **chosen
+    """`entra-dg-exporter ARGS` as an operator named "oncall" would run it on a wide terminal."""
+    return await support_start_cli(
+        *args, env={"ENTRA_DG_OPERATOR": "oncall", "COLUMNS": "160"}, **streams
     )
 
 

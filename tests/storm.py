@@ -13,7 +13,8 @@ from exporter.config.loading import load_config
 from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.app import running_simulator
-from tests.harness import wait_until, write_config
+from tests.harness import write_config
+from tests.support.waiting import wait_until
 
 STORM_PUSH_AT = 600.0
 """The bulk push starts 10 minutes into the run (the bundled storm waits 2 hours)."""

@@ -17,6 +17,7 @@ from exporter.graph.audit import AuditPage
 from exporter.ingest.audit_poller import MAX_PAGES_PER_COMMIT, AuditPoller
 from exporter.ingest.poller import CollectorStatus
 from exporter.store.database import PageBatch, PageOutcome, Store
+from tests.support.waiting import wait_until
 
 NOW = 1_767_600_000.0
 BACKFILL = 3600.0
@@ -92,14 +93,6 @@ def poller(store: Store, pages: Pages, commits: Commits) -> AuditPoller:
     )
 
 
-async def until(predicate: object, what: str) -> None:
-    for _ in range(500):
-        if callable(predicate) and predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_the_next_commit_starts_when_the_previous_ends_with_every_page_waiting(
     store: Store,
 ) -> None:
@@ -107,13 +100,15 @@ async def test_the_next_commit_starts_when_the_previous_ends_with_every_page_wai
     pages.hold(6)
     poll = asyncio.create_task(poller(store, pages, commits).poll(CollectorStatus("audit")))
     await commits.wait_for(1)
-    await until(lambda: pages.served == 5, "pages 2-5 to arrive while the first commits")
+    await wait_until(
+        lambda: pages.served == 5, within=5, what="pages 2-5 to arrive while the first commits"
+    )
     commits.end(0)
     # Page 6 has not come: the waiting pages go at once, not when the next page arrives.
     await commits.wait_for(2)
     assert commits.groups == [["e1"], ["e2", "e3", "e4", "e5"]]
     pages.release(6)
-    await until(lambda: pages.served == 7, "the last pages")
+    await wait_until(lambda: pages.served == 7, within=5, what="the last pages")
     commits.end(1)
     await commits.wait_for(3)
     commits.end(2)
@@ -126,7 +121,9 @@ async def test_no_page_is_committed_after_a_failed_commit(store: Store) -> None:
     audit = poller(store, pages, commits)
     poll = asyncio.create_task(audit.poll(CollectorStatus("audit")))
     await commits.wait_for(1)
-    await until(lambda: pages.served == 5, "the pages to arrive while the first commits")
+    await wait_until(
+        lambda: pages.served == 5, within=5, what="the pages to arrive while the first commits"
+    )
     commits.end(0, RuntimeError("disk full"))
     with pytest.raises(RuntimeError, match="disk full"):
         await poll
@@ -139,7 +136,9 @@ async def test_a_full_queue_makes_the_poller_wait_for_the_store(store: Store) ->
     pages, commits = Pages(MAX_PAGES_PER_COMMIT + 3), Commits()
     poll = asyncio.create_task(poller(store, pages, commits).poll(CollectorStatus("audit")))
     await commits.wait_for(1)
-    await until(lambda: pages.served == MAX_PAGES_PER_COMMIT + 1, "the queue to fill")
+    await wait_until(
+        lambda: pages.served == MAX_PAGES_PER_COMMIT + 1, within=5, what="the queue to fill"
+    )
     await asyncio.sleep(0.1)
     assert pages.served == MAX_PAGES_PER_COMMIT + 1  # no further page is fetched meanwhile
     commits.end(0)

@@ -22,7 +22,7 @@ from exporter.domain.records import ClassifiedEvent, MalformedEvent
 from exporter.ingest.commit.parent import AuditCommitError, CommitProcess
 from exporter.store.database import PageBatch, Store
 from exporter.store.lag import ProcessingLagConsumer
-from tests.harness import wait_until
+from tests.support.waiting import wait_until
 from tests.test_processing_lag import HOUR, T0, _contents, change, page, trigger
 
 HORIZON = 48 * HOUR

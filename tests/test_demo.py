@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import sys
 from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
 
 from exporter.cli.main import cli
-from tests.harness import eventually
+from tests.support.processes import start_cli
+from tests.support.waiting import eventually
 from tests.test_collector import check_metrics
 from tests.test_resilience import sample
 
@@ -21,15 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "config"
 
 
 async def test_demo_serves_metrics_that_promtool_accepts() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from exporter.cli.main import main; main()",
-        "demo",
-        "--web.listen-address",
-        "127.0.0.1:0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+    process = await start_cli(
+        "demo", "--web.listen-address", "127.0.0.1:0", stderr=asyncio.subprocess.DEVNULL
     )
     assert process.stdout is not None
     try:

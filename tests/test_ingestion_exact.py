@@ -21,7 +21,8 @@ from exporter.runtime.tenant_runner import TenantRunner
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.faults import FaultSettings
 from exporter.store.database import NewEvents
-from tests.harness import counted, truth, wait_until, write_config
+from tests.harness import counted, truth, write_config
+from tests.support.waiting import wait_until
 
 SMALL_STORM = {
     "tenant": {"users": 2500, "devices": 400, "dynamic_groups": 80, "administrative_units": 3}

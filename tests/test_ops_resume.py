@@ -23,7 +23,6 @@ from exporter.ops.resume import resume
 from exporter.simulator.app import RunningSimulator
 from exporter.store.database import Store
 from exporter.store.ledger import Ledger, RunStatus
-from tests.harness import wait_until
 from tests.ops_harness import (
     ScriptedReadiness,
     dynamic,
@@ -35,6 +34,7 @@ from tests.ops_harness import (
     toggles,
     write_ops_config,
 )
+from tests.support.waiting import wait_until
 from tests.test_readiness_client import not_ready_assessment, ready_assessment
 
 PAUSED, ON = ProcessingState.PAUSED, ProcessingState.ON

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,7 +17,9 @@ from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.access import ALL_PERMISSIONS, TokenGrant
 from exporter.simulator.app import running_simulator
-from tests.harness import TOKEN, TcpProxy, counted, eventually, truth, wait_until, write_config
+from tests.harness import TOKEN, TcpProxy, counted, truth, write_config
+from tests.support.processes import start_cli
+from tests.support.waiting import eventually, wait_until
 
 SMALL = {"tenant": {"users": 600, "devices": 100, "dynamic_groups": 20, "administrative_units": 2}}
 SMALL_STORM = {
@@ -115,10 +116,7 @@ def read_state(db: Path) -> tuple[float, float, dict[str, int]] | None:
 
 async def serve_process(config: Path, *overrides: str) -> asyncio.subprocess.Process:
     args = [f"--config.set={o}" for o in overrides]
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from exporter.cli.main import main; main()",
+    return await start_cli(
         "serve",
         "--config.file",
         str(config),

@@ -44,7 +44,7 @@ from exporter.runtime.tenant_runner import TenantRunner
 from exporter.simulator.access import ALL_PERMISSIONS
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.truth import audit_counts
-from tests.harness import wait_until, write_config
+from tests.harness import write_config
 from tests.monitoring_contract import (
     CONTRACT,
     PROMETHEUS_SERIES,
@@ -54,6 +54,7 @@ from tests.monitoring_contract import (
     selectors,
 )
 from tests.prometheus_tools import run as run_tool
+from tests.support.waiting import wait_until
 from tests.test_readiness_client import api_validator
 
 HOUR = 3600.0

@@ -14,7 +14,8 @@ import exporter.runtime.tenant_runner
 from exporter.config.loading import load_config
 from exporter.runtime.service import Exporter
 from exporter.simulator.app import running_simulator
-from tests.harness import wait_until, write_config
+from tests.harness import write_config
+from tests.support.waiting import wait_until
 
 SMALL = {"tenant": {"users": 300, "devices": 50, "dynamic_groups": 10, "administrative_units": 1}}
 

@@ -7,8 +7,8 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from tests.e2e.processes import LOG_MARKER
 from tests.e2e.stack import Stack, running_stack
+from tests.support.processes import LOG_MARKER
 
 
 @pytest.fixture(scope="module")

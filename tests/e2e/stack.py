@@ -27,10 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.clock import SystemClock
 from exporter.simulator.app import resolve_scenario
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
-from tests.e2e.processes import ChildProcess, ProcessGroup, process_group, wait_until
+from tests.e2e.processes import ProcessGroup, process_group
 from tests.e2e.prometheus import PrometheusAPI, write_config_dir
 from tests.prometheus_tools import REPO, tool
 from tests.storm import STORM_OVERRIDES
+from tests.support.processes import ChildProcess
+from tests.support.waiting import wait_until_sync
 
 TENANT = "storm"
 TOKEN = "e2e-token"
@@ -107,7 +109,7 @@ class Stack:
         return f"{message}\n{self.explain()}"
 
     def wait_until(self, check: Any, *, within: float, what: str, interval: float = 0.25) -> None:
-        wait_until(check, within=within, what=what, explain=self.explain, interval=interval)
+        wait_until_sync(check, within=within, what=what, explain=self.explain, interval=interval)
 
     # -- the simulator ------------------------------------------------------------------------
 
