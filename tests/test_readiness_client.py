@@ -41,9 +41,9 @@ from exporter.readiness.client import (
     ClientTLS,
     ReadinessClient,
     ReadinessUnavailable,
-    combine_exit_codes,
     readiness_url,
 )
+from exporter.readiness.wire import combine_exit_codes
 from tests.certs import TLSFiles, make_tls_files
 from tests.test_assessment import STORM, observe
 
@@ -124,6 +124,10 @@ def test_exit_codes_combine_like_and_over_ready() -> None:
     assert combine_exit_codes([0, 2]) == 2
     assert combine_exit_codes([2, 1, 0]) == 1
     assert combine_exit_codes([]) == 2
+    # Nothing to resume is never "go": 0 only when every tenant is ready.
+    assert combine_exit_codes([3]) == 3
+    assert combine_exit_codes([0, 3]) == 3
+    assert combine_exit_codes([3, 2]) == 2
 
 
 def test_readiness_url_keeps_a_path_prefix_and_refuses_other_schemes() -> None:
@@ -139,7 +143,7 @@ async def test_typed_results_filters_and_the_schema() -> None:
     async with serving(views) as url:
         client = ReadinessClient(url)
         report = await client.fetch()
-        api_validator().validate(report.body)
+        api_validator().validate(orjson.loads(report.raw))
         assert (report.ready, report.exit_code) == (False, 1)
         contoso, fabrikam = report.tenants
         assert contoso.ready
@@ -160,7 +164,7 @@ async def test_typed_results_filters_and_the_schema() -> None:
         assert minimum.status is ConditionStatus.BLOCKING
         assert minimum.observed == 10 * HOUR
         assert minimum.threshold == T.minimum_pause
-        assert minimum.since == STORM + 2 * HOUR
+        assert minimum.since_epoch == STORM + 2 * HOUR
 
         one = await client.tenant("contoso")
         assert one == contoso
@@ -185,7 +189,7 @@ async def test_no_assessment_yet_and_a_stale_one_cannot_tell() -> None:
 
         views.views = [view("contoso", ready_assessment(), age=3600.0)]
         report = await client.fetch()
-        api_validator().validate(report.body)
+        api_validator().validate(orjson.loads(report.raw))
         stale = report.tenants[0]
         assert stale.stale
         assert stale.state is ReadinessState.CANNOT_TELL
@@ -204,9 +208,9 @@ def test_on_an_accelerated_clock_staleness_also_needs_real_seconds() -> None:
     old = AssessmentView(
         "contoso", assessment, now, 900.0, "", wall_age=STALE_MIN_WALL_SECONDS + 10
     )
-    assert tenant_entry(fresh)["stale"] is False
-    assert tenant_entry(old)["stale"] is True
-    assert tenant_entry(old)["exit_code"] == 2
+    assert tenant_entry(fresh).stale is False
+    assert tenant_entry(old).stale is True
+    assert tenant_entry(old).exit_code == 2
 
 
 async def test_unreachable_unknown_and_foreign_answers_are_cannot_tell() -> None:

@@ -26,7 +26,7 @@ from exporter.http.readiness_api import AssessmentView, readiness_routes
 from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
-from exporter.readiness.client import READINESS_PATH
+from exporter.readiness.wire import READINESS_PATH
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
