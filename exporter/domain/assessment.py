@@ -8,11 +8,16 @@ format's `Assessment` (exporter/readiness/wire.py; schema: docs/readiness.schema
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.domain.baseline import MEASURE_SERIES, Baseline, Measure, deviation_ratio
 from exporter.domain.episode import PauseEpisode, detect_episode
-from exporter.domain.groups import GroupState, LedgerEpisode, MembershipProcessingStatus
+from exporter.domain.groups import (
+    GroupState,
+    LedgerEpisode,
+    MembershipProcessingStatus,
+    reconcile_with_ledger,
+)
 from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
 from exporter.domain.plan import PlanSummary, plan_resume
@@ -98,7 +103,9 @@ def assess_tenant(
     resume: ResumeSettings,
     now: float,
 ) -> TenantAssessment:
-    obs = observations
+    obs = replace(
+        observations, groups=reconcile_with_ledger(observations.groups, observations.ledger)
+    )
     history = obs.history
     baselines = make_baselines(history, thresholds)
     lag = summarize_lag(obs.lag_samples, now=now, window=thresholds.lag_window)

@@ -26,7 +26,8 @@ formats them; the assessment itself is computed elsewhere, off the loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -65,7 +66,9 @@ class AssessmentView:
 STALE_MIN_WALL_SECONDS = 10.0
 
 
-ReadinessSource = Callable[[], Sequence[AssessmentView]]
+ReadinessSource = Callable[[], Awaitable[Sequence[AssessmentView]] | Sequence[AssessmentView]]
+"""The views to answer with, now; may be a coroutine (the exporter first reflects a pause
+ledger that changed since its last assessment)."""
 
 
 def tenant_entry(view: AssessmentView) -> TenantReadiness:
@@ -119,7 +122,8 @@ def readiness_routes(source: ReadinessSource) -> list[web.RouteDef]:
     """The route to pass to `create_app(extra_routes=...)`."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        views = list(source())
+        found = source()
+        views = list(await found if inspect.isawaitable(found) else found)
         wanted = request.query.getall("tenant", [])
         if len(wanted) > 1:
             return _json(ErrorBody(error="give ?tenant= at most once"), 400)

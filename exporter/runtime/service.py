@@ -132,6 +132,12 @@ class Exporter:
     def readiness(self) -> Readiness:
         return Readiness.of({runner.name: runner.readiness() for runner in self.runners})
 
+    async def current_readiness_views(self) -> list[AssessmentView]:
+        """readiness_views() once every tenant's assessment reflects the pause ledger as it is
+        now (what /api/v1/readiness answers with)."""
+        await asyncio.gather(*(runner.assessor.reflect_ledger() for runner in self.runners))
+        return self.readiness_views()
+
     def readiness_views(self) -> list[AssessmentView]:
         """Each tenant's latest assessment for /api/v1/readiness (in memory, on the loop)."""
         snapshot = self.holder.current
@@ -158,7 +164,7 @@ class Exporter:
         return create_app(
             registry=self.registry,
             readiness=self.readiness,
-            extra_routes=readiness_routes(self.readiness_views),
+            extra_routes=readiness_routes(self.current_readiness_views),
             web_config=web_config,
             links=[READINESS_LINK, *links],
             exposition_key=lambda: self.holder.current,
