@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from typing import Any
 import bcrypt
 import orjson
 import pytest
+from aiohttp import web
 from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator, FormatChecker
 from prometheus_client import CollectorRegistry
@@ -312,3 +314,51 @@ async def test_check_resume_human_and_json_output_and_exit_codes(tmp_path: Path)
     assert unknown_port.exit_code == 2
     assert "web.listen_address with port 0" in unknown_port.output
     assert "give --url" in unknown_port.output
+
+
+def test_server_and_client_share_the_wire_format_not_each_other() -> None:
+    """One wire format (exporter/readiness/wire.py): the server encodes its Structs, the client
+    decodes them; the server takes nothing from the client."""
+    import ast
+
+    def imported(module: str) -> set[str]:
+        path = Path(__file__).parent.parent / (module.replace(".", "/") + ".py")
+        tree = ast.parse(path.read_text("utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    server = imported("exporter.http.readiness_api")
+    client = imported("exporter.readiness.client")
+    assert "exporter.readiness.wire" in server
+    assert "exporter.readiness.wire" in client
+    assert "exporter.readiness.client" not in server
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda b: b.update(api_version=2), "answers API version 2"),
+        (lambda b: b["tenants"][0].update(state="maybe"), "Invalid enum value 'maybe'"),
+        (lambda b: b["tenants"][0].update(exit_code=7), "Invalid enum value 7"),
+        (lambda b: b["tenants"][0].pop("stale"), "missing required field `stale`"),
+        (lambda b: b["tenants"][0]["assessment"].update(evaluated_at="noon"), "datetime"),
+        (lambda b: b.update(tenants="all"), "Expected `array`"),
+    ],
+)
+async def test_an_answer_off_the_wire_format_is_cannot_tell_naming_the_problem(
+    mutate: Any, problem: str
+) -> None:
+    """msgspec checks every type and enum value on decode; the message names the field."""
+    async with serving(Views([view("contoso", ready_assessment())])) as url:
+        body = orjson.loads((await ReadinessClient(url).fetch()).raw)
+
+    mutate(body)
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/readiness", answer)
+    async with running(app, "127.0.0.1:0") as where:
+        with pytest.raises(ReadinessUnavailable, match=re.escape(problem)) as info:
+            await ReadinessClient(where.url).fetch()
+    assert "\n" not in str(info.value)
