@@ -7,6 +7,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
+# exporter/http/runbook.md links to the runbook, which the exporter serves at /runbook.
+COPY alerts/runbook.md ./alerts/runbook.md
 RUN python -m venv /opt/entra-dg \
     && /opt/entra-dg/bin/pip install . \
     && /opt/entra-dg/bin/entra-dg-exporter --version

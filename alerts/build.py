@@ -1,14 +1,16 @@
 """Write the generated rule files: `python -m alerts.build [--check] [--output-dir DIR]
-[--for-override 10s] [--runbook-base-url URL]`.
+[--for-override 10s] [--exporter-url URL | --runbook-base-url URL]`.
 
 The committed files are alerts/prometheus_rules.yml (recording) and alerts/prometheus_alerts.yml
 (alerting). `--check` exits 1 when they differ from what the source generates (with the same
 options). `--for-override` renders every `for:` as the given duration, for an end-to-end test
-against a real Prometheus. `--runbook-base-url` makes every alert's `runbook_url` absolute:
-`URL/alerts/runbook.md#<alert>`, URL being where your deployment browses this repository's files
-(e.g. https://github.com/OWNER/REPO/blob/main); without it the link is repository-relative. Both
-write to another directory (your Prometheus's rule directory); the committed files keep the
-designed durations and relative links, which the promtool tests in alerts/tests/ expect.
+against a real Prometheus. Every alert's `runbook_url` opens the runbook the exporter serves,
+`<exporter URL>/runbook#<alert>`; the committed files use the exporter's default address
+(alerts/config.py EXPORTER_URL, what docker-compose.yml publishes), `--exporter-url URL` another.
+`--runbook-base-url URL` links to a repository browser instead: `URL/alerts/runbook.md#<alert>`
+(e.g. https://github.com/OWNER/REPO/blob/main). Each option writes to another directory (your
+Prometheus's rule directory): the committed files keep the designed durations and links, which
+the promtool tests in alerts/tests/ expect.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 import yaml
 
 from alerts import rules
-from alerts.rules import runbook_base_url
+from alerts.config import EXPORTER_URL
+from alerts.rules import exporter_url, runbook_base_url
 
 ALERTS_DIR = Path(__file__).resolve().parent
 RECORDING_FILE = "prometheus_rules.yml"
@@ -50,33 +53,40 @@ def to_yaml(document: dict[str, Any]) -> str:
     return _HEADER + body
 
 
-def render(for_override: str | None = None, runbook_base_url: str = "") -> dict[str, str]:
+def render(
+    for_override: str | None = None, runbook_base_url: str = "", exporter: str = EXPORTER_URL
+) -> dict[str, str]:
     """File name -> content of every generated rule file."""
     return {
         RECORDING_FILE: to_yaml(rules.recording_groups()),
-        ALERTING_FILE: to_yaml(rules.alert_groups(for_override, runbook_base_url)),
+        ALERTING_FILE: to_yaml(rules.alert_groups(for_override, runbook_base_url, exporter)),
     }
 
 
 def write_rule_files(
-    directory: Path, for_override: str | None = None, runbook_base_url: str = ""
+    directory: Path,
+    for_override: str | None = None,
+    runbook_base_url: str = "",
+    exporter: str = EXPORTER_URL,
 ) -> list[Path]:
     """Write the rule files into `directory` (created if needed); returns their paths. An
     end-to-end test calls this with a temporary directory and a short `for_override`."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render(for_override, runbook_base_url).items():
+    for name, text in render(for_override, runbook_base_url, exporter).items():
         path = directory / name
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 
 
-def stale_files(directory: Path = ALERTS_DIR, runbook_base_url: str = "") -> list[str]:
+def stale_files(
+    directory: Path = ALERTS_DIR, runbook_base_url: str = "", exporter: str = EXPORTER_URL
+) -> list[str]:
     """Rule files in `directory` that differ from what the source generates."""
     return [
         name
-        for name, text in render(runbook_base_url=runbook_base_url).items()
+        for name, text in render(runbook_base_url=runbook_base_url, exporter=exporter).items()
         if not (directory / name).is_file()
         or (directory / name).read_text(encoding="utf-8") != text
     ]
@@ -91,29 +101,37 @@ def main(argv: list[str] | None = None) -> int:
         "--runbook-base-url",
         default="",
         metavar="URL",
-        help="prefix of every runbook_url, e.g. https://github.com/OWNER/REPO/blob/main "
-        "(default: none, links relative to the repository)",
+        help="link every runbook_url to a repository browser instead of the exporter, e.g. "
+        "https://github.com/OWNER/REPO/blob/main",
+    )
+    parser.add_argument(
+        "--exporter-url",
+        default=EXPORTER_URL,
+        metavar="URL",
+        help=f"where on-call's browser reaches the exporter, which serves the runbook at "
+        f"/runbook (default: {EXPORTER_URL})",
     )
     args = parser.parse_args(argv)
     try:
         base_url = runbook_base_url(args.runbook_base_url)
+        exporter = exporter_url(args.exporter_url)
     except ValueError as exc:
         parser.error(str(exc))
     if args.check:
-        stale = stale_files(args.output_dir, base_url)
+        stale = stale_files(args.output_dir, base_url, exporter)
         for name in stale:
             print(f"{args.output_dir / name} is stale: run python -m alerts.build", file=sys.stderr)
         return 1 if stale else 0
     if args.output_dir.resolve() == ALERTS_DIR:
         if args.for_override:
             parser.error("--for-override needs --output-dir outside alerts/ (keep committed files)")
-        if base_url:
+        if base_url or exporter != EXPORTER_URL:
             parser.error(
-                "--runbook-base-url needs --output-dir outside alerts/: the committed files keep "
-                "repository-relative links (alerts/tests/ expects them); write to your "
-                "Prometheus's rule directory"
+                "--runbook-base-url and --exporter-url need --output-dir outside alerts/: the "
+                "committed files keep the default links (alerts/tests/ expects them); write to "
+                "your Prometheus's rule directory"
             )
-    for path in write_rule_files(args.output_dir, args.for_override, base_url):
+    for path in write_rule_files(args.output_dir, args.for_override, base_url, exporter):
         print(path)
     return 0
 

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from exporter.http.runbook import RUNBOOK_ROUTE
+from exporter.readiness.client import DEFAULT_URL
+
 # --- Selectors -------------------------------------------------------------------------------
 
 EXPORTER_JOB: Final = "entra-dg-exporter"
@@ -35,12 +38,17 @@ EXPORTER_SELECTOR: Final = f'job="{EXPORTER_JOB}"'
 # --- Runbook links ---------------------------------------------------------------------------
 
 RUNBOOK_PATH: Final = "alerts/runbook.md"
-"""The runbook, relative to the top of the repository. Every alert links to
-`[<runbook base URL>/]alerts/runbook.md#<alert name in lower case>`, the anchor GitHub and GitLab
-give the runbook's `## <AlertName>` heading. The base URL is where a deployment browses the
-repository's files; it is a build option (`python -m alerts.build --runbook-base-url URL`, see
-alerts/runbook.md "Runbook links"), and without one (the committed files) the link is the
-repository-relative path, valid in any clone or fork."""
+"""The runbook, relative to the top of the repository."""
+
+EXPORTER_URL: Final = DEFAULT_URL
+"""Where on-call's browser reaches the exporter: its default address, which docker-compose.yml
+publishes. Every alert links to `<exporter URL>/runbook#<alert name in lower case>`, the runbook
+the exporter serves (exporter/http/runbook.py), so the link opens from a chat message with no
+repository browser. Build options (alerts/runbook.md "Runbook links"): `--exporter-url URL` for
+the address your exporter is reached at; `--runbook-base-url URL` to link to a repository browser
+instead (`URL/alerts/runbook.md#<alert>`, the anchor GitHub and GitLab give the heading)."""
+
+EXPORTER_RUNBOOK_ROUTE: Final = RUNBOOK_ROUTE
 
 # --- Microsoft's figures (the exporter applies them; quoted and drawn here) --------------------
 

@@ -1,8 +1,9 @@
 """Recording rules and alerts, built from alerts.config.
 
 Every alert has `severity` (critical, warning or info), a static `summary`, a templated
-`description` and a `runbook_url` pointing at its own `## <AlertName>` section of alerts/runbook.md
-(`runbook_url`: repository-relative unless a base URL is given).
+`description` that ends with the next action (a command or a decision, tenant filled in), and a
+`runbook_url` opening its own `## <AlertName>` section of alerts/runbook.md: as the exporter
+serves it (`<exporter URL>/runbook#<alert>`), or on a repository browser when a base URL is given.
 Recording rules are named `level:metric:operations`.
 """
 
@@ -22,6 +23,7 @@ COLLECTOR = "{{ $labels.collector }}"
 ENDPOINT = "{{ $labels.endpoint }}"
 OBJECT_TYPE = "{{ $labels.object_type }}"
 VALUE_DURATION = "{{ $value | humanizeDuration }}"
+CLI = "entra-dg-exporter"
 
 
 def runbook_base_url(url: str) -> str:
@@ -43,11 +45,26 @@ def runbook_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def runbook_url(alert_name: str, base_url: str = "") -> str:
-    """`[base_url/]alerts/runbook.md#<alert name in lower case>`."""
+def exporter_url(url: str) -> str:
+    """The exporter's address for runbook links, checked and without a trailing slash. Raises
+    ValueError naming the problem and the fix."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(
+            f"exporter URL {url!r} is not an http(s) URL with a host and nothing after the path: "
+            f"give the address on-call's browser reaches the exporter at, e.g. {c.EXPORTER_URL}"
+        )
+    return url.rstrip("/")
+
+
+def runbook_url(alert_name: str, base_url: str = "", exporter: str = c.EXPORTER_URL) -> str:
+    """`<exporter>/runbook#<alert name in lower case>`, the runbook the exporter serves; with a
+    base URL (a repository browser) `<base_url>/alerts/runbook.md#<alert name in lower case>`."""
+    fragment = alert_name.lower()
     base = runbook_base_url(base_url)
-    path = f"{c.RUNBOOK_PATH}#{alert_name.lower()}"
-    return f"{base}/{path}" if base else path
+    if base:
+        return f"{base}/{c.RUNBOOK_PATH}#{fragment}"
+    return f"{exporter_url(exporter)}{c.EXPORTER_RUNBOOK_ROUTE}#{fragment}"
 
 
 class Severity(StrEnum):
@@ -64,6 +81,9 @@ class Alert:
     for_seconds: int
     summary: str
     description: str
+    next_action: str = ""
+    """What to do next, a command or a decision with the tenant filled in: the description ends
+    with it ("Next: ..."), so the notification alone says what to do."""
 
     def __post_init__(self) -> None:
         if not self.name.startswith("EntraDynamic") or not self.name.isalnum():
@@ -74,12 +94,21 @@ class Alert:
             )
         if "{{" not in self.description:
             raise ValueError(f"alert {self.name}: the description must be templated")
+        if not self.next_action:
+            raise ValueError(f"alert {self.name}: say what to do next (next_action)")
 
-    def runbook_url(self, base_url: str = "") -> str:
-        return runbook_url(self.name, base_url)
+    @property
+    def full_description(self) -> str:
+        return f"{self.description} Next: {self.next_action}"
+
+    def runbook_url(self, base_url: str = "", exporter: str = c.EXPORTER_URL) -> str:
+        return runbook_url(self.name, base_url, exporter)
 
     def to_rule(
-        self, for_override: str | None = None, runbook_base_url: str = ""
+        self,
+        for_override: str | None = None,
+        runbook_base_url: str = "",
+        exporter: str = c.EXPORTER_URL,
     ) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
         if self.for_seconds:
@@ -87,8 +116,8 @@ class Alert:
         rule["labels"] = {"severity": self.severity.value}
         rule["annotations"] = {
             "summary": self.summary,
-            "description": self.description,
-            "runbook_url": self.runbook_url(runbook_base_url),
+            "description": self.full_description,
+            "runbook_url": self.runbook_url(runbook_base_url, exporter),
         }
         return rule
 
@@ -207,6 +236,10 @@ ALERTS: tuple[Alert, ...] = (
             f"processing for {c.human_duration(c.PAUSE_WARRANTED_WARNING_FOR)} and no pause is in "
             f"effect. {_MICROSOFT_PAUSE_ADVICE}"
         ),
+        next_action=(
+            f"`{CLI} plan --tenant {TENANT}`; if the change is planned and large, or unintended, "
+            f"`{CLI} pause --tenant {TENANT} --all --except-critical --reason '<why>' --apply`."
+        ),
     ),
     Alert(
         name="EntraDynamicPauseWarranted",
@@ -219,6 +252,10 @@ ALERTS: tuple[Alert, ...] = (
             f"processing for {c.human_duration(c.PAUSE_WARRANTED_CRITICAL_FOR)} and still nothing "
             "is paused. Entra processes one queue per tenant, in order; every further hour adds "
             "to a backlog that can take more than 24 hours to drain (Microsoft)."
+        ),
+        next_action=(
+            f"pause now: `{CLI} pause --tenant {TENANT} --all --except-critical --reason '<why>' "
+            "--apply` (without --apply: what it would pause)."
         ),
     ),
     Alert(
@@ -238,6 +275,11 @@ ALERTS: tuple[Alert, ...] = (
             "critical group reports a failed status. Resume critical groups first, then the "
             "rest in batches."
         ),
+        next_action=(
+            f"`{CLI} plan --tenant {TENANT}`, then `{CLI} resume --tenant {TENANT} --group "
+            f"<critical ids> --apply`, then `{CLI} resume --tenant {TENANT} --non-critical "
+            "--all-batches --apply`."
+        ),
     ),
     Alert(
         name="EntraDynamicPausedTooLong",
@@ -253,6 +295,11 @@ ALERTS: tuple[Alert, ...] = (
             f"Tenant {TENANT}: dynamic group processing has been paused for {VALUE_DURATION}, "
             f"more than {c.human_duration(c.PAUSED_TOO_LONG_SECONDS)}. The memberships of the "
             "paused groups are frozen while users and devices keep changing."
+        ),
+        next_action=(
+            f"`{CLI} check-resume --tenant {TENANT}` says what blocks the resume; decide: "
+            f"resume (`{CLI} resume --tenant {TENANT} --non-critical --apply`) or keep the "
+            "pause and record why in the incident."
         ),
     ),
     Alert(
@@ -270,6 +317,10 @@ ALERTS: tuple[Alert, ...] = (
             f"{TENANT} has been paused for {VALUE_DURATION}, more than "
             f"{c.human_duration(c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS)}. Microsoft advises "
             "resuming critical groups first."
+        ),
+        next_action=(
+            f"`{CLI} resume --tenant {TENANT} --group {{{{ $labels.group_id }}}} --apply` (if "
+            "readiness blocks and the group cannot wait, add --force --reason '<why>')."
         ),
     ),
     Alert(
@@ -293,6 +344,11 @@ ALERTS: tuple[Alert, ...] = (
             f"the exporter warrants a pause at {c.TRIGGER_RATE_FACTOR:g}x). A bulk update may be "
             "under way."
         ),
+        next_action=(
+            f"find the bulk update's source (HR sync, script, migration); if it is planned and "
+            f"large, `{CLI} plan --tenant {TENANT}`, then `{CLI} pause --tenant {TENANT} --all "
+            "--except-critical --reason '<why>' --apply`."
+        ),
     ),
     Alert(
         name="EntraDynamicProcessingStalled",
@@ -308,6 +364,11 @@ ALERTS: tuple[Alert, ...] = (
             f"Tenant {TENANT}: users and devices keep changing but dynamic group processing has "
             "made no membership change for longer than the exporter's stall bound "
             "(thresholds.stall_after, 3 hours by default), and nothing is paused."
+        ),
+        next_action=(
+            f"`{CLI} check-resume --tenant {TENANT}` (rule out a failing collector), then "
+            f"`{CLI} pause --tenant {TENANT} --all --except-critical --reason 'stalled' --apply` "
+            "and open a Microsoft support case."
         ),
     ),
     Alert(
@@ -326,6 +387,10 @@ ALERTS: tuple[Alert, ...] = (
             f"{c.human_duration(c.PROCESSING_LAG_SECONDS)}. Microsoft: changes are typically "
             "processed within a few hours."
         ),
+        next_action=(
+            f"`{CLI} lint-rules --tenant {TENANT}` for slow rules; decide whether to pause: "
+            f"`{CLI} pause --tenant {TENANT} --all --except-critical --reason '<why>' --apply`."
+        ),
     ),
     Alert(
         name="EntraDynamicExporterAbsent",
@@ -343,6 +408,10 @@ ALERTS: tuple[Alert, ...] = (
             "configuration or every instance is down. While it is absent no pause-warranted or "
             "resume-ready alert can fire."
         ),
+        next_action=(
+            "start the exporter of job {{ $labels.job }} (Prometheus: Status > Targets); if it "
+            f"exits at start, `{CLI} config check <its config file>` names the problem."
+        ),
     ),
     Alert(
         name="EntraDynamicCollectorFailing",
@@ -354,6 +423,11 @@ ALERTS: tuple[Alert, ...] = (
             f"The {COLLECTOR} collector of tenant {TENANT} has failed its polls for "
             f"{c.human_duration(c.COLLECTOR_FAILING_FOR)}. The metrics it feeds are frozen and "
             "resuming is blocked until it recovers."
+        ),
+        next_action=(
+            f"`{CLI} check-resume --tenant {TENANT}` shows the {COLLECTOR} collector's last "
+            f"error; fix it (credentials: `{CLI} config check <config file>`); do not resume "
+            "until it recovers."
         ),
     ),
     Alert(
@@ -371,6 +445,10 @@ ALERTS: tuple[Alert, ...] = (
             f"(bound: {c.human_duration(c.WATERMARK_MAX_AGE_SECONDS)}). Every signal computed "
             "from it is out of date and resume readiness is blocked."
         ),
+        next_action=(
+            f"`{CLI} check-resume --tenant {TENANT}` (audit_data_stale among the blockers); fix "
+            "the audit collector first (EntraDynamicCollectorFailing); do not resume on stale data."
+        ),
     ),
     Alert(
         name="EntraDynamicGraphThrottling",
@@ -384,6 +462,11 @@ ALERTS: tuple[Alert, ...] = (
             f"{c.human_duration(c.GRAPH_THROTTLED_FOR)}. The exporter paces itself under Graph's "
             f"limit of {c.AUDIT_REQUESTS_PER_10S} audit-log requests per 10 seconds per app and "
             "tenant, so another client shares the app's budget or the pacing is misconfigured."
+        ),
+        next_action=(
+            f"find the other client using the app registration of tenant {TENANT} (a second "
+            f"exporter, a script) and stop it; `{CLI} config check <config file>` shows "
+            "polling.audit_requests_per_10s, lower it if the app is shared on purpose."
         ),
     ),
     Alert(
@@ -404,6 +487,10 @@ ALERTS: tuple[Alert, ...] = (
             "registration lacks a permission or admin consent; 401: its credential or token was "
             "rejected."
         ),
+        next_action=(
+            f"grant the app registration of tenant {TENANT} the permissions and admin consent "
+            f"the runbook lists, then `{CLI} config check <config file>`."
+        ),
     ),
 )
 
@@ -416,15 +503,17 @@ def recording_groups() -> dict[str, Any]:
     }
 
 
-def alert_groups(for_override: str | None = None, runbook_base_url: str = "") -> dict[str, Any]:
+def alert_groups(
+    for_override: str | None = None, runbook_base_url: str = "", exporter: str = c.EXPORTER_URL
+) -> dict[str, Any]:
     """The alerting rules; `for_override` replaces every `for:` (e.g. '10s' for an end-to-end
-    test that cannot wait 15 minutes of wall time); `runbook_base_url` prefixes every
-    `runbook_url` (default: the repository-relative path)."""
+    test that cannot wait 15 minutes of wall time); every `runbook_url` opens the runbook the
+    exporter at `exporter` serves, or with `runbook_base_url` a repository browser's copy."""
     return {
         "groups": [
             {
                 "name": "entra-dynamic.alerts",
-                "rules": [a.to_rule(for_override, runbook_base_url) for a in ALERTS],
+                "rules": [a.to_rule(for_override, runbook_base_url, exporter) for a in ALERTS],
             }
         ]
     }

@@ -97,7 +97,14 @@ def test_alert_conventions() -> None:
         notes = rule["annotations"]
         assert "{{" not in notes["summary"], f"{name}: the summary must be static"
         assert "{{" in notes["description"], f"{name}: the description must be templated"
-        assert notes["runbook_url"] == f"{c.RUNBOOK_PATH}#{name.lower()}", name
+        assert notes["runbook_url"] == f"{c.EXPORTER_URL}/runbook#{name.lower()}", name
+        # The notification alone says what to do: the description ends with the next action,
+        # a command or a decision, with the tenant filled in where the alert has one.
+        next_action = notes["description"].split(" Next: ")[-1]
+        assert " Next: " in notes["description"], name
+        if "tenant" in rule["expr"]:
+            assert "{{ $labels.tenant }}" in next_action, name
+        assert "`entra-dg-exporter " in next_action or "decide" in next_action, name
 
 
 def test_recording_rule_names_are_level_metric_operations() -> None:
@@ -116,6 +123,8 @@ def test_invalid_definitions_are_refused() -> None:
         rules.Alert("EntraDynamicX", rules.Severity.INFO, "x", 0, "{{ $value }}", "{{ $value }}")
     with pytest.raises(ValueError, match="must be templated"):
         rules.Alert("EntraDynamicX", rules.Severity.INFO, "x", 0, "s", "static")
+    with pytest.raises(ValueError, match="say what to do next"):
+        rules.Alert("EntraDynamicX", rules.Severity.INFO, "x", 0, "s", "{{ $value }}")
 
 
 # --- runbook ---------------------------------------------------------------------------------
@@ -136,9 +145,13 @@ def _runbook_sections() -> dict[str, str]:
 def test_every_runbook_url_points_at_an_existing_anchor() -> None:
     anchors = {github_anchor(heading) for heading in _runbook_sections()}
     for alert in rules.ALERTS:
-        path, fragment = alert.runbook_url().split("#")
-        assert (REPO / path).resolve() == RUNBOOK.resolve(), alert.name
+        path, fragment = alert.runbook_url(base_url="https://git.example.com/r").split("#")
+        assert path == f"https://git.example.com/r/{c.RUNBOOK_PATH}", alert.name
+        assert (REPO / c.RUNBOOK_PATH).resolve() == RUNBOOK.resolve()
         assert fragment in anchors, f"{alert.name}: runbook.md has no anchor #{fragment}"
+        served, same = alert.runbook_url().split("#")
+        assert served == f"{c.EXPORTER_URL}/runbook"
+        assert same == fragment
 
 
 def test_runbook_has_one_complete_section_per_alert() -> None:
@@ -241,8 +254,25 @@ def test_a_bad_runbook_base_url_is_refused_on_one_line(
     assert not (tmp_path / build.ALERTING_FILE).exists()
 
 
-def test_the_committed_files_keep_relative_links(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_committed_files_keep_the_default_links(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build.main(["--runbook-base-url", "https://github.com/OWNER/REPO/blob/main"])
-    assert "--runbook-base-url needs --output-dir outside alerts/" in capsys.readouterr().err
+    assert "--exporter-url need --output-dir outside alerts/" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build.main(["--exporter-url", "https://exporter.example.com"])
+    assert "--exporter-url need --output-dir outside alerts/" in capsys.readouterr().err
     assert build.stale_files() == []
+
+
+def test_an_exporter_url_links_every_alert_to_its_runbook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "https://exporter.example.com:9717/"
+    assert build.main(["--output-dir", str(tmp_path), "--exporter-url", url]) == 0
+    alerting = yaml.safe_load((tmp_path / build.ALERTING_FILE).read_text())
+    for rule in alerting["groups"][0]["rules"]:
+        expected = f"https://exporter.example.com:9717/runbook#{rule['alert'].lower()}"
+        assert rule["annotations"]["runbook_url"] == expected
+    with pytest.raises(SystemExit):
+        build.main(["--output-dir", str(tmp_path), "--exporter-url", "exporter:9717"])
+    assert "give the address on-call's browser reaches the exporter at" in capsys.readouterr().err

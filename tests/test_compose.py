@@ -226,7 +226,7 @@ def test_amtool_check_config_is_clean() -> None:
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["alertname=EntraDynamicPauseWarranted", "severity=critical"], "oncall-pager"),
+        (["alertname=EntraDynamicPauseWarranted", "severity=critical"], "oncall-pager,oncall-chat"),
         (["alertname=EntraDynamicPauseWarranted", "severity=warning"], "oncall-chat"),
         (["alertname=EntraDynamicResumeReady", "severity=info"], "oncall-chat"),
         (["alertname=SomethingElse", "severity=critical"], "null"),

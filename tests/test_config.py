@@ -131,3 +131,41 @@ def test_a_simulated_tenants_config_validates_and_merges_sections(tmp_path: Path
     assert config.polling.audit_interval == 120
     assert config.tenants[0].clock == "simulator"
     assert config.web.listen_address == "127.0.0.1:0"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "cloud"),
+    [
+        ("global", "global"),
+        ("AzureCloud", "global"),
+        ("AzurePublicCloud", "global"),
+        ("azure public cloud", "global"),
+        ("AzureUSGovernment", "usgov"),
+        ("USGov", "usgov"),
+        ("GCC High", "usgov"),
+        ("gcc-high", "usgov"),
+        ("usgov", "usgov"),
+        ("DoD", "usgov_dod"),
+        ("USGovDoD", "usgov_dod"),
+        ("usgov_dod", "usgov_dod"),
+        ("AzureChinaCloud", "china"),
+        ("China", "china"),
+    ],
+)
+def test_cloud_accepts_microsofts_names(spelling: str, cloud: str) -> None:
+    config = load_config(
+        FIXTURES / "valid.yml", env=ENV, overrides=[f"tenants.lab.cloud={spelling}"]
+    )
+    assert config.tenant("lab").cloud.value == cloud
+
+
+def test_an_unknown_cloud_lists_the_names_it_knows_on_one_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            FIXTURES / "valid.yml", env=ENV, overrides=["tenants.lab.cloud=AzureGermanCloud"]
+        )
+    (problem,) = info.value.problems
+    assert "\n" not in problem
+    assert "unknown cloud 'AzureGermanCloud'" in problem
+    for name in ("AzureUSGovernment", "GCC High", "DoD", "AzureChinaCloud", "usgov_dod"):
+        assert name in problem

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.domain.episode import EpisodeSource, detect_episode, infer_start, split_waves
-from exporter.domain.groups import GroupState, LedgerEpisode
+from exporter.domain.events import ProcessingState
+from exporter.domain.groups import GroupState, LedgerEpisode, LedgerObject, reconcile_with_ledger
 from exporter.domain.history import DAY, HOUR, MINUTE
 from exporter.domain.settings import Thresholds
 from tests.domain_builders import MONDAY, gid, group
@@ -186,3 +189,28 @@ def test_every_paused_group_is_placed_exactly_once(
         if g.id in ep.paused_before and not use_ledger:
             assert g.paused_since is not None
             assert g.paused_since < ep.started_at
+
+
+def test_the_ledger_wins_over_an_older_poll_and_loses_to_a_newer_one() -> None:
+    """pause --apply at T0 + 10: a poll at T0 saw the groups On; one at T0 + 20 would have seen
+    whatever is true then (someone resumed group 3 in the portal)."""
+    t0 = MONDAY
+    polled = [replace(group(n), observed_at=t0) for n in (1, 2, 3)]
+    resumed = replace(group(4, paused_since=t0 - HOUR), observed_at=t0)
+    ledger = LedgerEpisode(
+        "ep-1", t0 + 10, "alice", "storm", paused=ids(1, 2, 3), already_paused=(),
+        objects=(
+            LedgerObject(gid(1), ProcessingState.PAUSED, t0 + 10),
+            LedgerObject(gid(2), ProcessingState.PAUSED, t0),  # a tie: the ledger's
+            LedgerObject(gid(3), ProcessingState.PAUSED, t0 + 10),
+            LedgerObject(gid(4), ProcessingState.ON, t0 + 10),
+        ),
+    )  # fmt: skip
+    newer = replace(polled[2], observed_at=t0 + 20)
+    seen = reconcile_with_ledger([*polled[:2], newer, resumed], [ledger])
+    assert [g.paused for g in seen] == [True, True, False, False]
+    assert seen[0].paused_since == t0 + 10
+    assert seen[3].resumed_at == t0 + 10
+    episode = detect_episode(seen, [ledger], now=t0 + 30, thresholds=Thresholds())
+    assert episode is not None
+    assert episode.group_ids == ids(1, 2)

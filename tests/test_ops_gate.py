@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,12 +16,15 @@ import orjson
 import pytest
 
 from exporter.domain.episode import EpisodeSource
+from exporter.domain.events import ProcessingState
 from exporter.domain.readiness import ReadinessState
 from exporter.readiness.client import ReadinessClient
 from exporter.simulator.app import RunningSimulator
+from exporter.simulator.tenant import OPERATOR_ACTOR
 from exporter.store.database import Store
 from exporter.store.ledger import Ledger
 from tests.ops_harness import (
+    dynamic,
     run_cli,
     small_storm,
     start_cli,
@@ -139,3 +143,77 @@ async def test_resume_is_refused_while_the_running_exporter_says_not_ready(
     assert forced.reason == "payroll cannot wait"
     assert forced.readiness == "not_ready"
     assert forced.operator == "oncall"
+
+
+async def test_readiness_follows_the_ledger_at_once_after_adopt_pause_and_each_resume_batch(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """The simulator's clock stands still, so the exporter polls no groups during the test:
+    everything it learns after its first polls comes from the pause ledger the commands write
+    from their own processes. Before the ledger was read when answering, it said `not_paused`
+    (then exit 0) after a pause until the next groups poll (147 s in the drill)."""
+    config = write_ops_config(
+        tmp_path,
+        sim,
+        critical=[],
+        resume={"batch_size": 10, "max_critical_groups": 5, "batch_interval": 0},
+        polling={"backfill_days": 2, "audit_requests_per_10s": 1000},
+    )
+    common = ("--config.file", str(config))
+    await sim.advance(3 * HOUR)  # into the storm
+    parked = sorted(c.id for c in dynamic(sim) if c.paused)
+    pausable = len(dynamic(sim)) - len(parked)
+    async with serving_exporter(config) as url:
+        client = ReadinessClient(url, timeout=5.0)
+        state, detail = await assessed(url)
+        assert state is ReadinessState.NOT_PAUSED, detail
+        gate_code = (await run_cli("check-resume", "--url", url, "--tenant", "sim"))[0]
+        assert gate_code == 3, "nothing paused is never exit 0"
+
+        # Someone pauses five groups with Microsoft's script; on-call adopts the pause.
+        for c in [c for c in dynamic(sim) if not c.paused][:5]:
+            sim.tenant.set_processing_state(c, ProcessingState.PAUSED, OPERATOR_ACTOR)
+        code, _, err = await run_cli(
+            "pause", "--adopt", "--except", ",".join(parked), "--reason", "pauseAll.ps1",
+            "--apply", "--yes", *common,
+        )  # fmt: skip
+        assert code == 0, err
+        adopted = await client.tenant("sim")
+        assert adopted.state is ReadinessState.NOT_READY, adopted.detail
+        assert adopted.episode is not None
+        assert adopted.episode.source is EpisodeSource.LEDGER
+        assert adopted.episode.groups == 5
+
+        code, _, err = await run_cli(
+            "pause", "--all", "--except", ",".join(parked), "--reason", "storm",
+            "--apply", "--yes", *common,
+        )  # fmt: skip
+        assert code == 0, err
+        asked = time.monotonic()
+        paused = await client.tenant("sim")
+        seconds = time.monotonic() - asked
+        print(f"readiness showed the pause {seconds:.3f} s after pause --apply returned")
+        assert paused.state is ReadinessState.NOT_READY, paused.detail
+        assert paused.episode is not None
+        assert paused.episode.groups == pausable
+        assert (await run_cli("check-resume", "--url", url, "--tenant", "sim"))[0] == 1
+
+        remaining = pausable
+        while remaining:
+            code, _, err = await run_cli(
+                "resume", "--non-critical", "--force", "--reason", "drill", "--apply", "--yes",
+                "--exporter.url", url, *common,
+            )  # fmt: skip
+            assert code == 0, err
+            remaining -= min(10, remaining)
+            after = await client.tenant("sim")
+            if remaining:
+                assert after.state is ReadinessState.NOT_READY, after.detail
+                assert after.episode is not None
+                assert after.episode.groups == remaining
+                assert after.plan is not None
+                assert after.plan.other_groups == remaining
+            else:
+                assert after.state is ReadinessState.NOT_PAUSED, after.detail
+                assert after.exit_code == 3
+        assert (await run_cli("check-resume", "--url", url, "--tenant", "sim"))[0] == 3

@@ -19,6 +19,7 @@ from exporter.domain.readiness import (
     evaluate_readiness,
 )
 from exporter.domain.settings import Thresholds
+from exporter.readiness.wire import EXIT_CODES
 from tests.domain_builders import MONDAY, WEEK, HistoryBuilder, group
 
 NOW = MONDAY + 10 * HOUR + 20 * MINUTE
@@ -76,7 +77,7 @@ def test_all_conditions_met_is_ready_and_every_condition_is_reported() -> None:
     assert r.ready
     assert [c.condition for c in r.conditions] == list(ResumeCondition)
     assert all(c.status is ConditionStatus.MET for c in r.conditions)
-    assert r.state.exit_code == 0
+    assert EXIT_CODES[r.state] == 0
 
 
 @pytest.mark.parametrize(
@@ -161,7 +162,7 @@ def test_gap_in_the_recovery_window_cannot_tell() -> None:
     r = readiness(b.build())
     assert condition(r, ResumeCondition.TRIGGER_RATE_RECOVERY) == (ConditionStatus.UNKNOWN, 1)
     assert r.state is ReadinessState.CANNOT_TELL
-    assert r.state.exit_code == 2
+    assert EXIT_CODES[r.state] == 2
 
 
 def test_no_baseline_yet_cannot_tell() -> None:
@@ -221,7 +222,7 @@ def test_failed_critical_group_blocks() -> None:
     assert condition(r, ResumeCondition.CRITICAL_GROUP_FAILED) == (ConditionStatus.BLOCKING, 1)
     assert "boom" in r.conditions[4].detail
     assert r.state is ReadinessState.NOT_READY
-    assert r.state.exit_code == 1
+    assert EXIT_CODES[r.state] == 1
     running = (*GROUPS, group(3, critical=True, status=MembershipProcessingStatus.RUNNING))
     assert readiness(groups=running).state is ReadinessState.READY
 
@@ -230,7 +231,7 @@ def test_no_episode_is_not_paused_and_moot() -> None:
     r = readiness(no_episode=True)
     assert r.state is ReadinessState.NOT_PAUSED
     assert not r.ready
-    assert r.state.exit_code == 0
+    assert EXIT_CODES[r.state] == 3, "nothing to resume is not ready: never 0"
     assert condition(r, ResumeCondition.MINIMUM_PAUSE)[0] is ConditionStatus.NOT_APPLICABLE
     assert not any(c.blocks for c in r.conditions)
     assert "1 group(s) paused outside any episode" in r.detail

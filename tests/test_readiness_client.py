@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from typing import Any
 import bcrypt
 import orjson
 import pytest
+from aiohttp import web
 from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator, FormatChecker
 from prometheus_client import CollectorRegistry
@@ -41,9 +43,9 @@ from exporter.readiness.client import (
     ClientTLS,
     ReadinessClient,
     ReadinessUnavailable,
-    combine_exit_codes,
     readiness_url,
 )
+from exporter.readiness.wire import combine_exit_codes
 from tests.certs import TLSFiles, make_tls_files
 from tests.test_assessment import STORM, observe
 
@@ -124,6 +126,10 @@ def test_exit_codes_combine_like_and_over_ready() -> None:
     assert combine_exit_codes([0, 2]) == 2
     assert combine_exit_codes([2, 1, 0]) == 1
     assert combine_exit_codes([]) == 2
+    # Nothing to resume is never "go": 0 only when every tenant is ready.
+    assert combine_exit_codes([3]) == 3
+    assert combine_exit_codes([0, 3]) == 3
+    assert combine_exit_codes([3, 2]) == 2
 
 
 def test_readiness_url_keeps_a_path_prefix_and_refuses_other_schemes() -> None:
@@ -139,7 +145,7 @@ async def test_typed_results_filters_and_the_schema() -> None:
     async with serving(views) as url:
         client = ReadinessClient(url)
         report = await client.fetch()
-        api_validator().validate(report.body)
+        api_validator().validate(orjson.loads(report.raw))
         assert (report.ready, report.exit_code) == (False, 1)
         contoso, fabrikam = report.tenants
         assert contoso.ready
@@ -160,7 +166,7 @@ async def test_typed_results_filters_and_the_schema() -> None:
         assert minimum.status is ConditionStatus.BLOCKING
         assert minimum.observed == 10 * HOUR
         assert minimum.threshold == T.minimum_pause
-        assert minimum.since == STORM + 2 * HOUR
+        assert minimum.since_epoch == STORM + 2 * HOUR
 
         one = await client.tenant("contoso")
         assert one == contoso
@@ -185,7 +191,7 @@ async def test_no_assessment_yet_and_a_stale_one_cannot_tell() -> None:
 
         views.views = [view("contoso", ready_assessment(), age=3600.0)]
         report = await client.fetch()
-        api_validator().validate(report.body)
+        api_validator().validate(orjson.loads(report.raw))
         stale = report.tenants[0]
         assert stale.stale
         assert stale.state is ReadinessState.CANNOT_TELL
@@ -204,9 +210,9 @@ def test_on_an_accelerated_clock_staleness_also_needs_real_seconds() -> None:
     old = AssessmentView(
         "contoso", assessment, now, 900.0, "", wall_age=STALE_MIN_WALL_SECONDS + 10
     )
-    assert tenant_entry(fresh)["stale"] is False
-    assert tenant_entry(old)["stale"] is True
-    assert tenant_entry(old)["exit_code"] == 2
+    assert tenant_entry(fresh).stale is False
+    assert tenant_entry(old).stale is True
+    assert tenant_entry(old).exit_code == 2
 
 
 async def test_unreachable_unknown_and_foreign_answers_are_cannot_tell() -> None:
@@ -308,3 +314,51 @@ async def test_check_resume_human_and_json_output_and_exit_codes(tmp_path: Path)
     assert unknown_port.exit_code == 2
     assert "web.listen_address with port 0" in unknown_port.output
     assert "give --url" in unknown_port.output
+
+
+def test_server_and_client_share_the_wire_format_not_each_other() -> None:
+    """One wire format (exporter/readiness/wire.py): the server encodes its Structs, the client
+    decodes them; the server takes nothing from the client."""
+    import ast
+
+    def imported(module: str) -> set[str]:
+        path = Path(__file__).parent.parent / (module.replace(".", "/") + ".py")
+        tree = ast.parse(path.read_text("utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    server = imported("exporter.http.readiness_api")
+    client = imported("exporter.readiness.client")
+    assert "exporter.readiness.wire" in server
+    assert "exporter.readiness.wire" in client
+    assert "exporter.readiness.client" not in server
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda b: b.update(api_version=2), "answers API version 2"),
+        (lambda b: b["tenants"][0].update(state="maybe"), "Invalid enum value 'maybe'"),
+        (lambda b: b["tenants"][0].update(exit_code=7), "Invalid enum value 7"),
+        (lambda b: b["tenants"][0].pop("stale"), "missing required field `stale`"),
+        (lambda b: b["tenants"][0]["assessment"].update(evaluated_at="noon"), "datetime"),
+        (lambda b: b.update(tenants="all"), "Expected `array`"),
+    ],
+)
+async def test_an_answer_off_the_wire_format_is_cannot_tell_naming_the_problem(
+    mutate: Any, problem: str
+) -> None:
+    """msgspec checks every type and enum value on decode; the message names the field."""
+    async with serving(Views([view("contoso", ready_assessment())])) as url:
+        body = orjson.loads((await ReadinessClient(url).fetch()).raw)
+
+    mutate(body)
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/readiness", answer)
+    async with running(app, "127.0.0.1:0") as where:
+        with pytest.raises(ReadinessUnavailable, match=re.escape(problem)) as info:
+            await ReadinessClient(where.url).fetch()
+    assert "\n" not in str(info.value)

@@ -421,7 +421,7 @@ def test_the_readiness_api_matches_its_schema_at_every_step(storm: StormRun) -> 
 
 def test_check_resume_exit_codes_against_the_running_exporter(storm: StormRun) -> None:
     results = storm.check_resume
-    assert results["before the storm"].exit_code == 0
+    assert results["before the storm"].exit_code == 3, "nothing to resume is never exit 0"
     assert "nothing to resume" in results["before the storm"].output
     not_ready = results["paused, minimum pause running"]
     assert not_ready.exit_code == 1, not_ready.output

@@ -1,8 +1,9 @@
 """`entra-dg-exporter check-resume`: may paused dynamic group processing be resumed now?
 
 Asks a running exporter (`GET /api/v1/readiness`) and answers with an exit code a script or a
-pipeline can gate on: 0 ready (or nothing is paused), 1 not ready, 2 cannot tell (the exporter
-is unreachable, its data is stale, or a condition cannot be judged yet).
+pipeline can gate on (exporter/readiness/wire.py `ExitCode`): 0 ready, 1 not ready, 2 cannot
+tell (the exporter is unreachable, its data is stale, or a condition cannot be judged yet),
+3 nothing to resume (no pause episode). Only 0 means go: `check-resume && resume ...` is safe.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from exporter.domain.readiness import ConditionStatus, ReadinessState
 from exporter.readiness.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
-    EXIT_CANNOT_TELL,
     BasicAuth,
     ClientTLS,
     ReadinessClient,
     ReadinessReport,
     ReadinessUnavailable,
-    TenantResumeReadiness,
 )
+from exporter.readiness.wire import ExitCode, TenantReadiness
 
 PASSWORD_ENV = "ENTRA_DG_WEB_BASIC_AUTH_PASSWORD"
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -103,18 +103,21 @@ def exporter_auth_options(func: _F) -> _F:
     return func
 
 
-def render_tenant(result: TenantResumeReadiness) -> list[str]:
-    lines = [f"{result.tenant}: {_STATE[result.state]} (exit {result.exit_code}): {result.detail}"]
-    width = max((len(c.condition.value) for c in result.conditions), default=0)
+def render_tenant(result: TenantReadiness) -> list[str]:
+    lines = [
+        f"{result.tenant}: {_STATE[result.state]} (exit {int(result.exit_code)}): {result.detail}"
+    ]
+    width = max((len(c.reason.value) for c in result.conditions), default=0)
     for c in result.conditions:
-        since = f" [since {short_time(c.since)}]" if c.since is not None else ""
-        lines.append(f"  {_VERDICT[c.status]:<7} {c.condition.value:<{width}}  {c.detail}{since}")
+        since = f" [since {short_time(c.since.timestamp())}]" if c.since is not None else ""
+        lines.append(f"  {_VERDICT[c.status]:<7} {c.reason.value:<{width}}  {c.detail}{since}")
     episode = result.episode
     if episode is not None:
         who = f" by {episode.started_by}" if episode.started_by else ""
         why = f" ({episode.reason})" if episode.reason else ""
         lines.append(
-            f"  pause episode: {episode.source.value}, started {short_time(episode.started_at)}"
+            f"  pause episode: {episode.source.value}, started "
+            f"{short_time(episode.started_at.timestamp())}"
             f"{who}{why}; {episode.groups:,} group(s) in it, {episode.paused_before:,} paused "
             f"before it, {episode.undetermined:,} with an unknown pause time"
         )
@@ -197,8 +200,8 @@ def check_resume_command(
 ) -> None:
     """Ask the running exporter whether paused dynamic group processing may be resumed.
 
-    Exit 0 when ready (or nothing is paused), 1 when not ready, 2 when it cannot tell: the
-    exporter is unreachable, its data is stale, or a condition cannot be judged yet.
+    Exit 0 when ready, 1 when not ready, 2 when it cannot tell (the exporter is unreachable,
+    its data is stale, or a condition cannot be judged yet), 3 when nothing is paused.
     """
     try:
         client = ReadinessClient(
@@ -213,18 +216,18 @@ def check_resume_command(
     except ReadinessUnavailable as exc:
         _cannot_tell(str(exc), as_json)
     if as_json:
-        click.echo(orjson.dumps(report.body, option=orjson.OPT_INDENT_2).decode())
+        click.echo(report.raw.decode().rstrip("\n"))
     else:
         click.echo(render_report(report))
-    raise SystemExit(report.exit_code)
+    raise SystemExit(int(report.exit_code))
 
 
 def _cannot_tell(message: str, as_json: bool) -> None:
     if as_json:
-        body = {"error": message, "exit_code": EXIT_CANNOT_TELL}
+        body = {"error": message, "exit_code": int(ExitCode.CANNOT_TELL)}
         click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     click.echo(f"check-resume: cannot tell: {message}", err=True)
-    raise SystemExit(EXIT_CANNOT_TELL)
+    raise SystemExit(ExitCode.CANNOT_TELL)
 
 
 def _url(url: str | None, config_file: Path | None) -> str:

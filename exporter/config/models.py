@@ -52,6 +52,47 @@ class Cloud(StrEnum):
     CHINA = "china"
 
 
+# Microsoft's own names for the clouds (Azure CLI and PowerShell environments, Connect-MgGraph
+# -Environment, the M365 offering names), so a value copied from Microsoft's docs or a portal is
+# understood. Keys are compared without case, spaces, hyphens or underscores. GCC (Moderate) runs
+# in the commercial cloud; GCC High is the US Government cloud, DoD its own endpoints.
+CLOUD_NAMES: dict[str, Cloud] = {
+    **dict.fromkeys(
+        ("global", "AzureCloud", "AzurePublicCloud", "Public", "Commercial", "GCC"), Cloud.GLOBAL
+    ),
+    **dict.fromkeys(
+        (
+            "usgov",
+            "AzureUSGovernment",
+            "AzureUSGovernmentCloud",
+            "USGovernment",
+            "GCC High",
+            "USGovGCCHigh",
+        ),
+        Cloud.US_GOV,
+    ),
+    **dict.fromkeys(("usgov_dod", "DoD", "USGovDoD", "AzureDoD"), Cloud.US_GOV_DOD),
+    **dict.fromkeys(("china", "AzureChinaCloud", "ChinaCloud", "21Vianet"), Cloud.CHINA),
+}
+
+
+def _cloud_key(name: str) -> str:
+    return re.sub(r"[\s_-]+", "", name).casefold()
+
+
+_CLOUD_KEYS = {_cloud_key(name): cloud for name, cloud in CLOUD_NAMES.items()}
+
+
+def parse_cloud(value: object) -> object:
+    """A cloud as people spell it -> Cloud; anything else is left to the enum's own check."""
+    if isinstance(value, Cloud) or not isinstance(value, str):
+        return value
+    cloud = _CLOUD_KEYS.get(_cloud_key(value))
+    if cloud is None:
+        raise ValueError(f"unknown cloud {value!r}: use one of {', '.join(CLOUD_NAMES)}")
+    return cloud
+
+
 class AuthMethod(StrEnum):
     CLIENT_SECRET = "client_secret"
     CERTIFICATE = "certificate"
@@ -162,6 +203,11 @@ class Tenant(StrictModel):
     clock: Literal["system", "simulator"] = Field(
         default="system", description="simulator: follow the simulated tenant's clock (demo, tests)"
     )
+
+    @field_validator("cloud", mode="before")
+    @classmethod
+    def _cloud_name(cls, v: object) -> object:
+        return parse_cloud(v)
 
     @field_validator("tenant_id")
     @classmethod

@@ -1,20 +1,23 @@
 """Everything on-call needs about one tenant at one instant, in one immutable value.
 
 `assess_tenant(observations, thresholds=..., resume=..., now=...)` is what the collector, the
-JSON API `/api/v1/readiness` and `check-resume` present. `TenantAssessment.to_json_dict()` gives
-the documented JSON shape (docs/signals.md; schema: docs/readiness.schema.json).
+JSON API `/api/v1/readiness` and `check-resume` present. Its JSON shape is the readiness wire
+format's `Assessment` (exporter/readiness/wire.py; schema: docs/readiness.schema.json).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from exporter.domain.baseline import MEASURE_SERIES, Baseline, Measure, deviation_ratio
 from exporter.domain.episode import PauseEpisode
-from exporter.domain.formatting import iso
-from exporter.domain.groups import GroupState, LedgerEpisode, MembershipProcessingStatus
+from exporter.domain.groups import (
+    GroupState,
+    LedgerEpisode,
+    MembershipProcessingStatus,
+    reconcile_with_ledger,
+)
 from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
 from exporter.domain.plan import PlanSummary, episode_and_plan
@@ -88,93 +91,6 @@ class TenantAssessment:
     def rate(self, measure: Measure) -> RateReading:
         return next(r for r in self.rates if r.measure is measure)
 
-    def to_json_dict(self) -> dict[str, Any]:
-        """Plain JSON values; timestamps as ISO 8601 UTC strings, durations in seconds."""
-        episode = self.episode
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "tenant": self.tenant,
-            "evaluated_at": iso(self.evaluated_at),
-            "audit_watermark": iso(self.audit_watermark),
-            "pause_warranted": self.pause_warranted,
-            "pause_signals": [
-                {
-                    "reason": s.reason.value,
-                    "active": s.active,
-                    "observed": s.observed,
-                    "threshold": s.threshold,
-                    "unit": s.unit,
-                    "since": iso(s.since),
-                    "detail": s.detail,
-                }
-                for s in self.pause_signals
-            ],
-            "readiness": {
-                "state": self.readiness.state.value,
-                "ready": self.readiness.ready,
-                "exit_code": self.readiness.state.exit_code,
-                "detail": self.readiness.detail,
-                "conditions": [
-                    {
-                        "reason": c.condition.value,
-                        "status": c.status.value,
-                        "blocking": c.blocks,
-                        "observed": c.observed,
-                        "threshold": c.threshold,
-                        "unit": c.unit,
-                        "since": iso(c.since),
-                        "detail": c.detail,
-                    }
-                    for c in self.readiness.conditions
-                ],
-            },
-            "episode": None
-            if episode is None
-            else {
-                "source": episode.source.value,
-                "started_at": iso(episode.started_at),
-                "started_by": episode.started_by,
-                "reason": episode.reason,
-                "ledger_episode_ids": list(episode.ledger_episode_ids),
-                "groups": len(episode.group_ids),
-                "paused_before": len(episode.paused_before),
-                "undetermined": len(episode.undetermined),
-            },
-            "plan": {
-                "critical_groups": self.plan.critical_groups,
-                "other_groups": self.plan.other_groups,
-                "batches": self.plan.batches,
-                "batch_size": self.plan.batch_size,
-                "max_critical_groups": self.plan.max_critical_groups,
-                "batch_interval_seconds": self.plan.batch_interval_seconds,
-                "estimated_duration_seconds": self.plan.estimated_duration_seconds,
-                "excluded": {reason.value: n for reason, n in self.plan.excluded},
-            },
-            "rates": {
-                r.measure.value: {
-                    "last_hour": r.last_hour,
-                    "baseline_per_hour": r.baseline,
-                    "baseline_method": r.baseline_method,
-                    "deviation_ratio": r.deviation_ratio,
-                }
-                for r in self.rates
-            },
-            "groups_changed_last_hour": self.groups_changed_last_hour,
-            "groups": {
-                "total": self.groups.total,
-                "on": self.groups.on,
-                "paused": self.groups.paused,
-                "critical": self.groups.critical,
-                "critical_failed": self.groups.critical_failed,
-            },
-            "lag": {
-                "window_seconds": self.lag.window_seconds,
-                "samples": self.lag.samples,
-                "median_seconds": self.lag.median_seconds,
-                "p90_seconds": self.lag.p90_seconds,
-            },
-        }
-
 
 def make_baselines(history: CountHistory, thresholds: Thresholds) -> dict[Measure, Baseline]:
     return {m: Baseline(history, m, thresholds.baseline_floor_per_hour) for m in Measure}
@@ -187,7 +103,9 @@ def assess_tenant(
     resume: ResumeSettings,
     now: float,
 ) -> TenantAssessment:
-    obs = observations
+    obs = replace(
+        observations, groups=reconcile_with_ledger(observations.groups, observations.ledger)
+    )
     history = obs.history
     baselines = make_baselines(history, thresholds)
     lag = summarize_lag(obs.lag_samples, now=now, window=thresholds.lag_window)

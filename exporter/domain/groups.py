@@ -3,7 +3,8 @@ groups poller), and the pause ledger's episodes (written by the pause/resume ope
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
@@ -43,10 +44,26 @@ class GroupState:
     resumed_at: float | None = None
     """While On: when it was seen resumed (On after Paused), if it was; a resumed group needs
     its full re-evaluation before changes flow, so a stall is not called right after it."""
+    observed_at: float | None = None
+    """When a poll last saw it (the store's `last_seen`): a change the ledger records after
+    that is newer than this state (`reconcile_with_ledger`)."""
 
     @property
     def paused(self) -> bool:
         return self.state is ProcessingState.PAUSED
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerObject:
+    """What the ledger knows of one object's state: this tool paused it (confirmed by Graph),
+    adopted it as paused, or resumed it or found it On, at `at`."""
+
+    id: str
+    state: ProcessingState
+    at: float
+    exact: bool = True
+    """`at` is when it changed; False when it is only when it was seen so (an adopted pause
+    whose time is unknown, an object already paused when the episode began)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +79,41 @@ class LedgerEpisode:
     already_paused: tuple[str, ...]
     """Objects that were paused when the episode began: never resumed by the plan."""
     ended_at: float | None = None
+    objects: tuple[LedgerObject, ...] = ()
+    """The state of each object as last recorded (objects whose PATCH outcome is not known
+    yet are left out)."""
 
     @property
     def open(self) -> bool:
         return self.ended_at is None
+
+
+def reconcile_with_ledger(
+    groups: Iterable[GroupState], ledger: Iterable[LedgerEpisode]
+) -> tuple[GroupState, ...]:
+    """The groups as of the latest news: where the ledger records a state newer than the last
+    poll that saw the group (pause --apply, adopt, a resume batch between two group polls), the
+    ledger's state wins. Without this the exporter would call a tenant `not_paused` for up to a
+    groups interval after a pause, and a pipeline gating on it would resume at once.
+
+    A tie goes to the ledger: it records what Graph confirmed to this tool, the poll may have
+    listed the object just before."""
+    latest: dict[str, LedgerObject] = {}
+    for episode in ledger:
+        for o in episode.objects:
+            known = latest.get(o.id)
+            if known is None or o.at > known.at:
+                latest[o.id] = o
+    result = []
+    for g in groups:
+        news = latest.get(g.id)
+        if news is None or (g.observed_at is not None and news.at < g.observed_at):
+            result.append(g)
+        elif news.state is ProcessingState.PAUSED and not g.paused:
+            since = news.at if news.exact else None
+            result.append(replace(g, state=news.state, paused_since=since, resumed_at=None))
+        elif news.state is ProcessingState.ON and g.paused:
+            result.append(replace(g, state=news.state, paused_since=None, resumed_at=news.at))
+        else:
+            result.append(g)
+    return tuple(result)

@@ -2,15 +2,17 @@
 
 States, in the order they are decided:
 
-1. `cannot_tell` (exit 2) when the data cannot be trusted: the audit watermark is stale or a
+1. `cannot_tell` when the data cannot be trusted: the audit watermark is stale or a
    collector has not succeeded recently. Nothing else is judged on untrusted data, not even
    whether something is paused (the groups collector may be the one failing).
-2. `not_paused` (exit 0) when there is no pause episode: resume is moot. The resume_ready gauge
+2. `not_paused` when there is no pause episode: resume is moot. The resume_ready gauge
    is 0 (nothing to resume, so no "ready" alert), and the conditions are still reported.
-3. `cannot_tell` (exit 2) when a condition lacks the data to be judged (no baseline yet, a gap
+3. `cannot_tell` when a condition lacks the data to be judged (no baseline yet, a gap
    in the audit data inside the recovery window).
-4. `not_ready` (exit 1) when any condition blocks.
-5. `ready` (exit 0).
+4. `not_ready` when any condition blocks.
+5. `ready`.
+
+check-resume's exit code for each state is the wire format's (exporter/readiness/wire.py).
 
 Recovery is judged on the trigger rate, never on membership changes: while groups are paused
 membership changes fall to near zero by construction (DESIGN.md section 4).
@@ -38,12 +40,6 @@ class ReadinessState(StrEnum):
     NOT_READY = "not_ready"
     CANNOT_TELL = "cannot_tell"
     NOT_PAUSED = "not_paused"
-
-    @property
-    def exit_code(self) -> int:
-        """check-resume's exit code: 0 ready (or nothing to resume), 1 not ready, 2 cannot
-        tell."""
-        return {"ready": 0, "not_paused": 0, "not_ready": 1, "cannot_tell": 2}[self.value]
 
 
 class ResumeCondition(StrEnum):

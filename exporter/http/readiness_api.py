@@ -1,9 +1,8 @@
 """`GET /api/v1/readiness`: each tenant's resume readiness as JSON (`check-resume` and the
 pause/resume operations read it through `exporter.readiness.client`).
 
-The body (schema: docs/readiness-api.schema.json) wraps each tenant's latest assessment
-(`TenantAssessment.to_json_dict()`, docs/readiness.schema.json) with what a client needs to
-trust it:
+The body (exporter/readiness/wire.py; schema: docs/readiness-api.schema.json) wraps each
+tenant's latest assessment (docs/readiness.schema.json) with what a client needs to trust it:
 
 ```json
 {"api_version": 1, "ready": false, "exit_code": 1,
@@ -18,7 +17,7 @@ trust it:
   simulator's in demo and tests; and at least STALE_MIN_WALL_SECONDS old in real time, for
   accelerated clocks) is `stale`, and `cannot_tell`: the pipeline behind it has stopped, so it
   says nothing about now.
-* `ready` and `exit_code` at the top combine the listed tenants (`combine_exit_codes`).
+* `ready` and `exit_code` at the top combine the listed tenants (`wire.combine_exit_codes`).
 * `?tenant=NAME` lists that tenant alone; an unknown name is a 404 naming the known ones.
 
 The handler runs on the event loop: it reads the snapshot's assessments (in memory) and
@@ -27,16 +26,23 @@ formats them; the assessment itself is computed elsewhere, off the loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from aiohttp import hdrs, web
 
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.readiness import ReadinessState
-from exporter.readiness.client import API_VERSION, READINESS_PATH, combine_exit_codes
+from exporter.readiness.wire import (
+    EXIT_CODES,
+    READINESS_PATH,
+    Assessment,
+    ErrorBody,
+    ReadinessBody,
+    TenantReadiness,
+    encode,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +66,24 @@ class AssessmentView:
 STALE_MIN_WALL_SECONDS = 10.0
 
 
-ReadinessSource = Callable[[], Sequence[AssessmentView]]
+ReadinessSource = Callable[[], Awaitable[Sequence[AssessmentView]] | Sequence[AssessmentView]]
+"""The views to answer with, now; may be a coroutine (the exporter first reflects a pause
+ledger that changed since its last assessment)."""
 
 
-def tenant_entry(view: AssessmentView) -> dict[str, Any]:
+def tenant_entry(view: AssessmentView) -> TenantReadiness:
     assessment = view.assessment
     cannot_tell = ReadinessState.CANNOT_TELL
     if assessment is None:
-        return {
-            "tenant": view.tenant,
-            "state": cannot_tell.value,
-            "exit_code": cannot_tell.exit_code,
-            "detail": f"cannot tell: no assessment yet ({view.pending})",
-            "stale": False,
-            "assessment_age_seconds": None,
-            "assessment": None,
-        }
+        return TenantReadiness(
+            tenant=view.tenant,
+            state=cannot_tell,
+            exit_code=EXIT_CODES[cannot_tell],
+            detail=f"cannot tell: no assessment yet ({view.pending})",
+            stale=False,
+            assessment_age_seconds=None,
+            assessment=None,
+        )
     age = max(0.0, view.now - assessment.evaluated_at)
     readiness = assessment.readiness
     stale = age > view.max_age and (view.wall_age is None or view.wall_age > STALE_MIN_WALL_SECONDS)
@@ -86,31 +94,24 @@ def tenant_entry(view: AssessmentView) -> dict[str, Any]:
             f"cannot tell: the last assessment is {age:.0f} s old (at most {view.max_age:.0f} s "
             "is trusted): the exporter has stopped evaluating this tenant; see its logs"
         )
-    return {
-        "tenant": view.tenant,
-        "state": state.value,
-        "exit_code": state.exit_code,
-        "detail": detail,
-        "stale": stale,
-        "assessment_age_seconds": round(age, 3),
-        "assessment": assessment.to_json_dict(),
-    }
+    return TenantReadiness(
+        tenant=view.tenant,
+        state=state,
+        exit_code=EXIT_CODES[state],
+        detail=detail,
+        stale=stale,
+        assessment_age_seconds=round(age, 3),
+        assessment=Assessment.of(assessment),
+    )
 
 
-def readiness_body(views: Sequence[AssessmentView]) -> dict[str, Any]:
-    entries = [tenant_entry(v) for v in views]
-    exit_code = combine_exit_codes([e["exit_code"] for e in entries])
-    return {
-        "api_version": API_VERSION,
-        "ready": bool(entries) and all(e["state"] == ReadinessState.READY.value for e in entries),
-        "exit_code": exit_code,
-        "tenants": entries,
-    }
+def readiness_body(views: Sequence[AssessmentView]) -> ReadinessBody:
+    return ReadinessBody.of(tenant_entry(v) for v in views)
 
 
-def _json(body: object, status: int = 200) -> web.Response:
+def _json(body: ReadinessBody | ErrorBody, status: int = 200) -> web.Response:
     return web.Response(
-        body=orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n",
+        body=encode(body),
         status=status,
         content_type="application/json",
         headers={hdrs.CACHE_CONTROL: "no-store"},
@@ -121,17 +122,18 @@ def readiness_routes(source: ReadinessSource) -> list[web.RouteDef]:
     """The route to pass to `create_app(extra_routes=...)`."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        views = list(source())
+        found = source()
+        views = list(await found if inspect.isawaitable(found) else found)
         wanted = request.query.getall("tenant", [])
         if len(wanted) > 1:
-            return _json({"error": "give ?tenant= at most once"}, 400)
+            return _json(ErrorBody(error="give ?tenant= at most once"), 400)
         if wanted:
             name = wanted[0]
             chosen = [v for v in views if v.tenant == name]
             if not chosen:
                 known = ", ".join(v.tenant for v in views) or "none"
                 return _json(
-                    {"error": f"no tenant named {name!r}; configured tenants: {known}"}, 404
+                    ErrorBody(error=f"no tenant named {name!r}; configured tenants: {known}"), 404
                 )
             views = chosen
         return _json(readiness_body(views))

@@ -1,11 +1,13 @@
 """The readiness gate in front of every resume batch.
 
 The exporter decides whether resuming is safe (docs/signals.md, "Resume ready") and serves it
-read-only at `GET /api/v1/readiness`; the resume command asks it before the first batch and
-again before each later one. Only `ready` (or `not_paused`: the exporter sees no episode, so
-there is nothing to wait for) lets a batch go; `not_ready` and `cannot_tell` (the exporter is
-unreachable, its data is stale, a baseline is missing) stop it, unless the operator overrides
-with `--force --reason`, which the ledger records.
+read-only at `GET /api/v1/readiness`, reflecting the pause ledger these commands write as it is
+when it answers (so `not_paused` right after a pause cannot happen); the resume command asks it
+before the first batch and again before each later one. Only `ready` (or `not_paused`: the
+exporter sees no episode, so there is nothing to wait for; resuming parked groups by name needs
+none) lets a batch go; `not_ready` and `cannot_tell` (the exporter is unreachable, its data is
+stale, a baseline is missing) stop it, unless the operator overrides with `--force --reason`,
+which the ledger records. `check-resume`, for pipelines, exits 3 on `not_paused`: only 0 is go.
 """
 
 from __future__ import annotations

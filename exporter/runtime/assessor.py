@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from exporter.clock import Clock, SystemClock
 from exporter.config.models import Config, Tenant
 from exporter.domain.assessment import TenantAssessment, TenantObservations, assess_tenant
+from exporter.domain.groups import LedgerEpisode
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import ProcessingStatus
 from exporter.logs import get_logger
@@ -70,6 +71,9 @@ class TenantAssessor:
         self.runs = 0
         self._requested = 0
         self._answered = 0
+        self._lock = asyncio.Lock()
+        self._ledger_seen: tuple[LedgerEpisode, ...] | None = None
+        """The ledger as the latest assessment read it."""
 
     def request(self) -> None:
         """Ask for a fresh assessment (after a poll); returns at once."""
@@ -96,7 +100,27 @@ class TenantAssessor:
                     return
                 log.exception("assessment failed", tenant=self._tenant.name)
 
+    async def reflect_ledger(self) -> None:
+        """Assess again now, and wait for it, if the pause ledger changed since the latest
+        assessment read it: `pause --apply`, `adopt` and each resume batch write the ledger
+        from their own process, and the readiness served right after must know (a groups poll
+        may be minutes away). Costs one cached ledger read when nothing changed."""
+        if self.latest is None:
+            return  # no assessment yet: cannot_tell until the first one, which reads it
+        ledger = await self._store.run(
+            functools.partial(self._reader.ledger_episodes, self._tenant.name)
+        )
+        if ledger != self._ledger_seen:
+            async with self._lock:
+                if self._ledger_seen != ledger:  # not already read by an assessment just done
+                    await self._assess_locked()
+
     async def assess(self) -> TenantAssessment:
+        # One at a time: a slower, older assessment must not replace a newer one.
+        async with self._lock:
+            return await self._assess_locked()
+
+    async def _assess_locked(self) -> TenantAssessment:
         answers = self._requested
         inputs = self._inputs()
         started = self._wall.now()
@@ -116,6 +140,7 @@ class TenantAssessor:
         )
         timing = AssessmentTiming(read, evaluate, self._wall.now())
         self.latest, self.timing = assessment, timing
+        self._ledger_seen = observations.ledger
         self.runs += 1
         self._answered = max(self._answered, answers)
         self._on_assessed(assessment, timing)

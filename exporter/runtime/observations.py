@@ -56,6 +56,10 @@ class ObservationReader:
         self._lag = lag
         self._ledger = ledger
 
+    def ledger_episodes(self, tenant: str) -> tuple[LedgerEpisode, ...]:
+        """On the store's thread. Cheap: the ledger is cached until the database changes."""
+        return () if self._ledger is None else self._ledger.episodes(tenant)
+
     def read(
         self,
         tenant: Tenant,
@@ -78,6 +82,7 @@ class ObservationReader:
                 critical=o.id in critical,
                 status=critical_status(critical_statuses.get(o.id)) if o.id in critical else None,
                 resumed_at=o.resumed_at,
+                observed_at=o.last_seen,
             )
             for o in store.object_states(name)
             # A state Graph reported as neither On nor Paused cannot be judged either way.
@@ -94,7 +99,7 @@ class ObservationReader:
             history=store.count_history(name, since, now),
             groups=groups,
             group_last_change=store.group_last_changes(name, since),
-            ledger=() if self._ledger is None else self._ledger.episodes(name),
+            ledger=self.ledger_episodes(name),
             collectors=tuple(collectors),
             audit_watermark=audit.watermark if audit is not None else None,
             lag_samples=lag_samples,

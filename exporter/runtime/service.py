@@ -23,10 +23,11 @@ from exporter.config.web import WebConfig
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import Link, Listening, Readiness, create_app, serve, stop_on_signals
 from exporter.http.readiness_api import AssessmentView, readiness_routes
+from exporter.http.runbook import RUNBOOK_ROUTE, anchor, runbook_routes
 from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
-from exporter.readiness.client import READINESS_PATH
+from exporter.readiness.wire import READINESS_PATH
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
@@ -41,6 +42,21 @@ READINESS_LINK = Link(
     READINESS_PATH.lstrip("/"),
     READINESS_PATH,
     "resume readiness per tenant, JSON (what check-resume reads; ?tenant=NAME for one)",
+)
+RUNBOOK = RUNBOOK_ROUTE.lstrip("/")
+RUNBOOK_LINKS = (
+    Link(RUNBOOK, RUNBOOK_ROUTE, "the alerts' runbook: what each alert means and what to do"),
+    # The sections on-call opens most, the same ones the alerts' runbook_url names.
+    Link(
+        f"{RUNBOOK}#{anchor('EntraDynamicPauseWarranted')}",
+        f"{RUNBOOK_ROUTE}#{anchor('EntraDynamicPauseWarranted')}",
+        "a pause is warranted: how to plan and apply it",
+    ),
+    Link(
+        f"{RUNBOOK}#{anchor('EntraDynamicResumeReady')}",
+        f"{RUNBOOK_ROUTE}#{anchor('EntraDynamicResumeReady')}",
+        "ready to resume: critical groups first, then batches",
+    ),
 )
 
 
@@ -132,6 +148,12 @@ class Exporter:
     def readiness(self) -> Readiness:
         return Readiness.of({runner.name: runner.readiness() for runner in self.runners})
 
+    async def current_readiness_views(self) -> list[AssessmentView]:
+        """readiness_views() once every tenant's assessment reflects the pause ledger as it is
+        now (what /api/v1/readiness answers with)."""
+        await asyncio.gather(*(runner.assessor.reflect_ledger() for runner in self.runners))
+        return self.readiness_views()
+
     def readiness_views(self) -> list[AssessmentView]:
         """Each tenant's latest assessment for /api/v1/readiness (in memory, on the loop)."""
         snapshot = self.holder.current
@@ -158,9 +180,9 @@ class Exporter:
         return create_app(
             registry=self.registry,
             readiness=self.readiness,
-            extra_routes=readiness_routes(self.readiness_views),
+            extra_routes=[*readiness_routes(self.current_readiness_views), *runbook_routes()],
             web_config=web_config,
-            links=[READINESS_LINK, *links],
+            links=[READINESS_LINK, *RUNBOOK_LINKS, *links],
             exposition_key=lambda: self.holder.current,
         )
 

@@ -129,6 +129,8 @@ class ObjectState:
     resumed_at: float | None = None
     """While On: the first poll that saw it On after one saw it Paused (None if never seen
     paused)."""
+    last_seen: float | None = None
+    """The last poll that listed it."""
 
 
 class Store:
@@ -619,7 +621,7 @@ class Store:
         """Every dynamic group and unit of the last listings, by id (for the signals)."""
         rows = self.db.execute(
             """
-            SELECT o.kind, o.id, o.name, o.state, o.resumed_observed_at,
+            SELECT o.kind, o.id, o.name, o.state, o.resumed_observed_at, o.last_seen,
                 CASE WHEN o.state = 'Paused' THEN coalesce(
                     (SELECT max(e.time) FROM state_change_events e
                      WHERE e.tenant = o.tenant AND e.group_id = o.id
@@ -642,8 +644,9 @@ class Store:
                 ProcessingState(state) if state else None,
                 None if since is None else float(since),
                 None if resumed is None else float(resumed),
+                float(last_seen),
             )
-            for kind, object_id, name, state, resumed, since in rows
+            for kind, object_id, name, state, resumed, last_seen, since in rows
         ]
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.domain.groups import LedgerEpisode
+from exporter.domain.groups import LedgerEpisode, LedgerObject
 from exporter.store.database import Store
 
 
@@ -246,12 +246,16 @@ class Ledger:
         for row in rows:
             episode = _episode(row)
             members: dict[str, list[str]] = {Role.PAUSED: [], Role.ALREADY_PAUSED: []}
-            for object_id, role in db.execute(
-                "SELECT object_id, role FROM ops_episode_objects WHERE episode_id=? "
-                "ORDER BY object_id",
+            states: list[LedgerObject] = []
+            for object_id, role, pending, paused_at, resumed_at in db.execute(
+                "SELECT object_id, role, pending, paused_at, resumed_at FROM ops_episode_objects "
+                "WHERE episode_id=? ORDER BY object_id",
                 (episode.id,),
             ):
                 members[role].append(object_id)
+                state = _recorded_state(episode, role, bool(pending), paused_at, resumed_at)
+                if state is not None:
+                    states.append(LedgerObject(object_id, *state))
             result.append(
                 LedgerEpisode(
                     id=episode.id,
@@ -261,6 +265,7 @@ class Ledger:
                     paused=tuple(members[Role.PAUSED]),
                     already_paused=tuple(members[Role.ALREADY_PAUSED]),
                     ended_at=episode.ended_at,
+                    objects=tuple(states),
                 )
             )
         episodes = tuple(result)
@@ -642,6 +647,25 @@ class Ledger:
             params += wanted
         rows = self.db.execute(query + " ORDER BY batch, name, object_id", params)
         return [_operation(row) for row in rows]
+
+
+def _recorded_state(
+    episode: EpisodeRecord,
+    role: str,
+    pending: bool,
+    paused_at: float | None,
+    resumed_at: float | None,
+) -> tuple[ProcessingState, float, bool] | None:
+    """An object's state as the ledger last recorded it, when, and whether that is when it
+    changed: resumed (or found On); paused by this tool (confirmed); adopted or already paused
+    when the episode began (seen paused then). None while a PATCH's outcome is unknown."""
+    if resumed_at is not None:
+        return ProcessingState.ON, resumed_at, True
+    if pending:
+        return None
+    if role == Role.PAUSED and paused_at is not None:
+        return ProcessingState.PAUSED, paused_at, True
+    return ProcessingState.PAUSED, episode.started_at, False
 
 
 def _episode(row: Sequence[Any]) -> EpisodeRecord:
