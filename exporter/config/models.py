@@ -42,6 +42,7 @@ _R = ResumeSettings()
 
 ENV_OVERRIDE_PREFIX = "ENTRA_DG_CONFIG__"
 AUDIT_RETENTION_DAYS = 30
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # The store keeps minute buckets at least this long (docs/architecture.md, "Store -> domain").
 
 
@@ -223,6 +224,13 @@ class Polling(StrictModel):
     )
     retry_initial_delay: Duration = Field(default=1.0, description="first backoff; then doubles")
     retry_max_delay: Duration = Field(default=30.0, description="cap of one backoff")
+    # A 1,000-event audit page is a few MB; the cap bounds what one hostile answer can take.
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="a Graph answer larger than this fails its page unread",
+    )
 
     @field_validator("audit_interval", "groups_interval", "critical_status_interval")
     @classmethod
