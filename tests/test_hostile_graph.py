@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import structlog
 from aiohttp import web
 
 from exporter.clock import VirtualClock
@@ -265,4 +267,73 @@ async def test_a_page_over_the_body_cap_is_not_read_to_the_end(
     assert "cap" in str(error)
     assert len(graph.requests) == 1  # a body too large is not worth fetching again
     assert await store.call(store.totals, "t") == {}
+    await store.close()
+
+
+def dated(number: int, text: str) -> dict[str, object]:
+    return {**event(number, NOW), "activityDateTime": text}
+
+
+async def test_an_event_dated_year_9999_or_before_the_retention_never_moves_time(
+    servers: tuple[FakeGraph, FakeGraph], tmp_path: Path
+) -> None:
+    graph, _ = servers
+    link = f"{graph.url}{PATH}?$skiptoken=2"
+    graph.answers = [
+        # The impossible event last on a page that is not the window's last: its time would be
+        # the page's last time, where the watermark moves to.
+        page(
+            [
+                event(1, NOW - 1800),
+                dated(2, "1990-01-01T00:00:00Z"),
+                dated(3, "9999-12-31T23:59:59Z"),
+            ],
+            link,
+        ),
+        page([event(4, NOW - 1700), dated(5, "2026-01-05T09:20:00Z")]),  # NOW + 1h20m
+    ]
+    graph_client = client(graph)
+    try:
+        store, error = await poll_once(graph_client, tmp_path / "s.sqlite3")
+    finally:
+        await graph_client.close()
+    assert error is None, error
+    totals = await store.call(store.totals, "t")
+    assert totals["dynamic_add"] == 2
+    assert totals["malformed:time_out_of_range"] == 3
+    state = await store.call(store.audit_state, "t")
+    assert state is not None
+    assert state.watermark <= NOW
+    assert all(end <= NOW for _, end in await store.call(store.coverage, "t"))
+    assert await store.call(store.counts_since, "t", NOW - 60) == {}
+    await store.close()
+
+
+async def test_a_store_poisoned_by_a_future_event_is_repaired_at_start_up(
+    servers: tuple[FakeGraph, FakeGraph], tmp_path: Path
+) -> None:
+    graph, _ = servers
+    path = tmp_path / "s.sqlite3"
+    graph.answers = [page([event(1, NOW - 1800)])]
+    graph_client = client(graph)
+    try:
+        store, error = await poll_once(graph_client, path)
+        assert error is None, error
+        await store.close()
+        # What an older version left behind after reading an event dated 9999-12-31.
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE audit_state SET watermark = 253402300799")
+            db.execute("UPDATE audit_coverage SET end = 253402300799")
+        with structlog.testing.capture_logs() as logs:
+            store, error = await poll_once(graph_client, path)
+    finally:
+        await graph_client.close()
+    assert error is None, error
+    state = await store.call(store.audit_state, "t")
+    assert state is not None
+    assert state.watermark <= NOW
+    assert all(end <= NOW for _, end in await store.call(store.coverage, "t"))
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) == 1
+    assert "in the future" in warnings[0]["event"]
     await store.close()

@@ -27,7 +27,8 @@ from exporter.clock import Clock
 from exporter.domain.classify import classify
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
 from exporter.domain.records import ClassifiedEvent
-from exporter.graph.audit import AuditPage
+from exporter.graph.audit import AuditPage, format_time
+from exporter.ingest.event_times import MAX_CLOCK_SKEW, TimeBounds, screen_times
 from exporter.ingest.poller import CollectorStatus
 from exporter.logs import get_logger
 from exporter.store.database import PageBatch, PageOutcome, Store
@@ -102,10 +103,28 @@ class AuditPoller:
         self.progress: BackfillProgress | None = None
         self.caught_up = False
         """The last poll reached the present (backfill is over)."""
+        self._repaired = False
+
+    async def _repair_once(self, now: float) -> None:
+        """At the first poll: a watermark dated in the future (written before event times were
+        screened) would make every assessment distrust the data forever."""
+        if self._repaired:
+            return
+        store = self._store
+        found = await store.call(store.clamp_future_watermark, self.tenant, now + MAX_CLOCK_SKEW)
+        self._repaired = True
+        if found is not None:
+            log.warning(
+                "the stored audit watermark was in the future (an event with an impossible "
+                "time, stored by an older version); clamped to the last commit",
+                tenant=self.tenant,
+                watermark=format_time_safe(found),
+            )
 
     async def poll(self, status: CollectorStatus) -> None:
         store = self._store
         now = self._clock.now()
+        await self._repair_once(now)
         state = await store.call(store.audit_state, self.tenant)
         if state is None:
             start = backfill_start = coverage_start = now - self._backfill
@@ -155,7 +174,8 @@ class AuditPoller:
             functools.partial(self._committed, backfill_start, target, status),
         )
         try:
-            async for page in pages:
+            async for fetched in pages:
+                page = screen_times(fetched, TimeBounds.at(self._clock.now(), RETENTION))
                 if page.next_link is None:
                     watermark = max(watermark, end)
                 elif ordered and page.ascending and page.last_time is not None:
@@ -281,3 +301,11 @@ class _PageCommits:
             return
         self._on_committed(watermark)
         self._advance()
+
+
+def format_time_safe(epoch: float) -> str:
+    """An epoch for a log line, even one no datetime can hold."""
+    try:
+        return format_time(epoch)
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch:.0f} (epoch seconds)"

@@ -302,6 +302,29 @@ class Store:
             backfill_start if coverage_start is None else coverage_start,
         )
 
+    def clamp_future_watermark(self, tenant: str, latest: float) -> float | None:
+        """Repair a watermark (and coverage) past `latest`, which no believable event sets (an
+        event dated in the future, ingested before such times were refused): clamp them to the
+        last commit's time, since a window never reaches past the clock of its poll. Returns
+        the watermark found when it was clamped, else None."""
+        db = self.db
+        row = db.execute(
+            "SELECT watermark, updated_at FROM audit_state WHERE tenant=?", (tenant,)
+        ).fetchone()
+        if row is None or row[0] <= latest:
+            return None
+        found, clamp = float(row[0]), min(float(row[1]), latest)
+        with self._transaction():
+            db.execute(
+                "UPDATE audit_state SET watermark=?, next_start=min(next_start, ?) WHERE tenant=?",
+                (clamp, clamp, tenant),
+            )
+            db.execute(
+                "UPDATE audit_coverage SET end=? WHERE tenant=? AND end > ?",
+                (clamp, tenant, clamp),
+            )
+        return found
+
     def commit_audit_page(self, tenant: str, batch: PageBatch) -> PageOutcome:
         return self.commit_audit_pages(tenant, (batch,))
 
