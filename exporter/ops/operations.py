@@ -39,6 +39,7 @@ from exporter.graph.errors import GraphError, GraphNotFoundError
 from exporter.logs import get_logger
 from exporter.ops.engine import Applier, Change, Outcome
 from exporter.ops.gate import GateDecision, ReadinessReading, decide
+from exporter.ops.ledger_check import ledger_disagreement
 from exporter.ops.report import BatchLine, Line, Report, Result, Status, iso
 from exporter.ops.session import OpsError, OpsSession
 from exporter.ops.targets import Inventory, TargetError, load_inventory, resolve
@@ -139,6 +140,15 @@ async def _prepare(session: OpsSession, report: Report, *, apply: bool) -> _Prep
         report.notes.append(f"{_plural(kind)} were not listed and are left alone: {problem}")
     recovery = await _recover(session, inventory, report, apply=apply)
     episode = await _maintain_episodes(session, inventory, report, apply=apply)
+    disagreement = ledger_disagreement(
+        inventory,
+        open_episode=episode is not None,
+        store_path=session.config.store.path,
+        min_objects=session.config.thresholds.episode_min_groups,
+    )
+    if disagreement is not None:
+        report.notes.append(disagreement)
+        log.warning("the ledger disagrees with Graph", tenant=session.name, detail=disagreement)
     return _Prepared(inventory, recovery, episode)
 
 
