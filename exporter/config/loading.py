@@ -132,7 +132,10 @@ def _apply_override(raw: dict[str, Any], dotted: str, value: str) -> None:
 
 def _describe(exc: ValidationError, raw: Any, source: str) -> list[str]:
     lines = []
-    for error in exc.errors(include_input=False, include_url=False):
+    errors = exc.errors(include_input=False, include_url=False)
+    for error in errors:
+        if error["type"] == "too_short" and _inner_error(error["loc"], errors):
+            continue  # "at least 1 item" only because an item failed: that item's line says why
         loc = _readable_loc(error["loc"], raw)
         if error["type"] == "extra_forbidden":
             key = str(error["loc"][-1])
@@ -145,6 +148,10 @@ def _describe(exc: ValidationError, raw: Any, source: str) -> list[str]:
             msg = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
     return lines
+
+
+def _inner_error(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
+    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
 
 
 def _readable_loc(loc: tuple[int | str, ...], raw: Any) -> str:

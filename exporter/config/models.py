@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import (
@@ -43,6 +44,9 @@ _R = ResumeSettings()
 ENV_OVERRIDE_PREFIX = "ENTRA_DG_CONFIG__"
 AUDIT_RETENTION_DAYS = 30
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_HEADER_READ_TIMEOUT = 30.0
+"""A connection that has not sent a whole request within this long of opening (or of its last
+response) is closed: idle and slow (slowloris) clients cannot hold connections open."""
 # The store keeps minute buckets at least this long (docs/architecture.md, "Store -> domain").
 
 
@@ -189,7 +193,7 @@ class Tenant(StrictModel):
         v = v.rstrip("/")
         if not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", v):
             raise ValueError("graph_base_url must be an http(s) URL such as http://127.0.0.1:8080")
-        if v.startswith("http://") and not re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])", v):
+        if v.startswith("http://") and not _loopback_url(v):
             raise ValueError(
                 "plain http is only allowed to 127.0.0.1, localhost or [::1]; use https"
             )
@@ -207,6 +211,15 @@ class Tenant(StrictModel):
         if self.clock == "simulator" and self.graph_base_url is None:
             raise ValueError("clock: simulator needs graph_base_url (the simulator's address)")
         return self
+
+
+_LOOPBACK_AUTHORITY = re.compile(r"^(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$", re.IGNORECASE)
+
+
+def _loopback_url(url: str) -> bool:
+    """The URL's whole authority is a loopback host and maybe a port: `localhost.attacker.example`,
+    `localhost@attacker.example` and `[::1].attacker.example` are not."""
+    return bool(_LOOPBACK_AUTHORITY.match(urlsplit(url).netloc))
 
 
 class Polling(StrictModel):
@@ -398,6 +411,13 @@ class Web(StrictModel):
     listen_address: str = "127.0.0.1:9717"
     config_file: Path | None = Field(
         default=None, description="TLS and basic auth, exporter-toolkit format"
+    )
+    header_read_timeout: Duration = Field(
+        default=DEFAULT_HEADER_READ_TIMEOUT,
+        gt=0,
+        le=3600,
+        description="close a connection that has sent no whole request this long after it "
+        "opened or after its last response (idle and slow clients)",
     )
 
     @field_validator("listen_address")

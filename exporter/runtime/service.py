@@ -196,7 +196,11 @@ async def run_exporter(
     try:
         with stop_on_signals(stop):
             await serve(
-                exporter.app(web_config), listen_address, stop=stop, on_listening=on_listening
+                exporter.app(web_config),
+                listen_address,
+                stop=stop,
+                on_listening=on_listening,
+                header_read_timeout=config.web.header_read_timeout,
             )
     finally:
         await exporter.stop()
