@@ -44,6 +44,8 @@ _R = ResumeSettings()
 ENV_OVERRIDE_PREFIX = "ENTRA_DG_CONFIG__"
 AUDIT_RETENTION_DAYS = 30
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MIN_POLL_INTERVAL = 1.0
+MAX_LATENESS_ALLOWANCE = 86400.0
 DEFAULT_HEADER_READ_TIMEOUT = 30.0
 """A connection that has not sent a whole request within this long of opening (or of its last
 response) is closed: idle and slow (slowloris) clients cannot hold connections open."""
@@ -67,7 +69,10 @@ class AuthMethod(StrEnum):
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # allow_inf_nan=False: YAML's .nan and .inf are floats, and no setting can work with them.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
+    )
 
 
 def _is_guid(value: str) -> bool:
@@ -193,6 +198,12 @@ class Tenant(StrictModel):
         v = v.rstrip("/")
         if not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", v):
             raise ValueError("graph_base_url must be an http(s) URL such as http://127.0.0.1:8080")
+        try:
+            port = urlsplit(v).port
+        except ValueError:  # not a number, or above 65535
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("graph_base_url has a port outside 1-65535")
         if v.startswith("http://") and not _loopback_url(v):
             raise ValueError(
                 "plain http is only allowed to 127.0.0.1, localhost or [::1]; use https"
@@ -250,7 +261,38 @@ class Polling(StrictModel):
     def _positive(cls, v: float) -> float:
         if v <= 0:
             raise ValueError("a poll interval must be longer than 0s")
+        if v < MIN_POLL_INTERVAL:
+            raise ValueError(
+                f"a poll interval must be at least {MIN_POLL_INTERVAL:g}s (Graph's limits and "
+                "the store cannot follow faster)"
+            )
         return v
+
+    @field_validator("request_timeout", "retry_initial_delay", "retry_max_delay")
+    @classmethod
+    def _longer_than_zero(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a duration longer than 0s")
+        return v
+
+    @field_validator("lateness_allowance")
+    @classmethod
+    def _lateness_within_retention(cls, v: float) -> float:
+        if v >= MAX_LATENESS_ALLOWANCE:
+            raise ValueError(
+                f"must be shorter than {MAX_LATENESS_ALLOWANCE / 86400:g}d: every window would "
+                "re-read the whole audit retention"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _retry_delays_ordered(self) -> Self:
+        if self.retry_max_delay < self.retry_initial_delay:
+            raise ValueError(
+                "retry_max_delay is shorter than retry_initial_delay: make the cap at least the "
+                "first backoff"
+            )
+        return self
 
     @property
     def backfill_seconds(self) -> float:
@@ -456,6 +498,32 @@ class Config(StrictModel):
         if dupes:
             raise ValueError(f"tenant names must be unique; {dupes[0]!r} appears twice")
         return v
+
+    @model_validator(mode="after")
+    def _freshness_after_polls(self) -> Self:
+        """Readiness calls a collector failing when its last success is older than
+        collector_max_age, and the audit data stale past watermark_max_age: a poll interval
+        longer than those makes every tenant flap to not ready between polls."""
+        polling, thresholds = self.polling, self.thresholds
+        slowest = max(
+            ("audit_interval", polling.audit_interval),
+            ("groups_interval", polling.groups_interval),
+            ("critical_status_interval", polling.critical_status_interval),
+            key=lambda item: item[1],
+        )
+        if slowest[1] >= thresholds.collector_max_age:
+            raise ValueError(
+                f"polling.{slowest[0]} ({slowest[1]:g}s) is not shorter than "
+                f"thresholds.collector_max_age ({thresholds.collector_max_age:g}s): the collector "
+                "would count as failing between polls; poll more often or raise the threshold"
+            )
+        if polling.audit_interval >= thresholds.watermark_max_age:
+            raise ValueError(
+                f"polling.audit_interval ({polling.audit_interval:g}s) is not shorter than "
+                f"thresholds.watermark_max_age ({thresholds.watermark_max_age:g}s): the audit "
+                "data would count as stale between polls; poll more often or raise the threshold"
+            )
+        return self
 
     def tenant(self, name: str) -> Tenant:
         for tenant in self.tenants:
