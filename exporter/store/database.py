@@ -36,6 +36,8 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
+from exporter.store.errors import StoreError
+from exporter.store.errors import describe as describe_store_error
 
 _T = TypeVar("_T")
 
@@ -244,10 +246,24 @@ class Store:
     def connect(self) -> None:
         """Open the connection in the calling thread: `open()` does it on the store's thread;
         a process that uses the store from one thread only (exporter.ingest.commit.child) calls
-        it."""
+        it. Any problem is a `StoreError`: one line naming the file and the fix."""
+        try:
+            self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            raise describe_store_error(self.path, exc) from exc
+
+    def _connect(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._prepare(db)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
         if self._wal:
             db.execute("PRAGMA journal_mode=WAL")
         # NORMAL with WAL: a committed page survives a process kill; only a power cut can lose
@@ -260,7 +276,6 @@ class Store:
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._db = db
             return
         version = int(row[0])
         while version in _MIGRATIONS:  # an older file: bring it up to date in place
@@ -268,11 +283,13 @@ class Store:
             version += 1
             db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
         if version != SCHEMA_VERSION:
-            raise RuntimeError(
+            raise StoreError(
                 f"{self.path}: state schema version {version}, this exporter expects "
-                f"{SCHEMA_VERSION}; move the file aside to start afresh"
+                f"{SCHEMA_VERSION} (written by "
+                + ("a newer" if version > SCHEMA_VERSION else "an unsupported older")
+                + " version); run the version that wrote it, or move the file aside to start "
+                "afresh"
             )
-        self._db = db
 
     def disconnect(self) -> None:
         if self._db is not None:

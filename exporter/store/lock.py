@@ -18,8 +18,10 @@ import fcntl
 import os
 from pathlib import Path
 
+from exporter.store.errors import StoreError, describe
 
-class StoreLockedError(Exception):
+
+class StoreLockedError(StoreError):
     """Another process holds the store's writer lock; one line naming the store and its pid."""
 
 
@@ -37,13 +39,16 @@ class StoreLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise StoreLockedError; OSError (with the file named) when the lock
-        file cannot be created."""
+        """Take the lock or raise StoreLockedError; StoreError when the lock file cannot be
+        created (a read-only directory)."""
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # O_CLOEXEC (Python's default): a child process never inherits, so never keeps, the lock.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # O_CLOEXEC (Python's default): a child never inherits, so never keeps, the lock.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise describe(self.store_path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,8 +61,12 @@ class StoreLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # a full disk
+            os.close(fd)
+            raise describe(self.store_path, exc) from None
         self._fd = fd
 
     def release(self) -> None:
