@@ -12,13 +12,23 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import structlog
 import yaml
 
+from exporter.config.loading import load_config
+from exporter.http.app import running
+from exporter.runtime.service import Exporter
+from exporter.simulator.app import running_simulator
 from exporter.store.database import Store
+from tests.harness import counted, truth, wait_until
+from tests.harness import write_config as harness_config
+from tests.test_resilience import SMALL_STORM
 
 CLI = [sys.executable, "-c", "from exporter.cli.main import main; main()"]
 ROOT = os.geteuid() == 0
@@ -172,3 +182,97 @@ def test_disk_full_at_start(tmp_path: Path) -> None:
     finally:
         shutil.rmtree(folder / "filler", ignore_errors=True)
         subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB file system of the test's own (tmpfs; root only)."""
+    if not ROOT:
+        pytest.skip("a full disk is made with a small tmpfs mount (root only)")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+async def test_disk_full_while_running_keeps_serving_warns_once_and_recovers(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    folder = small_disk
+    filler = folder / "filler"
+    try:
+        async with running_simulator(
+            "storm", overrides=SMALL_STORM, speed=0, throttle=False, history_days=0.1
+        ) as sim:
+            config = load_config(
+                harness_config(
+                    tmp_path / "config.yml",
+                    sim.base_url,
+                    polling={"audit_interval": "1m", "groups_interval": "1m", "backfill_days": 0.1},
+                    store={"path": str(folder / "state.sqlite3")},
+                )
+            )
+            exporter = Exporter(config)
+            await exporter.start()
+            runner = exporter.runners[0]
+            statuses = runner.statuses
+
+            def polled(success: bool, since: int) -> Callable[[], bool]:
+                return lambda: all(
+                    s.polls > since and s.success is success
+                    for n, s in statuses.items()
+                    if n in ("audit", "groups")
+                )
+
+            try:
+                await wait_until(polled(True, 0), within=60, what="the first polls")
+                with contextlib.suppress(OSError), filler.open("wb") as fill:
+                    while True:
+                        fill.write(b"\0" * 65536)
+                        fill.flush()
+                with structlog.testing.capture_logs() as logs:
+                    for _ in range(4):  # several failing polls within a minute
+                        before = max(s.polls for s in statuses.values())
+                        await sim.advance(120)
+                        await wait_until(polled(False, before), within=60, what="failing polls")
+                    async with (
+                        running(exporter.app(), "127.0.0.1:0") as where,
+                        httpx.AsyncClient() as web,
+                    ):
+                        metrics = await web.get(f"{where.url}metrics")
+                    assert metrics.status_code == 200
+                    assert 'collector="audit",tenant="sim"} 0.0' in metrics.text
+                filler.unlink()
+                before = max(s.polls for s in statuses.values())
+                await sim.advance(120)
+                await wait_until(polled(True, before), within=60, what="recovery")
+                now = sim.clock.now()
+                await wait_until(
+                    lambda: (
+                        runner.audit is not None
+                        and runner.audit.progress is not None
+                        and runner.audit.progress.watermark >= now
+                    ),
+                    within=60,
+                    what="catching up",
+                )
+                state = await exporter.store.call(exporter.store.audit_state, "sim")
+                assert state is not None
+                totals = await exporter.store.call(exporter.store.totals, "sim")
+                assert counted(totals) == truth(sim, state.backfill_start)
+            finally:
+                await exporter.stop()
+        crashed = [e for e in logs if e["event"] == "poll crashed"]
+        assert crashed == []
+        warned = [e for e in logs if e["log_level"] == "warning"]
+        assert warned, "the storage failure was not reported"
+        kinds = Counter(str(e.get("error")) for e in warned)
+        assert all(n == 1 for n in kinds.values()), kinds
+        assert all("store could not be written" in e["event"] for e in warned), warned
+        assert not any("exc_info" in e for e in warned)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            filler.unlink()
