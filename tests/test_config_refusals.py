@@ -83,7 +83,12 @@ def test_a_setting_that_cannot_work_is_one_line_naming_the_key_and_the_file(
 def test_the_defaults_and_the_edges_of_each_range_still_load(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     document = base()
-    document["polling"] = {"audit_interval": "1s", "lateness_allowance": "23h", "backfill_days": 30}
+    document["polling"] = {
+        "audit_interval": "1s",
+        "lateness_allowance": "23h",
+        "reconcile_reach": "1d",
+        "backfill_days": 30,
+    }
     document["resume"] = {"batch_interval": 0}
     document["tenants"][0]["graph_base_url"] = "http://127.0.0.1:65535"
     path.write_text(yaml.safe_dump(document))

@@ -238,6 +238,15 @@ class Polling(StrictModel):
     groups_interval: Duration = 300.0
     critical_status_interval: Duration = 300.0
     lateness_allowance: Duration = Field(default=1800.0, description="overlap of each audit window")
+    reconcile_interval: Duration = Field(
+        default=3600.0,
+        description="how often older windows are re-read for events later than the allowance "
+        "(0: never)",
+    )
+    reconcile_reach: Duration = Field(
+        default=10800.0,
+        description="how far back the re-read goes (from the lateness allowance to this)",
+    )
     backfill_days: float = Field(default=7.0, gt=0)
     audit_requests_per_10s: float = Field(
         default=5.0, gt=0, description="Graph allows 5 per 10 s per app per tenant"
@@ -284,6 +293,17 @@ class Polling(StrictModel):
                 "re-read the whole audit retention"
             )
         return v
+
+    @model_validator(mode="after")
+    def _reconcile_beyond_the_allowance(self) -> Self:
+        if self.reconcile_interval > 0 and not (
+            self.lateness_allowance < self.reconcile_reach <= MAX_LATENESS_ALLOWANCE
+        ):
+            raise ValueError(
+                "reconcile_reach must be longer than lateness_allowance (it re-reads what the "
+                f"allowance missed) and at most {MAX_LATENESS_ALLOWANCE / 86400:g}d"
+            )
+        return self
 
     @model_validator(mode="after")
     def _retry_delays_ordered(self) -> Self:

@@ -38,6 +38,7 @@ from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.store.errors import StoreError
 from exporter.store.errors import describe as describe_store_error
+from exporter.store.lateness import RECONCILED, count_lateness
 
 _T = TypeVar("_T")
 
@@ -56,6 +57,7 @@ MALFORMED_PREFIX = "malformed:"
 _DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
 _STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
 _NEVER = float("-inf")
+_SEEN_FROM = "seen_kept_from:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,6 +167,13 @@ class PageBatch:
     """Time recorded for the seen ids of malformed events whose own time is unreadable."""
     coverage_start: float
     """The coverage interval this page extends (to `watermark`)."""
+    lateness_from: float | None = None
+    """When the query that returned the page ran, to measure how late its new events appeared
+    (live polls and reconciliation); None in a backfill."""
+    reconciling: bool = False
+    """A re-read of an older, already covered window (exporter.store.lateness): its new events
+    are counted (and as `reconciled`); the watermark, coverage and page consumers are left
+    alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +370,13 @@ class Store:
             committed: set[tuple[float, str]] = set()
             for batch in batches:
                 new_events = self._new_events(tenant, batch, committed, counted, seen_rows)
-                consumed.append(NewEvents(new_events, batch.next_start))
+                if batch.lateness_from is not None:
+                    count_lateness(counted, batch.lateness_from, new_events)
+                if batch.reconciling:
+                    # Behind the consumers' settled point: a lag correlator reads in time order.
+                    counted[RECONCILED] += len(new_events)
+                else:
+                    consumed.append(NewEvents(new_events, batch.next_start))
                 for event in new_events:
                     series = event.series
                     time = event.time
@@ -413,7 +428,7 @@ class Store:
             db.executemany(
                 "INSERT INTO audit_coverage (tenant, start, end) VALUES (?, ?, ?) "
                 "ON CONFLICT (tenant, start) DO UPDATE SET end = max(end, excluded.end)",
-                [(tenant, batch.coverage_start, batch.watermark) for batch in batches],
+                [(tenant, b.coverage_start, b.watermark) for b in batches if not b.reconciling],
             )
             db.executemany(
                 "INSERT INTO audit_state (tenant, watermark, next_start, backfill_start, "
@@ -421,7 +436,11 @@ class Store:
                 "watermark = max(watermark, excluded.watermark), "
                 "next_start = max(next_start, excluded.next_start), "
                 "updated_at = excluded.updated_at",
-                [(tenant, b.watermark, b.next_start, b.backfill_start, b.now) for b in batches],
+                [
+                    (tenant, b.watermark, b.next_start, b.backfill_start, b.now)
+                    for b in batches
+                    if not b.reconciling
+                ],
             )
         return PageOutcome(Counter({str(kind): n for kind, n in counted.items()}))
 
@@ -503,6 +522,7 @@ class Store:
         db = self.db
         with self._transaction():
             db.execute("DELETE FROM seen_events WHERE tenant=? AND time < ?", (tenant, seen_before))
+            self.note_seen_kept_from(tenant, seen_before)
             db.execute(
                 "DELETE FROM minute_counts WHERE tenant=? AND minute < ?",
                 (tenant, now - MINUTE_RETENTION),
@@ -520,6 +540,23 @@ class Store:
             )
             for consumer in self.consumers:
                 consumer.prune(db, tenant, now)
+
+    def note_seen_kept_from(self, tenant: str, time: float) -> None:
+        """Seen ids before `time` may be gone: what a re-read may reach back to and still
+        recognise every event it counted (only ever moves forward)."""
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET "
+            "value = max(CAST(value AS REAL), CAST(?2 AS REAL))",
+            (_SEEN_FROM + tenant, repr(float(time))),
+        )
+
+    def seen_kept_from(self, tenant: str) -> float | None:
+        """Seen ids are kept for events at or after this time (None: not recorded, as in a store
+        written before #14, which kept them only for the lateness allowance)."""
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE key=?", (_SEEN_FROM + tenant,)
+        ).fetchone()
+        return None if row is None else float(row[0])
 
     # -- audit queries (for the snapshot and the signals) --------------------------------------
 
