@@ -177,7 +177,9 @@ async def test_ctrl_c_reaches_the_child_but_does_not_stop_it(
 ) -> None:
     """A terminal's Ctrl-C (or a service manager's SIGTERM) reaches every process of the group:
     the parent decides when its child stops, after its last commits."""
-    await asyncio.sleep(0.5)  # the child has set its handlers
+    # A first commit answered: the child has set its handlers (a fixed sleep was not enough
+    # on a loaded machine).
+    await process.commit_audit_pages("s", groups()[0])
     pid = process.pid
     assert pid is not None
     os.kill(pid, signal.SIGINT)

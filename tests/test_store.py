@@ -12,6 +12,7 @@ from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.runtime.snapshot import read_store_view
 from exporter.store.database import MINUTE_RETENTION, NewEvents, PageBatch, Store
+from exporter.store.errors import StoreError
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
 G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
@@ -243,7 +244,7 @@ async def test_a_newer_state_file_is_refused_with_the_way_out(tmp_path: Path) ->
     with sqlite3.connect(path) as db:
         db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     db.close()
-    with pytest.raises(RuntimeError, match=r"schema version 99.*move the file aside"):
+    with pytest.raises(StoreError, match=r"schema version 99.*move the file aside"):
         await Store(path).open()
 
 

@@ -27,7 +27,11 @@ async def test_refreshes_asked_for_while_one_runs_share_the_next(
         "steady", overrides=SMALL, speed=0, throttle=False, history_days=0.1
     ) as sim:
         polling = {"audit_interval": "1h", "groups_interval": "1h"}
-        config = load_config(write_config(tmp_path / "config.yml", sim.base_url, polling=polling))
+        # Freshness thresholds longer than the polls: config refuses any that are not (#14).
+        fresh = {"collector_max_age": "2h", "watermark_max_age": "2h"}
+        config = load_config(
+            write_config(tmp_path / "config.yml", sim.base_url, polling=polling, thresholds=fresh)
+        )
         # Only the refreshes this test asks for: no periodic one in the middle.
         monkeypatch.setattr(exporter.runtime.tenant_runner, "SNAPSHOT_INTERVAL", 3600.0)
         service = Exporter(config)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from exporter.config.loading import ConfigError, load_config
+from exporter.store.errors import store_path_problem
 
 
 @click.group("config")
@@ -36,5 +37,9 @@ def check_command(file: Path, overrides: tuple[str, ...], no_secrets: bool) -> N
         for problem in exc.problems:
             click.echo(problem, err=True)
         raise SystemExit(1) from None
+    unusable = store_path_problem(config.store.path)
+    if unusable is not None:
+        click.echo(f"{file}: store.path: {unusable}", err=True)
+        raise SystemExit(1)
     names = ", ".join(t.name for t in config.tenants)
     click.echo(f"{file}: valid ({len(config.tenants)} tenant(s): {names})")

@@ -14,6 +14,7 @@ from exporter.config.models import Config, parse_listen_address
 from exporter.config.web import WebConfig, WebConfigError, load_web_config
 from exporter.http.app import ListenError, Listening
 from exporter.runtime.service import run_exporter
+from exporter.store.errors import StoreError
 
 
 def load_or_exit(
@@ -101,4 +102,6 @@ def serve_command(
                 )
             )
         except ListenError as exc:
+            _exit([str(exc)])
+        except StoreError as exc:  # another exporter holds it, or it cannot be used
             _exit([str(exc)])

@@ -3,6 +3,7 @@ plain seconds. Shared by the exporter's configuration and the web config file.""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -33,6 +34,9 @@ def parse_duration(value: object) -> float:
                 raise ValueError("expected a duration such as 30s, 15m, 24h or 7d") from None
     else:
         raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    # float() takes "nan", "inf" and "1e400": none is a time anything can wait.
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds (not NaN or infinite)")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds

@@ -65,18 +65,22 @@ def load_config(
             problems.append(f"--config.set {item.split('=')[0]!r}: expected KEY=VALUE")
             continue
         flag_overrides.append((f"--config.set {dotted.strip()}", dotted.strip(), value))
+    origins: dict[str, str] = {}
+    """dotted key -> the override that set it last (flags after environment: flags win)."""
     for origin, dotted, value in [*env_overrides, *flag_overrides]:
         try:
             _apply_override(raw, dotted, value)
         except ValueError as exc:
             problems.append(f"{origin}: {exc}")
+        else:
+            origins[".".join(p for p in dotted.split(".") if p)] = origin
     if problems:
         raise ConfigError(problems)
 
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, raw, source)) from None
+        raise ConfigError(_describe(exc, raw, source, origins)) from None
 
     if check_secrets:
         for tenant in config.tenants:
@@ -130,9 +134,14 @@ def _apply_override(raw: dict[str, Any], dotted: str, value: str) -> None:
     node[parts[-1]] = parsed
 
 
-def _describe(exc: ValidationError, raw: Any, source: str) -> list[str]:
+def _describe(
+    exc: ValidationError, raw: Any, source: str, origins: Mapping[str, str] | None = None
+) -> list[str]:
     lines = []
-    for error in exc.errors(include_input=False, include_url=False):
+    errors = exc.errors(include_input=False, include_url=False)
+    for error in errors:
+        if error["type"] == "too_short" and _inner_error(error["loc"], errors):
+            continue  # "at least 1 item" only because an item failed: that item's line says why
         loc = _readable_loc(error["loc"], raw)
         if error["type"] == "extra_forbidden":
             key = str(error["loc"][-1])
@@ -143,8 +152,27 @@ def _describe(exc: ValidationError, raw: Any, source: str) -> list[str]:
             msg = "required setting is missing"
         else:
             msg = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
+        key = loc
+        if error["type"] == "extra_forbidden":
+            key = f"{loc}.{error['loc'][-1]}" if loc != "top level" else str(error["loc"][-1])
+        where = _origin(key, msg, origins or {}) or source
+        lines.append(f"{where}: {loc}: {msg}" if loc else f"{where}: {msg}")
     return lines
+
+
+def _origin(key: str, message: str, origins: Mapping[str, str]) -> str | None:
+    """The override a problem at `key` comes from: one that set the key or a section holding
+    it, else one under the key (a section's own check) whose key the message names."""
+    setting = [k for k in origins if key == k or key.startswith(k + ".")]
+    if setting:
+        return origins[max(setting, key=len)]
+    prefix = f"{key}." if key else ""
+    named = [k for k in origins if k.startswith(prefix) and k.removeprefix(prefix) in message]
+    return origins[named[-1]] if named else None
+
+
+def _inner_error(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
+    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
 
 
 def _readable_loc(loc: tuple[int | str, ...], raw: Any) -> str:

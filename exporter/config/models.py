@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import (
@@ -42,6 +43,12 @@ _R = ResumeSettings()
 
 ENV_OVERRIDE_PREFIX = "ENTRA_DG_CONFIG__"
 AUDIT_RETENTION_DAYS = 30
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MIN_POLL_INTERVAL = 1.0
+MAX_LATENESS_ALLOWANCE = 86400.0
+DEFAULT_HEADER_READ_TIMEOUT = 30.0
+"""A connection that has not sent a whole request within this long of opening (or of its last
+response) is closed: idle and slow (slowloris) clients cannot hold connections open."""
 # The store keeps minute buckets at least this long (docs/architecture.md, "Store -> domain").
 
 
@@ -103,7 +110,10 @@ class AuthMethod(StrEnum):
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # allow_inf_nan=False: YAML's .nan and .inf are floats, and no setting can work with them.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
+    )
 
 
 def _is_guid(value: str) -> bool:
@@ -234,7 +244,13 @@ class Tenant(StrictModel):
         v = v.rstrip("/")
         if not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", v):
             raise ValueError("graph_base_url must be an http(s) URL such as http://127.0.0.1:8080")
-        if v.startswith("http://") and not re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])", v):
+        try:
+            port = urlsplit(v).port
+        except ValueError:  # not a number, or above 65535
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("graph_base_url has a port outside 1-65535")
+        if v.startswith("http://") and not _loopback_url(v):
             raise ValueError(
                 "plain http is only allowed to 127.0.0.1, localhost or [::1]; use https"
             )
@@ -254,11 +270,29 @@ class Tenant(StrictModel):
         return self
 
 
+_LOOPBACK_AUTHORITY = re.compile(r"^(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$", re.IGNORECASE)
+
+
+def _loopback_url(url: str) -> bool:
+    """The URL's whole authority is a loopback host and maybe a port: `localhost.attacker.example`,
+    `localhost@attacker.example` and `[::1].attacker.example` are not."""
+    return bool(_LOOPBACK_AUTHORITY.match(urlsplit(url).netloc))
+
+
 class Polling(StrictModel):
     audit_interval: Duration = 60.0
     groups_interval: Duration = 300.0
     critical_status_interval: Duration = 300.0
     lateness_allowance: Duration = Field(default=1800.0, description="overlap of each audit window")
+    reconcile_interval: Duration = Field(
+        default=3600.0,
+        description="how often older windows are re-read for events later than the allowance "
+        "(0: never)",
+    )
+    reconcile_reach: Duration = Field(
+        default=10800.0,
+        description="how far back the re-read goes (from the lateness allowance to this)",
+    )
     backfill_days: float = Field(default=7.0, gt=0)
     audit_requests_per_10s: float = Field(
         default=5.0, gt=0, description="Graph allows 5 per 10 s per app per tenant"
@@ -269,13 +303,62 @@ class Polling(StrictModel):
     )
     retry_initial_delay: Duration = Field(default=1.0, description="first backoff; then doubles")
     retry_max_delay: Duration = Field(default=30.0, description="cap of one backoff")
+    # A 1,000-event audit page is a few MB; the cap bounds what one hostile answer can take.
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="a Graph answer larger than this fails its page unread",
+    )
 
     @field_validator("audit_interval", "groups_interval", "critical_status_interval")
     @classmethod
     def _positive(cls, v: float) -> float:
         if v <= 0:
             raise ValueError("a poll interval must be longer than 0s")
+        if v < MIN_POLL_INTERVAL:
+            raise ValueError(
+                f"a poll interval must be at least {MIN_POLL_INTERVAL:g}s (Graph's limits and "
+                "the store cannot follow faster)"
+            )
         return v
+
+    @field_validator("request_timeout", "retry_initial_delay", "retry_max_delay")
+    @classmethod
+    def _longer_than_zero(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a duration longer than 0s")
+        return v
+
+    @field_validator("lateness_allowance")
+    @classmethod
+    def _lateness_within_retention(cls, v: float) -> float:
+        if v >= MAX_LATENESS_ALLOWANCE:
+            raise ValueError(
+                f"must be shorter than {MAX_LATENESS_ALLOWANCE / 86400:g}d: every window would "
+                "re-read the whole audit retention"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _reconcile_beyond_the_allowance(self) -> Self:
+        if self.reconcile_interval > 0 and not (
+            self.lateness_allowance < self.reconcile_reach <= MAX_LATENESS_ALLOWANCE
+        ):
+            raise ValueError(
+                "reconcile_reach must be longer than lateness_allowance (it re-reads what the "
+                f"allowance missed) and at most {MAX_LATENESS_ALLOWANCE / 86400:g}d"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retry_delays_ordered(self) -> Self:
+        if self.retry_max_delay < self.retry_initial_delay:
+            raise ValueError(
+                "retry_max_delay is shorter than retry_initial_delay: make the cap at least the "
+                "first backoff"
+            )
+        return self
 
     @property
     def backfill_seconds(self) -> float:
@@ -437,6 +520,13 @@ class Web(StrictModel):
     config_file: Path | None = Field(
         default=None, description="TLS and basic auth, exporter-toolkit format"
     )
+    header_read_timeout: Duration = Field(
+        default=DEFAULT_HEADER_READ_TIMEOUT,
+        gt=0,
+        le=3600,
+        description="close a connection that has sent no whole request this long after it "
+        "opened or after its last response (idle and slow clients)",
+    )
 
     @field_validator("listen_address")
     @classmethod
@@ -474,6 +564,32 @@ class Config(StrictModel):
         if dupes:
             raise ValueError(f"tenant names must be unique; {dupes[0]!r} appears twice")
         return v
+
+    @model_validator(mode="after")
+    def _freshness_after_polls(self) -> Self:
+        """Readiness calls a collector failing when its last success is older than
+        collector_max_age, and the audit data stale past watermark_max_age: a poll interval
+        longer than those makes every tenant flap to not ready between polls."""
+        polling, thresholds = self.polling, self.thresholds
+        slowest = max(
+            ("audit_interval", polling.audit_interval),
+            ("groups_interval", polling.groups_interval),
+            ("critical_status_interval", polling.critical_status_interval),
+            key=lambda item: item[1],
+        )
+        if slowest[1] >= thresholds.collector_max_age:
+            raise ValueError(
+                f"polling.{slowest[0]} ({slowest[1]:g}s) is not shorter than "
+                f"thresholds.collector_max_age ({thresholds.collector_max_age:g}s): the collector "
+                "would count as failing between polls; poll more often or raise the threshold"
+            )
+        if polling.audit_interval >= thresholds.watermark_max_age:
+            raise ValueError(
+                f"polling.audit_interval ({polling.audit_interval:g}s) is not shorter than "
+                f"thresholds.watermark_max_age ({thresholds.watermark_max_age:g}s): the audit "
+                "data would count as stale between polls; poll more often or raise the threshold"
+            )
+        return self
 
     def tenant(self, name: str) -> Tenant:
         for tenant in self.tenants:

@@ -60,7 +60,7 @@ class WebConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _empty_is_unset(value: object) -> object:
@@ -237,7 +237,28 @@ class WebConfig(_Strict):
                 )
             if not BCRYPT_HASH.match(hashed.get_secret_value()):
                 raise ValueError(f"the password of {name!r} is not a bcrypt hash; {HTPASSWD_HINT}")
+            _sensible_cost(name, int(hashed.get_secret_value().split("$")[2]))
         return users
+
+
+BCRYPT_COSTS = range(4, 17)
+"""bcrypt itself takes 4..31; above 16 one uncached login costs seconds of CPU (about 70 ms at
+10, doubling with each step), and logins are checked one at a time, so a slow hash is a way to
+stall every scrape."""
+
+
+def _sensible_cost(name: str, cost: int) -> None:
+    if cost < 4 or cost > 31:
+        raise ValueError(
+            f"the password hash of {name!r} has bcrypt cost {cost}, which bcrypt does not "
+            f"accept (4 to 31); {HTPASSWD_HINT}"
+        )
+    if cost not in BCRYPT_COSTS:
+        raise ValueError(
+            f"the password hash of {name!r} has bcrypt cost {cost}: each login would take "
+            f"{0.07 * 2 ** (cost - 10):.0f}s or more of CPU; use a cost from "
+            f"{BCRYPT_COSTS.start} to {BCRYPT_COSTS.stop - 1}; {HTPASSWD_HINT}"
+        )
 
 
 def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:

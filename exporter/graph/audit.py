@@ -394,5 +394,24 @@ def _modified(target: dict[str, Any] | None) -> tuple[ModifiedProperty, ...]:
 
 def _digest(item: Any) -> str:
     """A stable id for an event that has none, so that it is deduplicated like the others."""
-    encoded = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    try:
+        encoded = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: digest a cut-off copy
+        encoded = orjson.dumps(_cut(item, _DIGEST_DEPTH), option=orjson.OPT_SORT_KEYS)
     return "digest:" + hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+_DIGEST_DEPTH = 64
+"""Real events are under ten levels deep; below this, a hostile one is summarised."""
+
+
+def _cut(item: Any, depth: int) -> Any:
+    """`item` with what lies below `depth` levels replaced by a marker (deterministic, so the
+    same event always has the same digest)."""
+    if depth <= 0:
+        return "<nested too deep>"
+    if isinstance(item, dict):
+        return {str(k): _cut(v, depth - 1) for k, v in item.items()}
+    if isinstance(item, list):
+        return [_cut(v, depth - 1) for v in item]
+    return item

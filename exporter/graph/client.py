@@ -82,8 +82,15 @@ from exporter.graph.errors import (
     GraphError,
     GraphNotFoundError,
     GraphRequestError,
+    GraphResponseError,
     GraphUnavailableError,
     RequestCounts,
+)
+from exporter.graph.guards import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyCapHandler,
+    BodyTooLargeError,
+    same_origin,
 )
 from exporter.graph.retry import RETRYABLE_STATUS, RetryPolicy, TransientError, parse_retry_after
 
@@ -172,13 +179,15 @@ class _CountingHandler(BaseMiddleware):
         return response
 
 
-def _http_client(timeout: float, counts: Counter[tuple[str, str]]) -> httpx.AsyncClient:
+def _http_client(
+    timeout: float, counts: Counter[tuple[str, str]], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> httpx.AsyncClient:
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
         http2=True,
         follow_redirects=False,
     )
-    middleware: list[BaseMiddleware] = [_CountingHandler(counts)]
+    middleware: list[BaseMiddleware] = [_CountingHandler(counts), BodyCapHandler(max_body_bytes)]
     middleware += [
         m
         for m in KiotaClientFactory.get_default_middleware(None)
@@ -204,6 +213,7 @@ class GraphClient:
         retry: RetryPolicy | None = None,
         request_timeout: float = 60.0,
         wall_clock: Clock | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.root_url = root_url.rstrip("/")
         self.requests: Counter[tuple[str, str]] = Counter()
@@ -214,7 +224,7 @@ class GraphClient:
         # One request per (10 s / rate), evenly spaced, no burst, with a little slack: a
         # sliding window counted where the requests arrive sees them with network jitter.
         self._audit_limiter = AsyncLimiter(1, 10.0 / audit_requests_per_10s * LIMITER_SLACK)
-        self._http = _http_client(request_timeout, self.requests)
+        self._http = _http_client(request_timeout, self.requests, max_body_bytes)
         auth: AuthenticationProvider
         if credential is None:
             auth = AnonymousAuthenticationProvider()
@@ -253,6 +263,9 @@ class GraphClient:
                 document = await pending
                 pending = None
                 if document.next_link is not None:
+                    # Checked before this page is handed on: a page with a foreign link is not
+                    # counted, and the window fails.
+                    self._check_link(DIRECTORY_AUDITS, document.next_link)
                     pending = asyncio.create_task(
                         self._call(DIRECTORY_AUDITS, _link_factory(document.next_link), load)
                     )
@@ -334,9 +347,11 @@ class GraphClient:
             page: DirectoryPage = await self._call(
                 endpoint, build, lambda body: parse_directory_page(body, kind, endpoint.name)
             )
-            objects.extend(page.objects)
             if page.next_link is None:
+                objects.extend(page.objects)
                 return objects
+            self._check_link(endpoint, page.next_link)
+            objects.extend(page.objects)
             build = _link_factory(page.next_link, consistency_eventual=True)
 
     async def get_group(self, group_id: str) -> DirectoryObject:
@@ -404,6 +419,18 @@ class GraphClient:
             lambda body: parse_processing_status(body, group_id.lower()),
         )
 
+    def _check_link(self, endpoint: Endpoint, link: str) -> None:
+        """A next link is followed only on the configured Graph base's scheme, host and port:
+        anywhere else would receive the bearer token, and its answers are not Graph's."""
+        if not same_origin(link, self.root_url):
+            raise GraphResponseError(
+                f"Graph returned a next link for {endpoint.what} that leaves {self.root_url} "
+                "(another scheme, host or port); not followed, and that page is not counted: "
+                "check graph_base_url and any proxy in front of Graph",
+                endpoint=endpoint.name,
+                status=200,
+            )
+
     # -- the one request path ---------------------------------------------------------------------
 
     async def _call(
@@ -469,6 +496,12 @@ class GraphClient:
             return await self._send(request, expect_body)
         except APIError as exc:
             raise self._map_api_error(endpoint, exc) from None
+        except BodyTooLargeError as exc:
+            raise GraphResponseError(
+                f"Graph's answer for {endpoint.what} was not read: {exc} "
+                "(polling.max_response_bytes)",
+                endpoint=endpoint.name,
+            ) from None
         except httpx.RequestError as exc:
             raise TransientError(f"{type(exc).__name__}: {_first_line(str(exc))}") from None
         except ServiceRequestError as exc:  # the login endpoint could not be reached

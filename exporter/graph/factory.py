@@ -34,4 +34,5 @@ def build_graph_client(
         audit_requests_per_10s=polling.audit_requests_per_10s,
         retry=retry or polling_retry_policy(polling),
         request_timeout=polling.request_timeout,
+        max_body_bytes=polling.max_response_bytes,
     )

@@ -38,7 +38,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from exporter import __version__
-from exporter.config.models import parse_listen_address
+from exporter.config.models import DEFAULT_HEADER_READ_TIMEOUT, parse_listen_address
 from exporter.config.web import RateLimit, ReloadingServerContext, WebConfig
 from exporter.logs import get_logger
 
@@ -306,7 +306,7 @@ class BasicAuthenticator:
         async with self._lock:
             if (cached := self._cached(key)) is not None:  # checked while we waited
                 return cached and known
-            ok = await asyncio.to_thread(bcrypt.checkpw, password, hashed)
+            ok = await asyncio.to_thread(_checkpw, password, hashed)
             self.bcrypt_checks += 1
         self._cache[key] = ok
         if len(self._cache) > self.CACHE_SIZE:
@@ -335,6 +335,15 @@ class BasicAuthenticator:
             text="401 Unauthorized\n",
             headers={hdrs.WWW_AUTHENTICATE: f'Basic realm="{PRODUCT}", charset="UTF-8"'},
         )
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    """bcrypt.checkpw, with a password it refuses (bcrypt 5 raises on more than 72 bytes) a
+    failed login rather than a 500."""
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:
+        return False
 
 
 def parse_basic_auth(header: str | None) -> tuple[bytes, bytes] | None:
@@ -496,6 +505,7 @@ async def running(
     listen_address: str,
     *,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT,
 ) -> AsyncIterator[Listening]:
     """Serve `app` (from `create_app`, whose web config gives TLS) while the block runs; on
     exit stop accepting, let in-flight requests finish for up to `shutdown_timeout` seconds,
@@ -504,7 +514,15 @@ async def running(
     web_config = app.get(WEB_CONFIG)
     tls = web_config.tls_server_config if web_config is not None else None
     ssl_context = ReloadingServerContext(tls).context if tls is not None else None
-    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
+    # aiohttp's keep-alive timer starts when a connection opens and again after each response,
+    # and closes the connection if no complete request has arrived by then: a header-read
+    # timeout and an idle timeout in one.
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=shutdown_timeout,
+        access_log=None,
+        keepalive_timeout=header_read_timeout,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
@@ -536,10 +554,16 @@ async def serve(
     stop: asyncio.Event,
     on_listening: Callable[[Listening], None] | None = None,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT,
 ) -> None:
     """Serve until `stop` is set, then shut down gracefully (see `running`). `on_listening`
     is called once bound, with the real address (port 0 resolved)."""
-    async with running(app, listen_address, shutdown_timeout=shutdown_timeout) as listening:
+    async with running(
+        app,
+        listen_address,
+        shutdown_timeout=shutdown_timeout,
+        header_read_timeout=header_read_timeout,
+    ) as listening:
         if on_listening is not None:
             on_listening(listening)
         await stop.wait()

@@ -27,10 +27,12 @@ from exporter.clock import Clock
 from exporter.domain.classify import classify
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
 from exporter.domain.records import ClassifiedEvent
-from exporter.graph.audit import AuditPage
+from exporter.graph.audit import AuditPage, format_time
+from exporter.ingest.event_times import MAX_CLOCK_SKEW, TimeBounds, screen_times
 from exporter.ingest.poller import CollectorStatus
 from exporter.logs import get_logger
-from exporter.store.database import PageBatch, PageOutcome, Store
+from exporter.store.database import AuditState, PageBatch, PageOutcome, Store
+from exporter.store.lateness import RECONCILED
 
 log = get_logger(__name__)
 
@@ -88,6 +90,8 @@ class AuditPoller:
         backfill: float,
         on_progress: Callable[[BackfillProgress], None] | None = None,
         commit_pages: CommitPages | None = None,
+        reconcile_interval: float = 0.0,
+        reconcile_reach: float = 0.0,
     ) -> None:
         self.tenant = tenant
         self.interval = interval
@@ -102,10 +106,37 @@ class AuditPoller:
         self.progress: BackfillProgress | None = None
         self.caught_up = False
         """The last poll reached the present (backfill is over)."""
+        self._repaired = False
+        self._reconcile_interval = reconcile_interval
+        self._reconcile_reach = reconcile_reach if reconcile_interval > 0 else 0.0
+        self._next_reconcile: float | None = None
+        """Due time of the next reconciliation pass: one interval after the first poll."""
+        self._measuring = False
+
+    async def _repair_once(self, now: float) -> None:
+        """At the first poll: a watermark dated in the future (written before event times were
+        screened) would make every assessment distrust the data forever."""
+        if self._repaired:
+            return
+        store = self._store
+        found = await store.call(store.clamp_future_watermark, self.tenant, now + MAX_CLOCK_SKEW)
+        self._repaired = True
+        state = await store.call(store.audit_state, self.tenant)
+        if state is not None and await store.call(store.seen_kept_from, self.tenant) is None:
+            # A store from before #14 kept seen ids for the lateness allowance only.
+            await store.call(store.note_seen_kept_from, self.tenant, state.next_start - SEEN_MARGIN)
+        if found is not None:
+            log.warning(
+                "the stored audit watermark was in the future (an event with an impossible "
+                "time, stored by an older version); clamped to the last commit",
+                tenant=self.tenant,
+                watermark=format_time_safe(found),
+            )
 
     async def poll(self, status: CollectorStatus) -> None:
         store = self._store
         now = self._clock.now()
+        await self._repair_once(now)
         state = await store.call(store.audit_state, self.tenant)
         if state is None:
             start = backfill_start = coverage_start = now - self._backfill
@@ -122,6 +153,8 @@ class AuditPoller:
             )
             start = coverage_start = oldest
         target = now
+        # Lateness is measured by live polls only: a backfill reads long-settled events.
+        self._measuring = self.caught_up
         while True:
             queried_at = self._clock.now()
             end = min(start + BACKFILL_CHUNK, queried_at)
@@ -129,12 +162,89 @@ class AuditPoller:
                 start, end, queried_at, backfill_start, coverage_start, target, status
             )
             next_start = min(watermark, queried_at - self._lateness)
-            await store.call(store.prune, self.tenant, self._clock.now(), next_start - SEEN_MARGIN)
+            # Seen ids are kept as far back as the reconciliation pass re-reads.
+            keep_from = min(next_start, queried_at - self._reconcile_reach)
+            await store.call(store.prune, self.tenant, self._clock.now(), keep_from - SEEN_MARGIN)
             if end >= queried_at:
                 self.caught_up = True
+                await self._reconcile_if_due(status)
                 return
             self.caught_up = False
             start = max(start, next_start)
+
+    async def _reconcile_if_due(self, status: CollectorStatus) -> None:
+        """The low-priority pass: about once per `reconcile_interval`, after a poll that reached
+        the present, re-read [now - reach, now - lateness allowance] and count the events that
+        appeared there after the live polls read it (exactly once: the seen ids of that span
+        are kept). Its requests go through the same audit rate limit as every other."""
+        if self._reconcile_interval <= 0:
+            return
+        now = self._clock.now()
+        if self._next_reconcile is None:
+            self._next_reconcile = now + self._reconcile_interval
+            return
+        if now < self._next_reconcile:
+            return
+        self._next_reconcile = now + self._reconcile_interval
+        store = self._store
+        state = await store.call(store.audit_state, self.tenant)
+        kept_from = await store.call(store.seen_kept_from, self.tenant)
+        if state is None:
+            return
+        start = max(
+            now - self._reconcile_reach,
+            state.coverage_start,
+            state.next_start if kept_from is None else kept_from,
+        )
+        end = min(now - self._lateness, state.watermark)
+        if end <= start:
+            return
+        found = await self._reconcile_window(start, end, now, state)
+        log.info(
+            "audit reconciliation pass",
+            tenant=self.tenant,
+            window_seconds=round(end - start),
+            late_events_found=found,
+        )
+        status.progressed(self._clock.now())
+
+    async def _reconcile_window(
+        self, start: float, end: float, queried_at: float, state: AuditState
+    ) -> int:
+        pages = self._graph.audit_pages(start, end)
+        found = 0
+
+        def committed(_: float) -> None:
+            pass
+
+        async def commit(batches: Sequence[PageBatch]) -> PageOutcome:
+            nonlocal found
+            outcome = await self._commit_pages(self.tenant, batches)
+            found += outcome.counted.get(RECONCILED, 0)
+            return outcome
+
+        commits = _PageCommits(commit, committed)
+        try:
+            async for fetched in pages:
+                page = screen_times(fetched, TimeBounds.at(self._clock.now(), RETENTION))
+                await commits.add(
+                    PageBatch(
+                        events=self._classify(page, start - _EDGE, end + _EDGE),
+                        malformed=page.malformed,
+                        watermark=state.watermark,
+                        next_start=state.next_start,
+                        backfill_start=state.backfill_start,
+                        now=self._clock.now(),
+                        malformed_time=start,
+                        coverage_start=state.coverage_start,
+                        lateness_from=queried_at,
+                        reconciling=True,
+                    )
+                )
+        finally:
+            await pages.aclose()
+            await commits.finish()
+        return found
 
     async def _window(
         self,
@@ -155,7 +265,8 @@ class AuditPoller:
             functools.partial(self._committed, backfill_start, target, status),
         )
         try:
-            async for page in pages:
+            async for fetched in pages:
+                page = screen_times(fetched, TimeBounds.at(self._clock.now(), RETENTION))
                 if page.next_link is None:
                     watermark = max(watermark, end)
                 elif ordered and page.ascending and page.last_time is not None:
@@ -176,6 +287,7 @@ class AuditPoller:
                         now=self._clock.now(),
                         malformed_time=start,
                         coverage_start=coverage_start,
+                        lateness_from=queried_at if self._measuring else None,
                     )
                 )
         finally:
@@ -281,3 +393,11 @@ class _PageCommits:
             return
         self._on_committed(watermark)
         self._advance()
+
+
+def format_time_safe(epoch: float) -> str:
+    """An epoch for a log line, even one no datetime can hold."""
+    try:
+        return format_time(epoch)
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch:.0f} (epoch seconds)"

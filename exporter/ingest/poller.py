@@ -4,13 +4,16 @@ node_exporter style, so that one failing source never hides the others."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.clock import Clock, SystemClock
 from exporter.graph.errors import GraphError
+from exporter.ingest.commit.parent import AuditCommitError
 from exporter.logs import get_logger
+from exporter.store.errors import StoreError
 
 log = get_logger(__name__)
 
@@ -72,6 +75,8 @@ async def run_poller(
             raise
         except GraphError as exc:
             _failed(status, str(exc), tenant)
+        except STORAGE_ERRORS as exc:
+            _storage_failed(status, exc, tenant, wall.now())
         except Exception as exc:
             log.exception("poll crashed", tenant=tenant, collector=status.name)
             _failed(status, f"{type(exc).__name__}: {exc}", tenant)
@@ -95,3 +100,33 @@ def _failed(status: CollectorStatus, message: str, tenant: str) -> None:
     (log.warning if first else log.debug)(
         "poll failed", tenant=tenant, collector=status.name, error=message
     )
+
+
+STORAGE_ERRORS = (sqlite3.Error, StoreError, AuditCommitError)
+"""The store could not be written (a full disk, an I/O error): the poll fails, the next retries
+from the watermark, nothing is lost."""
+STORAGE_WARNING_INTERVAL = 60.0
+_storage_warned: dict[str, float] = {}
+"""failure kind -> when it was last warned about (wall clock)."""
+
+
+def _storage_failed(status: CollectorStatus, exc: BaseException, tenant: str, now: float) -> None:
+    """A storage failure is one warning per kind per minute at most (a full disk fails every
+    poll of every tenant), the traceback at debug level only."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    kind = getattr(exc, "sqlite_errorname", None) or text
+    message = f"the store could not be written: {text}"
+    status.success = False
+    status.failures += 1
+    status.last_error = message
+    log.debug("poll failed (storage)", tenant=tenant, collector=status.name, exc_info=exc)
+    last = _storage_warned.get(kind)
+    if last is None or now - last >= STORAGE_WARNING_INTERVAL:
+        _storage_warned[kind] = now
+        log.warning(
+            "poll failed: the store could not be written (free space or fix the disk; the "
+            "exporter keeps serving and catches up when it can write again)",
+            tenant=tenant,
+            collector=status.name,
+            error=text,
+        )

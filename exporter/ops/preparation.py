@@ -22,6 +22,8 @@ from typing import Any
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.graph.errors import GraphError, GraphNotFoundError
+from exporter.logs import get_logger
+from exporter.ops.ledger_check import ledger_disagreement
 from exporter.ops.report import Report, iso
 from exporter.ops.session import OpsError, OpsSession
 from exporter.ops.targets import Inventory, load_inventory
@@ -35,6 +37,8 @@ from exporter.store.ledger import (
 
 PAUSED = ProcessingState.PAUSED
 
+
+log = get_logger(__name__)
 
 EVENTUAL_GRACE = 600.0
 """The listings are eventually consistent queries: an object this tool paused less than this
@@ -64,6 +68,15 @@ async def prepare(session: OpsSession, report: Report, *, apply: bool) -> Prepar
         report.notes.append(f"{plural(kind)} were not listed and are left alone: {problem}")
     recovery = await _recover(session, inventory, report, apply=apply)
     episode = await maintain_episodes(session, inventory, report, apply=apply)
+    disagreement = ledger_disagreement(
+        inventory,
+        open_episode=episode is not None,
+        store_path=session.config.store.path,
+        min_objects=session.config.thresholds.episode_min_groups,
+    )
+    if disagreement is not None:
+        report.notes.append(disagreement)
+        log.warning("the ledger disagrees with Graph", tenant=session.name, detail=disagreement)
     return Prepared(inventory, recovery, episode)
 
 

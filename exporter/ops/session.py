@@ -19,6 +19,7 @@ from exporter.graph.factory import build_graph_client
 from exporter.graph.retry import RetryPolicy
 from exporter.ops.gate import ReadinessSource
 from exporter.store.database import Store
+from exporter.store.errors import StoreError
 from exporter.store.ledger import Ledger
 
 
@@ -92,6 +93,8 @@ async def open_session(
         store = Store(store_path)
         try:
             await store.open()
+        except StoreError as exc:  # already one line naming the file and the fix
+            raise OpsError(str(exc)) from None
         except Exception as exc:  # sqlite3 errors, schema mismatch: name the file
             raise OpsError(f"cannot open the store {store_path}: {exc}") from None
         try:

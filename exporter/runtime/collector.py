@@ -24,6 +24,7 @@ from exporter.domain.events import DirectoryObjectKind, Series
 from exporter.domain.groups import MembershipProcessingStatus
 from exporter.runtime.snapshot import Snapshot, TenantSnapshot
 from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
+from exporter.store.lateness import RECONCILED, lateness_histogram
 
 PREFIX = "entra_dynamic_"
 FamilyBuilder = Callable[[Snapshot], Iterable[Metric]]
@@ -235,6 +236,27 @@ def audit(snapshot: Snapshot) -> Iterator[Metric]:
     yield from (watermark, backfill, events, malformed)
 
 
+def audit_lateness(snapshot: Snapshot) -> Iterator[Metric]:
+    lateness = HistogramMetricFamily(
+        PREFIX + "audit_event_lateness_seconds",
+        "How long after its activity time each audit event was first read (live polls and "
+        "the reconciliation pass, not the backfill): at most the poll interval plus Graph's "
+        "delay when on time; above the lateness allowance, found only by reconciliation.",
+        labels=["tenant"],
+    )
+    reconciled = _counter(
+        "audit_events_reconciled",
+        "Audit events that appeared after the lateness allowance, found and counted by the "
+        "reconciliation pass (they would have been lost without it).",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        buckets, total = lateness_histogram(t.totals)
+        lateness.add_metric([t.tenant], buckets, sum_value=total)
+        reconciled.add_metric([t.tenant], t.totals.get(RECONCILED, 0))
+    yield from (lateness, reconciled)
+
+
 def graph_requests(snapshot: Snapshot) -> Iterator[Metric]:
     family = _counter(
         "graph_requests",
@@ -405,6 +427,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     critical_status,
     collectors,
     audit,
+    audit_lateness,
     graph_requests,
     signals,
     processing_lag,

@@ -35,6 +35,7 @@ from exporter.runtime.tenant_runner import TenantRunner
 from exporter.store.database import PageConsumer, Store
 from exporter.store.lag import ProcessingLagConsumer
 from exporter.store.ledger import Ledger
+from exporter.store.lock import StoreLock
 
 log = get_logger(__name__)
 _FROZEN = False
@@ -78,6 +79,10 @@ class Exporter:
             horizon=thresholds.lag_trigger_horizon, sample_window=thresholds.lag_window
         )
         self.store = Store(config.store.path, (self.lag, *consumers))
+        self.store_lock = (
+            None if str(config.store.path) == ":memory:" else StoreLock(self.store.path)
+        )
+        """One writer per store: held from start() to stop() (StoreLockedError otherwise)."""
         self.commits: CommitProcess | None = None
         if config.store.commit_process:
             if consumers:
@@ -118,7 +123,14 @@ class Exporter:
         self._wall = SystemClock()
 
     async def start(self) -> None:
-        await self.store.open()
+        if self.store_lock is not None:
+            self.store_lock.acquire()
+        try:
+            await self.store.open()
+        except BaseException:
+            if self.store_lock is not None:
+                self.store_lock.release()
+            raise
         if self.commits is not None:
             # After the store is open: the schema is created (or migrated) by this process.
             await self.commits.start()
@@ -143,6 +155,8 @@ class Exporter:
         if self.commits is not None:
             await self.commits.close()
         await self.store.close()
+        if self.store_lock is not None:
+            self.store_lock.release()
         log.info("exporter stopped")
 
     def readiness(self) -> Readiness:
@@ -204,7 +218,11 @@ async def run_exporter(
     try:
         with stop_on_signals(stop):
             await serve(
-                exporter.app(web_config), listen_address, stop=stop, on_listening=on_listening
+                exporter.app(web_config),
+                listen_address,
+                stop=stop,
+                on_listening=on_listening,
+                header_read_timeout=config.web.header_read_timeout,
             )
     finally:
         await exporter.stop()

@@ -135,6 +135,8 @@ class TenantRunner:
             interval=polling.audit_interval,
             lateness=polling.lateness_allowance,
             backfill=polling.backfill_seconds,
+            reconcile_interval=polling.reconcile_interval,
+            reconcile_reach=polling.reconcile_reach,
             on_progress=self._progress,
             commit_pages=self._commit_pages,
         )

@@ -37,6 +37,8 @@ from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.store import schema
+from exporter.store.errors import describe as describe_store_error
+from exporter.store.lateness import RECONCILED, count_lateness
 
 _T = TypeVar("_T")
 
@@ -50,6 +52,7 @@ MALFORMED_PREFIX = "malformed:"
 _DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
 _STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
 _NEVER = float("-inf")
+_SEEN_FROM = "seen_kept_from:"
 
 
 class NewEvents(NamedTuple):
@@ -96,6 +99,13 @@ class PageBatch:
     """Time recorded for the seen ids of malformed events whose own time is unreadable."""
     coverage_start: float
     """The coverage interval this page extends (to `watermark`)."""
+    lateness_from: float | None = None
+    """When the query that returned the page ran, to measure how late its new events appeared
+    (live polls and reconciliation); None in a backfill."""
+    reconciling: bool = False
+    """A re-read of an older, already covered window (exporter.store.lateness): its new events
+    are counted (and as `reconciled`); the watermark, coverage and page consumers are left
+    alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +189,24 @@ class Store:
     def connect(self) -> None:
         """Open the connection in the calling thread: `open()` does it on the store's thread;
         a process that uses the store from one thread only (exporter.ingest.commit.child) calls
-        it."""
+        it. Any problem is a `StoreError`: one line naming the file and the fix."""
+        try:
+            self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            raise describe_store_error(self.path, exc) from exc
+
+    def _connect(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._prepare(db)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
         if self._wal:
             db.execute("PRAGMA journal_mode=WAL")
         # NORMAL with WAL: a committed page survives a process kill; only a power cut can lose
@@ -190,7 +214,13 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
         schema.apply(db, str(self.path))
-        self._db = db
+        # A read-only file (or mount) opens and reads without complaint: find out now, in one
+        # line, rather than at the first commit of a running exporter.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+        finally:
+            db.execute("ROLLBACK")
 
     def disconnect(self) -> None:
         if self._db is not None:
@@ -220,6 +250,29 @@ class Store:
             backfill_start if coverage_start is None else coverage_start,
         )
 
+    def clamp_future_watermark(self, tenant: str, latest: float) -> float | None:
+        """Repair a watermark (and coverage) past `latest`, which no believable event sets (an
+        event dated in the future, ingested before such times were refused): clamp them to the
+        last commit's time, since a window never reaches past the clock of its poll. Returns
+        the watermark found when it was clamped, else None."""
+        db = self.db
+        row = db.execute(
+            "SELECT watermark, updated_at FROM audit_state WHERE tenant=?", (tenant,)
+        ).fetchone()
+        if row is None or row[0] <= latest:
+            return None
+        found, clamp = float(row[0]), min(float(row[1]), latest)
+        with self._transaction():
+            db.execute(
+                "UPDATE audit_state SET watermark=?, next_start=min(next_start, ?) WHERE tenant=?",
+                (clamp, clamp, tenant),
+            )
+            db.execute(
+                "UPDATE audit_coverage SET end=? WHERE tenant=? AND end > ?",
+                (clamp, tenant, clamp),
+            )
+        return found
+
     def commit_audit_page(self, tenant: str, batch: PageBatch) -> PageOutcome:
         return self.commit_audit_pages(tenant, (batch,))
 
@@ -239,7 +292,13 @@ class Store:
             committed: set[tuple[float, str]] = set()
             for batch in batches:
                 new_events = self._new_events(tenant, batch, committed, counted, seen_rows)
-                consumed.append(NewEvents(new_events, batch.next_start))
+                if batch.lateness_from is not None:
+                    count_lateness(counted, batch.lateness_from, new_events)
+                if batch.reconciling:
+                    # Behind the consumers' settled point: a lag correlator reads in time order.
+                    counted[RECONCILED] += len(new_events)
+                else:
+                    consumed.append(NewEvents(new_events, batch.next_start))
                 for event in new_events:
                     series = event.series
                     time = event.time
@@ -291,7 +350,7 @@ class Store:
             db.executemany(
                 "INSERT INTO audit_coverage (tenant, start, end) VALUES (?, ?, ?) "
                 "ON CONFLICT (tenant, start) DO UPDATE SET end = max(end, excluded.end)",
-                [(tenant, batch.coverage_start, batch.watermark) for batch in batches],
+                [(tenant, b.coverage_start, b.watermark) for b in batches if not b.reconciling],
             )
             db.executemany(
                 "INSERT INTO audit_state (tenant, watermark, next_start, backfill_start, "
@@ -299,7 +358,11 @@ class Store:
                 "watermark = max(watermark, excluded.watermark), "
                 "next_start = max(next_start, excluded.next_start), "
                 "updated_at = excluded.updated_at",
-                [(tenant, b.watermark, b.next_start, b.backfill_start, b.now) for b in batches],
+                [
+                    (tenant, b.watermark, b.next_start, b.backfill_start, b.now)
+                    for b in batches
+                    if not b.reconciling
+                ],
             )
         return PageOutcome(Counter({str(kind): n for kind, n in counted.items()}))
 
@@ -381,6 +444,7 @@ class Store:
         db = self.db
         with self._transaction():
             db.execute("DELETE FROM seen_events WHERE tenant=? AND time < ?", (tenant, seen_before))
+            self.note_seen_kept_from(tenant, seen_before)
             db.execute(
                 "DELETE FROM minute_counts WHERE tenant=? AND minute < ?",
                 (tenant, now - MINUTE_RETENTION),
@@ -398,6 +462,23 @@ class Store:
             )
             for consumer in self.consumers:
                 consumer.prune(db, tenant, now)
+
+    def note_seen_kept_from(self, tenant: str, time: float) -> None:
+        """Seen ids before `time` may be gone: what a re-read may reach back to and still
+        recognise every event it counted (only ever moves forward)."""
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET "
+            "value = max(CAST(value AS REAL), CAST(?2 AS REAL))",
+            (_SEEN_FROM + tenant, repr(float(time))),
+        )
+
+    def seen_kept_from(self, tenant: str) -> float | None:
+        """Seen ids are kept for events at or after this time (None: not recorded, as in a store
+        written before #14, which kept them only for the lateness allowance)."""
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE key=?", (_SEEN_FROM + tenant,)
+        ).fetchone()
+        return None if row is None else float(row[0])
 
     # -- audit queries (for the snapshot and the signals) --------------------------------------
 

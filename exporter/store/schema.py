@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from exporter.store.errors import StoreError
+
 SCHEMA_VERSION = 5
 
 INGESTION = """
@@ -190,7 +192,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {3: _to_4, 4: _to_
 """version -> the step that brings a file of that version to the next."""
 
 
-class SchemaError(RuntimeError):
+class SchemaError(StoreError):
     """The file's schema is one this version cannot use."""
 
 
@@ -202,8 +204,9 @@ def apply(db: sqlite3.Connection, path: str) -> None:
     version = SCHEMA_VERSION if row is None else int(row[0])
     if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and version not in MIGRATIONS):
         raise SchemaError(
-            f"{path}: state schema version {version}, this exporter expects "
-            f"{SCHEMA_VERSION}; move the file aside to start afresh"
+            f"{path}: state schema version {version}, this exporter expects {SCHEMA_VERSION} "
+            f"(written by {'a newer' if version > SCHEMA_VERSION else 'an unsupported older'} "
+            "version); run the version that wrote it, or move the file aside to start afresh"
         )
     db.executescript(INGESTION + LAG + LEDGER)
     if row is None:
