@@ -111,6 +111,8 @@ class AuditPoller:
         self._reconcile_reach = reconcile_reach if reconcile_interval > 0 else 0.0
         self._next_reconcile: float | None = None
         """Due time of the next reconciliation pass: one interval after the first poll."""
+        self._reconciled_until: float | None = None
+        """Where the last pass ended: the next one continues from there."""
         self._measuring = False
 
     async def _repair_once(self, now: float) -> None:
@@ -137,6 +139,8 @@ class AuditPoller:
         store = self._store
         now = self._clock.now()
         await self._repair_once(now)
+        # Before the live window, so that the poll's data is current when the poll ends.
+        await self._reconcile_if_due(status)
         state = await store.call(store.audit_state, self.tenant)
         if state is None:
             start = backfill_start = coverage_start = now - self._backfill
@@ -167,17 +171,19 @@ class AuditPoller:
             await store.call(store.prune, self.tenant, self._clock.now(), keep_from - SEEN_MARGIN)
             if end >= queried_at:
                 self.caught_up = True
-                await self._reconcile_if_due(status)
                 return
             self.caught_up = False
             start = max(start, next_start)
 
     async def _reconcile_if_due(self, status: CollectorStatus) -> None:
-        """The low-priority pass: about once per `reconcile_interval`, after a poll that reached
-        the present, re-read [now - reach, now - lateness allowance] and count the events that
-        appeared there after the live polls read it (exactly once: the seen ids of that span
-        are kept). Its requests go through the same audit rate limit as every other."""
-        if self._reconcile_interval <= 0:
+        """The low-priority pass, about once per `reconcile_interval` (at the start of a poll
+        after a poll that reached the present): re-read the slice of event time that has just
+        become `reconcile_reach` old - [previous end, now - reach + interval] - and count the
+        events that appeared there after the live polls read it, exactly once (the seen ids of
+        that span are kept). Each moment of event time is re-read once, about `reach` after it:
+        one extra read of the audit log's volume, through the same rate limit as every other
+        request, whatever the reach."""
+        if self._reconcile_interval <= 0 or not self.caught_up:
             return
         now = self._clock.now()
         if self._next_reconcile is None:
@@ -191,15 +197,17 @@ class AuditPoller:
         kept_from = await store.call(store.seen_kept_from, self.tenant)
         if state is None:
             return
+        oldest = now - self._reconcile_reach
         start = max(
-            now - self._reconcile_reach,
+            oldest if self._reconciled_until is None else max(oldest, self._reconciled_until),
             state.coverage_start,
             state.next_start if kept_from is None else kept_from,
         )
-        end = min(now - self._lateness, state.watermark)
+        end = min(oldest + self._reconcile_interval, now - self._lateness, state.watermark)
         if end <= start:
             return
         found = await self._reconcile_window(start, end, now, state)
+        self._reconciled_until = end
         log.info(
             "audit reconciliation pass",
             tenant=self.tenant,
