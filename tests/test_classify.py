@@ -120,10 +120,10 @@ def test_membership_change_without_group_is_malformed() -> None:
 @pytest.mark.parametrize(
     ("activity", "series"),
     [
-        ("Update user", Series.TRIGGER_USER),
+        ("Update user", Series.TRIGGER_USER_UNKNOWN),  # no property list: unknown relevance
         ("Add user", Series.TRIGGER_USER),
         ("Delete device", Series.TRIGGER_DEVICE),
-        ("Update device", Series.TRIGGER_DEVICE),
+        ("Update device", Series.TRIGGER_DEVICE_UNKNOWN),
         ("Add owner to group", Series.OTHER),
     ],
 )
@@ -133,7 +133,7 @@ def test_triggers_and_others(activity: str, series: Series) -> None:
     assert result.series is series
     if series is not Series.OTHER:
         assert result.object_id == MEMBER
-        expected = ObjectType.USER if series is Series.TRIGGER_USER else ObjectType.DEVICE
+        expected = ObjectType.USER if series.value.startswith("trigger_user") else ObjectType.DEVICE
         assert result.object_type is expected
 
 
