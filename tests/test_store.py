@@ -12,6 +12,7 @@ from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.runtime.snapshot import read_store_view
 from exporter.store.database import MINUTE_RETENTION, NewEvents, PageBatch, Store
+from tests.listing import list_dynamic_groups
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
 G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
@@ -37,6 +38,7 @@ def batch(events: Sequence[ClassifiedEvent], watermark: float, **kw: object) -> 
 
 
 async def test_a_page_counts_once_even_when_committed_again(store: Store) -> None:
+    await list_dynamic_groups(store, "t", [G1, G2])
     events = [
         ev(1, Series.DYNAMIC_ADD, T0 + 10, G1),
         ev(2, Series.DYNAMIC_REMOVE, T0 + 70, G2),
@@ -107,6 +109,7 @@ class Exploding:
 async def test_a_page_commits_whole_or_not_at_all_with_its_consumers(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3", [Exploding()])
     await store.open()
+    await list_dynamic_groups(store, "t", [G1])
     try:
         await store.call(store.commit_audit_page, "t", batch([ev(1, Series.OTHER, T0)], T0 + 1))
         bad = [
@@ -209,7 +212,7 @@ async def test_a_version_3_state_file_is_migrated_in_place(tmp_path: Path) -> No
     finally:
         await second.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
     db.close()
 
 

@@ -50,8 +50,8 @@ class AuditRecord(NamedTuple):
 
 
 class MalformedEvent(NamedTuple):
-    """An event that could not be read. It is counted by reason, deduplicated like the others
-    (by id, or by a digest of its content when it has none) and otherwise skipped."""
+    """An event that could not be read. It is counted by reason, once per content (`id` is a
+    digest of the event's JSON, whatever the window that served it) and otherwise skipped."""
 
     id: str
     time: float | None

@@ -258,10 +258,10 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         return MalformedEvent(_digest(item), None, "missing_id")
     time = parse_time(get("activityDateTime"))
     if time is None:
-        return MalformedEvent(event_id, None, "bad_time")
+        return MalformedEvent(_digest(item), None, "bad_time")
     activity = get("activityDisplayName")
     if type(activity) is not str or not activity:
-        return MalformedEvent(event_id, time, "missing_activity")
+        return MalformedEvent(_digest(item), time, "missing_activity")
     result = get("result")
     initiated = get("initiatedBy")
     app_id = app_name = None
@@ -281,15 +281,15 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
                 user.get("id") or user.get("userPrincipalName") or user.get("displayName")
             )
     elif initiated is not None:
-        return MalformedEvent(event_id, time, "bad_initiated_by")
+        return MalformedEvent(_digest(item), time, "bad_initiated_by")
     targets = get("targetResources")
     if targets is None:
         targets = ()
     elif type(targets) is not list:
-        return MalformedEvent(event_id, time, "bad_target_resources")
+        return MalformedEvent(_digest(item), time, "bad_target_resources")
     first = targets[0] if targets else None
     if first is not None and type(first) is not dict:
-        return MalformedEvent(event_id, time, "bad_target_resources")
+        return MalformedEvent(_digest(item), time, "bad_target_resources")
     target_type = target_id = None
     group_id: str | None = None
     modified: tuple[ModifiedProperty, ...] = ()
@@ -309,20 +309,20 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         if group_id is None and member is not None:
             group_id = _group_from_member(member, add=activity in _ADDS)
         if group_id is None:
-            return MalformedEvent(event_id, time, "missing_group")
+            return MalformedEvent(_digest(item), time, "missing_group")
         group_id = group_id.lower()
     elif first is not None:
         target_type = _str(first.get("type"))
         target_id = _str(first.get("id"))
         if activity in _UPDATES:
             if target_id is None:
-                return MalformedEvent(event_id, time, "missing_target")
+                return MalformedEvent(_digest(item), time, "missing_target")
             group_id = target_id.lower()
             modified = _modified(first)
         elif activity in _OBJECT_UPDATES:
             modified = _modified(first)
     elif activity in _UPDATES:
-        return MalformedEvent(event_id, time, "missing_target")
+        return MalformedEvent(_digest(item), time, "missing_target")
     logged_by = get("loggedByService")
     return AuditRecord(
         event_id,
@@ -445,6 +445,8 @@ def _modified(target: dict[str, Any] | None) -> tuple[ModifiedProperty, ...]:
 
 
 def _digest(item: Any) -> str:
-    """A stable id for an event that has none, so that it is deduplicated like the others."""
+    """The key of a malformed event: its content, so that it is counted once however many
+    overlapping windows (or restarts) serve it, while the same event served intact later is a
+    different key and is counted as the event it is."""
     encoded = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
     return "digest:" + hashlib.blake2b(encoded, digest_size=16).hexdigest()
