@@ -36,7 +36,7 @@ from prometheus_client.core import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from exporter.domain.events import Series
+from exporter.domain.events import Relevance, Series
 
 REPO = Path(__file__).resolve().parent.parent
 ALERTS_DIR = REPO / "alerts"
@@ -59,6 +59,11 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_membership_changes_baseline_per_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_groups_changed_last_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_object_changes_last_hour", "gauge", ("tenant", "object_type")),
+    Family(
+        "entra_dynamic_object_changes_by_relevance_last_hour",
+        "gauge",
+        ("tenant", "object_type", "relevance"),
+    ),
     Family("entra_dynamic_object_changes_baseline_per_hour", "gauge", ("tenant", "object_type")),
     Family("entra_dynamic_object_changes_deviation_ratio", "gauge", ("tenant", "object_type")),
     Family("entra_dynamic_membership_changes_deviation_ratio", "gauge", ("tenant",)),
@@ -142,6 +147,9 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "administrative_unit_update",
         }
     ),
+    ("entra_dynamic_object_changes_by_relevance_last_hour", "relevance"): frozenset(
+        relevance.value for relevance in Relevance
+    ),
     ("entra_dynamic_audit_events", "kind"): frozenset(
         {*(series.value for series in Series), "duplicate", "malformed"}
     ),
@@ -149,6 +157,7 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         (family, "object_type"): frozenset({"user", "device"})
         for family in (
             "entra_dynamic_object_changes_last_hour",
+            "entra_dynamic_object_changes_by_relevance_last_hour",
             "entra_dynamic_object_changes_baseline_per_hour",
             "entra_dynamic_object_changes_deviation_ratio",
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from exporter.domain.baseline import TRIGGER_MEASURES, Baseline, Measure, deviation_ratio
-from exporter.domain.events import Series
+from exporter.domain.events import RELEVANT_TRIGGER_SERIES, ObjectType, Series
 from exporter.domain.formatting import human_duration, short_time
 from exporter.domain.groups import GroupState
 from exporter.domain.history import HOUR, MINUTE, CountHistory, floor_to, last_minute_bucket
@@ -33,7 +33,11 @@ STALL_MIN_EXPECTED_CHANGES = 5.0
 window: seeing none of 5 expected by chance has a probability under 1% (Poisson)."""
 
 MEMBERSHIP_SERIES = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
-TRIGGER_SERIES = (Series.TRIGGER_USER, Series.TRIGGER_DEVICE)
+TRIGGER_SERIES = (
+    *RELEVANT_TRIGGER_SERIES[ObjectType.USER],
+    *RELEVANT_TRIGGER_SERIES[ObjectType.DEVICE],
+)
+"""Triggers that can start re-evaluation (relevance rule or unknown, #13)."""
 RULE_CHANGE_SERIES = (Series.RULE_CHANGE,)
 PROCESSING_STATE_SERIES = (Series.PROCESSING_STATE_CHANGE,)
 

@@ -27,6 +27,7 @@ from exporter.clock import Clock
 from exporter.domain.classify import classify
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
 from exporter.domain.records import ClassifiedEvent
+from exporter.domain.relevance import RuleProperties
 from exporter.graph.audit import AuditPage
 from exporter.ingest.poller import CollectorStatus
 from exporter.logs import get_logger
@@ -47,6 +48,10 @@ MAX_PAGES_PER_COMMIT = 16
 """Pages that arrive while the store commits wait for the next commit, and go in one
 transaction (fewer, larger writes); beyond this many the poller waits for the store."""
 
+
+RULES_WAIT = 120.0
+"""How long a poll waits for the tenant's rules to be first known (trigger relevance) before it
+counts updates as of unknown relevance."""
 
 CommitPages = Callable[[str, Sequence[PageBatch]], Awaitable[PageOutcome]]
 """Commits a tenant's consecutive pages as one transaction: on the store's thread by default,
@@ -88,7 +93,10 @@ class AuditPoller:
         backfill: float,
         on_progress: Callable[[BackfillProgress], None] | None = None,
         commit_pages: CommitPages | None = None,
+        rules: Callable[[float], Awaitable[RuleProperties | None]] | None = None,
     ) -> None:
+        """`rules(wait)`: the properties the tenant's rules read (None: unknown), for the
+        relevance of user and device updates (`exporter.domain.relevance`)."""
         self.tenant = tenant
         self.interval = interval
         self._graph = graph
@@ -99,12 +107,16 @@ class AuditPoller:
         self._backfill = min(backfill, RETENTION - RETENTION_MARGIN)
         self._on_progress = on_progress
         self._logged_names: set[str] = set()
+        self._rules = rules
+        self._rule_properties: RuleProperties | None = None
         self.progress: BackfillProgress | None = None
         self.caught_up = False
         """The last poll reached the present (backfill is over)."""
 
     async def poll(self, status: CollectorStatus) -> None:
         store = self._store
+        if self._rules is not None:
+            self._rule_properties = await self._rules(RULES_WAIT)
         now = self._clock.now()
         state = await store.call(store.audit_state, self.tenant)
         if state is None:
@@ -200,8 +212,11 @@ class AuditPoller:
     def _classify(self, page: AuditPage, start: float, end: float) -> list[ClassifiedEvent]:
         # Events outside the window or of other activities are not ours to count here (a
         # server that ignored part of the $filter); the window they belong to counts them.
+        rules = self._rule_properties
         events = [
-            classify(r) for r in page.records if r.activity in _INGESTED and start <= r.time <= end
+            classify(r, rules)
+            for r in page.records
+            if r.activity in _INGESTED and start <= r.time <= end
         ]
         if len(self._logged_names) < _MAX_LOGGED_PROPERTY_NAMES:
             self._log_unrecognised_updates(page, events)

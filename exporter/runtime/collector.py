@@ -20,7 +20,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter.domain.baseline import Measure
-from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.domain.events import (
+    RELEVANT_TRIGGER_SERIES,
+    TRIGGER_SERIES_BY_RELEVANCE,
+    DirectoryObjectKind,
+    Series,
+)
 from exporter.runtime.snapshot import Snapshot, TenantSnapshot
 from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
 
@@ -93,8 +98,17 @@ def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
     )
     objects = _gauge(
         "object_changes_last_hour",
-        "User and device changes (triggers of re-evaluation) in the trailing hour.",
+        "User and device changes that can start re-evaluation (a changed property is read by a "
+        "dynamic rule, or the event does not say which changed: relevance rule or unknown) in "
+        "the trailing hour; the trigger-rate signal, its baseline and recovery count these.",
         ["tenant", "object_type"],
+    )
+    by_relevance = _gauge(
+        "object_changes_by_relevance_last_hour",
+        "User and device changes in the trailing hour by relevance to the tenant's dynamic "
+        "rules: rule (a changed property is read by a rule; adds and deletes), other (none is), "
+        "unknown (the event does not say which properties changed).",
+        ["tenant", "object_type", "relevance"],
     )
     for t in snapshot.tenants:
         totals = t.totals
@@ -107,9 +121,16 @@ def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
             t.last_hour.get(Series.DYNAMIC_ADD, 0) + t.last_hour.get(Series.DYNAMIC_REMOVE, 0),
         )
         changed.add_metric([t.tenant], t.groups_changed_last_hour)
-        objects.add_metric([t.tenant, "user"], t.last_hour.get(Series.TRIGGER_USER, 0))
-        objects.add_metric([t.tenant, "device"], t.last_hour.get(Series.TRIGGER_DEVICE, 0))
-    yield from (dynamic, manual, last_hour, changed, objects)
+        for object_type, relevant in RELEVANT_TRIGGER_SERIES.items():
+            objects.add_metric(
+                [t.tenant, object_type.value], sum(t.last_hour.get(s, 0) for s in relevant)
+            )
+        for object_type, series_by_relevance in TRIGGER_SERIES_BY_RELEVANCE.items():
+            for relevance, series in series_by_relevance.items():
+                by_relevance.add_metric(
+                    [t.tenant, object_type.value, relevance.value], t.last_hour.get(series, 0)
+                )
+    yield from (dynamic, manual, last_hour, changed, objects, by_relevance)
 
 
 def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:

@@ -137,6 +137,7 @@ class TenantRunner:
             backfill=polling.backfill_seconds,
             on_progress=self._progress,
             commit_pages=self._commit_pages,
+            rules=self.rule_usage.rule_properties,
         )
         pollers: list[Poller] = [self.audit]
         for kind in DirectoryObjectKind:
