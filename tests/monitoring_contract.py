@@ -59,6 +59,7 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_membership_changes_baseline_per_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_groups_changed_last_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_object_changes_last_hour", "gauge", ("tenant", "object_type")),
+    Family("entra_dynamic_group_paused", "gauge", ("tenant", "group_id", "group_name", "critical")),
     Family(
         "entra_dynamic_object_changes_by_relevance_last_hour",
         "gauge",
@@ -166,6 +167,7 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         (family, "critical"): frozenset({"true", "false"})
         for family in (
             "entra_dynamic_group_paused_since_timestamp_seconds",
+            "entra_dynamic_group_paused",
             "entra_dynamic_group_last_membership_change_timestamp_seconds",
         )
     },

@@ -541,6 +541,7 @@ async def adopt(session: OpsSession, request: AdoptRequest, options: RunOptions)
     paused_since = {
         p.id: p.paused_since
         for p in await session.store.call(session.store.paused_objects, session.name)
+        if p.paused_since is not None  # unknown: never invented (#13)
     }
     started_at = request.started_at
     start_note = "given with --started-at"
@@ -681,6 +682,7 @@ async def _resume_view(
     paused_since = {
         p.id: p.paused_since
         for p in await session.store.call(session.store.paused_objects, session.name)
+        if p.paused_since is not None  # unknown: never invented (#13)
     }
     groups = [
         GroupState(

@@ -134,10 +134,18 @@ def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
 
 
 def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
+    paused = _gauge(
+        "group_paused",
+        "1 for each paused group (or dynamic administrative unit), whether or not its pause "
+        "time is known; critical groups always, others up to the per-group series cap, "
+        "longest paused first.",
+        ["tenant", "group_id", "group_name", "critical"],
+    )
     since = _gauge(
         "group_paused_since_timestamp_seconds",
-        "When processing of this paused group (or dynamic administrative unit) was paused; "
-        "critical groups always, others up to the per-group series cap, longest paused first.",
+        "When processing of this paused group (or dynamic administrative unit) was paused, for "
+        "the exported paused groups whose pause time is known (absent for one already paused "
+        "when the exporter first listed it, with no audit event saying when).",
         ["tenant", "group_id", "group_name", "critical"],
     )
     dropped = _gauge(
@@ -147,9 +155,12 @@ def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
     )
     for t in snapshot.tenants:
         for p in t.paused:
-            since.add_metric([t.tenant, p.id, p.name, _bool(p.critical)], p.since)
+            labels = [t.tenant, p.id, p.name, _bool(p.critical)]
+            paused.add_metric(labels, 1)
+            if p.since is not None:
+                since.add_metric(labels, p.since)
         dropped.add_metric([t.tenant], t.paused_not_exported)
-    yield from (since, dropped)
+    yield from (paused, since, dropped)
 
 
 def group_changes(snapshot: Snapshot) -> Iterator[Metric]:

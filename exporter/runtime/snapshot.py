@@ -43,7 +43,8 @@ class PausedSeries:
     id: str
     name: str
     critical: bool
-    since: float
+    since: float | None
+    """None: paused since before the exporter first listed it, time unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,11 @@ def trailing_hour_start(now: float) -> float:
     return (now // 60) * 60 - (TRAILING_MINUTES - 1) * 60
 
 
+def _longest_paused_first(p: PausedObject) -> tuple[bool, float, str]:
+    """Unknown pause times first: those groups were paused before the exporter listed them."""
+    return (p.paused_since is not None, p.paused_since or 0.0, p.id)
+
+
 def read_store_view(
     store: Store,
     tenant: str,
@@ -171,7 +177,7 @@ def read_store_view(
         groups_changed_last_hour=store.groups_changed_since(tenant, since),
         paused=tuple(
             PausedSeries(p.kind, p.id, p.name, p.id in critical, p.paused_since)
-            for p in sorted(exported, key=lambda p: (p.paused_since, p.id))
+            for p in sorted(exported, key=_longest_paused_first)
         ),
         paused_not_exported=len(others) - min(len(others), per_group_cap),
         last_changes=tuple(

@@ -216,8 +216,10 @@ class PausedObject:
     kind: DirectoryObjectKind
     id: str
     name: str
-    paused_since: float
-    """Refined by audit events when they explain the pause; else the first poll that saw it."""
+    paused_since: float | None
+    """Refined by audit events when they explain the pause; else the first poll that saw it
+    Paused after one saw it On; None when it was paused from the first listing on and no audit
+    event tells when (never the first poll's time: a parked group is not a recent pause)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -881,12 +883,13 @@ class Store:
         return {(DirectoryObjectKind(kind), state): int(n) for kind, state, n in rows}
 
     def paused_objects(self, tenant: str) -> list[PausedObject]:
-        """Paused groups and units with the time each pause began, oldest pause first.
+        """Paused groups and units with the time each pause began, oldest pause first (those
+        of unknown time first: they were paused before the exporter first listed them).
 
         The time is that of the latest audit event that changed the processing state (to
         Paused, or to a value the event did not say) after the object was last seen On and
         no later than the poll that first saw it paused; without such an event, that poll's
-        time."""
+        time if an earlier poll saw it On; else unknown (None), as in `object_states`."""
         rows = self.db.execute(
             """
             SELECT o.kind, o.id, o.name, coalesce(
@@ -895,15 +898,17 @@ class Store:
                    AND e.time <= o.paused_observed_at
                    AND (o.last_on_at IS NULL OR e.time > o.last_on_at)
                    AND (e.state IS NULL OR e.state = 'Paused')),
-                o.paused_observed_at) AS since
+                CASE WHEN o.last_on_at IS NOT NULL THEN o.paused_observed_at END) AS since
             FROM directory_objects o
             WHERE o.tenant = ? AND o.state = 'Paused'
-            ORDER BY since, o.id
+            ORDER BY since IS NOT NULL, since, o.id
             """,
             (tenant,),
         )
         return [
-            PausedObject(DirectoryObjectKind(kind), object_id, name, float(since))
+            PausedObject(
+                DirectoryObjectKind(kind), object_id, name, None if since is None else float(since)
+            )
             for kind, object_id, name, since in rows
         ]
 
