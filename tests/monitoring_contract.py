@@ -36,6 +36,7 @@ from prometheus_client.core import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import Relevance, Series
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_membership_changes_baseline_per_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_groups_changed_last_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_object_changes_last_hour", "gauge", ("tenant", "object_type")),
+    Family("entra_dynamic_audit_query_mode", "gauge", ("tenant", "mode")),
     Family("entra_dynamic_group_paused", "gauge", ("tenant", "group_id", "group_name", "critical")),
     Family(
         "entra_dynamic_object_changes_by_relevance_last_hour",
@@ -151,6 +153,7 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("entra_dynamic_object_changes_by_relevance_last_hour", "relevance"): frozenset(
         relevance.value for relevance in Relevance
     ),
+    ("entra_dynamic_audit_query_mode", "mode"): frozenset(mode.value for mode in AuditQueryMode),
     ("entra_dynamic_audit_events", "kind"): frozenset(
         {*(series.value for series in Series), "duplicate", "malformed"}
     ),

@@ -19,6 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.baseline import Measure
 from exporter.domain.events import (
     RELEVANT_TRIGGER_SERIES,
@@ -250,7 +251,16 @@ def audit(snapshot: Snapshot) -> Iterator[Metric]:
         "Unreadable audit events, by what was wrong with them.",
         ["tenant", "reason"],
     )
+    query_mode = _gauge(
+        "audit_query_mode",
+        "1 for the way the audit log is queried, 0 for the others: narrow (time range and the "
+        "ingested activities), time_ordered (time range only, oldest first) or time_only (time "
+        "range only); the exporter steps down when Graph refuses a query, and filters here.",
+        ["tenant", "mode"],
+    )
     for t in snapshot.tenants:
+        for mode in AuditQueryMode:
+            query_mode.add_metric([t.tenant, mode.value], 1 if mode is t.audit_query_mode else 0)
         if t.watermark is not None:
             watermark.add_metric([t.tenant], t.watermark)
         if t.backfill is not None:
@@ -262,7 +272,7 @@ def audit(snapshot: Snapshot) -> Iterator[Metric]:
         for kind, count in sorted(t.totals.items()):
             if kind.startswith(MALFORMED_PREFIX):
                 malformed.add_metric([t.tenant, kind.removeprefix(MALFORMED_PREFIX)], count)
-    yield from (watermark, backfill, events, malformed)
+    yield from (watermark, backfill, events, malformed, query_mode)
 
 
 def graph_requests(snapshot: Snapshot) -> Iterator[Metric]:

@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from exporter import __version__
 from exporter.domain.assessment import TenantAssessment
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, Series
 from exporter.domain.lag import LagHistogram
 from exporter.domain.records import ProcessingStatus
@@ -77,6 +78,7 @@ class StoreView:
     names: Mapping[str, str]
     """Names of the critical groups (for labels)."""
     lag_histogram: LagHistogram | None = None
+    audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ class TenantSnapshot:
     """Cumulative processing-lag histogram; None when no lag estimator runs."""
     rules_using_operator: Mapping[str, int] | None = None
     """operator -> dynamic rules using it; None before the first listing."""
+    audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
+    """How the audit poller asks Graph (#13)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,7 @@ def read_store_view(
         watermark=state.watermark if state else None,
         names=MappingProxyType({g: names.get(g, "") for g in critical}),
         lag_histogram=lag.histogram(store.db, tenant) if lag is not None else None,
+        audit_query_mode=store.audit_query_mode(tenant),
     )
 
 
@@ -230,4 +235,5 @@ def build_tenant_snapshot(
         assessment_timing=assessment_timing,
         lag_histogram=view.lag_histogram,
         rules_using_operator=rules_using_operator,
+        audit_query_mode=view.audit_query_mode,
     )

@@ -19,7 +19,13 @@ from typing import Any
 
 from exporter.clock import SystemClock, VirtualClock
 from exporter.domain import events
-from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+from exporter.domain.events import (
+    DirectoryObjectKind,
+    ObjectType,
+    ProcessingState,
+    Relevance,
+    Series,
+)
 from exporter.domain.rules import Rule
 from exporter.simulator.auditlog import AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector, FaultSettings
@@ -346,7 +352,15 @@ class SimulatedTenant:
     def _describe_history_update(
         self, object_type: str, index: int, bits: int
     ) -> list[PropertyChange]:
-        name, old, new = describe_change(self.directory.tables[object_type], index, bits)
+        # History counts every update as rule-relevant (its truth is by kind): it changes only
+        # properties the rules read. Live updates carry the realistic share of others.
+        readers = self.directory.readers_of
+        name, old, new = describe_change(
+            self.directory.tables[object_type],
+            index,
+            bits,
+            read_by_rules=lambda name: bool(readers(object_type, name)),
+        )
         return [
             PropertyChange(_property_display_name(name), enc_list_value(old), enc_list_value(new))
         ]
@@ -558,6 +572,13 @@ class SimulatedTenant:
             return
         user = object_type == USER
         ref = table.refs[index]
+        # What the exporter will say (#13): relevant when a dynamic rule reads a changed property.
+        readers = self.directory.readers_of
+        relevance = (
+            Relevance.RULE
+            if any(readers(object_type, name) for name in changed)
+            else Relevance.OTHER
+        )
         self.writer.object_event(
             time_us,
             activity="Update user" if user else "Update device",
@@ -569,7 +590,7 @@ class SimulatedTenant:
             target_display_name=ref.display_name,
             target_user_principal_name=ref.user_principal_name,
             changes=changes,
-            series=Series.TRIGGER_USER if user else Series.TRIGGER_DEVICE,
+            series=events.TRIGGER_SERIES_BY_RELEVANCE[ObjectType(object_type)][relevance],
         )
         self.queue.enqueue_object(object_type, index, changed, time_us)
 

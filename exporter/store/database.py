@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
@@ -542,6 +543,19 @@ class Store:
             "SELECT listed_at FROM listings WHERE tenant=? AND kind=?", (tenant, kind.value)
         ).fetchone()
         return None if row is None else float(row[0])
+
+    def audit_query_mode(self, tenant: str) -> AuditQueryMode:
+        """The mode the audit poller uses (narrow until Graph refused it)."""
+        row = self.db.execute("SELECT mode FROM audit_query WHERE tenant=?", (tenant,)).fetchone()
+        return AuditQueryMode.NARROW if row is None else AuditQueryMode(row[0])
+
+    def set_audit_query_mode(self, tenant: str, mode: AuditQueryMode, since: float) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO audit_query (tenant, mode, since) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant) DO UPDATE SET mode = excluded.mode, since = excluded.since",
+                (tenant, mode.value, since),
+            )
 
     def undecided_count(self, tenant: str) -> int:
         """Changes by the dynamic-processing app waiting for a group listing."""
