@@ -34,6 +34,7 @@ LOGGED_BY_SELF_SERVICE = "Self-service Group Management"
 TARGET_TYPE_USER = "User"
 TARGET_TYPE_DEVICE = "Device"
 TARGET_TYPE_GROUP = "Group"
+TARGET_TYPE_ADMINISTRATIVE_UNIT = "AdministrativeUnit"
 
 # `modifiedProperties[].displayName` on Update group / Update administrative unit for a rule edit
 # and for pause/resume. Unverified names (graph-facts.md): detect state changes from the groups'

@@ -25,6 +25,7 @@ from exporter.domain.events import (
     ADD_AU_MEMBER,
     ADD_MEMBER,
     PROPERTY_GROUP_OBJECT_ID,
+    TARGET_TYPE_ADMINISTRATIVE_UNIT,
     TARGET_TYPE_GROUP,
     TRIGGER_ACTIVITIES,
     UPDATE_ADMINISTRATIVE_UNIT,
@@ -43,7 +44,7 @@ _OBJECT_UPDATES = frozenset(
 )
 """Update user / Update device: their modifiedProperties name the changed properties."""
 _GROUP_OBJECT_ID = normalise_name(PROPERTY_GROUP_OBJECT_ID)
-_GROUP_TYPE = TARGET_TYPE_GROUP.lower()
+_CONTAINER_TYPES = frozenset({TARGET_TYPE_GROUP.lower(), TARGET_TYPE_ADMINISTRATIVE_UNIT.lower()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,10 +344,10 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
 def _membership_targets(types: list[Any]) -> tuple[int | None, int | None]:
     """(index of the member, index of the group) among a membership change's targets, by
     `type`: Graph's own example lists the group first, other samples the member first. Without
-    a target typed Group (administrative units, untyped samples), the member is the first."""
+    a target typed Group or AdministrativeUnit (untyped samples), the member is the first."""
     group_at = None
     for i, target_type in enumerate(types):
-        if type(target_type) is str and target_type.lower() == _GROUP_TYPE:
+        if type(target_type) is str and target_type.lower() in _CONTAINER_TYPES:
             group_at = i
             break
     if group_at is None:

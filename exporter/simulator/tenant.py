@@ -44,6 +44,7 @@ from exporter.simulator.model import USER, Container, Directory, ObjectTable, pa
 from exporter.simulator.processing import Capacity, Emission, ProcessingQueue
 from exporter.simulator.render import (
     DYNAMIC_PROCESSING_ACTOR,
+    SELF_SERVICE,
     Actor,
     PropertyChange,
     enc_list_value,
@@ -111,6 +112,11 @@ GRAPH_CLIENT_ACTOR = Actor(
     "9a7c5e3b-1f2d-4c6e-8a0b-3d5f7b9d1f3a",
 )
 BULK_ACTORS = {"sync": SYNC_ACTOR, "hr": HR_ACTOR, "admin": ADMIN_ACTORS[0]}
+
+
+SELF_SERVICE_SHARE = 0.2
+"""Of the everyday changes to assigned groups, those approved through self-service group
+management (by the dynamic-processing app)."""
 
 
 def _property_display_name(name: str) -> str:
@@ -280,6 +286,9 @@ class SimulatedTenant:
         self.start_us = round(start * MICROS)
         self.time_us = self.start_us
         self._rng = random.Random(f"tenant-activity-{self.seed}")
+        # Draws that vary how events look (#13) come from their own stream, so that adding
+        # variety does not change which events happen.
+        self._variants = random.Random(f"tenant-variants-{self.seed}")
         self._steady = _SteadyLoad(scenario, self.shape, self._rng, self.start_us)
         self._bulk: list[_BulkPush] = []
         self._timeline: list[_Scheduled] = []
@@ -499,9 +508,12 @@ class SimulatedTenant:
             container = rng.choice(static)
             member = rng.randrange(len(users))
             add = member not in container.members
-            self.manual_membership(
-                container, member, add=add, actor=rng.choice(ADMIN_ACTORS), time_us=time_us
-            )
+            if self._variants.random() < SELF_SERVICE_SHARE:
+                self.self_service_membership(container, member, add=add, time_us=time_us)
+            else:
+                self.manual_membership(
+                    container, member, add=add, actor=rng.choice(ADMIN_ACTORS), time_us=time_us
+                )
         elif kind == "group_update":
             dynamic = [c for c in directory.containers if c.rule is not None]
             if dynamic:
@@ -747,6 +759,28 @@ class SimulatedTenant:
             series=Series.MANUAL_ADD if add else Series.MANUAL_REMOVE,
         )
         return True
+
+    def self_service_membership(
+        self, container: Container, member: int, *, add: bool, time_us: int
+    ) -> None:
+        """A change approved through self-service group management: done by the
+        dynamic-processing app, logged by Self-service Group Management; not dynamic."""
+        if add == (member in container.members):
+            return
+        if add:
+            container.members.add(member)
+        else:
+            container.members.discard(member)
+        self.writer.membership_change(
+            time_us,
+            add=add,
+            actor=DYNAMIC_PROCESSING_ACTOR,
+            member=self.directory.users.refs[member],
+            container=container.ref,
+            container_index=container.index,
+            series=Series.APPROVAL_MANAGEMENT_OTHER,
+            layout=SELF_SERVICE,
+        )
 
     def update_objects(
         self,

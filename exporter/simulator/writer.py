@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -19,12 +20,16 @@ from exporter.domain.events import Series
 from exporter.simulator.auditlog import ACTIVITY_CODE, SERIES_CODE, AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector
 from exporter.simulator.render import (
+    DYNAMIC_PROCESSING_ACTOR,
+    DYNAMIC_PROCESSING_ACTORS,
     Actor,
     ContainerRef,
     MemberRef,
+    MembershipLayout,
     PropertyChange,
     enc,
     identity,
+    membership_layout,
     render_membership_change,
     render_object_event,
 )
@@ -91,8 +96,17 @@ class AuditWriter:
         container: ContainerRef,
         container_index: int,
         series: Series,
+        layout: MembershipLayout | None = None,
     ) -> None:
+        """`layout` None: laid out as Entra varies them (the group first in some) and, for the
+        dynamic-processing app, attributed to either of its appIds or to none; chosen from the
+        event's id, so that the log stays a function of the seed."""
         event_id, correlation = self._identity()
+        if layout is None:
+            variant = zlib.crc32(event_id)
+            layout = membership_layout(variant)
+            if actor is DYNAMIC_PROCESSING_ACTOR:
+                actor = DYNAMIC_PROCESSING_ACTORS[(variant >> 3) % len(DYNAMIC_PROCESSING_ACTORS)]
         payload = render_membership_change(
             event_id=event_id,
             correlation_id=correlation,
@@ -101,6 +115,7 @@ class AuditWriter:
             actor=actor.initiated_by(),
             member=member,
             container=container,
+            layout=layout,
         )
         if container.administrative_unit:
             activity = events.ADD_AU_MEMBER if add else events.REMOVE_AU_MEMBER

@@ -175,6 +175,8 @@ def _classify(event: dict[str, Any], read_by_rules: Callable[[str, str], set[int
     dynamic = app is not None and app["displayName"] == events.DYNAMIC_PROCESSING_APP
     if activity in (events.ADD_MEMBER, events.REMOVE_MEMBER):
         add = activity == events.ADD_MEMBER
+        if dynamic and event["loggedByService"] != events.LOGGED_BY_CORE_DIRECTORY:
+            return Series.APPROVAL_MANAGEMENT_OTHER.value  # self-service, by the same app
         if dynamic:
             return (Series.DYNAMIC_ADD if add else Series.DYNAMIC_REMOVE).value
         return (Series.MANUAL_ADD if add else Series.MANUAL_REMOVE).value
