@@ -47,9 +47,10 @@ from exporter.simulator.render import (
     identity,
     membership_layout,
     membership_template,
+    offset_form,
     render_object_event,
 )
-from exporter.simulator.timefmt import MICROS, graph_timestamp
+from exporter.simulator.timefmt import MICROS, audit_timestamp
 
 HOUR_US = 3600 * MICROS
 _MASK = (1 << 64) - 1
@@ -407,7 +408,9 @@ class History:
         )
         actors = self._kind_actor_bytes[k]
         actor = actors[(bits >> 10) % len(actors)]
-        timestamp = b'"' + graph_timestamp(t_us).encode() + b'"'
+        timestamp = (
+            b'"' + audit_timestamp(t_us, offset_form=offset_form(bits >> 44)).encode() + b'"'
+        )
         world = self.world
         kind = KINDS[k]
         formats = self._membership_formats[k]

@@ -258,6 +258,12 @@ DYNAMIC_PROCESSING_ACTORS: tuple[Actor, ...] = (
 sometimes with a null appId (the display name only)."""
 
 
+def offset_form(bits: int) -> bool:
+    """Whether an event's time is written `+00:00` rather than `Z`: one in sixteen (bits 8-11
+    of the event's variant bits)."""
+    return (bits >> 8) & 15 == 0
+
+
 def membership_layout(bits: int) -> MembershipLayout:
     """The layout of a dynamic membership change, from random bits: one in eight lists the
     group first."""

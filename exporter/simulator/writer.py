@@ -30,10 +30,11 @@ from exporter.simulator.render import (
     enc,
     identity,
     membership_layout,
+    offset_form,
     render_membership_change,
     render_object_event,
 )
-from exporter.simulator.timefmt import MICROS, graph_timestamp
+from exporter.simulator.timefmt import MICROS, audit_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +103,15 @@ class AuditWriter:
         dynamic-processing app, attributed to either of its appIds or to none; chosen from the
         event's id, so that the log stays a function of the seed."""
         event_id, correlation = self._identity()
+        variant = zlib.crc32(event_id)
         if layout is None:
-            variant = zlib.crc32(event_id)
             layout = membership_layout(variant)
             if actor is DYNAMIC_PROCESSING_ACTOR:
                 actor = DYNAMIC_PROCESSING_ACTORS[(variant >> 3) % len(DYNAMIC_PROCESSING_ACTORS)]
         payload = render_membership_change(
             event_id=event_id,
             correlation_id=correlation,
-            timestamp=enc(graph_timestamp(time_us)),
+            timestamp=enc(audit_timestamp(time_us, offset_form=offset_form(variant))),
             add=add,
             actor=actor.initiated_by(),
             member=member,
@@ -149,10 +150,11 @@ class AuditWriter:
         group_type: str | None = None,
     ) -> None:
         event_id, correlation = self._identity()
+        variant = zlib.crc32(event_id)
         payload = render_object_event(
             event_id=event_id,
             correlation_id=correlation,
-            timestamp=enc(graph_timestamp(time_us)),
+            timestamp=enc(audit_timestamp(time_us, offset_form=offset_form(variant))),
             activity=activity,
             category=category,
             operation=operation,
