@@ -222,7 +222,8 @@ def trigger_rate_signal(
         measure, ratio, run, expected = min(sustained, key=lambda r: (r[2].since, r[0].value))
     else:
         measure, ratio, run, expected = max(readings, key=lambda r: (r[1], r[0].value))
-    noun = measure.value.replace("_", " ")
+    # Only changes a rule reads, or of unknown relevance, are counted (#13): say so.
+    noun = measure.value.replace("_", " ") + " (rule-relevant or unknown)"
     detail = (
         f"{noun} at {ratio:.1f}x baseline ({run.count:,} in the trailing hour, "
         f"{expected:,.0f} expected; threshold {factor:g}x"
