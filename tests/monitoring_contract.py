@@ -61,6 +61,7 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_groups_changed_last_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_object_changes_last_hour", "gauge", ("tenant", "object_type")),
     Family("entra_dynamic_audit_query_mode", "gauge", ("tenant", "mode")),
+    Family("entra_dynamic_audit_undecided_changes", "gauge", ("tenant",)),
     Family("entra_dynamic_group_paused", "gauge", ("tenant", "group_id", "group_name", "critical")),
     Family(
         "entra_dynamic_object_changes_by_relevance_last_hour",

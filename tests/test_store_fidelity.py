@@ -10,6 +10,7 @@ from pathlib import Path
 
 from exporter.domain.events import Series
 from exporter.domain.records import ClassifiedEvent, MalformedEvent
+from exporter.runtime.snapshot import read_store_view
 from exporter.store.database import PageBatch, Store
 from tests.listing import list_dynamic_groups
 
@@ -51,6 +52,10 @@ async def test_a_change_seen_before_the_first_listing_waits_for_it(store: Store)
     await store.call(store.commit_audit_page, "t", batch(events, T0 + 30))
     assert "dynamic_add" not in await totals(store)
     assert await store.call(store.undecided_count, "t") == 2
+    view = await store.run(
+        lambda: read_store_view(store, "t", T0 + 60, critical=frozenset(), per_group_cap=10)
+    )
+    assert view.undecided_changes == 2  # exported as entra_dynamic_audit_undecided_changes
     await list_dynamic_groups(store, "t", [DYNAMIC], at=T0 + 60)
     assert await totals(store) == {"dynamic_add": 1, "approval_management_other": 1}
     assert await store.call(store.undecided_count, "t") == 0

@@ -258,7 +258,15 @@ def audit(snapshot: Snapshot) -> Iterator[Metric]:
         "range only); the exporter steps down when Graph refuses a query, and filters here.",
         ["tenant", "mode"],
     )
+    undecided = _gauge(
+        "audit_undecided_changes",
+        "Membership changes by the dynamic-processing app not counted yet: no group listing "
+        "has said whether their group is dynamic (they are counted when one does; a value "
+        "that stays up means the groups collector is failing).",
+        ["tenant"],
+    )
     for t in snapshot.tenants:
+        undecided.add_metric([t.tenant], t.undecided_changes)
         for mode in AuditQueryMode:
             query_mode.add_metric([t.tenant, mode.value], 1 if mode is t.audit_query_mode else 0)
         if t.watermark is not None:
@@ -272,7 +280,7 @@ def audit(snapshot: Snapshot) -> Iterator[Metric]:
         for kind, count in sorted(t.totals.items()):
             if kind.startswith(MALFORMED_PREFIX):
                 malformed.add_metric([t.tenant, kind.removeprefix(MALFORMED_PREFIX)], count)
-    yield from (watermark, backfill, events, malformed, query_mode)
+    yield from (watermark, backfill, events, malformed, query_mode, undecided)
 
 
 def graph_requests(snapshot: Snapshot) -> Iterator[Metric]:

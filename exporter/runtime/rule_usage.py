@@ -67,7 +67,7 @@ class RuleUsageTracker:
         """The properties the rules read, waiting up to `wait` seconds for the first listing
         to be parsed (the audit backfill at first start should not count updates as of unknown
         relevance because it began before the listing); None if it has not been by then."""
-        if self.properties is None:
+        if self.properties is None and wait > 0:
             try:
                 await asyncio.wait_for(self._parsed.wait(), wait)
             except TimeoutError:

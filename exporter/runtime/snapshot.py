@@ -79,6 +79,7 @@ class StoreView:
     """Names of the critical groups (for labels)."""
     lag_histogram: LagHistogram | None = None
     audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
+    undecided_changes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,9 @@ class TenantSnapshot:
     """operator -> dynamic rules using it; None before the first listing."""
     audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
     """How the audit poller asks Graph (#13)."""
+    undecided_changes: int = 0
+    """Changes by the dynamic-processing app waiting for a group listing to say whether their
+    group is dynamic (#13)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +196,7 @@ def read_store_view(
         names=MappingProxyType({g: names.get(g, "") for g in critical}),
         lag_histogram=lag.histogram(store.db, tenant) if lag is not None else None,
         audit_query_mode=store.audit_query_mode(tenant),
+        undecided_changes=store.undecided_count(tenant),
     )
 
 
@@ -236,4 +241,5 @@ def build_tenant_snapshot(
         lag_histogram=view.lag_histogram,
         rules_using_operator=rules_using_operator,
         audit_query_mode=view.audit_query_mode,
+        undecided_changes=view.undecided_changes,
     )
