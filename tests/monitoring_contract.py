@@ -36,7 +36,8 @@ from prometheus_client.core import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from exporter.domain.events import Series
+from exporter.domain.audit_query import AuditQueryMode
+from exporter.domain.events import Relevance, Series
 
 REPO = Path(__file__).resolve().parent.parent
 ALERTS_DIR = REPO / "alerts"
@@ -59,6 +60,14 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_membership_changes_baseline_per_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_groups_changed_last_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_object_changes_last_hour", "gauge", ("tenant", "object_type")),
+    Family("entra_dynamic_audit_query_mode", "gauge", ("tenant", "mode")),
+    Family("entra_dynamic_audit_undecided_changes", "gauge", ("tenant",)),
+    Family("entra_dynamic_group_paused", "gauge", ("tenant", "group_id", "group_name", "critical")),
+    Family(
+        "entra_dynamic_object_changes_by_relevance_last_hour",
+        "gauge",
+        ("tenant", "object_type", "relevance"),
+    ),
     Family("entra_dynamic_object_changes_baseline_per_hour", "gauge", ("tenant", "object_type")),
     Family("entra_dynamic_object_changes_deviation_ratio", "gauge", ("tenant", "object_type")),
     Family("entra_dynamic_membership_changes_deviation_ratio", "gauge", ("tenant",)),
@@ -144,6 +153,10 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "administrative_unit_update",
         }
     ),
+    ("entra_dynamic_object_changes_by_relevance_last_hour", "relevance"): frozenset(
+        relevance.value for relevance in Relevance
+    ),
+    ("entra_dynamic_audit_query_mode", "mode"): frozenset(mode.value for mode in AuditQueryMode),
     ("entra_dynamic_audit_events", "kind"): frozenset(
         {*(series.value for series in Series), "duplicate", "malformed"}
     ),
@@ -151,6 +164,7 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         (family, "object_type"): frozenset({"user", "device"})
         for family in (
             "entra_dynamic_object_changes_last_hour",
+            "entra_dynamic_object_changes_by_relevance_last_hour",
             "entra_dynamic_object_changes_baseline_per_hour",
             "entra_dynamic_object_changes_deviation_ratio",
         )
@@ -159,6 +173,7 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         (family, "critical"): frozenset({"true", "false"})
         for family in (
             "entra_dynamic_group_paused_since_timestamp_seconds",
+            "entra_dynamic_group_paused",
             "entra_dynamic_group_last_membership_change_timestamp_seconds",
         )
     },

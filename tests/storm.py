@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 
 from exporter.config.loading import load_config
+from exporter.domain.events import ProcessingState
 from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.app import running_simulator
+from exporter.simulator.tenant import OPERATOR_ACTOR
 from tests.harness import write_config
 from tests.support.waiting import wait_until
 
@@ -59,7 +61,14 @@ async def capture_storm_exposition(directory: Path, *, tenant: str = "contoso") 
     async with running_simulator(
         "storm", overrides=STORM_OVERRIDES, speed=0, throttle=False, start=EXPOSITION_START
     ) as sim:
-        await sim.advance(EXPOSITION_AT)
+        await sim.advance(EXPOSITION_AT - 1800)
+        # Someone paused one group half an hour ago, so its pause time is known from the audit
+        # log (the scenario's parked groups were paused before any audit event: their time is
+        # unknown and they export no paused-since series, #13).
+        parked = {c.id for c in sim.tenant.directory.containers if c.paused}
+        target = next(c for c in sim.tenant.directory.containers if c.rule and c.id not in parked)
+        sim.tenant.set_processing_state(target, ProcessingState.PAUSED, OPERATOR_ACTOR)
+        await sim.advance(1800)
         critical = [c.id for c in sim.tenant.critical_groups() if c.rule]
         config = load_config(
             write_config(

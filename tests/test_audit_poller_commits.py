@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, Sequence
 import pytest
 
 from exporter.clock import VirtualClock
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import ADD_MEMBER
 from exporter.domain.records import AuditRecord
 from exporter.graph.audit import AuditPage
@@ -38,7 +39,9 @@ class Pages:
     def release(self, number: int) -> None:
         self._held[number].set()
 
-    async def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]:
+    async def audit_pages(
+        self, start: float, end: float, mode: AuditQueryMode = AuditQueryMode.NARROW
+    ) -> AsyncGenerator[AuditPage, None]:
         for number in range(1, self.count + 1):
             if number in self._held:
                 await self._held[number].wait()

@@ -112,18 +112,22 @@ def test_group_id_falls_back_to_member_property() -> None:
 
 def test_membership_change_without_group_is_malformed() -> None:
     item = event("Add member to group", targetResources=[{"id": MEMBER, "type": "User"}])
-    assert read_event(item) == MalformedEvent(
-        "Directory_abc", parse_time(item["activityDateTime"]), "missing_group"
+    malformed = read_event(item)
+    assert isinstance(malformed, MalformedEvent)
+    assert (malformed.time, malformed.reason) == (
+        parse_time(item["activityDateTime"]),
+        "missing_group",
     )
+    assert malformed.id.startswith("digest:")  # keyed by content, not by its id (#13)
 
 
 @pytest.mark.parametrize(
     ("activity", "series"),
     [
-        ("Update user", Series.TRIGGER_USER),
+        ("Update user", Series.TRIGGER_USER_UNKNOWN),  # no property list: unknown relevance
         ("Add user", Series.TRIGGER_USER),
         ("Delete device", Series.TRIGGER_DEVICE),
-        ("Update device", Series.TRIGGER_DEVICE),
+        ("Update device", Series.TRIGGER_DEVICE_UNKNOWN),
         ("Add owner to group", Series.OTHER),
     ],
 )
@@ -133,7 +137,7 @@ def test_triggers_and_others(activity: str, series: Series) -> None:
     assert result.series is series
     if series is not Series.OTHER:
         assert result.object_id == MEMBER
-        expected = ObjectType.USER if series is Series.TRIGGER_USER else ObjectType.DEVICE
+        expected = ObjectType.USER if series.value.startswith("trigger_user") else ObjectType.DEVICE
         assert result.object_type is expected
 
 

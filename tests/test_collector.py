@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 CI_TOOLS_BIN = REPO / ".ci" / "cache" / "tools" / "usr" / "bin"
 GROUP, AU = DirectoryObjectKind.GROUP, DirectoryObjectKind.ADMINISTRATIVE_UNIT
 CRITICAL = "11111111-0000-4000-8000-000000000001"
+PARKED = "33333333-0000-4000-8000-000000000003"
 
 
 def promtool() -> str:
@@ -75,6 +76,7 @@ def tenant_snapshot(name: str) -> TenantSnapshot:
             PausedSeries(
                 GROUP, "22222222-0000-4000-8000-000000000002", "Sales", False, 1_714_510_000.0
             ),
+            PausedSeries(GROUP, PARKED, "Parked", False, None),
         ),
         paused_not_exported=1,
         last_changes=(GroupChange(CRITICAL, "Payroll", True, 1_714_564_000.0),),
@@ -158,6 +160,10 @@ def test_families_and_values() -> None:
         )
         == 1_714_500_000.0
     )
+    parked = {"tenant": "contoso", "group_id": PARKED, "group_name": "Parked", "critical": "false"}
+    # Paused before the exporter first listed it: paused, with no invented pause time (#13).
+    assert value("entra_dynamic_group_paused", parked) == 1
+    assert value("entra_dynamic_group_paused_since_timestamp_seconds", parked) is None
     assert (
         value("entra_dynamic_collector_success", {"tenant": "contoso", "collector": "groups"}) == 0
     )

@@ -29,6 +29,7 @@ from exporter.graph.retry import RetryPolicy
 from exporter.ingest.audit_poller import AuditPoller
 from exporter.ingest.poller import CollectorStatus
 from exporter.store.database import Store
+from tests.listing import list_dynamic_groups
 
 NOW = 1_767_600_000.0
 TOKEN = "secret-bearer-token"
@@ -72,16 +73,25 @@ async def servers() -> AsyncIterator[tuple[FakeGraph, FakeGraph]]:
         await runner.cleanup()
 
 
+GROUP_ID = "00000000-0000-0000-0000-0000000000aa"
+
+
 def event(number: int, at: float, **extra: object) -> dict[str, object]:
     return {
         "id": f"e{number}",
         "activityDateTime": datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "activityDisplayName": "Add member to group",
         "result": "success",
-        "initiatedBy": {"app": {"appId": "a", "displayName": "Microsoft Approval Management"}},
+        "loggedByService": "Core Directory",
+        "initiatedBy": {
+            "app": {
+                "appId": "65d91a3d-ab74-42e6-8a2f-0add61688c74",
+                "displayName": "Microsoft Approval Management",
+            }
+        },
         "targetResources": [
             {"id": f"u{number}", "type": "User", "modifiedProperties": []},
-            {"id": "00000000-0000-0000-0000-0000000000aa", "type": "Group"},
+            {"id": GROUP_ID, "type": "Group"},
         ],
         **extra,
     }
@@ -121,6 +131,8 @@ async def poll_once(graph: GraphClient, path: Path) -> tuple[Store, BaseExceptio
     """One audit poll of the last hour into a fresh store; the error it ended with, if any."""
     store = Store(path)
     await store.open()
+    # A change by the dynamic-processing app counts as dynamic on a group listed dynamic (#13).
+    await list_dynamic_groups(store, "t", [GROUP_ID], at=NOW - 7200)
     poller = AuditPoller(
         tenant="t",
         graph=graph,

@@ -20,6 +20,7 @@ from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedE
 from exporter.runtime.rule_usage import RuleUsageTracker
 from exporter.store.database import NewEvents, PageBatch, Store
 from exporter.store.lag import ProcessingLagConsumer, lag_items
+from tests.listing import list_dynamic_groups
 
 T0 = 1_714_564_800.0
 G1 = "11111111-0000-4000-8000-000000000001"
@@ -70,6 +71,7 @@ async def test_the_estimate_survives_a_restart_between_trigger_and_change(tmp_pa
     path = tmp_path / "state.sqlite3"
     first = Store(path, [consumer()])
     await first.open()
+    await list_dynamic_groups(first, "t", [G1])
     await first.call(first.commit_audit_page, "t", TRIGGERS)
     await first.close()
     lag = consumer()
@@ -103,6 +105,7 @@ async def test_a_rolled_back_page_is_estimated_once_when_committed_again(tmp_pat
     lag = consumer()
     store = Store(tmp_path / "state.sqlite3", [lag, FailOnce()])
     await store.open()
+    await list_dynamic_groups(store, "t", [G1])
     try:
         await store.call(store.commit_audit_page, "t", TRIGGERS)
         with pytest.raises(RuntimeError, match="disk full"):
@@ -126,6 +129,7 @@ async def test_a_resumed_group_bounds_the_lag_of_its_changes(tmp_path: Path) -> 
     lag = consumer()
     store = Store(tmp_path / "state.sqlite3", [lag])
     await store.open()
+    await list_dynamic_groups(store, "t", [G1])
     try:
         await store.call(store.commit_audit_page, "t", page([trigger(0, "u0", T0)], T0 + 60))
         late = page([resumed, change(0, "u0", resumed_at + 300)], resumed_at + HOUR)

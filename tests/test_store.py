@@ -13,6 +13,7 @@ from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedE
 from exporter.runtime.snapshot import read_store_view
 from exporter.store.database import MINUTE_RETENTION, NewEvents, PageBatch, Store
 from exporter.store.errors import StoreError
+from tests.listing import list_dynamic_groups
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
 G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
@@ -38,6 +39,7 @@ def batch(events: Sequence[ClassifiedEvent], watermark: float, **kw: object) -> 
 
 
 async def test_a_page_counts_once_even_when_committed_again(store: Store) -> None:
+    await list_dynamic_groups(store, "t", [G1, G2])
     events = [
         ev(1, Series.DYNAMIC_ADD, T0 + 10, G1),
         ev(2, Series.DYNAMIC_REMOVE, T0 + 70, G2),
@@ -110,6 +112,7 @@ async def test_a_page_commits_whole_or_not_at_all_with_its_consumers(tmp_path: P
     store = Store(tmp_path / "s.sqlite3", [Exploding()])
     await store.open()
     await store.run(lambda: store.db.execute("CREATE TABLE consumed (id TEXT PRIMARY KEY)"))
+    await list_dynamic_groups(store, "t", [G1])
     try:
         await store.call(store.commit_audit_page, "t", batch([ev(1, Series.OTHER, T0)], T0 + 1))
         bad = [

@@ -29,7 +29,7 @@ import statistics
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from exporter.domain.events import Series
+from exporter.domain.events import RELEVANT_TRIGGER_SERIES, ObjectType, Series
 from exporter.domain.history import DAY, HOUR, WEEK, CountHistory, floor_to
 
 WEEKS_OF_HISTORY = 4
@@ -49,8 +49,10 @@ class Measure(StrEnum):
 
 MEASURE_SERIES: dict[Measure, tuple[Series, ...]] = {
     Measure.MEMBERSHIP_CHANGES: (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE),
-    Measure.USER_CHANGES: (Series.TRIGGER_USER,),
-    Measure.DEVICE_CHANGES: (Series.TRIGGER_DEVICE,),
+    # Rule-relevant and unknown-relevance triggers only (#13): a storm of updates no rule reads
+    # (authentication methods, licence housekeeping) cannot start re-evaluation.
+    Measure.USER_CHANGES: RELEVANT_TRIGGER_SERIES[ObjectType.USER],
+    Measure.DEVICE_CHANGES: RELEVANT_TRIGGER_SERIES[ObjectType.DEVICE],
 }
 TRIGGER_MEASURES = (Measure.USER_CHANGES, Measure.DEVICE_CHANGES)
 

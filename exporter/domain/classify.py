@@ -5,7 +5,12 @@
   acts for self-service groups and group expiry, but those are other activities.
 * Membership changes of administrative units are ingested but counted as `other`: the metric
   vocabulary (and the simulator's ground truth) counts group membership only, for now.
-* `Add/Update/Delete user|device` are triggers of re-evaluation, by object type.
+* A membership change by the dynamic-processing app logged by another service than Core
+  Directory (self-service group management) is `approval_management_other`. One logged by Core
+  Directory is classified dynamic here, provisionally: the store keeps it dynamic only if the
+  group was a dynamic group at the event's time (`exporter.store.database`).
+* `Add/Update/Delete user|device` are triggers of re-evaluation, by object type and relevance
+  (`exporter.domain.relevance`): adds and deletes are always relevant.
 * `Update group` / `Update administrative unit` are rule changes, processing-state changes or
   other updates, told apart by the modified property names. Those names are unverified, so the
   match is lenient (case, separators and prefixes such as `Group.` are ignored, and Entra's
@@ -16,8 +21,6 @@
 
 from __future__ import annotations
 
-import re
-
 import orjson
 
 from exporter.domain.events import (
@@ -25,53 +28,71 @@ from exporter.domain.events import (
     ADD_MEMBER,
     DYNAMIC_PROCESSING_APP,
     DYNAMIC_PROCESSING_APP_IDS,
+    LOGGED_BY_CORE_DIRECTORY,
     REMOVE_AU_MEMBER,
     REMOVE_MEMBER,
     TRIGGER_ACTIVITIES,
+    TRIGGER_SERIES_BY_RELEVANCE,
     UPDATE_ADMINISTRATIVE_UNIT,
     UPDATE_GROUP,
     ObjectType,
     ProcessingState,
+    Relevance,
     Series,
 )
 from exporter.domain.records import AuditRecord, ClassifiedEvent, ModifiedProperty
+from exporter.domain.relevance import RuleProperties, normalise_name, trigger_relevance
 
 _RULE = "membershiprule"
 _PROCESSING_STATE = "membershipruleprocessingstate"
 _INCLUDED_UPDATED_PROPERTIES = "includedupdatedproperties"
-_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_CORE_DIRECTORY = LOGGED_BY_CORE_DIRECTORY.lower()
 
 _MEMBER_TYPES = {"user": ObjectType.USER, "device": ObjectType.DEVICE}
-_TRIGGER_SERIES: dict[str, Series] = {
-    activity: Series.TRIGGER_USER if object_type == "user" else Series.TRIGGER_DEVICE
-    for activity, (object_type, _action) in TRIGGER_ACTIVITIES.items()
+_TRIGGERS: dict[str, tuple[ObjectType, bool]] = {
+    # activity -> (object type, is an update: its relevance depends on what changed)
+    activity: (ObjectType(object_type), action == "update")
+    for activity, (object_type, action) in TRIGGER_ACTIVITIES.items()
 }
 _GROUP_UPDATES = frozenset({UPDATE_GROUP, UPDATE_ADMINISTRATIVE_UNIT})
 MEMBERSHIP_ACTIVITIES = frozenset({ADD_MEMBER, REMOVE_MEMBER, ADD_AU_MEMBER, REMOVE_AU_MEMBER})
 """Activities whose record carries a member and a container (group or administrative unit)."""
 
 
-def classify(record: AuditRecord) -> ClassifiedEvent:
+def classify(record: AuditRecord, rules: RuleProperties | None = None) -> ClassifiedEvent:
+    """`rules`: the properties the tenant's dynamic rules read (None before they are known:
+    updates are then of unknown relevance)."""
     activity = record.activity
     result = record.result
     if result != "success" and result.lower() != "success":
         return ClassifiedEvent(record.id, record.time, Series.OTHER, None, None, None)
     if activity in (ADD_MEMBER, REMOVE_MEMBER):
         add = activity == ADD_MEMBER
-        if is_dynamic_processing(record):
+        if not is_dynamic_processing(record):
+            series = Series.MANUAL_ADD if add else Series.MANUAL_REMOVE
+        elif is_logged_by_core_directory(record):
             series = Series.DYNAMIC_ADD if add else Series.DYNAMIC_REMOVE
         else:
-            series = Series.MANUAL_ADD if add else Series.MANUAL_REMOVE
+            series = Series.APPROVAL_MANAGEMENT_OTHER
         target_type = record.target_type or ""
         member_type = _MEMBER_TYPES.get(target_type) or _MEMBER_TYPES.get(target_type.lower())
         return ClassifiedEvent(
             record.id, record.time, series, record.group_id, record.target_id, None, member_type
         )
-    trigger = _TRIGGER_SERIES.get(activity)
+    trigger = _TRIGGERS.get(activity)
     if trigger is not None:
-        object_type = ObjectType.USER if trigger is Series.TRIGGER_USER else ObjectType.DEVICE
+        object_type, is_update = trigger
+        relevance = (
+            trigger_relevance(object_type, record.modified, rules) if is_update else Relevance.RULE
+        )
         return ClassifiedEvent(
-            record.id, record.time, trigger, None, record.target_id, None, object_type
+            record.id,
+            record.time,
+            TRIGGER_SERIES_BY_RELEVANCE[object_type][relevance],
+            None,
+            record.target_id,
+            None,
+            object_type,
         )
     if activity in _GROUP_UPDATES:
         series, state = classify_group_update(record.modified)
@@ -88,6 +109,13 @@ def is_dynamic_processing(record: AuditRecord) -> bool:
     ):
         return True
     return record.app_name == DYNAMIC_PROCESSING_APP
+
+
+def is_logged_by_core_directory(record: AuditRecord) -> bool:
+    """Dynamic processing logs under Core Directory. An event without `loggedByService` (never
+    seen from Graph) is given the benefit of the doubt: the group check still applies."""
+    logged_by = record.logged_by
+    return logged_by is None or logged_by.lower() == _CORE_DIRECTORY
 
 
 def classify_group_update(
@@ -116,7 +144,7 @@ def classify_group_update(
 
 
 def normalise_property_name(name: str) -> str:
-    return _NOT_ALNUM.sub("", name.lower())
+    return normalise_name(name)
 
 
 def decode_value(raw: str | None) -> str | None:

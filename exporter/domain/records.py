@@ -35,20 +35,24 @@ class AuditRecord(NamedTuple):
     by_user: bool
     """initiatedBy.user is present: a person did it."""
     target_type: str | None
-    """targetResources[0].type: User, Device, Group, ..."""
+    """The member's type for membership changes (User, Device, ...), else targetResources[0]'s."""
     target_id: str | None
-    """targetResources[0].id: the member for membership changes, the object otherwise."""
+    """The member for membership changes (the target that is not the group, found by type),
+    targetResources[0].id otherwise."""
     group_id: str | None
-    """The group (or administrative unit) concerned: targetResources[1].id for membership
-    changes (else Group.ObjectID from the member's modifiedProperties), targetResources[0].id
-    for group and administrative-unit updates."""
+    """The group (or administrative unit) concerned: for membership changes the target of type
+    Group (else the target that is not the member, else Group.ObjectID from the member's
+    modifiedProperties), targetResources[0].id for group and administrative-unit updates."""
     modified: tuple[ModifiedProperty, ...]
-    """modifiedProperties of the updated group or unit (empty for other activities)."""
+    """modifiedProperties of the updated group, unit, user or device (empty for other
+    activities)."""
+    logged_by: str | None = None
+    """loggedByService: Core Directory, Self-service Group Management, ... (None if absent)."""
 
 
 class MalformedEvent(NamedTuple):
-    """An event that could not be read. It is counted by reason, deduplicated like the others
-    (by id, or by a digest of its content when it has none) and otherwise skipped."""
+    """An event that could not be read. It is counted by reason, once per content (`id` is a
+    digest of the event's JSON, whatever the window that served it) and otherwise skipped."""
 
     id: str
     time: float | None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from exporter.domain.baseline import TRIGGER_MEASURES, Baseline, Measure, deviation_ratio
-from exporter.domain.events import Series
+from exporter.domain.events import RELEVANT_TRIGGER_SERIES, ObjectType, Series
 from exporter.domain.formatting import human_duration, short_time
 from exporter.domain.groups import GroupState
 from exporter.domain.history import (
@@ -40,7 +40,11 @@ STALL_MIN_EXPECTED_CHANGES = 5.0
 window: seeing none of 5 expected by chance has a probability under 1% (Poisson)."""
 
 MEMBERSHIP_SERIES = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
-TRIGGER_SERIES = (Series.TRIGGER_USER, Series.TRIGGER_DEVICE)
+TRIGGER_SERIES = (
+    *RELEVANT_TRIGGER_SERIES[ObjectType.USER],
+    *RELEVANT_TRIGGER_SERIES[ObjectType.DEVICE],
+)
+"""Triggers that can start re-evaluation (relevance rule or unknown, #13)."""
 RULE_CHANGE_SERIES = (Series.RULE_CHANGE,)
 PROCESSING_STATE_SERIES = (Series.PROCESSING_STATE_CHANGE,)
 
@@ -227,7 +231,8 @@ def trigger_rate_signal(
         measure, ratio, run, expected = min(sustained, key=lambda r: (r[2].since, r[0].value))
     else:
         measure, ratio, run, expected = max(readings, key=lambda r: (r[1], r[0].value))
-    noun = measure.value.replace("_", " ")
+    # Only changes a rule reads, or of unknown relevance, are counted (#13): say so.
+    noun = measure.value.replace("_", " ") + " (rule-relevant or unknown)"
     detail = (
         f"{noun} at {ratio:.1f}x baseline ({run.count:,} in the trailing hour, "
         f"{expected:,.0f} expected; threshold {factor:g}x"

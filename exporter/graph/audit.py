@@ -24,17 +24,27 @@ from exporter.domain.classify import MEMBERSHIP_ACTIVITIES, decode_value
 from exporter.domain.events import (
     ADD_AU_MEMBER,
     ADD_MEMBER,
+    PROPERTY_GROUP_OBJECT_ID,
+    TARGET_TYPE_ADMINISTRATIVE_UNIT,
+    TARGET_TYPE_GROUP,
+    TRIGGER_ACTIVITIES,
     UPDATE_ADMINISTRATIVE_UNIT,
     UPDATE_GROUP,
 )
 from exporter.domain.records import AuditRecord, MalformedEvent, ModifiedProperty
+from exporter.domain.relevance import normalise_name
 from exporter.graph.errors import GraphResponseError
 from exporter.graph.retry import TransientError
 
 _MEMBERSHIP = MEMBERSHIP_ACTIVITIES
 _ADDS = frozenset({ADD_MEMBER, ADD_AU_MEMBER})
 _UPDATES = frozenset({UPDATE_GROUP, UPDATE_ADMINISTRATIVE_UNIT})
-_GROUP_OBJECT_ID = "Group.ObjectID"
+_OBJECT_UPDATES = frozenset(
+    a for a, (_type, action) in TRIGGER_ACTIVITIES.items() if action == "update"
+)
+"""Update user / Update device: their modifiedProperties name the changed properties."""
+_GROUP_OBJECT_ID = normalise_name(PROPERTY_GROUP_OBJECT_ID)
+_CONTAINER_TYPES = frozenset({TARGET_TYPE_GROUP.lower(), TARGET_TYPE_ADMINISTRATIVE_UNIT.lower()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,7 @@ class _Event(msgspec.Struct, gc=False):
     activityDateTime: str | None = None
     activityDisplayName: str | None = None
     result: str | None = None
+    loggedByService: str | None = None
     initiatedBy: _InitiatedBy | None = None
     targetResources: list[_Target] | None = None
 
@@ -184,24 +195,33 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
         targets = event.targetResources
         first = targets[0] if targets else None
         target_type = target_id = None
-        if first is not None:
-            target_type = first.type
-            target_id = first.id or None
         group_id: str | None = None
         modified: tuple[ModifiedProperty, ...] = ()
         if activity in _MEMBERSHIP:
-            if targets is not None and len(targets) > 1:
-                group_id = targets[1].id or None
-            if group_id is None and first is not None:
-                group_id = _group_from_member(_target_dict(first), add=activity in _ADDS)
+            member_at, group_at = _membership_targets([t.type for t in targets or ()])
+            member = targets[member_at] if targets and member_at is not None else None
+            if member is not None:
+                target_type = member.type
+                target_id = member.id or None
+            if targets is not None and group_at is not None:
+                group_id = targets[group_at].id or None
+            if group_id is None and member is not None:
+                group_id = _group_from_member(_target_dict(member), add=activity in _ADDS)
             if group_id is None:
                 return None
             group_id = group_id.lower()
+        elif first is not None:
+            target_type = first.type
+            target_id = first.id or None
+            if activity in _UPDATES:
+                if target_id is None:
+                    return None
+                group_id = target_id.lower()
+                modified = _modified(_target_dict(first))
+            elif activity in _OBJECT_UPDATES:
+                modified = _modified(_target_dict(first))
         elif activity in _UPDATES:
-            if first is None or target_id is None:
-                return None
-            group_id = target_id.lower()
-            modified = _modified(_target_dict(first))
+            return None
         append(
             AuditRecord(
                 event_id,
@@ -215,6 +235,7 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
                 target_id,
                 group_id,
                 modified,
+                event.loggedByService,
             )
         )
     return records
@@ -238,10 +259,10 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         return MalformedEvent(_digest(item), None, "missing_id")
     time = parse_time(get("activityDateTime"))
     if time is None:
-        return MalformedEvent(event_id, None, "bad_time")
+        return MalformedEvent(_digest(item), None, "bad_time")
     activity = get("activityDisplayName")
     if type(activity) is not str or not activity:
-        return MalformedEvent(event_id, time, "missing_activity")
+        return MalformedEvent(_digest(item), time, "missing_activity")
     result = get("result")
     initiated = get("initiatedBy")
     app_id = app_name = None
@@ -261,39 +282,49 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
                 user.get("id") or user.get("userPrincipalName") or user.get("displayName")
             )
     elif initiated is not None:
-        return MalformedEvent(event_id, time, "bad_initiated_by")
+        return MalformedEvent(_digest(item), time, "bad_initiated_by")
     targets = get("targetResources")
     if targets is None:
         targets = ()
     elif type(targets) is not list:
-        return MalformedEvent(event_id, time, "bad_target_resources")
+        return MalformedEvent(_digest(item), time, "bad_target_resources")
     first = targets[0] if targets else None
+    if first is not None and type(first) is not dict:
+        return MalformedEvent(_digest(item), time, "bad_target_resources")
     target_type = target_id = None
-    if first is not None:
-        if type(first) is not dict:
-            return MalformedEvent(event_id, time, "bad_target_resources")
-        target_type = first.get("type")
-        target_id = first.get("id")
-        if type(target_type) is not str:
-            target_type = None
-        if type(target_id) is not str or not target_id:
-            target_id = None
     group_id: str | None = None
     modified: tuple[ModifiedProperty, ...] = ()
     if activity in _MEMBERSHIP:
-        second = targets[1] if len(targets) > 1 else None
-        if type(second) is dict:
-            group_id = _str(second.get("id"))
-        if group_id is None and first is not None:
-            group_id = _group_from_member(first, add=activity in _ADDS)
+        member_at, group_at = _membership_targets(
+            [t.get("type") if type(t) is dict else None for t in targets]
+        )
+        member = targets[member_at] if member_at is not None else None
+        if type(member) is dict:
+            target_type = _str(member.get("type"))
+            target_id = _str(member.get("id"))
+        else:
+            member = None
+        group = targets[group_at] if group_at is not None else None
+        if type(group) is dict:
+            group_id = _str(group.get("id"))
+        if group_id is None and member is not None:
+            group_id = _group_from_member(member, add=activity in _ADDS)
         if group_id is None:
-            return MalformedEvent(event_id, time, "missing_group")
+            return MalformedEvent(_digest(item), time, "missing_group")
         group_id = group_id.lower()
+    elif first is not None:
+        target_type = _str(first.get("type"))
+        target_id = _str(first.get("id"))
+        if activity in _UPDATES:
+            if target_id is None:
+                return MalformedEvent(_digest(item), time, "missing_target")
+            group_id = target_id.lower()
+            modified = _modified(first)
+        elif activity in _OBJECT_UPDATES:
+            modified = _modified(first)
     elif activity in _UPDATES:
-        if target_id is None:
-            return MalformedEvent(event_id, time, "missing_target")
-        group_id = target_id.lower()
-        modified = _modified(first)
+        return MalformedEvent(_digest(item), time, "missing_target")
+    logged_by = get("loggedByService")
     return AuditRecord(
         event_id,
         time,
@@ -306,7 +337,23 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         target_id,
         group_id,
         modified,
+        logged_by if type(logged_by) is str else None,
     )
+
+
+def _membership_targets(types: list[Any]) -> tuple[int | None, int | None]:
+    """(index of the member, index of the group) among a membership change's targets, by
+    `type`: Graph's own example lists the group first, other samples the member first. Without
+    a target typed Group or AdministrativeUnit (untyped samples), the member is the first."""
+    group_at = None
+    for i, target_type in enumerate(types):
+        if type(target_type) is str and target_type.lower() in _CONTAINER_TYPES:
+            group_at = i
+            break
+    if group_at is None:
+        return (0 if types else None), (1 if len(types) > 1 else None)
+    member_at = 1 if group_at == 0 else 0
+    return (member_at if member_at < len(types) else None), group_at
 
 
 def parse_time(value: Any) -> float | None:
@@ -353,7 +400,10 @@ def _parse_time_slow(value: str, *, cache_minute: bool) -> float | None:
         start = when.replace(second=0, microsecond=0) - _EPOCH
         _MINUTES[value[:16]] = (start.days * 86400 + start.seconds) * 1_000_000
         return parse_time(value)
-    return when.timestamp()
+    # In integer microseconds, as the fast path does: the same instant written `+00:00` (Event
+    # Hub, Log Analytics) or `Z` (Graph) must give the same float (it keys the seen ids).
+    delta = when - _EPOCH
+    return ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) / 1e6
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -373,7 +423,10 @@ def _group_from_member(member: dict[str, Any], *, add: bool) -> str | None:
     if not isinstance(props, list):
         return None
     for prop in props:
-        if isinstance(prop, dict) and prop.get("displayName") == _GROUP_OBJECT_ID:
+        if not isinstance(prop, dict):
+            continue
+        name = prop.get("displayName")
+        if isinstance(name, str) and normalise_name(name) == _GROUP_OBJECT_ID:
             raw = prop.get("newValue" if add else "oldValue")
             return decode_value(raw) if isinstance(raw, str) else None
     return None
@@ -393,7 +446,9 @@ def _modified(target: dict[str, Any] | None) -> tuple[ModifiedProperty, ...]:
 
 
 def _digest(item: Any) -> str:
-    """A stable id for an event that has none, so that it is deduplicated like the others."""
+    """The key of a malformed event: its content, so that it is counted once however many
+    overlapping windows (or restarts) serve it, while the same event served intact later is a
+    different key and is counted as the event it is."""
     try:
         encoded = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # nested deeper than orjson writes: digest a cut-off copy

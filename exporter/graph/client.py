@@ -60,6 +60,7 @@ from msgraph_core.middleware import GraphTelemetryHandler  # type: ignore[import
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
 from exporter.clock import Clock, SystemClock
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import INGESTED_ACTIVITIES, DirectoryObjectKind, ProcessingState
 from exporter.domain.records import DirectoryObject, ProcessingStatus
 from exporter.graph.audit import (
@@ -245,10 +246,13 @@ class GraphClient:
 
     # -- audit log ----------------------------------------------------------------------------
 
-    async def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]:
+    async def audit_pages(
+        self, start: float, end: float, mode: AuditQueryMode = AuditQueryMode.NARROW
+    ) -> AsyncGenerator[AuditPage, None]:
         """Events with start <= activityDateTime <= end, oldest first, one page at a time.
 
-        Only the activities the exporter ingests are asked for (server-side `$filter`). The
+        In the narrow mode only the activities the exporter ingests are asked for (server-side
+        `$filter`); the other modes ask for the time range only (`AuditQueryMode`). The
         next page is requested as soon as this one's link is known, so that Graph prepares it
         while this one's events are read, classified and committed."""
 
@@ -256,7 +260,7 @@ class GraphClient:
             return load_audit_document(body, DIRECTORY_AUDITS.name)
 
         pending: asyncio.Task[AuditDocument] | None = asyncio.create_task(
-            self._call(DIRECTORY_AUDITS, self._audit_request_factory(start, end), load)
+            self._call(DIRECTORY_AUDITS, self._audit_request_factory(start, end, mode), load)
         )
         try:
             while pending is not None:
@@ -276,19 +280,25 @@ class GraphClient:
                 with contextlib.suppress(asyncio.CancelledError, GraphError):
                     await pending
 
-    def audit_filter(self, start: float, end: float) -> str:
+    def audit_filter(
+        self, start: float, end: float, mode: AuditQueryMode = AuditQueryMode.NARROW
+    ) -> str:
         window = (
             f"activityDateTime ge {format_time(start)} and activityDateTime le {format_time(end)}"
         )
+        if not mode.filters_activities:
+            return window
         activities = " or ".join(
             f"activityDisplayName eq '{activity}'" for activity in INGESTED_ACTIVITIES
         )
         return f"{window} and ({activities})"
 
-    def _audit_request_factory(self, start: float, end: float) -> Callable[[], RequestInformation]:
+    def _audit_request_factory(
+        self, start: float, end: float, mode: AuditQueryMode
+    ) -> Callable[[], RequestInformation]:
         query = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
-            filter=self.audit_filter(start, end),
-            orderby=["activityDateTime asc"],
+            filter=self.audit_filter(start, end, mode),
+            orderby=["activityDateTime asc"] if mode.ordered else None,
             top=AUDIT_PAGE_SIZE,
         )
 

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.clock import Clock
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.classify import classify
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
 from exporter.domain.records import ClassifiedEvent
+from exporter.domain.relevance import RuleProperties
 from exporter.graph.audit import AuditPage, format_time
+from exporter.graph.errors import GraphRequestError
 from exporter.ingest.event_times import MAX_CLOCK_SKEW, TimeBounds, screen_times
 from exporter.ingest.poller import CollectorStatus
 from exporter.logs import get_logger
@@ -45,10 +48,15 @@ _EDGE = 0.001
 """Window bounds go to Graph with microsecond precision; allow for the rounding."""
 _INGESTED = frozenset(INGESTED_ACTIVITIES)
 _MAX_LOGGED_PROPERTY_NAMES = 200
+_BAD_REQUEST = 400
 MAX_PAGES_PER_COMMIT = 16
 """Pages that arrive while the store commits wait for the next commit, and go in one
 transaction (fewer, larger writes); beyond this many the poller waits for the store."""
 
+
+RULES_WAIT = 120.0
+"""How long the first poll waits for the tenant's rules to be known (trigger relevance) before
+it counts updates as of unknown relevance."""
 
 CommitPages = Callable[[str, Sequence[PageBatch]], Awaitable[PageOutcome]]
 """Commits a tenant's consecutive pages as one transaction: on the store's thread by default,
@@ -59,7 +67,9 @@ or in the audit commit process
 class AuditSource(Protocol):
     """What the ingestor needs from Graph (GraphClient provides it)."""
 
-    def audit_pages(self, start: float, end: float) -> AsyncGenerator[AuditPage, None]: ...
+    def audit_pages(
+        self, start: float, end: float, mode: AuditQueryMode = AuditQueryMode.NARROW
+    ) -> AsyncGenerator[AuditPage, None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +102,10 @@ class AuditPoller:
         commit_pages: CommitPages | None = None,
         reconcile_interval: float = 0.0,
         reconcile_reach: float = 0.0,
+        rules: Callable[[float], Awaitable[RuleProperties | None]] | None = None,
     ) -> None:
+        """`rules(wait)`: the properties the tenant's rules read (None: unknown), for the
+        relevance of user and device updates (`exporter.domain.relevance`)."""
         self.tenant = tenant
         self.interval = interval
         self._graph = graph
@@ -103,6 +116,12 @@ class AuditPoller:
         self._backfill = min(backfill, RETENTION - RETENTION_MARGIN)
         self._on_progress = on_progress
         self._logged_names: set[str] = set()
+        self._rules = rules
+        self._rule_properties: RuleProperties | None = None
+        self._first_poll = True
+        self.query_mode: AuditQueryMode | None = None
+        """How Graph is asked (`exporter.domain.audit_query`): read from the store at the first
+        poll, stepped down when Graph refuses it."""
         self.progress: BackfillProgress | None = None
         self.caught_up = False
         """The last poll reached the present (backfill is over)."""
@@ -137,6 +156,14 @@ class AuditPoller:
 
     async def poll(self, status: CollectorStatus) -> None:
         store = self._store
+        if self._rules is not None:
+            # Wait for the first listing once; later polls take what is known.
+            self._rule_properties = await self._rules(RULES_WAIT if self._first_poll else 0.0)
+            self._first_poll = False
+        if self.query_mode is None:
+            self.query_mode = await store.call(store.audit_query_mode, self.tenant)
+            if self.query_mode is not AuditQueryMode.NARROW:
+                log.info("audit query mode", tenant=self.tenant, mode=self.query_mode.value)
         now = self._clock.now()
         await self._repair_once(now)
         # Before the live window, so that the poll's data is current when the poll ends.
@@ -264,16 +291,62 @@ class AuditPoller:
         target: float,
         status: CollectorStatus,
     ) -> float:
-        """Ingest [start, end]; returns the watermark reached (end, the window complete)."""
-        pages = self._graph.audit_pages(start, end)
+        """Ingest [start, end]; returns the watermark reached (end, the window complete). If
+        Graph refuses the query (400) before the first page, the query mode steps down and the
+        window is asked again."""
+        while True:
+            mode = self.query_mode or AuditQueryMode.NARROW
+            try:
+                return await self._window_in_mode(
+                    mode, start, end, queried_at, backfill_start, coverage_start, target, status
+                )
+            except _QueryRefused as refused:
+                lower = mode.step_down()
+                if lower is None:
+                    raise refused.error from None
+                log.warning(
+                    "Graph refused the audit query; asking for the time range only and "
+                    "filtering here (more pages per window, same counts)",
+                    tenant=self.tenant,
+                    refused_mode=mode.value,
+                    mode=lower.value,
+                    error=str(refused.error),
+                )
+                await self._store.call(
+                    self._store.set_audit_query_mode, self.tenant, lower, self._clock.now()
+                )
+                self.query_mode = lower
+
+    async def _window_in_mode(
+        self,
+        mode: AuditQueryMode,
+        start: float,
+        end: float,
+        queried_at: float,
+        backfill_start: float,
+        coverage_start: float,
+        target: float,
+        status: CollectorStatus,
+    ) -> float:
+        pages = self._graph.audit_pages(start, end, mode)
         watermark = start
+        first = True
         ordered = True
         commits = _PageCommits(
             functools.partial(self._commit_pages, self.tenant),
             functools.partial(self._committed, backfill_start, target, status),
         )
         try:
-            async for fetched in pages:
+            while True:
+                try:
+                    fetched = await anext(pages)
+                except StopAsyncIteration:
+                    break
+                except GraphRequestError as exc:
+                    if first and exc.status == _BAD_REQUEST:
+                        raise _QueryRefused(exc) from None
+                    raise
+                first = False
                 page = screen_times(fetched, TimeBounds.at(self._clock.now(), RETENTION))
                 if page.next_link is None:
                     watermark = max(watermark, end)
@@ -320,8 +393,11 @@ class AuditPoller:
     def _classify(self, page: AuditPage, start: float, end: float) -> list[ClassifiedEvent]:
         # Events outside the window or of other activities are not ours to count here (a
         # server that ignored part of the $filter); the window they belong to counts them.
+        rules = self._rule_properties
         events = [
-            classify(r) for r in page.records if r.activity in _INGESTED and start <= r.time <= end
+            classify(r, rules)
+            for r in page.records
+            if r.activity in _INGESTED and start <= r.time <= end
         ]
         if len(self._logged_names) < _MAX_LOGGED_PROPERTY_NAMES:
             self._log_unrecognised_updates(page, events)
@@ -344,6 +420,14 @@ class AuditPoller:
                         tenant=self.tenant,
                         property=prop.name,
                     )
+
+
+class _QueryRefused(Exception):
+    """Graph answered 400 to a window's first request: the query mode is not accepted."""
+
+    def __init__(self, error: GraphRequestError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _PageCommits:

@@ -125,6 +125,7 @@ async def decide(session: OpsSession, prepared: Prepared, request: AdoptRequest)
     paused_since = {
         p.id: p.paused_since
         for p in await session.store.call(session.store.paused_objects, session.name)
+        if p.paused_since is not None  # unknown: never invented (#13)
     }
     started_at = request.started_at
     start_note = "given with --started-at"

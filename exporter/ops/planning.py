@@ -72,6 +72,7 @@ async def resume_view(
     paused_since = {
         p.id: p.paused_since
         for p in await session.store.call(session.store.paused_objects, session.name)
+        if p.paused_since is not None  # unknown: never invented (#13)
     }
     groups = [
         GroupState(

@@ -19,8 +19,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.baseline import Measure
-from exporter.domain.events import DirectoryObjectKind, Series
+from exporter.domain.events import (
+    RELEVANT_TRIGGER_SERIES,
+    TRIGGER_SERIES_BY_RELEVANCE,
+    DirectoryObjectKind,
+    Series,
+)
 from exporter.domain.groups import MembershipProcessingStatus
 from exporter.runtime.snapshot import Snapshot, TenantSnapshot
 from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
@@ -95,8 +101,17 @@ def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
     )
     objects = _gauge(
         "object_changes_last_hour",
-        "User and device changes (triggers of re-evaluation) in the trailing hour.",
+        "User and device changes that can start re-evaluation (a changed property is read by a "
+        "dynamic rule, or the event does not say which changed: relevance rule or unknown) in "
+        "the trailing hour; the trigger-rate signal, its baseline and recovery count these.",
         ["tenant", "object_type"],
+    )
+    by_relevance = _gauge(
+        "object_changes_by_relevance_last_hour",
+        "User and device changes in the trailing hour by relevance to the tenant's dynamic "
+        "rules: rule (a changed property is read by a rule; adds and deletes), other (none is), "
+        "unknown (the event does not say which properties changed).",
+        ["tenant", "object_type", "relevance"],
     )
     for t in snapshot.tenants:
         totals = t.totals
@@ -109,16 +124,31 @@ def membership_changes(snapshot: Snapshot) -> Iterator[Metric]:
             t.last_hour.get(Series.DYNAMIC_ADD, 0) + t.last_hour.get(Series.DYNAMIC_REMOVE, 0),
         )
         changed.add_metric([t.tenant], t.groups_changed_last_hour)
-        objects.add_metric([t.tenant, "user"], t.last_hour.get(Series.TRIGGER_USER, 0))
-        objects.add_metric([t.tenant, "device"], t.last_hour.get(Series.TRIGGER_DEVICE, 0))
-    yield from (dynamic, manual, last_hour, changed, objects)
+        for object_type, relevant in RELEVANT_TRIGGER_SERIES.items():
+            objects.add_metric(
+                [t.tenant, object_type.value], sum(t.last_hour.get(s, 0) for s in relevant)
+            )
+        for object_type, series_by_relevance in TRIGGER_SERIES_BY_RELEVANCE.items():
+            for relevance, series in series_by_relevance.items():
+                by_relevance.add_metric(
+                    [t.tenant, object_type.value, relevance.value], t.last_hour.get(series, 0)
+                )
+    yield from (dynamic, manual, last_hour, changed, objects, by_relevance)
 
 
 def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
+    paused = _gauge(
+        "group_paused",
+        "1 for each paused group (or dynamic administrative unit), whether or not its pause "
+        "time is known; critical groups always, others up to the per-group series cap, "
+        "longest paused first.",
+        ["tenant", "group_id", "group_name", "critical"],
+    )
     since = _gauge(
         "group_paused_since_timestamp_seconds",
-        "When processing of this paused group (or dynamic administrative unit) was paused; "
-        "critical groups always, others up to the per-group series cap, longest paused first.",
+        "When processing of this paused group (or dynamic administrative unit) was paused, for "
+        "the exported paused groups whose pause time is known (absent for one already paused "
+        "when the exporter first listed it, with no audit event saying when).",
         ["tenant", "group_id", "group_name", "critical"],
     )
     dropped = _gauge(
@@ -128,9 +158,12 @@ def paused_groups(snapshot: Snapshot) -> Iterator[Metric]:
     )
     for t in snapshot.tenants:
         for p in t.paused:
-            since.add_metric([t.tenant, p.id, p.name, _bool(p.critical)], p.since)
+            labels = [t.tenant, p.id, p.name, _bool(p.critical)]
+            paused.add_metric(labels, 1)
+            if p.since is not None:
+                since.add_metric(labels, p.since)
         dropped.add_metric([t.tenant], t.paused_not_exported)
-    yield from (since, dropped)
+    yield from (paused, since, dropped)
 
 
 def group_changes(snapshot: Snapshot) -> Iterator[Metric]:
@@ -221,7 +254,24 @@ def audit(snapshot: Snapshot) -> Iterator[Metric]:
         "Unreadable audit events, by what was wrong with them.",
         ["tenant", "reason"],
     )
+    query_mode = _gauge(
+        "audit_query_mode",
+        "1 for the way the audit log is queried, 0 for the others: narrow (time range and the "
+        "ingested activities), time_ordered (time range only, oldest first) or time_only (time "
+        "range only); the exporter steps down when Graph refuses a query, and filters here.",
+        ["tenant", "mode"],
+    )
+    undecided = _gauge(
+        "audit_undecided_changes",
+        "Membership changes by the dynamic-processing app not counted yet: no group listing "
+        "has said whether their group is dynamic (they are counted when one does; a value "
+        "that stays up means the groups collector is failing).",
+        ["tenant"],
+    )
     for t in snapshot.tenants:
+        undecided.add_metric([t.tenant], t.undecided_changes)
+        for mode in AuditQueryMode:
+            query_mode.add_metric([t.tenant, mode.value], 1 if mode is t.audit_query_mode else 0)
         if t.watermark is not None:
             watermark.add_metric([t.tenant], t.watermark)
         if t.backfill is not None:
@@ -233,7 +283,7 @@ def audit(snapshot: Snapshot) -> Iterator[Metric]:
         for kind, count in sorted(t.totals.items()):
             if kind.startswith(MALFORMED_PREFIX):
                 malformed.add_metric([t.tenant, kind.removeprefix(MALFORMED_PREFIX)], count)
-    yield from (watermark, backfill, events, malformed)
+    yield from (watermark, backfill, events, malformed, query_mode, undecided)
 
 
 def audit_lateness(snapshot: Snapshot) -> Iterator[Metric]:

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.lint import operator_usage
 from exporter.domain.records import DirectoryObject
+from exporter.domain.relevance import RuleProperties, rule_properties
 
 
 class RuleUsageTracker:
@@ -27,6 +28,10 @@ class RuleUsageTracker:
         self.usage: Mapping[str, int] | None = None
         """operator -> rules using it (every key of OPERATOR_USAGE_KEYS); None before the
         first listing has been parsed."""
+        self.properties: RuleProperties | None = None
+        """The properties the listed rules read (trigger relevance, #13); None before the
+        first listing has been parsed."""
+        self._parsed = asyncio.Event()
         self.computations = 0
 
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
@@ -50,10 +55,24 @@ class RuleUsageTracker:
         rules = [rule for listing in self._rules.values() for rule in listing.values()]
         # CPU work: not on the event loop.
         usage = await asyncio.to_thread(operator_usage, rules)
+        properties = await asyncio.to_thread(rule_properties, rules)
         self.usage = MappingProxyType(usage)
+        self.properties = properties
         self._digest = digest
         self.computations += 1
+        self._parsed.set()
         return True
+
+    async def rule_properties(self, wait: float) -> RuleProperties | None:
+        """The properties the rules read, waiting up to `wait` seconds for the first listing
+        to be parsed (the audit backfill at first start should not count updates as of unknown
+        relevance because it began before the listing); None if it has not been by then."""
+        if self.properties is None and wait > 0:
+            try:
+                await asyncio.wait_for(self._parsed.wait(), wait)
+            except TimeoutError:
+                return None
+        return self.properties
 
     def _fingerprint(self) -> bytes:
         h = hashlib.blake2b(digest_size=16)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from exporter import __version__
 from exporter.domain.assessment import TenantAssessment
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, Series
 from exporter.domain.history import trailing_hour
 from exporter.domain.lag import LagHistogram
@@ -42,7 +43,8 @@ class PausedSeries:
     id: str
     name: str
     critical: bool
-    since: float
+    since: float | None
+    """None: paused since before the exporter first listed it, time unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,8 @@ class StoreView:
     names: Mapping[str, str]
     """Names of the critical groups (for labels)."""
     lag_histogram: LagHistogram | None = None
+    audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
+    undecided_changes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,11 @@ class TenantSnapshot:
     """Cumulative processing-lag histogram; None when no lag estimator runs."""
     rules_using_operator: Mapping[str, int] | None = None
     """operator -> dynamic rules using it; None before the first listing."""
+    audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
+    """How the audit poller asks Graph (#13)."""
+    undecided_changes: int = 0
+    """Changes by the dynamic-processing app waiting for a group listing to say whether their
+    group is dynamic (#13)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +144,11 @@ class SnapshotHolder:
         self.current = replace(
             self.current, tenants=tuple(parts[name] for name in self._order if name in parts)
         )
+
+
+def _longest_paused_first(p: PausedObject) -> tuple[bool, float, str]:
+    """Unknown pause times first: those groups were paused before the exporter listed them."""
+    return (p.paused_since is not None, p.paused_since or 0.0, p.id)
 
 
 def read_store_view(
@@ -165,7 +179,7 @@ def read_store_view(
         groups_changed_last_hour=store.groups_changed_between(tenant, since, until),
         paused=tuple(
             PausedSeries(p.kind, p.id, p.name, p.id in critical, p.paused_since)
-            for p in sorted(exported, key=lambda p: (p.paused_since, p.id))
+            for p in sorted(exported, key=_longest_paused_first)
         ),
         paused_not_exported=len(others) - min(len(others), per_group_cap),
         last_changes=tuple(
@@ -175,6 +189,8 @@ def read_store_view(
         watermark=state.watermark if state else None,
         names=MappingProxyType({g: names.get(g, "") for g in critical}),
         lag_histogram=lag.histogram(store.db, tenant) if lag is not None else None,
+        audit_query_mode=store.audit_query_mode(tenant),
+        undecided_changes=store.undecided_count(tenant),
     )
 
 
@@ -218,4 +234,6 @@ def build_tenant_snapshot(
         assessment_timing=assessment_timing,
         lag_histogram=view.lag_histogram,
         rules_using_operator=rules_using_operator,
+        audit_query_mode=view.audit_query_mode,
+        undecided_changes=view.undecided_changes,
     )

@@ -139,6 +139,7 @@ class TenantRunner:
             reconcile_reach=polling.reconcile_reach,
             on_progress=self._progress,
             commit_pages=self._commit_pages,
+            rules=self.rule_usage.rule_properties,
         )
         pollers: list[Poller] = [self.audit]
         for kind in DirectoryObjectKind:

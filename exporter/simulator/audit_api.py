@@ -306,8 +306,16 @@ def _string(node: odata.Comparison | odata.Call) -> str:
 
 
 def parse_audit_request(
-    params: Mapping[str, str], *, now: float, retention_seconds: float, apps: AppRegistry
+    params: Mapping[str, str],
+    *,
+    now: float,
+    retention_seconds: float,
+    apps: AppRegistry,
+    refuse_or: bool = False,
+    refuse_orderby_with_or: bool = False,
 ) -> AuditRequest:
+    """`refuse_or`, `refuse_orderby_with_or`: behave like a Graph that refuses `or` in $filter,
+    or `or` together with $orderby (the switches of `FaultSettings`)."""
     for key in params:
         if key.startswith("$") and key not in ALLOWED_OPTIONS:
             raise reporting_bad_request(
@@ -341,6 +349,12 @@ def parse_audit_request(
             tree = odata.parse_filter(params["$filter"])
         except odata.FilterSyntaxError as exc:
             raise reporting_bad_request(f"Invalid filter clause: {exc}") from None
+        if _has_or(tree) and (refuse_or or (refuse_orderby_with_or and "$orderby" in params)):
+            raise _invalid(
+                "the 'or' operator is not supported"
+                + (" with $orderby" if not refuse_or else "")
+                + " on directoryAudits"
+            )
         matcher = _Compiler(apps).compile(tree)
     earliest = us_from_seconds(now - retention_seconds)
     if matcher.lo_us is not None and matcher.lo_us < earliest:
@@ -357,6 +371,16 @@ def parse_audit_request(
         cursor = _decode_token(params["$skiptoken"])
     carried = tuple((key, params[key]) for key in ("$filter", "$orderby", "$top") if key in params)
     return AuditRequest(matcher, descending, top, cursor, carried)
+
+
+def _has_or(node: odata.Node) -> bool:
+    if isinstance(node, odata.Or):
+        return True
+    if isinstance(node, odata.And):
+        return any(_has_or(item) for item in node.items)
+    if isinstance(node, odata.Not):
+        return _has_or(node.item)
+    return False
 
 
 def _encode_token(cursor: str) -> str:

@@ -42,6 +42,10 @@ class FaultSettings(BaseModel):
     late_rate: Rate = 0.0
     late_min_seconds: Annotated[float, Field(ge=0.0)] = 1800.0
     late_max_seconds: Annotated[float, Field(ge=0.0)] = 7200.0
+    # Switches, not rates (#13): whether directoryAudits accepts `or` in $filter, and `or`
+    # together with $orderby, is not documented; some tenants reportedly refuse them (400).
+    refuse_or_filters: bool = False
+    refuse_orderby_with_or: bool = False
 
     def any_request_fault(self) -> bool:
         return self.enabled and any(

@@ -524,10 +524,19 @@ def new_value(rng: random.Random, table: ObjectTable, index: int, name: str) -> 
     return rng.choice(options)
 
 
-def describe_change(table: ObjectTable, index: int, bits: int) -> tuple[str, Any, Any]:
+def describe_change(
+    table: ObjectTable,
+    index: int,
+    bits: int,
+    read_by_rules: Callable[[str], bool] | None = None,
+) -> tuple[str, Any, Any]:
     """A plausible everyday change of one object as a pure function of 64 random bits (for
-    procedurally generated history): (attribute, old value, new value)."""
+    procedurally generated history): (attribute, old value, new value). With `read_by_rules`,
+    only attributes it accepts are changed (when it accepts any)."""
     weights = USER_UPDATE_WEIGHTS if table.object_type == USER else DEVICE_UPDATE_WEIGHTS
+    if read_by_rules is not None:
+        read = {name: w for name, w in weights.items() if read_by_rules(name)}
+        weights = read or weights
     point = (bits & 0xFFFF) / 0x10000 * sum(weights.values())
     name = next(iter(weights))
     for name, weight in weights.items():  # noqa: B007 (the last name is the fallback)

@@ -173,8 +173,14 @@ async def directory_audits(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     tenant = state.tenant
     now = tenant.clock.now()
+    switches = tenant.faults.settings
     parsed = parse_audit_request(
-        request.query, now=now, retention_seconds=tenant.retention_seconds, apps=tenant.apps
+        request.query,
+        now=now,
+        retention_seconds=tenant.retention_seconds,
+        apps=tenant.apps,
+        refuse_or=switches.enabled and switches.refuse_or_filters,
+        refuse_orderby_with_or=switches.enabled and switches.refuse_orderby_with_or,
     )
     plan = _PLAN.get()
     body, _ = audit_page(

@@ -36,16 +36,21 @@ from exporter.simulator.auditlog import (
 from exporter.simulator.load import LoadShape
 from exporter.simulator.model import MemberRefs
 from exporter.simulator.render import (
-    DYNAMIC_PROCESSING_ACTOR,
+    DYNAMIC_PROCESSING_ACTORS,
+    GROUP_FIRST,
+    MEMBER_FIRST,
     Actor,
     ContainerRef,
     PropertyChange,
+    Template,
     enc,
     identity,
-    membership_format,
+    membership_layout,
+    membership_template,
+    offset_form,
     render_object_event,
 )
-from exporter.simulator.timefmt import MICROS, graph_timestamp
+from exporter.simulator.timefmt import MICROS, audit_timestamp
 
 HOUR_US = 3600 * MICROS
 _MASK = (1 << 64) - 1
@@ -101,6 +106,10 @@ _TRIGGER_OF = {
     K_DYN_ADD_DEVICE: K_UPDATE_DEVICE,
     K_DYN_REMOVE_DEVICE: K_UPDATE_DEVICE,
 }
+
+
+def _is_add(k: int) -> bool:
+    return KINDS[k].series in (Series.DYNAMIC_ADD, Series.MANUAL_ADD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +217,10 @@ class History:
             world.device_update_actors,
             world.user_update_actors,
             world.device_update_actors,
-            [DYNAMIC_PROCESSING_ACTOR],
-            [DYNAMIC_PROCESSING_ACTOR],
-            [DYNAMIC_PROCESSING_ACTOR],
-            [DYNAMIC_PROCESSING_ACTOR],
+            DYNAMIC_PROCESSING_ACTORS,
+            DYNAMIC_PROCESSING_ACTORS,
+            DYNAMIC_PROCESSING_ACTORS,
+            DYNAMIC_PROCESSING_ACTORS,
             world.admins,
             world.admins,
             world.admins,
@@ -241,8 +250,12 @@ class History:
             world.static_groups,
             dynamic_groups,
         ]
-        self._membership_formats: list[bytes | None] = [
-            membership_format(add=KINDS[k].series in (Series.DYNAMIC_ADD, Series.MANUAL_ADD))
+        # (member first, group first) per kind: Entra lists the group first in some events.
+        self._membership_formats: list[tuple[Template, Template] | None] = [
+            (
+                membership_template(add=_is_add(k), layout=MEMBER_FIRST),
+                membership_template(add=_is_add(k), layout=GROUP_FIRST),
+            )
             if KINDS[k].activity in (events.ADD_MEMBER, events.REMOVE_MEMBER)
             else None
             for k in range(_KIND_COUNT)
@@ -395,11 +408,14 @@ class History:
         )
         actors = self._kind_actor_bytes[k]
         actor = actors[(bits >> 10) % len(actors)]
-        timestamp = b'"' + graph_timestamp(t_us).encode() + b'"'
+        timestamp = (
+            b'"' + audit_timestamp(t_us, offset_form=offset_form(bits >> 44)).encode() + b'"'
+        )
         world = self.world
         kind = KINDS[k]
-        membership_format = self._membership_formats[k]
-        if membership_format is not None:
+        formats = self._membership_formats[k]
+        if formats is not None:
+            template = formats[membership_layout(bits >> 40).group_first]
             # the hot path: most history events are membership changes
             member_index = None
             if k in _DYNAMIC_KINDS:
@@ -409,18 +425,20 @@ class History:
             member = self._ref_of[k](member_index)
             pool = self._pools[k]
             container = pool[((bits * _ODD3) & _MASK) % len(pool)][1]
-            return membership_format % (
-                event_id,
-                correlation,
-                timestamp,
-                actor,
-                member.id,
-                member.display_name,
-                member.type,
-                member.user_principal_name,
-                container.id_quoted,
-                container.display_name_quoted,
-                container.id,
+            return template.render(
+                (
+                    event_id,
+                    correlation,
+                    timestamp,
+                    actor,
+                    member.id,
+                    member.display_name,
+                    member.type,
+                    member.user_principal_name,
+                    container.id_quoted,
+                    container.display_name_quoted,
+                    container.id,
+                )
             )
         if k == K_UPDATE_GROUP:
             container = self._container(bits, k)[1]

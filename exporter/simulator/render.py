@@ -90,12 +90,29 @@ ENVELOPE = Template(
 )
 
 
-def _membership_event(add: bool, unit: bool) -> Template:
+class MembershipLayout(NamedTuple):
+    """How Entra lays out one membership-change event (#13: real events differ in these)."""
+
+    group_first: bool = False
+    """Graph's own directoryAudit example lists the group target first, other samples the
+    member: consumers must find targets by type."""
+    logged_by: str = events.LOGGED_BY_CORE_DIRECTORY
+    """Self-service group management by the same app logs under its own service."""
+
+
+MEMBER_FIRST = MembershipLayout()
+GROUP_FIRST = MembershipLayout(group_first=True)
+SELF_SERVICE = MembershipLayout(logged_by=events.LOGGED_BY_SELF_SERVICE)
+
+
+def _membership_event(add: bool, unit: bool, layout: MembershipLayout = MEMBER_FIRST) -> Template:
     """A whole Add/Remove member event (group or administrative unit) as one template.
 
     Slots: 0 id, 1 correlationId, 2 activityDateTime, 3 initiatedBy, 4 member id, 5 member
     displayName, 6 member type, 7 member userPrincipalName, 8 container id (JSON-quoted), 9
-    container displayName (JSON-quoted), 10 container id."""
+    container displayName (JSON-quoted), 10 container id. The group target's displayName is
+    null (as Entra often writes it); its groupType is `unknownFutureValue` when it comes first
+    (as in Graph's example)."""
     prefix = "AdministrativeUnit" if unit else "Group"
 
     def side(value_slot: str | None) -> dict[str, str | None]:
@@ -118,10 +135,10 @@ def _membership_event(add: bool, unit: bool) -> Template:
             "resultReason": "",
             "activityDisplayName": activity,
             "activityDateTime": slot(2),
-            "loggedByService": events.LOGGED_BY_CORE_DIRECTORY,
+            "loggedByService": layout.logged_by,
             "operationType": "Assign" if add else "Unassign",
             "initiatedBy": slot(3),
-            "targetResources": [
+            "targetResources": _ordered_targets(
                 {
                     "id": slot(4),
                     "displayName": slot(5),
@@ -139,18 +156,32 @@ def _membership_event(add: bool, unit: bool) -> Template:
                     "displayName": None,
                     "type": prefix,
                     "userPrincipalName": None,
-                    "groupType": None if unit else "azureAD",
+                    "groupType": None
+                    if unit
+                    else "unknownFutureValue"
+                    if layout.group_first
+                    else "azureAD",
                     "modifiedProperties": [],
                 },
-            ],
+                group_first=layout.group_first,
+            ),
             "additionalDetails": [],
         }
     )
 
 
-# (add?, administrative unit?) -> template
+def _ordered_targets(
+    member: dict[str, Any], group: dict[str, Any], *, group_first: bool
+) -> list[dict[str, Any]]:
+    return [group, member] if group_first else [member, group]
+
+
+# (add?, administrative unit?, layout) -> template
 _MEMBERSHIP_EVENTS = {
-    (add, unit): _membership_event(add, unit) for add in (True, False) for unit in (True, False)
+    (add, unit, layout): _membership_event(add, unit, layout)
+    for add in (True, False)
+    for unit in (True, False)
+    for layout in (MEMBER_FIRST, GROUP_FIRST, SELF_SERVICE)
 }
 
 
@@ -159,7 +190,7 @@ class Actor:
     """Who `initiatedBy` names: an app (service principal) or a user."""
 
     kind: str  # "app" | "user"
-    id: str  # appId for apps, object id for users
+    id: str | None  # appId for apps (sometimes null in real events), object id for users
     display_name: str
     principal: str  # servicePrincipalId for apps, userPrincipalName for users
     ip_address: str = ""
@@ -206,6 +237,36 @@ DYNAMIC_PROCESSING_ACTOR = Actor(
     display_name=events.DYNAMIC_PROCESSING_APP,
     principal="5a4b8e8c-1b17-4c8d-9a3b-6a2f7a1f0c11",
 )
+DYNAMIC_PROCESSING_ACTORS: tuple[Actor, ...] = (
+    DYNAMIC_PROCESSING_ACTOR,
+    DYNAMIC_PROCESSING_ACTOR,
+    Actor(
+        kind="app",
+        id=sorted(events.DYNAMIC_PROCESSING_APP_IDS)[0],
+        display_name=events.DYNAMIC_PROCESSING_APP,
+        principal="5a4b8e8c-1b17-4c8d-9a3b-6a2f7a1f0c11",
+    ),
+    Actor(
+        kind="app",
+        id=None,
+        display_name=events.DYNAMIC_PROCESSING_APP,
+        principal="5a4b8e8c-1b17-4c8d-9a3b-6a2f7a1f0c11",
+    ),
+)
+"""The dynamic-processing app as the log names it: under either of its two appIds, and
+sometimes with a null appId (the display name only)."""
+
+
+def offset_form(bits: int) -> bool:
+    """Whether an event's time is written `+00:00` rather than `Z`: one in sixteen (bits 8-11
+    of the event's variant bits)."""
+    return (bits >> 8) & 15 == 0
+
+
+def membership_layout(bits: int) -> MembershipLayout:
+    """The layout of a dynamic membership change, from random bits: one in eight lists the
+    group first."""
+    return GROUP_FIRST if bits & 7 == 0 else MEMBER_FIRST
 
 
 class MemberRef(NamedTuple):
@@ -228,9 +289,12 @@ class ContainerRef(NamedTuple):
     administrative_unit: bool
 
 
-def membership_format(*, add: bool, administrative_unit: bool = False) -> bytes:
-    """The `%` format of an Add/Remove member event (slots as in `_membership_event`)."""
-    return _MEMBERSHIP_EVENTS[(add, administrative_unit)].format
+def membership_template(
+    *, add: bool, administrative_unit: bool = False, layout: MembershipLayout = MEMBER_FIRST
+) -> Template:
+    """The template of an Add/Remove member event (slots as in `_membership_event`; a group
+    listed first puts its slot before the member's, which `Template.render` takes care of)."""
+    return _MEMBERSHIP_EVENTS[(add, administrative_unit, layout)]
 
 
 def render_membership_change(
@@ -242,19 +306,22 @@ def render_membership_change(
     actor: bytes,
     member: MemberRef,
     container: ContainerRef,
+    layout: MembershipLayout = MEMBER_FIRST,
 ) -> bytes:
-    return _MEMBERSHIP_EVENTS[(add, container.administrative_unit)].format % (
-        event_id,
-        correlation_id,
-        timestamp,
-        actor,
-        member.id,
-        member.display_name,
-        member.type,
-        member.user_principal_name,
-        container.id_quoted,
-        container.display_name_quoted,
-        container.id,
+    return _MEMBERSHIP_EVENTS[(add, container.administrative_unit, layout)].render(
+        (
+            event_id,
+            correlation_id,
+            timestamp,
+            actor,
+            member.id,
+            member.display_name,
+            member.type,
+            member.user_principal_name,
+            container.id_quoted,
+            container.display_name_quoted,
+            container.id,
+        )
     )
 
 

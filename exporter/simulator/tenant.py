@@ -19,7 +19,13 @@ from typing import Any
 
 from exporter.clock import SystemClock, VirtualClock
 from exporter.domain import events
-from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
+from exporter.domain.events import (
+    DirectoryObjectKind,
+    ObjectType,
+    ProcessingState,
+    Relevance,
+    Series,
+)
 from exporter.domain.rules import Rule
 from exporter.simulator.auditlog import AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector, FaultSettings
@@ -38,6 +44,7 @@ from exporter.simulator.model import USER, Container, Directory, ObjectTable, pa
 from exporter.simulator.processing import Capacity, Emission, ProcessingQueue
 from exporter.simulator.render import (
     DYNAMIC_PROCESSING_ACTOR,
+    SELF_SERVICE,
     Actor,
     PropertyChange,
     enc_list_value,
@@ -105,6 +112,11 @@ GRAPH_CLIENT_ACTOR = Actor(
     "9a7c5e3b-1f2d-4c6e-8a0b-3d5f7b9d1f3a",
 )
 BULK_ACTORS = {"sync": SYNC_ACTOR, "hr": HR_ACTOR, "admin": ADMIN_ACTORS[0]}
+
+
+SELF_SERVICE_SHARE = 0.2
+"""Of the everyday changes to assigned groups, those approved through self-service group
+management (by the dynamic-processing app)."""
 
 
 def _property_display_name(name: str) -> str:
@@ -274,6 +286,9 @@ class SimulatedTenant:
         self.start_us = round(start * MICROS)
         self.time_us = self.start_us
         self._rng = random.Random(f"tenant-activity-{self.seed}")
+        # Draws that vary how events look (#13) come from their own stream, so that adding
+        # variety does not change which events happen.
+        self._variants = random.Random(f"tenant-variants-{self.seed}")
         self._steady = _SteadyLoad(scenario, self.shape, self._rng, self.start_us)
         self._bulk: list[_BulkPush] = []
         self._timeline: list[_Scheduled] = []
@@ -346,7 +361,15 @@ class SimulatedTenant:
     def _describe_history_update(
         self, object_type: str, index: int, bits: int
     ) -> list[PropertyChange]:
-        name, old, new = describe_change(self.directory.tables[object_type], index, bits)
+        # History counts every update as rule-relevant (its truth is by kind): it changes only
+        # properties the rules read. Live updates carry the realistic share of others.
+        readers = self.directory.readers_of
+        name, old, new = describe_change(
+            self.directory.tables[object_type],
+            index,
+            bits,
+            read_by_rules=lambda name: bool(readers(object_type, name)),
+        )
         return [
             PropertyChange(_property_display_name(name), enc_list_value(old), enc_list_value(new))
         ]
@@ -485,9 +508,12 @@ class SimulatedTenant:
             container = rng.choice(static)
             member = rng.randrange(len(users))
             add = member not in container.members
-            self.manual_membership(
-                container, member, add=add, actor=rng.choice(ADMIN_ACTORS), time_us=time_us
-            )
+            if self._variants.random() < SELF_SERVICE_SHARE:
+                self.self_service_membership(container, member, add=add, time_us=time_us)
+            else:
+                self.manual_membership(
+                    container, member, add=add, actor=rng.choice(ADMIN_ACTORS), time_us=time_us
+                )
         elif kind == "group_update":
             dynamic = [c for c in directory.containers if c.rule is not None]
             if dynamic:
@@ -558,6 +584,13 @@ class SimulatedTenant:
             return
         user = object_type == USER
         ref = table.refs[index]
+        # What the exporter will say (#13): relevant when a dynamic rule reads a changed property.
+        readers = self.directory.readers_of
+        relevance = (
+            Relevance.RULE
+            if any(readers(object_type, name) for name in changed)
+            else Relevance.OTHER
+        )
         self.writer.object_event(
             time_us,
             activity="Update user" if user else "Update device",
@@ -569,7 +602,7 @@ class SimulatedTenant:
             target_display_name=ref.display_name,
             target_user_principal_name=ref.user_principal_name,
             changes=changes,
-            series=Series.TRIGGER_USER if user else Series.TRIGGER_DEVICE,
+            series=events.TRIGGER_SERIES_BY_RELEVANCE[ObjectType(object_type)][relevance],
         )
         self.queue.enqueue_object(object_type, index, changed, time_us)
 
@@ -726,6 +759,28 @@ class SimulatedTenant:
             series=Series.MANUAL_ADD if add else Series.MANUAL_REMOVE,
         )
         return True
+
+    def self_service_membership(
+        self, container: Container, member: int, *, add: bool, time_us: int
+    ) -> None:
+        """A change approved through self-service group management: done by the
+        dynamic-processing app, logged by Self-service Group Management; not dynamic."""
+        if add == (member in container.members):
+            return
+        if add:
+            container.members.add(member)
+        else:
+            container.members.discard(member)
+        self.writer.membership_change(
+            time_us,
+            add=add,
+            actor=DYNAMIC_PROCESSING_ACTOR,
+            member=self.directory.users.refs[member],
+            container=container.ref,
+            container_index=container.index,
+            series=Series.APPROVAL_MANAGEMENT_OTHER,
+            layout=SELF_SERVICE,
+        )
 
     def update_objects(
         self,

@@ -54,6 +54,16 @@ def graph_timestamp(us: int) -> str:
     return f"{prefix}{hour:02d}:{minute:02d}:{sec:02d}.{micro:06d}0Z"
 
 
+def audit_timestamp(us: int, *, offset_form: bool = False) -> str:
+    """An audit event's activityDateTime in each form real events come in (#13): Graph's seven
+    fractional digits and `Z`, no fractional part when there is none, and `+00:00` (as Event
+    Hub and Log Analytics exports write it) when `offset_form`. Every form is exact."""
+    text = graph_timestamp(us)
+    if us % MICROS == 0:
+        text = text[:19] + "Z"
+    return text[:-1] + "+00:00" if offset_form else text
+
+
 def graph_timestamp_seconds(us: int) -> str:
     """`2026-01-05T08:00:00Z`: createdDateTime and friends."""
     return _second_prefix(us // MICROS) + "Z"

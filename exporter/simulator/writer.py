@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -19,16 +20,21 @@ from exporter.domain.events import Series
 from exporter.simulator.auditlog import ACTIVITY_CODE, SERIES_CODE, AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector
 from exporter.simulator.render import (
+    DYNAMIC_PROCESSING_ACTOR,
+    DYNAMIC_PROCESSING_ACTORS,
     Actor,
     ContainerRef,
     MemberRef,
+    MembershipLayout,
     PropertyChange,
     enc,
     identity,
+    membership_layout,
+    offset_form,
     render_membership_change,
     render_object_event,
 )
-from exporter.simulator.timefmt import MICROS, graph_timestamp
+from exporter.simulator.timefmt import MICROS, audit_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +97,26 @@ class AuditWriter:
         container: ContainerRef,
         container_index: int,
         series: Series,
+        layout: MembershipLayout | None = None,
     ) -> None:
+        """`layout` None: laid out as Entra varies them (the group first in some) and, for the
+        dynamic-processing app, attributed to either of its appIds or to none; chosen from the
+        event's id, so that the log stays a function of the seed."""
         event_id, correlation = self._identity()
+        variant = zlib.crc32(event_id)
+        if layout is None:
+            layout = membership_layout(variant)
+            if actor is DYNAMIC_PROCESSING_ACTOR:
+                actor = DYNAMIC_PROCESSING_ACTORS[(variant >> 3) % len(DYNAMIC_PROCESSING_ACTORS)]
         payload = render_membership_change(
             event_id=event_id,
             correlation_id=correlation,
-            timestamp=enc(graph_timestamp(time_us)),
+            timestamp=enc(audit_timestamp(time_us, offset_form=offset_form(variant))),
             add=add,
             actor=actor.initiated_by(),
             member=member,
             container=container,
+            layout=layout,
         )
         if container.administrative_unit:
             activity = events.ADD_AU_MEMBER if add else events.REMOVE_AU_MEMBER
@@ -134,10 +150,11 @@ class AuditWriter:
         group_type: str | None = None,
     ) -> None:
         event_id, correlation = self._identity()
+        variant = zlib.crc32(event_id)
         payload = render_object_event(
             event_id=event_id,
             correlation_id=correlation,
-            timestamp=enc(graph_timestamp(time_us)),
+            timestamp=enc(audit_timestamp(time_us, offset_form=offset_form(variant))),
             activity=activity,
             category=category,
             operation=operation,

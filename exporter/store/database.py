@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
@@ -119,8 +120,10 @@ class PausedObject:
     kind: DirectoryObjectKind
     id: str
     name: str
-    paused_since: float
-    """Refined by audit events when they explain the pause; else the first poll that saw it."""
+    paused_since: float | None
+    """Refined by audit events when they explain the pause; else the first poll that saw it
+    Paused after one saw it On; None when it was paused from the first listing on and no audit
+    event tells when (never the first poll's time: a parked group is not a recent pause)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,7 @@ class Store:
         state_changes: list[tuple[str, str, str, float, str | None]] = []
         seen_rows: list[tuple[str, float, str]] = []
         consumed: list[NewEvents] = []
+        undecided: list[tuple[str, str, float, str, str]] = []
         with self._transaction():
             committed: set[tuple[float, str]] = set()
             for batch in batches:
@@ -295,9 +299,10 @@ class Store:
                 if batch.lateness_from is not None:
                     count_lateness(counted, batch.lateness_from, new_events)
                 if batch.reconciling:
-                    # Behind the consumers' settled point: a lag correlator reads in time order.
                     counted[RECONCILED] += len(new_events)
-                else:
+                new_events = self._decide_dynamic(tenant, new_events, undecided)
+                if not batch.reconciling:
+                    # Behind the consumers' settled point: a lag correlator reads in time order.
                     consumed.append(NewEvents(new_events, batch.next_start))
                 for event in new_events:
                     series = event.series
@@ -322,6 +327,11 @@ class Store:
                 counted[kind] += n
 
             db.executemany("INSERT INTO seen_events (tenant, time, id) VALUES (?, ?, ?)", seen_rows)
+            db.executemany(
+                "INSERT OR IGNORE INTO undecided_changes (tenant, event_id, time, series, "
+                "group_id) VALUES (?, ?, ?, ?, ?)",
+                undecided,
+            )
             _add_counts(db, "minute_counts", "minute", tenant, minutes)
             _add_counts(db, "hour_counts", "hour", tenant, hours)
             db.executemany(
@@ -377,11 +387,8 @@ class Store:
         """The batch's events not seen before (in the store, or earlier in this transaction:
         `committed`); records the new ids in `seen_rows` and `committed`, and counts the
         duplicates and the new malformed events."""
-        malformed_keys = [
-            (m.time if m.time is not None else batch.malformed_time, m.id) for m in batch.malformed
-        ]
         keys = [(e.time, e.id) for e in batch.events]
-        seen = self._seen(tenant, keys + malformed_keys)
+        seen = self._seen(tenant, keys)
         duplicates = 0
 
         def first_sight(key: tuple[float, str]) -> bool:
@@ -406,13 +413,164 @@ class Store:
             new_events = [
                 event for event, key in zip(batch.events, keys, strict=True) if first_sight(key)
             ]
-        for bad, key in zip(batch.malformed, malformed_keys, strict=True):
-            if first_sight(key):
+        for bad in batch.malformed:
+            # Keyed by content (a digest), not by time: an event whose time cannot be read
+            # would otherwise take the time of each window that serves it.
+            inserted = self.db.execute(
+                "INSERT OR IGNORE INTO malformed_seen (tenant, digest, first_seen) "
+                "VALUES (?, ?, ?)",
+                (tenant, bad.id, batch.now),
+            ).rowcount
+            if inserted:
                 counted[MALFORMED] += 1
                 counted[MALFORMED_PREFIX + bad.reason] += 1
+            else:
+                counted[DUPLICATE] += 1
         if duplicates:
             counted[DUPLICATE] += duplicates
         return new_events
+
+    def _decide_dynamic(
+        self,
+        tenant: str,
+        events: list[ClassifiedEvent],
+        undecided: list[tuple[str, str, float, str, str]],
+    ) -> list[ClassifiedEvent]:
+        """Keep a change by the dynamic-processing app dynamic only if its group was a dynamic
+        group at the event's time (listed as dynamic, and not yet left out of a listing); one
+        on a group a listing at or after its time did not list is `approval_management_other`;
+        one no listing has told about yet waits in `undecided_changes` (appended here) for the
+        next group listing (`record_directory_poll`), and is left out of the result."""
+        groups = {e.group_id for e in events if e.series in _DYNAMIC and e.group_id is not None}
+        if not groups:
+            return events
+        spans = self._dynamic_spans(tenant, groups)
+        listed_at = self._listed_at(tenant, DirectoryObjectKind.GROUP)
+        decided: list[ClassifiedEvent] = []
+        for event in events:
+            if event.series not in _DYNAMIC or event.group_id is None:
+                decided.append(event)
+                continue
+            dynamic = _was_dynamic(spans.get(event.group_id), listed_at, event.time)
+            if dynamic is None:
+                undecided.append((tenant, event.id, event.time, event.series, event.group_id))
+            elif dynamic:
+                decided.append(event)
+            else:
+                decided.append(event._replace(series=Series.APPROVAL_MANAGEMENT_OTHER))
+        return decided
+
+    def _dynamic_spans(
+        self, tenant: str, group_ids: Iterable[str]
+    ) -> dict[str, tuple[float, float | None]]:
+        """group id -> (first listed as dynamic, first left out of a listing since)."""
+        wanted = list(group_ids)
+        spans: dict[str, tuple[float, float | None]] = {}
+        for i in range(0, len(wanted), _SQL_VARIABLES):
+            chunk = wanted[i : i + _SQL_VARIABLES]
+            for group_id, first, unlisted in self.db.execute(
+                "SELECT group_id, first_listed, unlisted_at FROM dynamic_group_spans "
+                f"WHERE tenant=? AND group_id IN ({','.join('?' * len(chunk))})",
+                (tenant, *chunk),
+            ):
+                spans[group_id] = (first, unlisted)
+        return spans
+
+    def _listed_at(self, tenant: str, kind: DirectoryObjectKind) -> float | None:
+        row = self.db.execute(
+            "SELECT listed_at FROM listings WHERE tenant=? AND kind=?", (tenant, kind.value)
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def audit_query_mode(self, tenant: str) -> AuditQueryMode:
+        """The mode the audit poller uses (narrow until Graph refused it)."""
+        row = self.db.execute("SELECT mode FROM audit_query WHERE tenant=?", (tenant,)).fetchone()
+        return AuditQueryMode.NARROW if row is None else AuditQueryMode(row[0])
+
+    def set_audit_query_mode(self, tenant: str, mode: AuditQueryMode, since: float) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO audit_query (tenant, mode, since) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant) DO UPDATE SET mode = excluded.mode, since = excluded.since",
+                (tenant, mode.value, since),
+            )
+
+    def undecided_count(self, tenant: str) -> int:
+        """Changes by the dynamic-processing app waiting for a group listing."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM undecided_changes WHERE tenant=?", (tenant,)
+        ).fetchone()
+        return int(row[0])
+
+    def _record_dynamic_groups(self, tenant: str, group_ids: set[str], observed_at: float) -> None:
+        """Inside the listing's transaction: the spans of the dynamic groups, then the changes
+        that waited for a listing, counted now that it decides them."""
+        db = self.db
+        db.executemany(
+            "INSERT INTO dynamic_group_spans (tenant, group_id, first_listed) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant, group_id) DO UPDATE SET unlisted_at = NULL",
+            [(tenant, g, observed_at) for g in group_ids],
+        )
+        listed_before = {
+            g
+            for (g,) in db.execute(
+                "SELECT group_id FROM dynamic_group_spans WHERE tenant=? AND unlisted_at IS NULL",
+                (tenant,),
+            )
+        }
+        db.executemany(
+            "UPDATE dynamic_group_spans SET unlisted_at=? WHERE tenant=? AND group_id=?",
+            [(observed_at, tenant, g) for g in listed_before - group_ids],
+        )
+        db.execute(
+            "INSERT INTO listings (tenant, kind, listed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant, kind) DO UPDATE SET listed_at = excluded.listed_at",
+            (tenant, DirectoryObjectKind.GROUP.value, observed_at),
+        )
+        rows = db.execute(
+            "SELECT event_id, time, series, group_id FROM undecided_changes "
+            "WHERE tenant=? AND time <= ?",
+            (tenant, observed_at),
+        ).fetchall()
+        if not rows:
+            return
+        spans = self._dynamic_spans(tenant, {row[3] for row in rows})
+        minutes: Counter[tuple[str, int]] = Counter()
+        group_hours: Counter[tuple[str, int]] = Counter()
+        group_last: dict[str, float] = {}
+        for _event_id, time, series, group_id in rows:
+            if _was_dynamic(spans.get(group_id), observed_at, time):
+                group_hours[(group_id, int(time // 3600) * 3600)] += 1
+                group_last[group_id] = max(time, group_last.get(group_id, _NEVER))
+            else:
+                series = Series.APPROVAL_MANAGEMENT_OTHER.value
+            minutes[(series, int(time // 60) * 60)] += 1
+        hours: Counter[tuple[str, int]] = Counter()
+        counted: Counter[str] = Counter()
+        for (kind, minute), n in minutes.items():
+            hours[(kind, minute // 3600 * 3600)] += n
+            counted[kind] += n
+        _add_counts(db, "minute_counts", "minute", tenant, minutes)
+        _add_counts(db, "hour_counts", "hour", tenant, hours)
+        db.executemany(
+            "INSERT INTO totals (tenant, kind, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant, kind) DO UPDATE SET count = count + excluded.count",
+            [(tenant, kind, n) for kind, n in counted.items()],
+        )
+        db.executemany(
+            "INSERT INTO group_hour_counts (tenant, group_id, hour, count) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, hour, group_id) "
+            "DO UPDATE SET count = count + excluded.count",
+            [(tenant, g, h, n) for (g, h), n in group_hours.items()],
+        )
+        db.executemany(
+            "INSERT INTO group_last_change (tenant, group_id, time) VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant, group_id) DO UPDATE SET time = max(time, excluded.time)",
+            [(tenant, g, t) for g, t in group_last.items()],
+        )
+        db.execute(
+            "DELETE FROM undecided_changes WHERE tenant=? AND time <= ?", (tenant, observed_at)
+        )
 
     def _seen(self, tenant: str, keys: list[tuple[float, str]]) -> set[tuple[float, str]]:
         """Which of these (time, id) keys were committed before: one primary-key range scan per
@@ -445,6 +603,14 @@ class Store:
         with self._transaction():
             db.execute("DELETE FROM seen_events WHERE tenant=? AND time < ?", (tenant, seen_before))
             self.note_seen_kept_from(tenant, seen_before)
+            db.execute(
+                "DELETE FROM malformed_seen WHERE tenant=? AND first_seen < ?",
+                (tenant, now - HOUR_RETENTION),
+            )
+            db.execute(
+                "DELETE FROM dynamic_group_spans WHERE tenant=? AND unlisted_at < ?",
+                (tenant, now - HOUR_RETENTION),
+            )
             db.execute(
                 "DELETE FROM minute_counts WHERE tenant=? AND minute < ?",
                 (tenant, now - MINUTE_RETENTION),
@@ -611,8 +777,10 @@ class Store:
         """Store a complete listing of one kind; objects no longer listed are forgotten.
 
         A pause is first observed by the poll that sees Paused after On (or the first poll);
-        `paused_objects` refines that time with audit events."""
+        `paused_objects` refines that time with audit events. A group listing also decides the
+        changes by the dynamic-processing app that waited for one (`_decide_dynamic`)."""
         db = self.db
+        objects = tuple(objects)
         with self._transaction():
             db.executemany(
                 "INSERT INTO directory_objects (tenant, id, kind, name, rule, state, first_seen, "
@@ -645,6 +813,8 @@ class Store:
                 "DELETE FROM directory_objects WHERE tenant=? AND kind=? AND last_seen < ?",
                 (tenant, kind.value, observed_at),
             )
+            if kind is DirectoryObjectKind.GROUP:
+                self._record_dynamic_groups(tenant, {o.id.lower() for o in objects}, observed_at)
 
     def directory_objects(self, tenant: str) -> list[DirectoryObject]:
         rows = self.db.execute(
@@ -672,12 +842,13 @@ class Store:
         return {(DirectoryObjectKind(kind), state): int(n) for kind, state, n in rows}
 
     def paused_objects(self, tenant: str) -> list[PausedObject]:
-        """Paused groups and units with the time each pause began, oldest pause first.
+        """Paused groups and units with the time each pause began, oldest pause first (those
+        of unknown time first: they were paused before the exporter first listed them).
 
         The time is that of the latest audit event that changed the processing state (to
         Paused, or to a value the event did not say) after the object was last seen On and
         no later than the poll that first saw it paused; without such an event, that poll's
-        time."""
+        time if an earlier poll saw it On; else unknown (None), as in `object_states`."""
         rows = self.db.execute(
             """
             SELECT o.kind, o.id, o.name, coalesce(
@@ -686,15 +857,17 @@ class Store:
                    AND e.time <= o.paused_observed_at
                    AND (o.last_on_at IS NULL OR e.time > o.last_on_at)
                    AND (e.state IS NULL OR e.state = 'Paused')),
-                o.paused_observed_at) AS since
+                CASE WHEN o.last_on_at IS NOT NULL THEN o.paused_observed_at END) AS since
             FROM directory_objects o
             WHERE o.tenant = ? AND o.state = 'Paused'
-            ORDER BY since, o.id
+            ORDER BY since IS NOT NULL, since, o.id
             """,
             (tenant,),
         )
         return [
-            PausedObject(DirectoryObjectKind(kind), object_id, name, float(since))
+            PausedObject(
+                DirectoryObjectKind(kind), object_id, name, None if since is None else float(since)
+            )
             for kind, object_id, name, since in rows
         ]
 
@@ -729,6 +902,22 @@ class Store:
             )
             for kind, object_id, name, state, resumed, last_seen, since in rows
         ]
+
+
+def _was_dynamic(
+    span: tuple[float, float | None] | None, listed_at: float | None, time: float
+) -> bool | None:
+    """Whether a group was dynamic at `time`: yes if a listing showed it dynamic and none had
+    left it out by then; no if a listing at or after `time` never showed it (an assigned group,
+    or one converted before any listing); None (undecided) if no listing has spoken yet. A
+    group is taken as dynamic before its first listing: its conversion from assigned is not
+    in the audit log's membership events."""
+    if span is not None:
+        unlisted_at = span[1]
+        return unlisted_at is None or time < unlisted_at
+    if listed_at is not None and time <= listed_at:
+        return False
+    return None
 
 
 class _Transaction:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from exporter.domain.events import ObjectType, ProcessingState, Series
+from exporter.domain.events import RELEVANT_TRIGGER_SERIES, ObjectType, ProcessingState, Series
 from exporter.domain.history import HOUR
 from exporter.domain.lag import (
     CHANGE_ORDER,
@@ -43,7 +43,8 @@ from exporter.domain.lag import (
 from exporter.domain.records import ClassifiedEvent
 from exporter.store.database import NewEvents
 
-_TRIGGERS = {Series.TRIGGER_USER, Series.TRIGGER_DEVICE}
+# Triggers no rule reads cannot cause a change: pairing them would only expire them (#13).
+_TRIGGERS = {s for relevant in RELEVANT_TRIGGER_SERIES.values() for s in relevant}
 _CHANGES = {Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE}
 _REEVALUATIONS = {Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE}
 SAMPLE_MARGIN = HOUR

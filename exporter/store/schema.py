@@ -68,6 +68,35 @@ CREATE TABLE IF NOT EXISTS state_change_events (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS state_change_events_group
     ON state_change_events (tenant, group_id, time);
+-- Malformed events by a digest of their content (#13): counted once whatever window serves
+-- them; kept for longer than the audit retention.
+CREATE TABLE IF NOT EXISTS malformed_seen (
+    tenant TEXT NOT NULL, digest TEXT NOT NULL, first_seen REAL NOT NULL,
+    PRIMARY KEY (tenant, digest)
+) WITHOUT ROWID;
+-- Every group ever listed as dynamic, and when a listing first left it out (converted to
+-- assigned, or deleted): a change by the dynamic-processing app is dynamic only if its group
+-- was dynamic at the event's time (#13).
+CREATE TABLE IF NOT EXISTS dynamic_group_spans (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, first_listed REAL NOT NULL,
+    unlisted_at REAL,
+    PRIMARY KEY (tenant, group_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS listings (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, listed_at REAL NOT NULL,
+    PRIMARY KEY (tenant, kind)
+) WITHOUT ROWID;
+-- Changes by the dynamic-processing app on a group no listing has told about yet (a backfill
+-- before the first listing, a group created since the last): counted when a listing decides.
+CREATE TABLE IF NOT EXISTS undecided_changes (
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, time REAL NOT NULL, series TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, time, event_id)
+) WITHOUT ROWID;
+-- The audit query mode in use (#13): narrow, time_ordered, time_only.
+CREATE TABLE IF NOT EXISTS audit_query (
+    tenant TEXT PRIMARY KEY, mode TEXT NOT NULL, since REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS directory_objects (
     tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
     rule TEXT NOT NULL, state TEXT,
@@ -186,6 +215,17 @@ def _to_5(db: sqlite3.Connection) -> None:
     # What throttling cost each pause/resume operation (the report and the ledger say so).
     _add_column(db, "ops_operations", "requests", "INTEGER NOT NULL DEFAULT 0")
     _add_column(db, "ops_operations", "throttled", "INTEGER NOT NULL DEFAULT 0")
+    # Triggers are counted by relevance (#13). What was counted before had no property list
+    # read, so it is of unknown relevance.
+    for table, column in (
+        ("minute_counts", "series"),
+        ("hour_counts", "series"),
+        ("totals", "kind"),
+    ):
+        db.execute(
+            f"UPDATE {table} SET {column} = {column} || '_unknown' "
+            f"WHERE {column} IN ('trigger_user', 'trigger_device')"
+        )
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {3: _to_4, 4: _to_5}
@@ -213,6 +253,13 @@ def apply(db: sqlite3.Connection, path: str) -> None:
         db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         return
     while version < SCHEMA_VERSION:
-        MIGRATIONS[version](db)
-        version += 1
-        db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        # One transaction a step: a file is at one version or the next, never between.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](db)
+            version += 1
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")

@@ -135,14 +135,26 @@ async def test_dynamic_membership_events_have_the_layout_graph_facts_describe(
     dynamic = [e for e in served if e["initiatedBy"]["app"] is not None]
     assert dynamic
     containers = sim.tenant.directory.by_id
+    app_ids: set[str | None] = set()
+    group_first = 0
     for event in dynamic:
         assert event["category"] == events.CATEGORY_GROUP_MANAGEMENT
-        assert event["loggedByService"] == "Core Directory"
+        # Self-service group management acts as the same app, logged by its own service (#13).
+        assert event["loggedByService"] in (
+            events.LOGGED_BY_CORE_DIRECTORY,
+            events.LOGGED_BY_SELF_SERVICE,
+        )
         assert event["operationType"] == "Unassign"
         assert event["initiatedBy"]["user"] is None
         assert event["initiatedBy"]["app"]["displayName"] == events.DYNAMIC_PROCESSING_APP
-        assert event["initiatedBy"]["app"]["appId"] in events.DYNAMIC_PROCESSING_APP_IDS
-        member, group = event["targetResources"]
+        app_ids.add(event["initiatedBy"]["app"]["appId"])
+        # Targets by type, in either order (Graph's own example lists the group first).
+        targets = event["targetResources"]
+        [group] = [t for t in targets if t["type"] == "Group"]
+        [member] = [t for t in targets if t["type"] != "Group"]
+        group_first += targets[0] is group
+        assert group["displayName"] is None
+        assert group["groupType"] in ("azureAD", "unknownFutureValue")
         assert member["type"] in ("User", "Device")
         properties = {p["displayName"]: p for p in member["modifiedProperties"]}
         object_id = properties[events.PROPERTY_GROUP_OBJECT_ID]
@@ -151,6 +163,8 @@ async def test_dynamic_membership_events_have_the_layout_graph_facts_describe(
         name = orjson.loads(properties[events.PROPERTY_GROUP_DISPLAY_NAME]["oldValue"])
         assert containers[group["id"]].display_name == name
         assert events.PROPERTY_GROUP_WELL_KNOWN_NAME in properties
+    assert app_ids == {*events.DYNAMIC_PROCESSING_APP_IDS, None}  # both appIds, and none
+    assert 0 < group_first < len(dynamic)
 
 
 @pytest.mark.parametrize(

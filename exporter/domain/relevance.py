@@ -1,0 +1,105 @@
+"""Whether a user or device change can matter to the tenant's dynamic rules (issue #13).
+
+"Update user" and "Update device" name the changed properties in their modified property
+`Included Updated Properties` (a comma-separated list, possibly empty). Many updates touch only
+properties no rule can read (authentication methods, token timestamps, licence housekeeping):
+such a storm cannot start re-evaluation. The rules tell which properties they read
+(`Rule.properties`); names are compared case- and separator-insensitively, and the few audit
+names that differ from the rule property they change are mapped (`_AUDIT_ALIASES`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from exporter.domain.events import PROPERTY_INCLUDED_UPDATED_PROPERTIES, ObjectType, Relevance
+from exporter.domain.records import ModifiedProperty
+from exporter.domain.rules import RuleSyntaxError, parse
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_AUDIT_ALIASES = {
+    # audit name (normalised) -> the rule property it changes (normalised)
+    "assignedplan": "assignedplans",
+    "othermail": "othermails",
+    "proxyaddress": "proxyaddresses",
+    "manager": "manager",
+}
+
+
+def normalise_name(name: str) -> str:
+    """Property names compared without case or separators (`Group.ObjectID` ~ `groupobjectid`)."""
+    return _NOT_ALNUM.sub("", name.lower())
+
+
+_INCLUDED = normalise_name(PROPERTY_INCLUDED_UPDATED_PROPERTIES)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProperties:
+    """The properties the tenant's dynamic rules read, normalised, per object type."""
+
+    user: frozenset[str]
+    device: frozenset[str]
+
+    def of(self, object_type: ObjectType) -> frozenset[str]:
+        return self.user if object_type is ObjectType.USER else self.device
+
+
+def rule_properties(rules: Iterable[str]) -> RuleProperties:
+    """From rule texts; a rule that does not parse reads nothing we can name (the linter
+    reports it)."""
+    names: dict[str, set[str]] = {ObjectType.USER.value: set(), ObjectType.DEVICE.value: set()}
+    for text in rules:
+        try:
+            rule = parse(text)
+        except (RuleSyntaxError, ValueError):
+            continue
+        names[str(rule.object_type)].update(normalise_name(p) for p in rule.properties)
+    return RuleProperties(
+        frozenset(names[ObjectType.USER.value]), frozenset(names[ObjectType.DEVICE.value])
+    )
+
+
+def changed_properties(modified: Iterable[ModifiedProperty]) -> tuple[str, ...] | None:
+    """The normalised names in `Included Updated Properties`; None when the event has none."""
+    for prop in modified:
+        if normalise_name(prop.name) != _INCLUDED:
+            continue
+        listed = _decode(prop.new_value)
+        if listed is None:
+            return ()
+        names = (normalise_name(part) for part in listed.split(","))
+        return tuple(_AUDIT_ALIASES.get(n, n) for n in names if n)
+    return None
+
+
+def trigger_relevance(
+    object_type: ObjectType,
+    modified: Iterable[ModifiedProperty],
+    properties: RuleProperties | None,
+) -> Relevance:
+    """`rule` if a changed property is read by a rule, `other` if none is, `unknown` without a
+    property list (or before the tenant's rules are known)."""
+    changed = changed_properties(modified)
+    if changed is None or properties is None:
+        return Relevance.UNKNOWN
+    read = properties.of(object_type)
+    return Relevance.RULE if any(name in read for name in changed) else Relevance.OTHER
+
+
+def _decode(raw: str | None) -> str | None:
+    """The list is a JSON string (`"\\"Department, JobTitle\\""`); plain text is taken as is."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return value if isinstance(value, str) else None
