@@ -81,7 +81,7 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_audit_watermark_timestamp_seconds", "gauge", ("tenant",)),
     Family("entra_dynamic_graph_requests", "counter", ("tenant", "endpoint", "code")),
     Family("entra_dynamic_audit_events", "counter", ("tenant", "kind")),
-    Family("entra_dynamic_exporter_build_info", "gauge", ("version", "python_version")),
+    Family("entra_dynamic_exporter_build_info", "gauge", ("version", "revision", "python_version")),
     # The critical-groups view: Graph beta membershipRuleProcessingStatus of each critical group
     # (1 for its current status, 0 for the others), and the last dynamic membership change seen in
     # the audit log per (bounded) group (docs/architecture.md; not in DESIGN 5.1).

@@ -216,9 +216,18 @@ async def test_readyz_is_200_when_ready_and_503_with_detail_when_not() -> None:
         assert r.content_type == "application/json"
         assert orjson.loads(await r.read()) == {
             "ready": True,
+            "complete": True,
             "tenants": {
-                "contoso": {"ready": True, "detail": "audit log ingested to 12:03:00 UTC"},
-                "fabrikam": {"ready": True, "detail": "audit log ingested to 12:02:30 UTC"},
+                "contoso": {
+                    "ready": True,
+                    "complete": True,
+                    "detail": "audit log ingested to 12:03:00 UTC",
+                },
+                "fabrikam": {
+                    "ready": True,
+                    "complete": True,
+                    "detail": "audit log ingested to 12:02:30 UTC",
+                },
             },
         }
         state["now"] = Readiness.of(
@@ -233,8 +242,27 @@ async def test_readyz_is_200_when_ready_and_503_with_detail_when_not() -> None:
     assert body["ready"] is False
     assert body["tenants"]["fabrikam"] == {
         "ready": False,
+        "complete": True,
         "detail": "waiting for the first audit poll",
     }
+
+
+async def test_a_backfill_under_way_is_served_but_never_called_complete() -> None:
+    backfilling = Readiness.of(
+        {"contoso": TenantReadiness(True, "backfilling the audit log: 54%", complete=False)}
+    )
+    app = make_app(readiness=lambda: backfilling)
+    async with running(app, LOCAL) as server, client() as http:
+        async with http.get(server.url + "readyz") as r:
+            assert r.status == 200  # scrapeable while the backfill makes progress
+            body = orjson.loads(await r.read())
+        async with http.get(server.url) as r:
+            page = await r.text()
+    assert body["complete"] is False
+    assert body["tenants"]["contoso"]["complete"] is False
+    assert "Complete, fresh data for" not in page
+    assert "still backfilling" in page
+    assert "54%" in page
 
 
 def test_readiness_of_needs_a_tenant_and_every_tenant_ready() -> None:
@@ -538,9 +566,11 @@ def test_parse_listen_address(address: str, parsed: tuple[str | None, int]) -> N
     assert parse_listen_address(address) == parsed
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:http", "::1:9717", "host:70000"])
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "9717", "127.0.0.1:http", "::1:9717", "host:70000"]
+)
 def test_parse_listen_address_rejects(address: str) -> None:
-    with pytest.raises(ValueError, match=r"HOST:PORT|brackets"):
+    with pytest.raises(ValueError, match=r"needs \[host\]:port|brackets"):
         parse_listen_address(address)
 
 

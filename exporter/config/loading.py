@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from exporter.config.models import ENV_OVERRIDE_PREFIX, SECTION_MODELS, Config
 from exporter.config.web import WebConfigError, load_web_config
@@ -132,7 +133,12 @@ def _apply_override(raw: dict[str, Any], dotted: str, value: str) -> None:
 
 def _describe(exc: ValidationError, raw: Any, source: str) -> list[str]:
     lines = []
-    for error in exc.errors(include_input=False, include_url=False):
+    errors = exc.errors(include_input=False, include_url=False)
+    for error in errors:
+        if error["type"] == "too_short" and _has_inner_error(error["loc"], errors):
+            # pydantic counts the items that failed as missing too: the items' own errors say
+            # what is wrong, "should have at least 1 item" would only mislead.
+            continue
         loc = _readable_loc(error["loc"], raw)
         if error["type"] == "extra_forbidden":
             key = str(error["loc"][-1])
@@ -145,6 +151,10 @@ def _describe(exc: ValidationError, raw: Any, source: str) -> list[str]:
             msg = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
     return lines
+
+
+def _has_inner_error(loc: tuple[int | str, ...], errors: list[ErrorDetails]) -> bool:
+    return any(len(e["loc"]) > len(loc) and e["loc"][: len(loc)] == loc for e in errors)
 
 
 def _readable_loc(loc: tuple[int | str, ...], raw: Any) -> str:

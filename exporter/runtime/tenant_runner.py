@@ -276,7 +276,9 @@ class TenantRunner:
         audit = self.audit
         if audit is not None and audit.progress is not None and not audit.caught_up:
             return TenantReadiness(
-                bool(done), f"backfilling the audit log: {audit.progress.fraction:.0%}"
+                bool(done),
+                f"backfilling the audit log: {audit.progress.fraction:.0%}",
+                complete=False,
             )
         if done:
             failing = [s for s in self.statuses.values() if s.success is False]
