@@ -1,14 +1,16 @@
 """Write the generated rule files: `python -m alerts.build [--check] [--output-dir DIR]
 [--for-override 10s] [--runbook-base-url URL]`.
 
-The committed files are alerts/prometheus_rules.yml (recording) and alerts/prometheus_alerts.yml
-(alerting). `--check` exits 1 when they differ from what the source generates (with the same
-options). `--for-override` renders every `for:` as the given duration, for an end-to-end test
-against a real Prometheus. `--runbook-base-url` makes every alert's `runbook_url` absolute:
-`URL/alerts/runbook.md#<alert>`, URL being where your deployment browses this repository's files
-(e.g. https://github.com/OWNER/REPO/blob/main); without it the link is repository-relative. Both
-write to another directory (your Prometheus's rule directory); the committed files keep the
-designed durations and relative links, which the promtool tests in alerts/tests/ expect.
+The committed files are alerts/rules/prometheus_rules.yml (recording) and
+alerts/rules/prometheus_alerts.yml (alerting): only rule files live in alerts/rules/, so that
+`promtool check rules alerts/rules/*.yml` checks them all and nothing else. `--check` exits 1
+when they differ from what the source generates (with the same options). `--for-override`
+renders every `for:` as the given duration, for an end-to-end test against a real Prometheus.
+`--runbook-base-url` makes every alert's `runbook_url` absolute: `URL/alerts/runbook.md#<alert>`,
+URL being where your deployment browses this repository's files (e.g.
+https://github.com/OWNER/REPO/blob/main); without it the link is repository-relative. Both write
+to another directory (your Prometheus's rule directory); the committed files keep the designed
+durations and relative links, which the promtool tests in alerts/tests/ expect.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from alerts import rules
 from alerts.rules import runbook_base_url
 
 ALERTS_DIR = Path(__file__).resolve().parent
+RULES_DIR = ALERTS_DIR / "rules"
+"""Where the committed rule files live; alerts/prometheus.yml loads `rules/*.yml`."""
 RECORDING_FILE = "prometheus_rules.yml"
 ALERTING_FILE = "prometheus_alerts.yml"
 
@@ -72,7 +76,7 @@ def write_rule_files(
     return written
 
 
-def stale_files(directory: Path = ALERTS_DIR, runbook_base_url: str = "") -> list[str]:
+def stale_files(directory: Path = RULES_DIR, runbook_base_url: str = "") -> list[str]:
     """Rule files in `directory` that differ from what the source generates."""
     return [
         name
@@ -85,7 +89,7 @@ def stale_files(directory: Path = ALERTS_DIR, runbook_base_url: str = "") -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m alerts.build", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if committed files are stale")
-    parser.add_argument("--output-dir", type=Path, default=ALERTS_DIR)
+    parser.add_argument("--output-dir", type=Path, default=RULES_DIR)
     parser.add_argument("--for-override", help="render every for: as this duration, e.g. 10s")
     parser.add_argument(
         "--runbook-base-url",
@@ -104,13 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         for name in stale:
             print(f"{args.output_dir / name} is stale: run python -m alerts.build", file=sys.stderr)
         return 1 if stale else 0
-    if args.output_dir.resolve() == ALERTS_DIR:
+    if args.output_dir.resolve() == RULES_DIR:
         if args.for_override:
-            parser.error("--for-override needs --output-dir outside alerts/ (keep committed files)")
+            parser.error(
+                "--for-override needs --output-dir outside alerts/rules/ (keep committed files)"
+            )
         if base_url:
             parser.error(
-                "--runbook-base-url needs --output-dir outside alerts/: the committed files keep "
-                "repository-relative links (alerts/tests/ expects them); write to your "
+                "--runbook-base-url needs --output-dir outside alerts/rules/: the committed files "
+                "keep repository-relative links (alerts/tests/ expects them); write to your "
                 "Prometheus's rule directory"
             )
     for path in write_rule_files(args.output_dir, args.for_override, base_url):

@@ -254,7 +254,7 @@ def exported_label_values(exposition: str) -> dict[tuple[str, str], frozenset[st
 
 @dataclass(frozen=True)
 class Expression:
-    where: str  # "alerts/prometheus_alerts.yml: EntraDynamicX", "dashboards/json/x.json: panel"
+    where: str  # "alerts/rules/prometheus_alerts.yml: EntraDynamicX", "dashboards/json/x.json: p"
     promql: str  # as written
     source: str  # "rules", "dashboard", "runbook"
 
@@ -268,6 +268,10 @@ _VARIABLES = {
     "$__range": "1d",
     "${tenant}": "contoso",
     "$tenant": "contoso",
+    "${job}": ".+",
+    "$job": ".+",
+    "${instance}": ".+",
+    "$instance": ".+",
 }
 
 
@@ -279,7 +283,10 @@ def substitute_variables(promql: str, variables: dict[str, str] | None = None) -
 
 
 def rule_files() -> list[Path]:
-    return [ALERTS_DIR / "prometheus_rules.yml", ALERTS_DIR / "prometheus_alerts.yml"]
+    return [
+        ALERTS_DIR / "rules" / "prometheus_rules.yml",
+        ALERTS_DIR / "rules" / "prometheus_alerts.yml",
+    ]
 
 
 def rules() -> Iterator[dict[str, Any]]:

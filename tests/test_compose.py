@@ -204,7 +204,9 @@ def test_promtool_check_config_is_clean() -> None:
 
 def test_prometheus_loads_the_generated_rules_and_scrapes_the_job_alerts_select() -> None:
     config = _yaml(PROMETHEUS_CONFIG)
-    assert config["rule_files"] == [alerts_build.RECORDING_FILE, alerts_build.ALERTING_FILE]
+    assert config["rule_files"] == ["rules/*.yml"]
+    loaded = sorted(p.name for p in PROMETHEUS_CONFIG.parent.glob(config["rule_files"][0]))
+    assert loaded == sorted([alerts_build.RECORDING_FILE, alerts_build.ALERTING_FILE])
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     names = jobs[c.EXPORTER_JOB]["dns_sd_configs"][0]["names"]
     assert set(names) == {"exporter", "simulator"}  # the services that serve :9717
