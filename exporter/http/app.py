@@ -5,7 +5,7 @@
   `on_startup` / `cleanup_ctx` / `on_cleanup` before serving it.
 * `serve()` (or `running()`) binds, serves until told to stop, then shuts down gracefully.
 * The web config file (exporter-toolkit format, `exporter.config.web`) adds TLS, response headers,
-  basic auth on every path, and a rate limit.
+  basic auth on every path but /healthz (liveness, "ok" only), and a rate limit.
 
 `/metrics` is prometheus_client's own aiohttp handler: `collect()` runs on the event loop, so
 collectors must only read an in-memory snapshot (no I/O), which is the project's rule anyway.
@@ -57,6 +57,7 @@ PRODUCT = "entra-dg-exporter"
 TAGLINE = "Observability and safe pause/resume for Microsoft Entra ID dynamic group processing."
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_TELEMETRY_PATH = "/metrics"
+HEALTHZ_PATH = "/healthz"
 
 log = get_logger(__name__)
 
@@ -119,7 +120,11 @@ class Link(NamedTuple):
 
 BUILTIN_LINKS = (
     Link("metrics", "/metrics", "Prometheus metrics (OpenMetrics when asked for)"),
-    Link("healthz", "/healthz", "liveness: 200 while the process serves requests"),
+    Link(
+        "healthz",
+        "/healthz",
+        "liveness: 200 while the process serves requests (no credentials needed)",
+    ),
     Link("readyz", "/readyz", "readiness: 200 when every tenant's data is trustworthy, else 503"),
 )
 
@@ -296,7 +301,7 @@ def create_app(
 
     builtin = [
         web.get(telemetry_path, metrics_handler),
-        web.get("/healthz", healthz),
+        web.get(HEALTHZ_PATH, healthz),
         web.get("/readyz", readyz),
         web.get("/", landing),
     ]
@@ -415,6 +420,11 @@ class BasicAuthenticator:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # /healthz answers "ok" and nothing else, so it is the one path without credentials:
+        # a Docker HEALTHCHECK or a kubelet liveness probe cannot carry a password, and the
+        # web config file stays exactly exporter-toolkit's (no key of ours to exempt it).
+        if request.path == HEALTHZ_PATH and request.method in ("GET", "HEAD"):
+            return await handler(request)
         if await self.check(request.headers.get(hdrs.AUTHORIZATION)):
             return await handler(request)
         raise web.HTTPUnauthorized(
