@@ -56,6 +56,11 @@ def check_command(
 ) -> None:
     """Validate the config (FILE or --config.file, with environment and --config.set
     overrides); exit 0 if valid, 1 if not."""
+    ctx = click.get_current_context()
+    if file is not None and (
+        ctx.get_parameter_source("config_file") is click.core.ParameterSource.ENVIRONMENT
+    ):
+        config_file = None  # FILE on the command line says which; ENTRA_DG_CONFIG_FILE is a default
     if file is not None and config_file is not None and file != config_file:
         raise click.UsageError(f"two config files given ({file} and {config_file}); give one")
     path = file or config_file
