@@ -78,6 +78,13 @@ async def test_self_metrics_at_the_telemetry_path_with_json_logs_after_the_subco
             text = await r.text()
         async with http.get(url.removesuffix("custom") + "metrics") as r:
             assert r.status == 404
+        # /readyz's answer changing is logged once, with what it is now
+        for _ in range(600):  # 60 s
+            if changes := _events(lines, "exporter readiness changed"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("no 'exporter readiness changed' line within 60 s")
     for name in (
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
@@ -92,6 +99,13 @@ async def test_self_metrics_at_the_telemetry_path_with_json_logs_after_the_subco
     assert f'revision="{revision}"' in text
     events = [orjson.loads(line)["event"] for line in lines]  # all JSON, or this raises
     assert "listening" in events
+    assert changes[0]["tenant"] == "sim"
+    assert changes[0]["ready"] is True
+    assert len(_events(lines, "exporter readiness changed")) <= 2  # ready; maybe complete
+
+
+def _events(lines: list[str], name: str) -> list[dict[str, object]]:
+    return [e for e in map(orjson.loads, lines) if e["event"] == name]
 
 
 async def test_disable_exporter_metrics_leaves_only_the_exporters_families(
