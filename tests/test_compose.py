@@ -78,7 +78,18 @@ def test_schema_validation_catches_a_mistake() -> None:
 
 
 def _project_image(service: dict[str, Any]) -> bool:
-    return service.get("build") == "."
+    build = service.get("build")
+    return build == "." or (isinstance(build, dict) and build.get("context") == ".")
+
+
+def test_the_image_is_built_with_the_source_revision() -> None:
+    # The Dockerfile writes its REVISION build argument where `--version` reads it.
+    build = SERVICES["exporter"]["build"]
+    assert _with_defaults(build["args"]["REVISION"]) == "unknown"
+    assert "${REVISION" in build["args"]["REVISION"]
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert "ARG REVISION" in dockerfile
+    assert "> exporter/REVISION" in dockerfile
 
 
 def _parse_command(argv: list[str]) -> tuple[str, dict[str, Any]]:
