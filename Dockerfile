@@ -9,7 +9,11 @@ COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 # exporter/http/runbook.md links to the runbook, which the exporter serves at /runbook.
 COPY alerts/runbook.md ./alerts/runbook.md
-RUN python -m venv /opt/entra-dg \
+# The source revision `--version` and build_info report: there is no .git in the build context,
+# so pass it: docker build --build-arg REVISION=$(git rev-parse HEAD) .
+ARG REVISION=unknown
+RUN printf '%s\n' "$REVISION" > exporter/REVISION \
+    && python -m venv /opt/entra-dg \
     && /opt/entra-dg/bin/pip install . \
     && /opt/entra-dg/bin/entra-dg-exporter --version
 
@@ -24,7 +28,8 @@ ENV PATH=/opt/entra-dg/bin:$PATH \
 WORKDIR /var/lib/entra-dg
 USER 10001:10001
 EXPOSE 9717
-# The slim image has no curl: ask /healthz with the standard library.
+# The slim image has no curl: ask /healthz with the standard library. /healthz needs no
+# credentials even with basic auth on (exporter/http/app.py), so this works behind auth too.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9717/healthz', timeout=4).status != 200)"]
 ENTRYPOINT ["entra-dg-exporter"]

@@ -1,14 +1,16 @@
 """Write the generated rule files: `python -m alerts.build [--check] [--output-dir DIR]
 [--for-override 10s] [--exporter-url URL | --runbook-base-url URL]`.
 
-The committed files are alerts/prometheus_rules.yml (recording) and alerts/prometheus_alerts.yml
-(alerting). `--check` exits 1 when they differ from what the source generates (with the same
-options). `--for-override` renders every `for:` as the given duration, for an end-to-end test
-against a real Prometheus. Every alert's `runbook_url` opens the runbook the exporter serves,
-`<exporter URL>/runbook#<alert>`; the committed files use the exporter's default address
-(alerts/config.py EXPORTER_URL, what docker-compose.yml publishes), `--exporter-url URL` another.
-`--runbook-base-url URL` links to a repository browser instead: `URL/alerts/runbook.md#<alert>`
-(e.g. https://github.com/OWNER/REPO/blob/main). Each option writes to another directory (your
+The committed files are alerts/rules/prometheus_rules.yml (recording) and
+alerts/rules/prometheus_alerts.yml (alerting): only rule files live in alerts/rules/, so that
+`promtool check rules alerts/rules/*.yml` checks them all and nothing else. `--check` exits 1
+when they differ from what the source generates (with the same options). `--for-override`
+renders every `for:` as the given duration, for an end-to-end test against a real Prometheus.
+Every alert's `runbook_url` opens the runbook the exporter serves, `<exporter URL>/runbook#<alert>`;
+the committed files use the exporter's default address (alerts/config.py EXPORTER_URL, what
+docker-compose.yml publishes), `--exporter-url URL` another. `--runbook-base-url URL` links to a
+repository browser instead: `URL/alerts/runbook.md#<alert>` (e.g.
+https://github.com/OWNER/REPO/blob/main). Each option writes to another directory (your
 Prometheus's rule directory): the committed files keep the designed durations and links, which
 the promtool tests in alerts/tests/ expect.
 """
@@ -27,6 +29,8 @@ from alerts.config import EXPORTER_URL
 from alerts.rules import exporter_url, runbook_base_url
 
 ALERTS_DIR = Path(__file__).resolve().parent
+RULES_DIR = ALERTS_DIR / "rules"
+"""Where the committed rule files live; alerts/prometheus.yml loads `rules/*.yml`."""
 RECORDING_FILE = "prometheus_rules.yml"
 ALERTING_FILE = "prometheus_alerts.yml"
 
@@ -81,7 +85,7 @@ def write_rule_files(
 
 
 def stale_files(
-    directory: Path = ALERTS_DIR, runbook_base_url: str = "", exporter: str = EXPORTER_URL
+    directory: Path = RULES_DIR, runbook_base_url: str = "", exporter: str = EXPORTER_URL
 ) -> list[str]:
     """Rule files in `directory` that differ from what the source generates."""
     return [
@@ -95,7 +99,7 @@ def stale_files(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m alerts.build", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if committed files are stale")
-    parser.add_argument("--output-dir", type=Path, default=ALERTS_DIR)
+    parser.add_argument("--output-dir", type=Path, default=RULES_DIR)
     parser.add_argument("--for-override", help="render every for: as this duration, e.g. 10s")
     parser.add_argument(
         "--runbook-base-url",
@@ -122,14 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in stale:
             print(f"{args.output_dir / name} is stale: run python -m alerts.build", file=sys.stderr)
         return 1 if stale else 0
-    if args.output_dir.resolve() == ALERTS_DIR:
+    if args.output_dir.resolve() == RULES_DIR:
         if args.for_override:
-            parser.error("--for-override needs --output-dir outside alerts/ (keep committed files)")
+            parser.error(
+                "--for-override needs --output-dir outside alerts/rules/ (keep committed files)"
+            )
         if base_url or exporter != EXPORTER_URL:
             parser.error(
-                "--runbook-base-url and --exporter-url need --output-dir outside alerts/: the "
-                "committed files keep the default links (alerts/tests/ expects them); write to "
-                "your Prometheus's rule directory"
+                "--runbook-base-url and --exporter-url need --output-dir outside alerts/rules/: "
+                "the committed files keep the default links (alerts/tests/ expects them); write "
+                "to your Prometheus's rule directory"
             )
     for path in write_rule_files(args.output_dir, args.for_override, base_url, exporter):
         print(path)

@@ -31,9 +31,14 @@ from exporter.readiness.client import DEFAULT_URL
 # --- Selectors -------------------------------------------------------------------------------
 
 EXPORTER_JOB: Final = "entra-dg-exporter"
-"""The scrape job name Prometheus must give the exporter (alerts/prometheus.yml uses it)."""
+"""The scrape job name of the example Prometheus config (alerts/prometheus.yml)."""
 
 EXPORTER_SELECTOR: Final = f'job="{EXPORTER_JOB}"'
+"""The one setting that says which series are the exporter's, as kubernetes-mixin's
+`_config.*Selector`: every rule and every dashboard query selects with it and with nothing
+hard-coded. Give your Prometheus's labels (e.g. `job="entra", cluster="prod"`), then run
+`python -m alerts.build` and `python -m dashboards.build`. Dashboards add `job` and `instance`
+variables on top, to narrow further among the series it selects."""
 
 # --- Runbook links ---------------------------------------------------------------------------
 

@@ -142,7 +142,7 @@ class Recording:
 
 
 def sel(metric: str, *matchers: str) -> str:
-    """`metric{job="entra-dg-exporter", <matchers>}`."""
+    """`metric{<EXPORTER_SELECTOR>, <matchers>}`."""
     return f"{metric}{{{', '.join((c.EXPORTER_SELECTOR, *matchers))}}}"
 
 
@@ -396,10 +396,7 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicExporterAbsent",
         severity=Severity.WARNING,
         # absent() names the job when no target exists; max == 0 when every target is down.
-        expr=(
-            f'absent(up{{job="{c.EXPORTER_JOB}"}})\nor\n'
-            f'max by (job) (up{{job="{c.EXPORTER_JOB}"}}) == 0'
-        ),
+        expr=(f"absent({sel('up')})\nor\nmax by (job) ({sel('up')}) == 0"),
         for_seconds=c.EXPORTER_ABSENT_FOR,
         summary="The entra-dg-exporter is down or not scraped.",
         description=(

@@ -36,14 +36,23 @@ from alerts import config as c
 SCHEMA_VERSION = 39
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
 TENANT_MATCHER = 'tenant=~"$tenant"'
+JOB_MATCHER = 'job=~"$job"'
+INSTANCE_MATCHER = 'instance=~"$instance"'
 TAG = "entra-dg"
 
 GREEN, ORANGE, RED, BLUE, GREY = "green", "orange", "red", "blue", "text"
 
 
 def metric(name: str, *matchers: str) -> str:
-    """A raw exporter metric: `name{job="entra-dg-exporter", tenant=~"$tenant", <matchers>}`."""
-    return f"{name}{{{', '.join((c.EXPORTER_SELECTOR, TENANT_MATCHER, *matchers))}}}"
+    """A raw exporter metric: `name{<EXPORTER_SELECTOR>, job=~"$job", instance=~"$instance",
+    tenant=~"$tenant", <matchers>}`."""
+    return f"{name}{{{', '.join((*_exporter(), TENANT_MATCHER, *matchers))}}}"
+
+
+def _exporter() -> tuple[str, ...]:
+    """The exporter's series (alerts/config.py's selector, read when the dashboards are built),
+    narrowed by the job and instance variables."""
+    return (c.EXPORTER_SELECTOR, JOB_MATCHER, INSTANCE_MATCHER)
 
 
 def recorded(name: str, *matchers: str) -> str:
@@ -276,8 +285,33 @@ def datasource_variable() -> Any:
     )
 
 
+def _label_variable(name: str, label: str, *narrowed_by: str) -> Any:
+    """A variable listing a label's values among the exporter's series (build_info: one per
+    instance), narrowed by the variables before it; All (any value) by default."""
+    selector = ", ".join((c.EXPORTER_SELECTOR, *narrowed_by))
+    return g.Template(
+        name=name,
+        label=label,
+        query=f"label_values(entra_dynamic_exporter_build_info{{{selector}}}, {name})",
+        dataSource=DATASOURCE,
+        includeAll=True,
+        multi=True,
+        allValue=".+",
+        refresh=g.REFRESH_ON_TIME_RANGE_CHANGE,
+        sort=g.SORT_ALPHA_IGNORE_CASE_ASC,
+    )
+
+
+def job_variable() -> Any:
+    return _label_variable("job", "Job")
+
+
+def instance_variable() -> Any:
+    return _label_variable("instance", "Instance", JOB_MATCHER)
+
+
 def tenant_variable() -> Any:
-    query = f"label_values(entra_dynamic_groups{{{c.EXPORTER_SELECTOR}}}, tenant)"
+    query = f"label_values(entra_dynamic_groups{{{', '.join(_exporter())}}}, tenant)"
     return g.Template(
         name="tenant",
         label="Tenant",
@@ -313,7 +347,9 @@ def dashboard(*, title: str, uid: str, description: str, panels: list[Any]) -> A
                 type="dashboards",
             )
         ],
-        templating=g.Templating(list=[datasource_variable(), tenant_variable()]),
+        templating=g.Templating(
+            list=[datasource_variable(), job_variable(), instance_variable(), tenant_variable()]
+        ),
         panels=panels,
     ).auto_panel_ids()
 

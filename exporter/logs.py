@@ -26,7 +26,17 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+_current_format = LogFormat.LOGFMT
+
+
+def current_format() -> LogFormat:
+    """The format configure_logging last set, for output that must follow it."""
+    return _current_format
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = LogFormat.LOGFMT) -> None:
+    global _current_format
+    _current_format = fmt
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt is LogFormat.JSON
@@ -45,9 +55,24 @@ def configure_logging(level: str = "info", fmt: LogFormat = LogFormat.LOGFMT) ->
         logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
-    # Libraries (azure-identity, aiohttp, httpx) log through stdlib logging; keep them quiet
-    # unless asked, and on stderr like everything else.
-    logging.basicConfig(level=max(numeric_level, logging.WARNING), stream=sys.stderr)
+    # Libraries (azure-identity, aiohttp, httpx) and Python's own warnings log through stdlib
+    # logging; keep them quiet unless asked, on stderr, and in the same format as ours, so that
+    # a JSON log has no plain line in it.
+    handler = logging.StreamHandler(cast(TextIO, _CurrentStderr()))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric_level, logging.WARNING))
+    logging.captureWarnings(True)
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

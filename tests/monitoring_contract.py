@@ -92,7 +92,7 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_audit_events", "counter", ("tenant", "kind")),
     Family("entra_dynamic_audit_event_lateness_seconds", "histogram", ("tenant",)),
     Family("entra_dynamic_audit_events_reconciled", "counter", ("tenant",)),
-    Family("entra_dynamic_exporter_build_info", "gauge", ("version", "python_version")),
+    Family("entra_dynamic_exporter_build_info", "gauge", ("version", "revision", "python_version")),
     # The critical-groups view: Graph beta membershipRuleProcessingStatus of each critical group
     # (1 for its current status, 0 for the others), and the last dynamic membership change seen in
     # the audit log per (bounded) group (docs/architecture.md; not in DESIGN 5.1).
@@ -271,7 +271,7 @@ def exported_label_values(exposition: str) -> dict[tuple[str, str], frozenset[st
 
 @dataclass(frozen=True)
 class Expression:
-    where: str  # "alerts/prometheus_alerts.yml: EntraDynamicX", "dashboards/json/x.json: panel"
+    where: str  # "alerts/rules/prometheus_alerts.yml: EntraDynamicX", "dashboards/json/x.json: p"
     promql: str  # as written
     source: str  # "rules", "dashboard", "runbook"
 
@@ -285,6 +285,10 @@ _VARIABLES = {
     "$__range": "1d",
     "${tenant}": "contoso",
     "$tenant": "contoso",
+    "${job}": ".+",
+    "$job": ".+",
+    "${instance}": ".+",
+    "$instance": ".+",
 }
 
 
@@ -296,7 +300,10 @@ def substitute_variables(promql: str, variables: dict[str, str] | None = None) -
 
 
 def rule_files() -> list[Path]:
-    return [ALERTS_DIR / "prometheus_rules.yml", ALERTS_DIR / "prometheus_alerts.yml"]
+    return [
+        ALERTS_DIR / "rules" / "prometheus_rules.yml",
+        ALERTS_DIR / "rules" / "prometheus_alerts.yml",
+    ]
 
 
 def rules() -> Iterator[dict[str, Any]]:

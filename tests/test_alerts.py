@@ -38,7 +38,7 @@ def test_promtool_unit_tests_pass() -> None:
 
 
 def build_paths() -> list[Path]:
-    return [ALERTS_DIR / build.RECORDING_FILE, ALERTS_DIR / build.ALERTING_FILE]
+    return [build.RULES_DIR / build.RECORDING_FILE, build.RULES_DIR / build.ALERTING_FILE]
 
 
 def _unit_test_groups() -> list[dict[str, Any]]:
@@ -88,7 +88,7 @@ def test_every_recording_rule_is_asserted_by_value() -> None:
 
 
 def test_alert_conventions() -> None:
-    for rule in yaml.safe_load((ALERTS_DIR / build.ALERTING_FILE).read_text())["groups"][0][
+    for rule in yaml.safe_load((build.RULES_DIR / build.ALERTING_FILE).read_text())["groups"][0][
         "rules"
     ]:
         name = rule["alert"]
@@ -108,7 +108,7 @@ def test_alert_conventions() -> None:
 
 
 def test_recording_rule_names_are_level_metric_operations() -> None:
-    for rule in yaml.safe_load((ALERTS_DIR / build.RECORDING_FILE).read_text())["groups"][0][
+    for rule in yaml.safe_load((build.RULES_DIR / build.RECORDING_FILE).read_text())["groups"][0][
         "rules"
     ]:
         assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", rule["record"]), rule["record"]

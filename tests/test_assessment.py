@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
+import structlog
 from jsonschema import Draft202012Validator, FormatChecker
 
 from exporter.domain.assessment import TenantAssessment, TenantObservations, assess_tenant
@@ -23,6 +24,7 @@ from exporter.domain.readiness import CollectorHealth, ReadinessState
 from exporter.domain.settings import ResumeSettings, Thresholds
 from exporter.domain.signals import PauseReason
 from exporter.readiness.wire import Assessment
+from exporter.runtime.assessor import log_changes
 from tests.domain_builders import MONDAY, WEEK, HistoryBuilder, gid, group
 
 SCHEMA = json.loads(
@@ -176,3 +178,36 @@ def test_same_inputs_same_result_and_the_result_is_immutable() -> None:
     assert msgspec.json.encode(Assessment.of(a)) == msgspec.json.encode(Assessment.of(b))
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.tenant = "other"  # type: ignore[misc]
+
+
+def test_state_changes_are_logged_once_with_observed_value_and_threshold() -> None:
+    storm = STORM + 90 * MINUTE
+    during = assess_tenant(
+        observe(storm, paused_at=None, storm_until=storm), thresholds=T, resume=R, now=storm
+    )
+    paused_at = STORM + 2 * HOUR
+    later = paused_at + 26 * HOUR
+    after = assess_tenant(
+        observe(later, paused_at=paused_at, storm_until=STORM + 20 * HOUR),
+        thresholds=T,
+        resume=R,
+        now=later,
+    )
+    with structlog.testing.capture_logs() as logs:
+        log_changes(None, during)
+        log_changes(during, during)  # nothing changed: nothing logged
+        log_changes(during, after)
+    warned = {e["reason"]: e for e in logs if e["event"] == "pause warranted"}
+    assert set(warned) == {"membership_changes", "groups_changed", "trigger_rate", "processing_lag"}
+    assert {e["log_level"] for e in warned.values()} == {"warning"}
+    membership = warned["membership_changes"]
+    assert membership["threshold"] == T.membership_changes_per_hour
+    assert membership["observed"] > membership["threshold"]
+    cleared = {e["reason"] for e in logs if e["event"] == "pause no longer warranted"}
+    assert cleared == {"membership_changes", "groups_changed", "trigger_rate"}
+    readiness = [e for e in logs if e["event"] == "resume readiness changed"]
+    assert [(e["previous"], e["state"]) for e in readiness] == [
+        (None, "not_paused"),
+        ("not_paused", "ready"),
+    ]
+    assert len(logs) == len(warned) + len(cleared) + len(readiness)

@@ -217,7 +217,11 @@ def test_families_and_values() -> None:
     assert (
         value(
             "entra_dynamic_exporter_build_info",
-            {"version": Snapshot().version, "python_version": Snapshot().python_version},
+            {
+                "version": Snapshot().version,
+                "revision": Snapshot().revision,
+                "python_version": Snapshot().python_version,
+            },
         )
         == 1
     )

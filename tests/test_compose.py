@@ -78,7 +78,18 @@ def test_schema_validation_catches_a_mistake() -> None:
 
 
 def _project_image(service: dict[str, Any]) -> bool:
-    return service.get("build") == "."
+    build = service.get("build")
+    return build == "." or (isinstance(build, dict) and build.get("context") == ".")
+
+
+def test_the_image_is_built_with_the_source_revision() -> None:
+    # The Dockerfile writes its REVISION build argument where `--version` reads it.
+    build = SERVICES["exporter"]["build"]
+    assert _with_defaults(build["args"]["REVISION"]) == "unknown"
+    assert "${REVISION" in build["args"]["REVISION"]
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert "ARG REVISION" in dockerfile
+    assert "> exporter/REVISION" in dockerfile
 
 
 def _parse_command(argv: list[str]) -> tuple[str, dict[str, Any]]:
@@ -204,7 +215,9 @@ def test_promtool_check_config_is_clean() -> None:
 
 def test_prometheus_loads_the_generated_rules_and_scrapes_the_job_alerts_select() -> None:
     config = _yaml(PROMETHEUS_CONFIG)
-    assert config["rule_files"] == [alerts_build.RECORDING_FILE, alerts_build.ALERTING_FILE]
+    assert config["rule_files"] == ["rules/*.yml"]
+    loaded = sorted(p.name for p in PROMETHEUS_CONFIG.parent.glob(config["rule_files"][0]))
+    assert loaded == sorted([alerts_build.RECORDING_FILE, alerts_build.ALERTING_FILE])
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     names = jobs[c.EXPORTER_JOB]["dns_sd_configs"][0]["names"]
     assert set(names) == {"exporter", "simulator"}  # the services that serve :9717

@@ -25,6 +25,7 @@ MODERN_PANEL_TYPES = {"row", "timeseries", "stat", "table", "state-timeline", "h
 RATE_SENTINEL = "1h2m3s"  # stands for $__rate_interval in the parsed expression
 RATE_SENTINEL_SECONDS = 3723.0
 TENANT_SENTINEL = "TENANT_VARIABLE"
+EXPORTER_MATCHERS = selectors(f"up{{{c.EXPORTER_SELECTOR}}}")[0].matchers
 
 
 def _content_panels() -> list[tuple[str, dict[str, Any]]]:
@@ -147,7 +148,9 @@ def test_every_selector_is_filtered_by_the_tenant_variable() -> None:
             where = f"{name}: {panel['title']}: {selector.metric}"
             assert ("tenant", "=~", TENANT_SENTINEL) in selector.matchers, where
             if selector.metric not in recorded:
-                assert ("job", "=", c.EXPORTER_JOB) in selector.matchers, where
+                assert set(EXPORTER_MATCHERS) <= set(selector.matchers), where
+                assert ("job", "=~", ".+") in selector.matchers, where  # the $job variable
+                assert ("instance", "=~", ".+") in selector.matchers, where
 
 
 def test_build_reports_stale_and_leftover_files(tmp_path: Any) -> None:

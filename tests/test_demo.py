@@ -88,4 +88,4 @@ def test_serve_reports_config_errors_one_per_line() -> None:
         env={"CONTOSO_CLIENT_SECRET": "x"},
     )
     assert result.exit_code == 1
-    assert "web.listen_address" in result.output
+    assert result.output.startswith("--web.listen-address: ")  # the flag, not the file

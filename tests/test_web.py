@@ -7,9 +7,11 @@ import asyncio
 import base64
 import gzip
 import os
+import re
 import signal
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -216,9 +218,18 @@ async def test_readyz_is_200_when_ready_and_503_with_detail_when_not() -> None:
         assert r.content_type == "application/json"
         assert orjson.loads(await r.read()) == {
             "ready": True,
+            "complete": True,
             "tenants": {
-                "contoso": {"ready": True, "detail": "audit log ingested to 12:03:00 UTC"},
-                "fabrikam": {"ready": True, "detail": "audit log ingested to 12:02:30 UTC"},
+                "contoso": {
+                    "ready": True,
+                    "complete": True,
+                    "detail": "audit log ingested to 12:03:00 UTC",
+                },
+                "fabrikam": {
+                    "ready": True,
+                    "complete": True,
+                    "detail": "audit log ingested to 12:02:30 UTC",
+                },
             },
         }
         state["now"] = Readiness.of(
@@ -233,8 +244,27 @@ async def test_readyz_is_200_when_ready_and_503_with_detail_when_not() -> None:
     assert body["ready"] is False
     assert body["tenants"]["fabrikam"] == {
         "ready": False,
+        "complete": True,
         "detail": "waiting for the first audit poll",
     }
+
+
+async def test_a_backfill_under_way_is_served_but_never_called_complete() -> None:
+    backfilling = Readiness.of(
+        {"contoso": TenantReadiness(True, "backfilling the audit log: 54%", complete=False)}
+    )
+    app = make_app(readiness=lambda: backfilling)
+    async with running(app, LOCAL) as server, client() as http:
+        async with http.get(server.url + "readyz") as r:
+            assert r.status == 200  # scrapeable while the backfill makes progress
+            body = orjson.loads(await r.read())
+        async with http.get(server.url) as r:
+            page = await r.text()
+    assert body["complete"] is False
+    assert body["tenants"]["contoso"]["complete"] is False
+    assert "Complete, fresh data for" not in page
+    assert "still backfilling" in page
+    assert "54%" in page
 
 
 def test_readiness_of_needs_a_tenant_and_every_tenant_ready() -> None:
@@ -475,7 +505,7 @@ async def test_basic_auth_right_wrong_unknown_missing(auth_config: WebConfig) ->
         (basic("jörg", "pässwörd"), 200),
     ]
     async with running(app, LOCAL) as server, client() as http:
-        for path in ("", "metrics", "healthz", "readyz", "api/v1/readiness"):
+        for path in ("", "metrics", "readyz", "api/v1/readiness"):  # /healthz: see below
             for headers, status in cases:
                 async with http.get(server.url + path, headers=headers) as r:
                     assert (path, headers, r.status) == (path, headers, status)
@@ -494,7 +524,7 @@ async def test_bcrypt_runs_once_per_credentials_then_the_cache_answers(
     async with running(app, LOCAL) as server, client() as http:
 
         async def status(headers: dict[str, str]) -> int:
-            async with http.get(server.url + "healthz", headers=headers) as r:
+            async with http.get(server.url + "readyz", headers=headers) as r:
                 return r.status
 
         assert [await status(right) for _ in range(5)] == [200] * 5
@@ -515,7 +545,7 @@ async def test_concurrent_first_logins_share_one_bcrypt_check(auth_config: WebCo
     async with running(app, LOCAL) as server, client() as http:
 
         async def status() -> int:
-            async with http.get(server.url + "healthz", headers=right) as r:
+            async with http.get(server.url + "readyz", headers=right) as r:
                 return r.status
 
         assert await asyncio.gather(*(status() for _ in range(10))) == [200] * 10
@@ -538,9 +568,11 @@ def test_parse_listen_address(address: str, parsed: tuple[str | None, int]) -> N
     assert parse_listen_address(address) == parsed
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:http", "::1:9717", "host:70000"])
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "9717", "127.0.0.1:http", "::1:9717", "host:70000"]
+)
 def test_parse_listen_address_rejects(address: str) -> None:
-    with pytest.raises(ValueError, match=r"HOST:PORT|brackets"):
+    with pytest.raises(ValueError, match=r"needs \[host\]:port|brackets"):
         parse_listen_address(address)
 
 
@@ -659,3 +691,28 @@ async def test_first_signal_sets_stop_then_handlers_step_aside() -> None:
         await asyncio.wait_for(stop.wait(), 5)
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
         assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+
+DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
+
+
+async def test_healthz_needs_no_credentials_and_the_docker_healthcheck_passes_behind_auth(
+    auth_config: WebConfig,
+) -> None:
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    match = re.search(r"^HEALTHCHECK .*?CMD (\[[^\n]*\])$", dockerfile, flags=re.M | re.S)
+    assert match is not None
+    command: list[str] = orjson.loads(match.group(1))
+    app = make_app(web_config=auth_config)
+    async with running(app, LOCAL) as server, client() as http:
+        async with http.get(server.url + "healthz") as r:
+            assert r.status == 200
+        async with http.get(server.url + "metrics") as r:
+            assert r.status == 401, "everything else still needs credentials"
+        async with http.get(server.url + "readyz") as r:
+            assert r.status == 401
+        # The image's HEALTHCHECK, as Docker runs it, pointed at this server's port.
+        command = [part.replace(":9717/", f":{server.port}/") for part in command]
+        assert command[0] == "python"
+        probe = await asyncio.create_subprocess_exec(sys.executable, *command[1:])
+        assert await asyncio.wait_for(probe.wait(), timeout=30) == 0

@@ -4,6 +4,7 @@ rendered again when the key object is replaced."""
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterable
 
 import aiohttp
@@ -73,3 +74,60 @@ async def test_rendering_is_reused_until_the_key_object_is_replaced() -> None:
         assert "2.0" in filtered[0]
         async with http.get(url, params={"name[]": "other"}, headers=plain) as response:
             assert "bench_value" not in await response.text()
+
+
+async def test_exporter_metrics_are_fresh_on_every_scrape_while_the_snapshot_part_is_cached() -> (
+    None
+):
+    snapshot_registry = CollectorRegistry()
+    snapshot = Counting()
+    snapshot_registry.register(snapshot)
+    own_registry = CollectorRegistry()
+    own = Counting()
+    own_registry.register(own)
+    own.value = 10.0
+    app = create_app(
+        registry=snapshot_registry,
+        readiness=lambda: Readiness.of({"t": TenantReadiness(True, "ok")}),
+        exposition_key=lambda: "one key for the whole test",
+        exporter_metrics=own_registry,
+        telemetry_path="/telemetry",
+    )
+    async with (
+        running(app, "127.0.0.1:0") as server,
+        aiohttp.ClientSession(auto_decompress=False) as http,
+    ):
+        url = server.url + "telemetry"
+
+        async def scrape(headers: dict[str, str]) -> str:
+            async with http.get(url, headers=headers) as response:
+                assert response.status == 200
+                body = await response.read()
+            if response.headers.get("Content-Encoding") == "gzip":
+                # One gzip member, complete: what any client (curl --compressed too) reads.
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                text = inflater.decompress(body)
+                assert inflater.eof
+                assert not inflater.unused_data
+                return text.decode()
+            return body.decode()
+
+        for headers in (
+            {"Accept-Encoding": "identity"},
+            {"Accept-Encoding": "gzip"},
+            {"Accept": OPENMETRICS, "Accept-Encoding": "gzip"},
+            {"Accept": OPENMETRICS, "Accept-Encoding": "identity"},
+        ):
+            first = await scrape(headers)
+            own.value += 1
+            second = await scrape(headers)
+            assert f'bench_value{{kind="a"}} {own.value - 1}' in first
+            assert f'bench_value{{kind="a"}} {own.value}' in second, "the own part is fresh"
+            if "Accept" in headers:
+                assert second.count("# EOF") == 1
+                assert second.endswith("# EOF\n")
+        cached_collections = snapshot.collections
+        await scrape({"Accept-Encoding": "gzip"})
+        assert snapshot.collections == cached_collections, "the snapshot part stays cached"
+        async with http.get(server.url + "metrics") as response:
+            assert response.status == 404, "served at the telemetry path only"

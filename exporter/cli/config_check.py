@@ -1,11 +1,15 @@
-"""`entra-dg-exporter config check FILE`: validate a config file, one line per problem."""
+"""`entra-dg-exporter config check --config.file FILE`: validate a config file, one line per
+problem; `--show` prints the effective settings (file, environment and --config.set applied,
+secrets redacted)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+import yaml
 
+from exporter.cli.options import option
 from exporter.config.loading import ConfigError, load_config
 from exporter.store.errors import store_path_problem
 
@@ -16,7 +20,16 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "file", required=False, default=None, type=click.Path(dir_okay=False, path_type=Path)
+)
+@option(
+    "--config.file",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The exporter's YAML configuration, as every other command takes it (or FILE).",
+)
 @click.option(
     "--config.set",
     "overrides",
@@ -29,10 +42,35 @@ def config_group() -> None:
     is_flag=True,
     help="Do not check that secret env vars and files exist (e.g. on a build machine).",
 )
-def check_command(file: Path, overrides: tuple[str, ...], no_secrets: bool) -> None:
-    """Validate FILE (with environment and --config.set overrides); exit 0 if valid, 1 if not."""
+@click.option(
+    "--show",
+    is_flag=True,
+    help="Print the effective settings as YAML (defaults, environment and --config.set "
+    "applied; secrets redacted).",
+)
+def check_command(
+    file: Path | None,
+    config_file: Path | None,
+    overrides: tuple[str, ...],
+    no_secrets: bool,
+    show: bool,
+) -> None:
+    """Validate the config (FILE or --config.file, with environment and --config.set
+    overrides); exit 0 if valid, 1 if not."""
+    ctx = click.get_current_context()
+    if file is not None and (
+        ctx.get_parameter_source("config_file") is click.core.ParameterSource.ENVIRONMENT
+    ):
+        config_file = None  # FILE on the command line says which; ENTRA_DG_CONFIG_FILE is a default
+    if file is not None and config_file is not None and file != config_file:
+        raise click.UsageError(f"two config files given ({file} and {config_file}); give one")
+    path = file or config_file
+    if path is None:
+        raise click.UsageError(
+            "no config file: give --config.file FILE (or set ENTRA_DG_CONFIG_FILE)"
+        )
     try:
-        config = load_config(file, overrides=overrides, check_secrets=not no_secrets)
+        config = load_config(path, overrides=overrides, check_secrets=not no_secrets)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
@@ -42,4 +80,8 @@ def check_command(file: Path, overrides: tuple[str, ...], no_secrets: bool) -> N
         click.echo(f"{file}: store.path: {unusable}", err=True)
         raise SystemExit(1)
     names = ", ".join(t.name for t in config.tenants)
-    click.echo(f"{file}: valid ({len(config.tenants)} tenant(s): {names})")
+    if show:
+        # JSON mode renders SecretStr as "**********": no secret reaches the terminal.
+        settings = config.model_dump(mode="json", exclude_none=True)
+        click.echo(yaml.safe_dump(settings, sort_keys=False).rstrip())
+    click.echo(f"{path}: valid ({len(config.tenants)} tenant(s): {names})", err=show)

@@ -116,5 +116,5 @@ def demo_command(listen_address: str, speed: float | None) -> None:
     try:
         asyncio.run(run_demo(listen_address, speed, asyncio.Event()))
     except ListenError as exc:
-        click.echo(str(exc), err=True)
+        click.echo(exc.strerror or str(exc), err=True)  # without OSError's "[Errno 98]"
         raise SystemExit(1) from None

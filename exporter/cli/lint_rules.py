@@ -380,6 +380,13 @@ def lint_rules_command(
 
     Exit 0 when no finding reaches --fail-on, 1 when one does, 2 when the input is unusable.
     """
+    ctx = click.get_current_context()
+    if rules_file is not None and (
+        ctx.get_parameter_source("config_file") is click.core.ParameterSource.ENVIRONMENT
+    ):
+        # ENTRA_DG_CONFIG_FILE set for every command (as the runbook assumes) must not turn
+        # `lint-rules --rules-file F` into "pass either, not both": a flag given says which.
+        config_file = None
     try:
         source = select_rule_source(rules_file=rules_file, config_file=config_file, tenant=tenant)
         records = asyncio.run(source.load())

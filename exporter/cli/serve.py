@@ -12,9 +12,17 @@ from exporter.cli.progress import BackfillDisplay
 from exporter.config.loading import ConfigError, load_config
 from exporter.config.models import Config, parse_listen_address
 from exporter.config.web import WebConfig, WebConfigError, load_web_config
-from exporter.http.app import ListenError, Listening
+from exporter.http.app import (
+    DEFAULT_TELEMETRY_PATH,
+    ListenError,
+    Listening,
+    check_telemetry_path,
+)
+from exporter.logs import LogFormat, current_format, get_logger
 from exporter.runtime.service import run_exporter
 from exporter.store.errors import StoreError
+
+log = get_logger(__name__)
 
 
 def load_or_exit(
@@ -24,7 +32,12 @@ def load_or_exit(
     print one line per problem and exit 1."""
     extra = list(overrides)
     if listen_address is not None:
-        extra.append(f"web.listen_address={listen_address}")
+        # Checked here, not as a --config.set override: YAML would read `9717` as a number and
+        # the complaint would blame the config file for a flag.
+        try:
+            parse_listen_address(listen_address)
+        except ValueError as exc:
+            _exit([f"--web.listen-address: {exc}"])
     if web_file is not None:
         extra.append(f"web.config_file={web_file}")
     try:
@@ -32,14 +45,15 @@ def load_or_exit(
         web_config = (
             load_web_config(config.web.config_file) if config.web.config_file is not None else None
         )
-        parse_listen_address(config.web.listen_address)
+        if listen_address is None:
+            parse_listen_address(config.web.listen_address)
     except ConfigError as exc:
         _exit(exc.problems)
     except WebConfigError as exc:
         _exit(exc.problems)
     except ValueError as exc:
         _exit([f"web.listen_address: {exc}"])
-    return config, config.web.listen_address, web_config
+    return config, listen_address or config.web.listen_address, web_config
 
 
 def _exit(problems: list[str]) -> None:
@@ -67,7 +81,21 @@ def _exit(problems: list[str]) -> None:
     "--web.listen-address",
     "listen_address",
     default=None,
-    help="HOST:PORT to serve on (default: web.listen_address in the config, 127.0.0.1:9717).",
+    help="[HOST]:PORT to serve on (default: web.listen_address in the config, 127.0.0.1:9717).",
+)
+@option(
+    "--web.telemetry-path",
+    "telemetry_path",
+    default=DEFAULT_TELEMETRY_PATH,
+    show_default=True,
+    help="Path under which to expose metrics.",
+)
+@option(
+    "--web.disable-exporter-metrics",
+    "disable_exporter_metrics",
+    is_flag=True,
+    help="Exclude the exporter's own process_*, python_gc_* and python_info metrics (and the "
+    "audit commit process's) from the telemetry path.",
 )
 @option(
     "--web.config.file",
@@ -81,15 +109,25 @@ def serve_command(
     overrides: tuple[str, ...],
     listen_address: str | None,
     web_config_file: Path | None,
+    telemetry_path: str,
+    disable_exporter_metrics: bool,
 ) -> None:
     """Watch the configured tenants and serve /metrics, /healthz and /readyz."""
+    try:
+        check_telemetry_path(telemetry_path)
+    except ValueError as exc:
+        _exit([str(exc)])
     config, address, web_config = load_or_exit(
         config_file, overrides, listen_address, web_config_file
     )
     with BackfillDisplay([t.name for t in config.tenants]) as display:
 
         def listening(where: Listening) -> None:
-            click.echo(f"Serving metrics at {where.url}metrics", err=True)
+            url = where.url + telemetry_path.lstrip("/")
+            if current_format() is LogFormat.JSON:
+                log.info("serving metrics", url=url)  # a JSON log has only JSON lines
+            else:
+                click.echo(f"Serving metrics at {url}", err=True)
 
         try:
             asyncio.run(
@@ -99,9 +137,11 @@ def serve_command(
                     web_config=web_config,
                     on_listening=listening,
                     on_progress=display.update,
+                    telemetry_path=telemetry_path,
+                    exporter_metrics=not disable_exporter_metrics,
                 )
             )
         except ListenError as exc:
-            _exit([str(exc)])
+            _exit([exc.strerror or str(exc)])  # without OSError's "[Errno 98]" prefix
         except StoreError as exc:  # another exporter holds it, or it cannot be used
             _exit([str(exc)])

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from exporter.config.models import ENV_OVERRIDE_PREFIX, SECTION_MODELS, Config
 from exporter.config.web import WebConfigError, load_web_config
@@ -140,8 +141,10 @@ def _describe(
     lines = []
     errors = exc.errors(include_input=False, include_url=False)
     for error in errors:
-        if error["type"] == "too_short" and _inner_error(error["loc"], errors):
-            continue  # "at least 1 item" only because an item failed: that item's line says why
+        if error["type"] == "too_short" and _has_inner_error(error["loc"], errors):
+            # pydantic counts the items that failed as missing too: the items' own errors say
+            # what is wrong, "should have at least 1 item" would only mislead.
+            continue
         loc = _readable_loc(error["loc"], raw)
         if error["type"] == "extra_forbidden":
             key = str(error["loc"][-1])
@@ -171,8 +174,8 @@ def _origin(key: str, message: str, origins: Mapping[str, str]) -> str | None:
     return origins[named[-1]] if named else None
 
 
-def _inner_error(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
-    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
+def _has_inner_error(loc: tuple[int | str, ...], errors: list[ErrorDetails]) -> bool:
+    return any(len(e["loc"]) > len(loc) and e["loc"][: len(loc)] == loc for e in errors)
 
 
 def _readable_loc(loc: tuple[int | str, ...], raw: Any) -> str:

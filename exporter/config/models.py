@@ -539,7 +539,9 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
     """`127.0.0.1:9717`, `[::1]:0`, `:9717` (all interfaces) -> (host or None, port)."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{address!r} is not HOST:PORT (for example 127.0.0.1:9717)")
+        raise ValueError(
+            f"{address!r} needs [host]:port, e.g. 127.0.0.1:9717 (or :9717 for every interface)"
+        )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:

@@ -5,7 +5,7 @@
   `on_startup` / `cleanup_ctx` / `on_cleanup` before serving it.
 * `serve()` (or `running()`) binds, serves until told to stop, then shuts down gracefully.
 * The web config file (exporter-toolkit format, `exporter.config.web`) adds TLS, response headers,
-  basic auth on every path, and a rate limit.
+  basic auth on every path but /healthz (liveness, "ok" only), and a rate limit.
 
 `/metrics` is prometheus_client's own aiohttp handler: `collect()` runs on the event loop, so
 collectors must only read an in-memory snapshot (no I/O), which is the project's rule anyway.
@@ -16,13 +16,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import gzip
 import hashlib
 import html
 import secrets
 import signal
+import socket
+import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,6 +45,8 @@ from aiolimiter import AsyncLimiter
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.config.models import DEFAULT_HEADER_READ_TIMEOUT, parse_listen_address
@@ -45,6 +56,8 @@ from exporter.logs import get_logger
 PRODUCT = "entra-dg-exporter"
 TAGLINE = "Observability and safe pause/resume for Microsoft Entra ID dynamic group processing."
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+DEFAULT_TELEMETRY_PATH = "/metrics"
+HEALTHZ_PATH = "/healthz"
 
 log = get_logger(__name__)
 
@@ -55,6 +68,9 @@ class TenantReadiness:
 
     ready: bool
     detail: str
+    complete: bool = True
+    """False while the data is partial though served (the audit backfill under way): ready to
+    be scraped, but not yet "complete, fresh data"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +98,16 @@ class Readiness:
         return {
             "ready": self.ready,
             "tenants": {
-                name: {"ready": t.ready, "detail": t.detail} for name, t in self.tenants.items()
+                name: {"ready": t.ready, "complete": t.complete, "detail": t.detail}
+                for name, t in self.tenants.items()
             },
+            "complete": self.complete,
         }
+
+    @property
+    def complete(self) -> bool:
+        """Ready, and every tenant's data complete (no backfill under way)."""
+        return self.ready and all(t.complete for t in self.tenants.values())
 
 
 class Link(NamedTuple):
@@ -97,7 +120,11 @@ class Link(NamedTuple):
 
 BUILTIN_LINKS = (
     Link("metrics", "/metrics", "Prometheus metrics (OpenMetrics when asked for)"),
-    Link("healthz", "/healthz", "liveness: 200 while the process serves requests"),
+    Link(
+        "healthz",
+        "/healthz",
+        "liveness: 200 while the process serves requests (no credentials needed)",
+    ),
     Link("readyz", "/readyz", "readiness: 200 when every tenant's data is trustworthy, else 503"),
 )
 
@@ -108,18 +135,42 @@ WEB_CONFIG: web.AppKey[WebConfig | None] = web.AppKey("web_config")
 _EXPOSITIONS_KEPT = 8
 """Renderings kept per key (one per distinct Accept header and encoding; Prometheus sends one)."""
 
+_OPENMETRICS_EOF = b"# EOF\n"
 
-def _cached_exposition(registry: CollectorRegistry, key: Callable[[], object]) -> Handler:
+
+class _Rendering(NamedTuple):
+    """The cached part of one /metrics answer: the snapshot's families without OpenMetrics'
+    `# EOF` (the per-scrape part ends the body), and, when gzip was asked for, the compressor
+    fed with them but not flushed, so that a scrape only compresses its own small tail."""
+
+    body: bytes
+    content_type: str
+    gzip_head: bytes
+    gzip_state: zlib._Compress | None
+
+
+def _gzip_head(body: bytes) -> tuple[bytes, zlib._Compress]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+    return compressor.compress(body), compressor
+
+
+def _cached_exposition(
+    registry: CollectorRegistry,
+    key: Callable[[], object],
+    per_scrape: CollectorRegistry | None = None,
+) -> Handler:
     """A /metrics handler serving the rendering made for the current key (compared by
     identity), uncompressed: `metrics_handler` gzips it, and aiohttp caches nothing, so the
-    gzipped body is kept here too and sent as is."""
-    rendered: dict[tuple[str, bool], tuple[bytes, str]] = {}
+    gzipped body is kept here too and sent as is.
+
+    `per_scrape` (the process and runtime metrics, which change without the key) is rendered on
+    every scrape and appended: ~40 series, a fraction of a millisecond, while the snapshot's
+    families keep their cached rendering. The gzip stream is one member: the compressor that
+    took the cached part is copied and fed the tail."""
+    rendered: dict[tuple[str, bool], _Rendering] = {}
     current: list[object] = [None]
-    uncached = make_aiohttp_handler(registry, disable_compression=True)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        if request.query:  # name[] filters: rare, rendered each time as prometheus_client does
-            return await uncached(request)
         now = key()
         if now is not current[0]:
             rendered.clear()
@@ -127,21 +178,37 @@ def _cached_exposition(registry: CollectorRegistry, key: Callable[[], object]) -
         accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
         compress = gzip_accepted(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
         entry = rendered.get((accept, compress))
+        encoder, content_type = choose_encoder(accept)
         if entry is None:
-            encoder, content_type = choose_encoder(accept)
             body = encoder(registry)
-            if compress:
-                body = gzip.compress(body, compresslevel=6, mtime=0)
+            if per_scrape is not None:
+                body = body.removesuffix(_OPENMETRICS_EOF)
+            head, state = _gzip_head(body) if compress else (b"", None)
             if len(rendered) >= _EXPOSITIONS_KEPT:
                 rendered.clear()
-            entry = rendered[(accept, compress)] = (body, content_type)
-        body, content_type = entry
-        headers = {hdrs.CONTENT_TYPE: content_type}
-        if compress:
+            entry = rendered[(accept, compress)] = _Rendering(body, content_type, head, state)
+        tail = encoder(per_scrape) if per_scrape is not None else b""
+        headers = {hdrs.CONTENT_TYPE: entry.content_type}
+        if entry.gzip_state is not None:
+            compressor = entry.gzip_state.copy()
+            body = entry.gzip_head + compressor.compress(tail) + compressor.flush()
             headers[hdrs.CONTENT_ENCODING] = "gzip"
+        else:
+            body = entry.body + tail
         return web.Response(body=body, headers=headers)
 
     return handler
+
+
+class _Combined(Collector):
+    """Several registries as one, for the uncached rendering (name[] filters, or no key)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self._registries = registries
+
+    def collect(self) -> Iterable[Metric]:
+        for registry in self._registries:
+            yield from registry.collect()
 
 
 def create_app(
@@ -152,6 +219,8 @@ def create_app(
     web_config: WebConfig | None = None,
     links: Sequence[Link] = (),
     exposition_key: Callable[[], object] | None = None,
+    exporter_metrics: CollectorRegistry | None = None,
+    telemetry_path: str = DEFAULT_TELEMETRY_PATH,
 ) -> web.Application:
     """The exporter's aiohttp application. Every path, extra routes included, gets the web
     config's headers, rate limit and basic auth; `serve` takes its TLS settings from the app, so
@@ -160,7 +229,12 @@ def create_app(
     `exposition_key`: when the registry's output is a function of one object (the exporter's
     immutable snapshot), /metrics renders (and gzips) once per object and format, and serves
     those bytes until the object is replaced: rendering costs ~10 ms of CPU per 500 series,
-    which 50 concurrent scrapers would otherwise queue behind (bench/RESULTS.md)."""
+    which 50 concurrent scrapers would otherwise queue behind (bench/RESULTS.md).
+
+    `exporter_metrics`: the exporter's own process and runtime metrics, rendered on every scrape
+    after the registry's (None: `--web.disable-exporter-metrics`). `telemetry_path`: where
+    /metrics is served (`--web.telemetry-path`)."""
+    telemetry_path = check_telemetry_path(telemetry_path)
     middlewares: list[Middleware] = []
     if web_config is not None and web_config.rate_limit is not None:
         limiter = _rate_limiter(web_config.rate_limit)
@@ -181,14 +255,21 @@ def create_app(
         if headers:
             app.on_response_prepare.append(_set_headers(headers))
 
-    metrics = make_aiohttp_handler(registry, disable_compression=True)
-    all_links = (*BUILTIN_LINKS, *links)
+    everything = registry
+    if exporter_metrics is not None:
+        everything = CollectorRegistry(auto_describe=False)
+        everything.register(_Combined(registry, exporter_metrics))
+    uncached = make_aiohttp_handler(everything, disable_compression=True)
+    metrics = uncached
+    metrics_link = Link(telemetry_path.lstrip("/"), telemetry_path, BUILTIN_LINKS[0].description)
+    all_links = (metrics_link, *BUILTIN_LINKS[1:], *links)
 
     if exposition_key is not None:
-        metrics = _cached_exposition(registry, exposition_key)
+        metrics = _cached_exposition(registry, exposition_key, exporter_metrics)
 
     async def metrics_handler(request: web.Request) -> web.StreamResponse:
-        response = await metrics(request)
+        # name[] filters: rare, rendered each time as prometheus_client does
+        response = await (uncached if request.query else metrics)(request)
         # prometheus_client's rule (any gzip in Accept-Encoding); aiohttp on its own would
         # prefer deflate, which Prometheus never asks for.
         if hdrs.CONTENT_ENCODING in response.headers:
@@ -219,8 +300,8 @@ def create_app(
         )
 
     builtin = [
-        web.get("/metrics", metrics_handler),
-        web.get("/healthz", healthz),
+        web.get(telemetry_path, metrics_handler),
+        web.get(HEALTHZ_PATH, healthz),
         web.get("/readyz", readyz),
         web.get("/", landing),
     ]
@@ -231,6 +312,16 @@ def create_app(
         raise ValueError(f"extra route {clashes[0]} clashes with a built-in route")
     app.add_routes([*builtin, *extra_routes])
     return app
+
+
+def check_telemetry_path(path: str) -> str:
+    """The telemetry path as given, or ValueError (one line) if it cannot be one."""
+    if not path.startswith("/") or path in ("/", "/healthz", "/readyz") or "?" in path:
+        raise ValueError(
+            f"--web.telemetry-path {path!r} must be an absolute path other than /, /healthz "
+            "and /readyz, e.g. /metrics"
+        )
+    return path
 
 
 def _current_readiness(readiness: Callable[[], Readiness]) -> Readiness | None:
@@ -329,6 +420,11 @@ class BasicAuthenticator:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # /healthz answers "ok" and nothing else, so it is the one path without credentials:
+        # a Docker HEALTHCHECK or a kubelet liveness probe cannot carry a password, and the
+        # web config file stays exactly exporter-toolkit's (no key of ours to exempt it).
+        if request.path == HEALTHZ_PATH and request.method in ("GET", "HEAD"):
+            return await handler(request)
         if await self.check(request.headers.get(hdrs.AUTHORIZATION)):
             return await handler(request)
         raise web.HTTPUnauthorized(
@@ -411,11 +507,18 @@ def render_landing_page(
     else:
         total = len(readiness.tenants)
         ready = sum(t.ready for t in readiness.tenants.values())
-        summary = (
-            f"Complete, fresh data for {'the' if total == 1 else 'all'} {_tenants(total)}."
-            if readiness.ready
-            else f"{ready} of {_tenants(total)} ready; /readyz answers 503 until all are."
-        )
+        partial = sum(not t.complete for t in readiness.tenants.values())
+        if readiness.complete:
+            summary = (
+                f"Complete, fresh data for {'the' if total == 1 else 'all'} {_tenants(total)}."
+            )
+        elif readiness.ready:
+            summary = (
+                f"Serving, but {partial} of {_tenants(total)} still backfilling the audit log: "
+                "counts and signals are partial until it completes (see Detail)."
+            )
+        else:
+            summary = f"{ready} of {_tenants(total)} ready; /readyz answers 503 until all are."
         overall = f"<p>{_status(readiness.ready)} &mdash; {e(summary)}</p>"
         rows = "".join(
             f'<tr><th scope="row">{e(name)}</th><td>{_status(t.ready)}</td>'
@@ -529,8 +632,15 @@ async def running(
         try:
             await site.start()
         except OSError as exc:
+            fix = (
+                "give a host name or address of this machine"
+                if isinstance(exc, socket.gaierror)
+                else "free the port or give another [host]:port"
+            )
             raise ListenError(
-                exc.errno, f"cannot listen on {listen_address}: {exc.strerror or exc}"
+                exc.errno,
+                f"cannot listen on {listen_address}: {exc.strerror or exc}; "
+                f"{fix} with --web.listen-address",
             ) from None
         listening = Listening(
             scheme="https" if ssl_context is not None else "http",

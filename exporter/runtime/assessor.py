@@ -139,6 +139,7 @@ class TenantAssessor:
             self._executor, self._evaluate, observations, inputs.now
         )
         timing = AssessmentTiming(read, evaluate, self._wall.now())
+        log_changes(self.latest, assessment)
         self.latest, self.timing = assessment, timing
         self._ledger_seen = observations.ledger
         self.runs += 1
@@ -154,3 +155,38 @@ class TenantAssessor:
             observations, thresholds=self._config.thresholds, resume=self._config.resume, now=now
         )
         return assessment, self._wall.now() - started
+
+
+def log_changes(previous: TenantAssessment | None, current: TenantAssessment) -> None:
+    """One log line per change, so that the log tells a storm's story without a dashboard: a
+    pause-warranted reason turning on (warning) or off (info), and resume readiness changing
+    state (info), each with what was observed against which threshold. Nothing is logged while
+    nothing changes; the first assessment logs what is already on and the readiness it finds."""
+    before = {s.reason: s.active for s in previous.pause_signals} if previous else {}
+    for signal in current.pause_signals:
+        if signal.active == before.get(signal.reason, False):
+            continue
+        (log.warning if signal.active else log.info)(
+            "pause warranted" if signal.active else "pause no longer warranted",
+            tenant=current.tenant,
+            reason=signal.reason.value,
+            observed=signal.observed,
+            threshold=signal.threshold,
+            unit=signal.unit,
+            detail=signal.detail,
+        )
+    readiness = current.readiness
+    if previous is not None and previous.readiness.state is readiness.state:
+        return
+    blocking = [c for c in readiness.conditions if c.blocks]
+    log.info(
+        "resume readiness changed",
+        tenant=current.tenant,
+        state=readiness.state.value,
+        previous=previous.readiness.state.value if previous is not None else None,
+        detail=readiness.detail,
+        blocking={
+            c.condition.value: {"observed": c.observed, "threshold": c.threshold, "unit": c.unit}
+            for c in blocking
+        },
+    )

@@ -462,10 +462,10 @@ def rules_using_operator(snapshot: Snapshot) -> Iterator[Metric]:
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
-        "The exporter's version and the Python it runs on; always 1.",
-        labels=["version", "python_version"],
+        "The exporter's version, source revision and the Python it runs on; always 1.",
+        labels=["version", "revision", "python_version"],
     )
-    family.add_metric([snapshot.version, snapshot.python_version], 1)
+    family.add_metric([snapshot.version, snapshot.revision, snapshot.python_version], 1)
     yield family
 
 

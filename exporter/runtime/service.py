@@ -10,6 +10,7 @@ the store, after any write already submitted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,19 @@ from exporter.clock import SystemClock
 from exporter.config.models import Config
 from exporter.config.web import WebConfig
 from exporter.graph.retry import RetryPolicy
-from exporter.http.app import Link, Listening, Readiness, create_app, serve, stop_on_signals
+from exporter.http.app import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_TELEMETRY_PATH,
+    Link,
+    Listening,
+    Readiness,
+    create_app,
+    running,
+    stop_on_signals,
+)
 from exporter.http.readiness_api import AssessmentView, readiness_routes
 from exporter.http.runbook import RUNBOOK_ROUTE, anchor, runbook_routes
+from exporter.http.telemetry import exporter_metrics_registry
 from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
@@ -189,8 +200,19 @@ class Exporter:
         return views
 
     def app(
-        self, web_config: WebConfig | None = None, links: Sequence[Link] = ()
+        self,
+        web_config: WebConfig | None = None,
+        links: Sequence[Link] = (),
+        *,
+        telemetry_path: str = DEFAULT_TELEMETRY_PATH,
+        exporter_metrics: bool = True,
     ) -> web.Application:
+        commits = self.commits
+        own = (
+            exporter_metrics_registry(lambda: commits.pid if commits is not None else None)
+            if exporter_metrics
+            else None
+        )
         return create_app(
             registry=self.registry,
             readiness=self.readiness,
@@ -198,6 +220,8 @@ class Exporter:
             web_config=web_config,
             links=[READINESS_LINK, *RUNBOOK_LINKS, *links],
             exposition_key=lambda: self.holder.current,
+            exporter_metrics=own,
+            telemetry_path=telemetry_path,
         )
 
 
@@ -210,19 +234,24 @@ async def run_exporter(
     on_listening: Callable[[Listening], None] | None = None,
     on_progress: Callable[[str, BackfillProgress], None] | None = None,
     retry: RetryPolicy | None = None,
+    telemetry_path: str = DEFAULT_TELEMETRY_PATH,
+    exporter_metrics: bool = True,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop`), then shut down in order."""
     stop = stop or asyncio.Event()
     exporter = Exporter(config, on_progress=on_progress, retry=retry)
-    await exporter.start()
-    try:
+    app = exporter.app(web_config, telemetry_path=telemetry_path, exporter_metrics=exporter_metrics)
+    # Bind first: a port in use or a host that does not resolve fails (ListenError, one line)
+    # before the store is opened or a poller starts. On the way out the server stops first
+    # (draining in-flight scrapes), then the exporter (the stack unwinds in reverse).
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(exporter.stop)
+        listening = await stack.enter_async_context(
+            running(app, listen_address, header_read_timeout=config.web.header_read_timeout)
+        )
+        await exporter.start()
+        if on_listening is not None:
+            on_listening(listening)
         with stop_on_signals(stop):
-            await serve(
-                exporter.app(web_config),
-                listen_address,
-                stop=stop,
-                on_listening=on_listening,
-                header_read_timeout=config.web.header_read_timeout,
-            )
-    finally:
-        await exporter.stop()
+            await stop.wait()
+        log.info("shutting down", timeout_seconds=DEFAULT_SHUTDOWN_TIMEOUT)

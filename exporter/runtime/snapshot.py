@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from exporter import __version__
+from exporter import __version__, source_revision
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, Series
@@ -126,6 +126,7 @@ class Snapshot:
     tenants: tuple[TenantSnapshot, ...] = ()
     version: str = __version__
     python_version: str = platform.python_version()
+    revision: str = field(default_factory=source_revision)
 
     def tenant(self, name: str) -> TenantSnapshot | None:
         return next((t for t in self.tenants if t.tenant == name), None)

@@ -78,6 +78,8 @@ class TenantRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._resources = contextlib.AsyncExitStack()
         self._setup_error: str | None = None
+        self._logged_readiness: tuple[bool, bool] = (False, True)
+        """(ready, complete) as last logged; the start is "not ready", as /readyz answers."""
         self._lag = lag
         self._refresh_lock = asyncio.Lock()
         self._refresh_wanted = False
@@ -212,6 +214,22 @@ class TenantRunner:
     async def _poll_ended(self) -> None:
         self.assessor.request()
         await self.refresh_snapshot()
+        self._log_readiness_change()
+
+    def _log_readiness_change(self) -> None:
+        """One line when /readyz's answer for this tenant changes (ready, or complete), not on
+        every poll: the detail (a backfill percentage) changes all the time."""
+        now = self.readiness()
+        if (now.ready, now.complete) == self._logged_readiness:
+            return
+        self._logged_readiness = (now.ready, now.complete)
+        (log.info if now.ready else log.warning)(
+            "exporter readiness changed",
+            tenant=self.name,
+            ready=now.ready,
+            complete=now.complete,
+            detail=now.detail,
+        )
 
     def _assessment_inputs(self) -> AssessmentInputs:
         return AssessmentInputs(
@@ -279,7 +297,9 @@ class TenantRunner:
         audit = self.audit
         if audit is not None and audit.progress is not None and not audit.caught_up:
             return TenantReadiness(
-                bool(done), f"backfilling the audit log: {audit.progress.fraction:.0%}"
+                bool(done),
+                f"backfilling the audit log: {audit.progress.fraction:.0%}",
+                complete=False,
             )
         if done:
             failing = [s for s in self.statuses.values() if s.success is False]

@@ -25,6 +25,8 @@ from alerts.config import EXPORTER_JOB
 
 SHIPPED_CONFIG = build.ALERTS_DIR / "prometheus.yml"
 CONFIG_FILE = "prometheus.yml"
+RULES_SUBDIR = build.RULES_DIR.name
+RULES_GLOB = f"{RULES_SUBDIR}/*.yml"
 
 
 class ShippedConfigChanged(AssertionError):
@@ -37,11 +39,11 @@ def derive_config(
     """The shipped configuration, scraping `exporter_target` every `interval`."""
     config = copy.deepcopy(shipped)
     rule_files = config.get("rule_files")
-    generated = sorted([build.RECORDING_FILE, build.ALERTING_FILE])
-    if sorted(rule_files or []) != generated:
+    if rule_files != [RULES_GLOB]:
         raise ShippedConfigChanged(
-            f"{SHIPPED_CONFIG}: rule_files is {rule_files!r}; the e2e test renders {generated} "
-            "next to the config (alerts.build.write_rule_files)"
+            f"{SHIPPED_CONFIG}: rule_files is {rule_files!r}; the e2e test renders the rule "
+            f"files into {RULES_SUBDIR}/ next to the config (alerts.build.write_rule_files) "
+            f"and expects [{RULES_GLOB!r}]"
         )
     config["global"]["scrape_interval"] = interval
     config["global"]["evaluation_interval"] = interval
@@ -69,7 +71,7 @@ def write_config_dir(
     """The derived config and the rule files it names, in `directory`; returns the config path."""
     shipped = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
     config = derive_config(shipped, exporter_target=exporter_target, interval=interval)
-    build.write_rule_files(directory, for_override=for_override)
+    build.write_rule_files(directory / RULES_SUBDIR, for_override=for_override)
     path = directory / CONFIG_FILE
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path

@@ -173,8 +173,10 @@ def test_the_e2e_config_is_the_shipped_one_with_addresses_and_intervals_changed(
     )
     result = run("promtool", ["check", "config", str(config)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"for: {FOR_OVERRIDE}" in (tmp_path / build.ALERTING_FILE).read_text(encoding="utf-8")
-    shipped_alerts = (build.ALERTS_DIR / build.ALERTING_FILE).read_text(encoding="utf-8")
+    assert f"for: {FOR_OVERRIDE}" in (tmp_path / "rules" / build.ALERTING_FILE).read_text(
+        encoding="utf-8"
+    )
+    shipped_alerts = (build.RULES_DIR / build.ALERTING_FILE).read_text(encoding="utf-8")
     assert f"for: {FOR_OVERRIDE}" not in shipped_alerts, "the shipped rules keep their for:"
 
 
