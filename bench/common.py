@@ -313,6 +313,8 @@ async def backfill_in_process(
             sim.base_url,
             tenant=tenant,
             polling={"audit_interval": "1h", "groups_interval": "1h", **polling},
+            # Freshness thresholds longer than the polls (config refuses shorter ones).
+            thresholds={"collector_max_age": "2h", "watermark_max_age": "2h"},
         )
     )
     exporter = Exporter(config)

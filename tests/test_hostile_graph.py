@@ -45,10 +45,14 @@ class FakeGraph:
     requests: list[web.Request] = field(default_factory=list)
     url: str = ""
 
+    log: list[dict[str, object]] | None = None
+    """When set, every request without a queued answer gets this whole audit log as one page
+    (the poller keeps what is in its window)."""
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request)
         if not self.answers:
-            return web.json_response({"value": []})
+            return web.json_response({"value": self.log or []})
         response = self.answers.pop(0)(request)
         return await response if inspect.isawaitable(response) else response
 
@@ -124,6 +128,20 @@ def client(graph: FakeGraph, *, max_body_bytes: int | None = None) -> GraphClien
         audit_requests_per_10s=1000,
         retry=RetryPolicy(attempts=2, initial_delay=0.01, max_delay=0.02),
         **extra,  # type: ignore[arg-type]
+    )
+
+
+def audit_poller(graph: GraphClient, store: Store, clock: VirtualClock) -> AuditPoller:
+    return AuditPoller(
+        tenant="t",
+        graph=graph,
+        store=store,
+        clock=clock,
+        interval=60,
+        lateness=1800,
+        backfill=6 * 3600,
+        reconcile_interval=3600,
+        reconcile_reach=3 * 3600,
     )
 
 
@@ -349,3 +367,50 @@ async def test_a_store_poisoned_by_a_future_event_is_repaired_at_start_up(
     assert len(warnings) == 1
     assert "in the future" in warnings[0]["event"]
     await store.close()
+
+
+async def test_reconciliation_counts_a_late_event_once_even_in_a_store_from_before_it(
+    servers: tuple[FakeGraph, FakeGraph], tmp_path: Path
+) -> None:
+    """Every 10 minutes a poll; one event appears 80 minutes after its time (past the 30 min
+    allowance). The store first looks like one an older version wrote (seen ids kept for the
+    allowance only, nothing recorded about it): re-reading older windows must not count again
+    what those pruned ids stood for."""
+    graph, _ = servers
+    events = [event(n, NOW - 6 * 3600 + n * 300) for n in range(72)]  # the last 6 h
+    graph.log = list(events)
+    graph_client = client(graph)
+    clock = VirtualClock(NOW, 0)
+    store = Store(tmp_path / "s.sqlite3")
+    await store.open()
+    status = CollectorStatus("audit")
+    try:
+        await audit_poller(graph_client, store, clock).poll(status)
+        # What a store of the version before #14 holds after that poll.
+        state = await store.call(store.audit_state, "t")
+        assert state is not None
+
+        def as_before(db: sqlite3.Connection = store.db) -> None:
+            db.execute("DELETE FROM meta WHERE key LIKE 'seen_kept_from:%'")
+            db.execute("DELETE FROM seen_events WHERE time < ?", (state.next_start - 60,))
+
+        await store.run(as_before)
+        poller = audit_poller(graph_client, store, clock)  # a restart with this version
+        for step in range(1, 25):
+            clock.advance(600)
+            if step == 8:  # 80 minutes after its time, an event appears
+                graph.log.append(event(999, clock.now() - 4800))
+            graph.log.append(event(1000 + step, clock.now() - 60))  # and on-time ones
+            await poller.poll(status)
+        totals = await store.call(store.totals, "t")
+    finally:
+        await graph_client.close()
+        await store.close()
+    assert totals["dynamic_add"] == len(graph.log)  # every event once, the late one included
+    assert totals["reconciled"] == 1
+    late = sum(
+        n
+        for kind, n in totals.items()
+        if kind.startswith("lateness_bucket:") and kind[16:] in ("+Inf", "7200", "10800")
+    )
+    assert late == 1

@@ -193,8 +193,11 @@ class AuditPoller:
                 start, end, queried_at, backfill_start, coverage_start, target, status
             )
             next_start = min(watermark, queried_at - self._lateness)
-            # Seen ids are kept as far back as the reconciliation pass re-reads.
+            # Seen ids are kept as far back as the reconciliation pass re-reads (and, if a pass
+            # came late, until it has re-read them: passes leave no gap).
             keep_from = min(next_start, queried_at - self._reconcile_reach)
+            if self._reconciled_until is not None:
+                keep_from = min(keep_from, self._reconciled_until)
             await store.call(store.prune, self.tenant, self._clock.now(), keep_from - SEEN_MARGIN)
             if end >= queried_at:
                 self.caught_up = True
@@ -226,7 +229,7 @@ class AuditPoller:
             return
         oldest = now - self._reconcile_reach
         start = max(
-            oldest if self._reconciled_until is None else max(oldest, self._reconciled_until),
+            oldest if self._reconciled_until is None else self._reconciled_until,
             state.coverage_start,
             state.next_start if kept_from is None else kept_from,
         )
