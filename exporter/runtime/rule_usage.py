@@ -29,8 +29,10 @@ class RuleUsageTracker:
         """operator -> rules using it (every key of OPERATOR_USAGE_KEYS); None before the
         first listing has been parsed."""
         self.properties: RuleProperties | None = None
-        """The properties the listed rules read (trigger relevance, #13); None until both
-        kinds (groups and administrative units) have been listed and parsed."""
+        """The properties the listed rules read (trigger relevance, #13); None before the
+        first listing has been parsed."""
+        self.complete = False
+        """Both kinds (groups and administrative units) have been listed and parsed."""
         self.computations = 0
 
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
@@ -56,8 +58,8 @@ class RuleUsageTracker:
         usage = await asyncio.to_thread(operator_usage, rules)
         properties = await asyncio.to_thread(rule_properties, rules)
         self.usage = MappingProxyType(usage)
-        if set(self._rules) == set(DirectoryObjectKind):
-            self.properties = properties
+        self.properties = properties
+        self.complete = set(self._rules) == set(DirectoryObjectKind)
         self._digest = digest
         self.computations += 1
         return True

@@ -183,13 +183,13 @@ class TenantRunner:
         triggers: waits up to `wait` seconds for both listings to be parsed (a backfill at
         first start must not count updates as of unknown relevance because it began first),
         but no longer than until a listing fails (a tenant whose listing fails still ingests,
-        with relevance unknown)."""
+        with what is known: the other kind's rules, or nothing and relevance unknown)."""
         tracker = self.rule_usage
         listings = [self.statuses[name] for name in ("groups", "administrative_units")]
         failures = [s.failures for s in listings]
         deadline = self._wall.now() + wait
         while (
-            tracker.properties is None
+            not tracker.complete
             and [s.failures for s in listings] == failures
             and self._wall.now() < deadline
         ):
