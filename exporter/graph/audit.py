@@ -300,7 +300,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         )
         member = targets[member_at] if member_at is not None else None
         if type(member) is dict:
-            target_type = _str(member.get("type"))
+            target_type = _type_of(member)
             target_id = _str(member.get("id"))
         else:
             member = None
@@ -313,7 +313,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
             return MalformedEvent(_digest(item), time, "missing_group")
         group_id = group_id.lower()
     elif first is not None:
-        target_type = _str(first.get("type"))
+        target_type = _type_of(first)
         target_id = _str(first.get("id"))
         if activity in _UPDATES:
             if target_id is None:
@@ -339,6 +339,12 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         modified,
         logged_by if type(logged_by) is str else None,
     )
+
+
+def _type_of(target: dict[str, Any]) -> str | None:
+    """`type` as the typed decoder reads it (any string, even empty)."""
+    value = target.get("type")
+    return value if type(value) is str else None
 
 
 def _membership_targets(types: list[Any]) -> tuple[int | None, int | None]:

@@ -55,8 +55,8 @@ transaction (fewer, larger writes); beyond this many the poller waits for the st
 
 
 RULES_WAIT = 120.0
-"""How long the first poll waits for the tenant's rules to be known (trigger relevance) before
-it counts updates as of unknown relevance."""
+"""How long a poll waits for the tenant's rules to be first known (trigger relevance) before it
+counts updates as of unknown relevance."""
 
 CommitPages = Callable[[str, Sequence[PageBatch]], Awaitable[PageOutcome]]
 """Commits a tenant's consecutive pages as one transaction: on the store's thread by default,
@@ -118,7 +118,6 @@ class AuditPoller:
         self._logged_names: set[str] = set()
         self._rules = rules
         self._rule_properties: RuleProperties | None = None
-        self._first_poll = True
         self.query_mode: AuditQueryMode | None = None
         """How Graph is asked (`exporter.domain.audit_query`): read from the store at the first
         poll, stepped down when Graph refuses it."""
@@ -157,9 +156,10 @@ class AuditPoller:
     async def poll(self, status: CollectorStatus) -> None:
         store = self._store
         if self._rules is not None:
-            # Wait for the first listing once; later polls take what is known.
-            self._rule_properties = await self._rules(RULES_WAIT if self._first_poll else 0.0)
-            self._first_poll = False
+            # Until the rules have been known once, wait for them (the source bounds the wait);
+            # after that, take the latest.
+            wait = RULES_WAIT if self._rule_properties is None else 0.0
+            self._rule_properties = await self._rules(wait)
         if self.query_mode is None:
             self.query_mode = await store.call(store.audit_query_mode, self.tenant)
             if self.query_mode is not AuditQueryMode.NARROW:

@@ -31,7 +31,8 @@ class RuleUsageTracker:
         self.properties: RuleProperties | None = None
         """The properties the listed rules read (trigger relevance, #13); None before the
         first listing has been parsed."""
-        self._parsed = asyncio.Event()
+        self.complete = False
+        """Both kinds (groups and administrative units) have been listed and parsed."""
         self.computations = 0
 
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
@@ -58,25 +59,16 @@ class RuleUsageTracker:
         properties = await asyncio.to_thread(rule_properties, rules)
         self.usage = MappingProxyType(usage)
         self.properties = properties
+        self.complete = set(self._rules) == set(DirectoryObjectKind)
         self._digest = digest
         self.computations += 1
-        self._parsed.set()
         return True
-
-    async def rule_properties(self, wait: float) -> RuleProperties | None:
-        """The properties the rules read, waiting up to `wait` seconds for the first listing
-        to be parsed (the audit backfill at first start should not count updates as of unknown
-        relevance because it began before the listing); None if it has not been by then."""
-        if self.properties is None and wait > 0:
-            try:
-                await asyncio.wait_for(self._parsed.wait(), wait)
-            except TimeoutError:
-                return None
-        return self.properties
 
     def _fingerprint(self) -> bytes:
         h = hashlib.blake2b(digest_size=16)
         for kind in sorted(self._rules):
+            h.update(kind.value.encode())  # an empty listing of a kind is a listing too
+            h.update(b"\0")
             for object_id, rule in sorted(self._rules[kind].items()):
                 h.update(object_id.encode())
                 h.update(b"\0")

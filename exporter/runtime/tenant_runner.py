@@ -18,6 +18,7 @@ from exporter.config.models import Config, Tenant
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.readiness import CollectorHealth
+from exporter.domain.relevance import RuleProperties
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import CredentialError, auth_summary
 from exporter.graph.factory import build_graph_client, polling_retry_policy
@@ -38,6 +39,8 @@ log = get_logger(__name__)
 
 """Wall seconds between two readings of the simulator's clock."""
 SNAPSHOT_INTERVAL = 5.0
+RULES_CHECK_INTERVAL = 0.1
+"""How often the audit poller's wait for the first listings looks again (wall seconds)."""
 """Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 
 
@@ -141,7 +144,7 @@ class TenantRunner:
             reconcile_reach=polling.reconcile_reach,
             on_progress=self._progress,
             commit_pages=self._commit_pages,
-            rules=self.rule_usage.rule_properties,
+            rules=self._audit_rules,
         )
         pollers: list[Poller] = [self.audit]
         for kind in DirectoryObjectKind:
@@ -178,6 +181,24 @@ class TenantRunner:
             group.create_task(self._refresh_forever())
             group.create_task(self.assessor.run())
             group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
+
+    async def _audit_rules(self, wait: float) -> RuleProperties | None:
+        """The properties the tenant's rules read, for the relevance of the audit poller's
+        triggers: waits up to `wait` seconds for both listings to be parsed (a backfill at
+        first start must not count updates as of unknown relevance because it began first),
+        but no longer than until a listing fails (a tenant whose listing fails still ingests,
+        with what is known: the other kind's rules, or nothing and relevance unknown)."""
+        tracker = self.rule_usage
+        listings = [self.statuses[name] for name in ("groups", "administrative_units")]
+        failures = [s.failures for s in listings]
+        deadline = self._wall.now() + wait
+        while (
+            not tracker.complete
+            and [s.failures for s in listings] == failures
+            and self._wall.now() < deadline
+        ):
+            await self._wall.sleep(RULES_CHECK_INTERVAL)
+        return tracker.properties
 
     def _build_graph(self) -> GraphClient:
         return build_graph_client(self.config, self.tenant, retry=self._retry)

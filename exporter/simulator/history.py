@@ -20,11 +20,11 @@ import math
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exporter.domain import events
-from exporter.domain.events import Series
+from exporter.domain.events import ObjectType, Relevance, Series
 from exporter.simulator.auditlog import (
     ACTIVITY_CODE,
     SERIES_CODE,
@@ -108,6 +108,18 @@ _TRIGGER_OF = {
 }
 
 
+def _series(kind: Kind, world: HistoryWorld) -> Series:
+    """The kind's ground truth; updates no rule reads are triggers of relevance `other`."""
+    if kind.activity.startswith("Update ") and kind.object_type in ("user", "device"):
+        relevance = (
+            Relevance.RULE
+            if world.updates_read_by_rules.get(kind.object_type, True)
+            else Relevance.OTHER
+        )
+        return events.TRIGGER_SERIES_BY_RELEVANCE[ObjectType(kind.object_type)][relevance]
+    return kind.series
+
+
 def _is_add(k: int) -> bool:
     return KINDS[k].series in (Series.DYNAMIC_ADD, Series.MANUAL_ADD)
 
@@ -144,6 +156,8 @@ class HistoryWorld:
     device_update_actors: Sequence[Actor]
     # (object type, object index, 64 random bits) -> the modifiedProperties of an update
     describe_update: Callable[[str, int, int], list[PropertyChange]]
+    # object type -> whether its updates change properties the rules read (trigger relevance)
+    updates_read_by_rules: Mapping[str, bool] = field(default_factory=dict)
 
 
 _BLOCK_EVENT_OVERHEAD = 120
@@ -210,7 +224,7 @@ class History:
             raise ValueError("history needs 1024 delay quantiles")
         self.max_delay_us = max(self._delay_table)
         self._kind_activity = [ACTIVITY_CODE[k.activity] for k in KINDS]
-        self._kind_series = [SERIES_CODE[k.series] for k in KINDS]
+        self._kind_series = [SERIES_CODE[_series(k, world)] for k in KINDS]
         self._apps = apps
         self._kind_actors: list[Sequence[Actor]] = [
             world.user_update_actors,

@@ -30,6 +30,8 @@ from exporter.domain.rules import Rule
 from exporter.simulator.auditlog import AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector, FaultSettings
 from exporter.simulator.generate import (
+    DEVICE_UPDATE_WEIGHTS,
+    USER_UPDATE_WEIGHTS,
     GroupSpec,
     TenantSpec,
     describe_change,
@@ -318,6 +320,17 @@ class SimulatedTenant:
         start_us = end_us - round(days * 86400 * MICROS)
         start_us -= start_us % (3600 * MICROS)
         dynamic = [c for c in directory.containers if c.rule is not None and not c.paused]
+        # History changes only everyday properties the rules read (fixed now: history is
+        # rendered lazily, later rule edits must not change what it says), so its updates are
+        # all rule-relevant; where the rules read none of them, all are of relevance `other`.
+        self._history_properties = {
+            object_type: frozenset(
+                name
+                for name in (USER_UPDATE_WEIGHTS if object_type == USER else DEVICE_UPDATE_WEIGHTS)
+                if directory.readers_of(object_type, name)
+            )
+            for object_type in directory.tables
+        }
         world = HistoryWorld(
             users=directory.users.refs,
             devices=directory.devices.refs,
@@ -336,6 +349,9 @@ class SimulatedTenant:
             user_update_actors=(SYNC_ACTOR, SYNC_ACTOR, HR_ACTOR, ADMIN_ACTORS[0]),
             device_update_actors=(INTUNE_ACTOR, INTUNE_ACTOR, DEVICE_REGISTRATION_ACTOR),
             describe_update=self._describe_history_update,
+            updates_read_by_rules={
+                object_type: bool(names) for object_type, names in self._history_properties.items()
+            },
         )
         return History(
             seed=self.seed,
@@ -361,14 +377,10 @@ class SimulatedTenant:
     def _describe_history_update(
         self, object_type: str, index: int, bits: int
     ) -> list[PropertyChange]:
-        # History counts every update as rule-relevant (its truth is by kind): it changes only
-        # properties the rules read. Live updates carry the realistic share of others.
-        readers = self.directory.readers_of
+        # Live updates carry the realistic share of properties no rule reads.
+        read = self._history_properties[object_type]
         name, old, new = describe_change(
-            self.directory.tables[object_type],
-            index,
-            bits,
-            read_by_rules=lambda name: bool(readers(object_type, name)),
+            self.directory.tables[object_type], index, bits, read_by_rules=read.__contains__
         )
         return [
             PropertyChange(_property_display_name(name), enc_list_value(old), enc_list_value(new))
