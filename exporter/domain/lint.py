@@ -678,6 +678,16 @@ def _implies(a: Comparison, b: Comparison) -> bool:
     return False
 
 
+def excludes(a: Comparison, b: Comparison) -> bool:
+    """Whether no object satisfies both criteria (False when it cannot be shown): `a` implies
+    the negation of `b`. `user.city -eq "a"` excludes `user.city -eq "b"`; on a multi-valued
+    property (`otherMails`) it does not, since different items may satisfy each."""
+    negation = b.operator.negation
+    if negation is None:
+        return False
+    return _implies(a, Comparison(b.subject, negation, b.value))
+
+
 # -- tree surgery
 
 
