@@ -140,6 +140,7 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "group_status",
             "group_update",
             "administrative_unit_update",
+            "member_count",
         }
     ),
     ("entra_dynamic_audit_events", "kind"): frozenset(

@@ -250,9 +250,8 @@ def _merge_lists(operands: list[Expr], op: Operator) -> list[Expr]:
             merged.setdefault(operand.subject, []).extend(operand.value.items)
         else:
             rest.append(operand)
-    rest.extend(
-        Comparison(subject, op, ListValue(_sorted_items(items))) for subject, items in merged.items()
-    )
+    for subject, items in merged.items():
+        rest.append(Comparison(subject, op, ListValue(_sorted_items(items))))
     return rest
 
 
@@ -491,9 +490,7 @@ def assess_hygiene(
             )
     order = {reason: index for index, reason in enumerate(Reason)}
     candidates.sort(key=lambda c: (order[c.reason], c.object.name.casefold(), c.object.id))
-    return HygieneReport(
-        tuple(candidates), duplicate_sets, not_judged, history_days, inactive_days
-    )
+    return HygieneReport(tuple(candidates), duplicate_sets, not_judged, history_days, inactive_days)
 
 
 def _rule_candidates(obj: HygieneObject, rule: Rule) -> list[Candidate]:

@@ -227,6 +227,7 @@ class SimulatedTenant:
                 static_groups=spec.static_groups,
                 critical_groups=spec.critical_groups,
                 paused_groups=spec.paused_groups,
+                hygiene_examples=spec.hygiene_examples,
                 groups=tuple(
                     GroupSpec(
                         name=g.name,
@@ -302,7 +303,9 @@ class SimulatedTenant:
         end_us = self.start_us
         start_us = end_us - round(days * 86400 * MICROS)
         start_us -= start_us % (3600 * MICROS)
-        dynamic = [c for c in directory.containers if c.rule is not None and not c.paused]
+        dynamic = [
+            c for c in directory.containers if c.rule is not None and not c.paused and not c.dormant
+        ]
         world = HistoryWorld(
             users=directory.users.refs,
             devices=directory.devices.refs,
