@@ -209,7 +209,7 @@ async def test_a_version_3_state_file_is_migrated_in_place(tmp_path: Path) -> No
     finally:
         await second.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
     db.close()
 
 

@@ -39,10 +39,17 @@ from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedE
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+_MEMBER_COUNTS_TABLE = """CREATE TABLE IF NOT EXISTS group_member_counts (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, count INTEGER NOT NULL, read_at REAL NOT NULL,
+    PRIMARY KEY (tenant, group_id)
+) WITHOUT ROWID"""
 _MIGRATIONS = {
     # 3 -> 4: when a paused object was seen On again (the stall signal waits after a resume).
     3: "ALTER TABLE directory_objects ADD COLUMN resumed_observed_at REAL",
+    # 4 -> 5: member counts for the tenant-hygiene report (empty groups); group_last_change is
+    # no longer pruned at the audit retention (the inactive verdict needs it), nothing to move.
+    4: _MEMBER_COUNTS_TABLE,
 }
 MINUTE_RETENTION = 49 * 3600.0
 HOUR_RETENTION = 35 * 86400.0
@@ -98,6 +105,8 @@ CREATE TABLE IF NOT EXISTS group_last_change (
     PRIMARY KEY (tenant, group_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS group_last_change_time ON group_last_change (tenant, time);
+-- Member counts read with $count (tenant hygiene: empty groups), refreshed slowly.
+""" + _MEMBER_COUNTS_TABLE + """;
 CREATE TABLE IF NOT EXISTS state_change_events (
     tenant TEXT NOT NULL, event_id TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
     state TEXT,  -- On, Paused, or NULL when the event did not say
@@ -472,8 +481,17 @@ class Store:
             db.execute(
                 "DELETE FROM group_hour_counts WHERE tenant=? AND hour < ?", (tenant, cutoff)
             )
+            # A group's last change is kept beyond the audit retention while the group exists:
+            # the hygiene report's inactive verdict reaches back further than the audit log.
             db.execute(
-                "DELETE FROM group_last_change WHERE tenant=? AND time < ?", (tenant, cutoff)
+                "DELETE FROM group_last_change WHERE tenant=? AND time < ? AND group_id NOT IN "
+                "(SELECT lower(id) FROM directory_objects WHERE tenant=?)",
+                (tenant, cutoff, tenant),
+            )
+            db.execute(
+                "DELETE FROM group_member_counts WHERE tenant=? AND group_id NOT IN "
+                "(SELECT lower(id) FROM directory_objects WHERE tenant=?)",
+                (tenant, tenant),
             )
             db.execute(
                 "DELETE FROM state_change_events WHERE tenant=? AND time < ?", (tenant, cutoff)
@@ -740,6 +758,36 @@ class Store:
             )
             for kind, object_id, name, state, resumed, since in rows
         ]
+
+    # -- tenant hygiene --------------------------------------------------------------------------
+
+    def record_member_count(self, tenant: str, group_id: str, count: int, read_at: float) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO group_member_counts (tenant, group_id, count, read_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, group_id) DO UPDATE SET "
+                "count = excluded.count, read_at = excluded.read_at",
+                (tenant, group_id.lower(), count, read_at),
+            )
+
+    def member_counts(self, tenant: str) -> dict[str, tuple[int, float]]:
+        """group id (lower case) -> (members, when the count was read)."""
+        return {
+            group_id: (count, read_at)
+            for group_id, count, read_at in self.db.execute(
+                "SELECT group_id, count, read_at FROM group_member_counts WHERE tenant=?",
+                (tenant,),
+            )
+        }
+
+    def history_start(self, tenant: str) -> float | None:
+        """Where the uninterrupted audit coverage that reaches the watermark begins (None
+        before any): how far back "no dynamic change" is known."""
+        row = self.db.execute(
+            "SELECT start FROM audit_coverage WHERE tenant=? ORDER BY start DESC LIMIT 1",
+            (tenant,),
+        ).fetchone()
+        return None if row is None else float(row[0])
 
 
 class _Transaction:
