@@ -62,7 +62,8 @@ _DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
 _STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
 _NEVER = float("-inf")
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_state (
     tenant TEXT PRIMARY KEY,
@@ -106,7 +107,9 @@ CREATE TABLE IF NOT EXISTS group_last_change (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS group_last_change_time ON group_last_change (tenant, time);
 -- Member counts read with $count (tenant hygiene: empty groups), refreshed slowly.
-""" + _MEMBER_COUNTS_TABLE + """;
+"""
+    + _MEMBER_COUNTS_TABLE
+    + """;
 CREATE TABLE IF NOT EXISTS state_change_events (
     tenant TEXT NOT NULL, event_id TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
     state TEXT,  -- On, Paused, or NULL when the event did not say
@@ -124,6 +127,7 @@ CREATE TABLE IF NOT EXISTS directory_objects (
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 """
+)
 
 
 class NewEvents(NamedTuple):
