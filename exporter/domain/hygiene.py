@@ -30,7 +30,6 @@ from exporter.domain.rules import (
     ListValue,
     Not,
     NumberValue,
-    ObjectType,
     Operator,
     Or,
     PropertyKind,
@@ -304,7 +303,8 @@ class PropertyChanges:
     names of "Included Updated Properties"), or None for an object added or deleted, which every
     rule of its type evaluates."""
 
-    object_type: ObjectType
+    object_type: str
+    """`user` or `device` (either module's ObjectType: both are these strings)."""
     properties: frozenset[str] | None
     count: int
 
@@ -349,7 +349,7 @@ def evaluation_cost(
             else frozenset(property_key(p) for p in change.properties)
         )
         for object_id, (object_type, properties) in reads.items():
-            if object_type is not change.object_type:
+            if object_type != change.object_type:
                 continue
             if changed is not None and properties.isdisjoint(changed):
                 continue
@@ -382,7 +382,7 @@ class MemberCount:
 @dataclass(frozen=True, slots=True)
 class Candidate:
     reason: Reason
-    object: HygieneObject
+    target: HygieneObject
     evidence: str
     """One line: what shows it (the contradiction, the last change and the history behind the
     verdict, the member count and when it was read, the equivalent groups)."""
@@ -413,7 +413,7 @@ class HygieneReport:
         return counts
 
     def candidate_ids(self) -> frozenset[str]:
-        return frozenset(c.object.id for c in self.candidates)
+        return frozenset(c.target.id for c in self.candidates)
 
 
 def _days(seconds: float) -> str:
@@ -429,10 +429,10 @@ def assess_hygiene(
     history_start: float | None = None,
     member_counts: Mapping[str, MemberCount] | None = None,
 ) -> HygieneReport:
-    """Every candidate among `objects`. `last_changes` (object id -> last dynamic membership
+    """Every candidate among `objects`. `last_changes` (group id -> last dynamic membership
     change) and `history_start` come from the exporter's store (None: no store, so no
-    inactivity verdicts); `member_counts` from `$count` reads (groups only: absent ids are not
-    judged). Ids are compared case-insensitively, as Graph's GUIDs."""
+    inactivity verdicts; groups only); `member_counts` from `$count` reads (groups only:
+    absent ids are not judged). Ids are compared case-insensitively, as Graph's GUIDs."""
     last = {k.lower(): v for k, v in (last_changes or {}).items()}
     counts = {k.lower(): v for k, v in (member_counts or {}).items()}
     candidates: list[Candidate] = []
@@ -448,7 +448,9 @@ def assess_hygiene(
         if rule is not None:
             candidates.extend(_rule_candidates(obj, rule))
             normal.setdefault((obj.kind, unparse(normal_form(rule.ast))), []).append(obj)
-        if last_changes is not None:
+        # Units: the audit log's unit membership events are not dynamic changes the exporter
+        # attributes (classified `other`), so no last change is known and no verdict is given.
+        if last_changes is not None and obj.kind == "group":
             verdict = inactivity(last.get(key), history_start, now, inactive_days)
             if verdict.inactive is None:
                 not_judged[Reason.INACTIVE] += 1
@@ -489,7 +491,7 @@ def assess_hygiene(
                 )
             )
     order = {reason: index for index, reason in enumerate(Reason)}
-    candidates.sort(key=lambda c: (order[c.reason], c.object.name.casefold(), c.object.id))
+    candidates.sort(key=lambda c: (order[c.reason], c.target.name.casefold(), c.target.id))
     return HygieneReport(tuple(candidates), duplicate_sets, not_judged, history_days, inactive_days)
 
 

@@ -33,8 +33,9 @@ class TriggerChangeSample:
 
     counts: Counter[tuple[ObjectType, frozenset[str] | None]] = field(default_factory=Counter)
     events: int = 0
-    first_time: str | None = None
-    last_time: str | None = None
+    oldest: str | None = None
+    """activityDateTime of the oldest event read (ISO 8601, as Graph wrote it)."""
+    newest: str | None = None
     complete: bool = True
     """False when reading stopped at the event cap before the window's end."""
 
@@ -61,8 +62,8 @@ def add_trigger_page(sample: TriggerChangeSample, body: bytes | None) -> str | N
         sample.events += 1
         when = event.get("activityDateTime")
         if isinstance(when, str):
-            sample.first_time = sample.first_time or when
-            sample.last_time = when
+            sample.oldest = when if sample.oldest is None else min(sample.oldest, when)
+            sample.newest = when if sample.newest is None else max(sample.newest, when)
     link = document.get("@odata.nextLink")
     return link if isinstance(link, str) and link else None
 

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
+from exporter.store import hygiene
 
 _T = TypeVar("_T")
 
@@ -776,22 +777,11 @@ class Store:
 
     def member_counts(self, tenant: str) -> dict[str, tuple[int, float]]:
         """group id (lower case) -> (members, when the count was read)."""
-        return {
-            group_id: (count, read_at)
-            for group_id, count, read_at in self.db.execute(
-                "SELECT group_id, count, read_at FROM group_member_counts WHERE tenant=?",
-                (tenant,),
-            )
-        }
+        return hygiene.member_counts(self.db, tenant)
 
     def history_start(self, tenant: str) -> float | None:
-        """Where the uninterrupted audit coverage that reaches the watermark begins (None
-        before any): how far back "no dynamic change" is known."""
-        row = self.db.execute(
-            "SELECT start FROM audit_coverage WHERE tenant=? ORDER BY start DESC LIMIT 1",
-            (tenant,),
-        ).fetchone()
-        return None if row is None else float(row[0])
+        """Where the uninterrupted audit coverage that reaches the watermark begins."""
+        return hygiene.history_start(self.db, tenant)
 
 
 class _Transaction:

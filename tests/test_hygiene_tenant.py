@@ -1,0 +1,163 @@
+"""`lint-rules --config.file ...`: the tenant-hygiene report on the simulated tenant, exact.
+
+The real exporter ingests 12 days of the simulator's audit history into its store (real
+SQLite), then the command lists the rules, counts members with `$count` and reads the week's
+changes, all through the real msgraph-sdk over HTTP. Every candidate is checked against the
+simulator's ground truth (its members, its audit log), in both directions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from click.testing import CliRunner, Result
+
+from exporter.cli.main import cli
+from exporter.config.loading import load_config
+from exporter.runtime.service import Exporter
+from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.model import Container
+from exporter.simulator.truth import audit_counts
+from tests.harness import wait_until, write_config
+
+TENANT = {"tenant": {"users": 400, "devices": 60, "dynamic_groups": 40, "administrative_units": 2}}
+DAY = 86400.0
+INACTIVE_DAYS = 7
+
+
+def lint(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["lint-rules", *args], catch_exceptions=False)
+
+
+def config_with_hygiene(path: Path, sim: RunningSimulator) -> Path:
+    write_config(path, sim.base_url, polling={"backfill_days": 12, "audit_interval": "1m"})
+    document = yaml.safe_load(path.read_text())
+    document["hygiene"] = {"member_count_requests_per_minute": 600, "change_sample_events": 4000}
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+async def ingest_history(config: Path, sim: RunningSimulator) -> None:
+    exporter = Exporter(load_config(config))
+    await exporter.start()
+    try:
+        runner = exporter.runners[0]
+        now = sim.clock.now()
+
+        def caught_up() -> bool:
+            audit = runner.audit
+            return (
+                audit is not None
+                and audit.caught_up
+                and audit.progress is not None
+                and audit.progress.watermark >= now
+                and runner.statuses["groups"].ever_succeeded
+            )
+
+        await wait_until(caught_up, within=240, what="12 days of history ingested")
+    finally:
+        await exporter.stop()
+
+
+def by_reason(body: dict[str, Any]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = defaultdict(set)
+    for candidate in body["hygiene"]["candidates"]:
+        found[candidate["reason"]].add(candidate["name"])
+    return found
+
+
+async def test_every_candidate_and_no_false_one(tmp_path: Path) -> None:
+    async with running_simulator(
+        "steady", overrides=TENANT, speed=0, throttle=False, history_days=12
+    ) as sim:
+        config = config_with_hygiene(tmp_path / "config.yml", sim)
+        await ingest_history(config, sim)
+        now = sim.clock.now()
+        before = [(c.id, c.rule, c.state) for c in sim.tenant.directory.containers]
+        args = ["--config.file", str(config), "--inactive-days", str(INACTIVE_DAYS)]
+        result = await asyncio.to_thread(lint, *args, "--json", "--count-members")
+        human = await asyncio.to_thread(lint, *args, "--count-members")
+        truth = audit_counts(sim.tenant, since=now - INACTIVE_DAYS * DAY, by=["group"])
+        after = [(c.id, c.rule, c.state) for c in sim.tenant.directory.containers]
+        count_requests = sum(n for path, n in sim.state.requests.items() if "$count" in path)
+    assert result.exit_code in (0, 1), result.stderr
+    body = orjson.loads(result.stdout)
+    hygiene = body["hygiene"]
+    found = by_reason(body)
+    containers = sim.tenant.directory.containers
+    dynamic = [c for c in containers if c.rule is not None]
+    groups = [c for c in dynamic if c.kind.value == "group"]
+    names = {c.display_name: c for c in containers}
+
+    # Headroom: every dynamic group and unit against 15,000.
+    assert hygiene["headroom"] == {
+        "dynamic_groups": len(groups),
+        "dynamic_administrative_units": len(dynamic) - len(groups),
+        "limit": 15_000,
+        "ratio": round(len(dynamic) / 15_000, 4),
+        "level": "ok",
+    }
+
+    # Empty: exactly the groups with no member in the simulator (counted with $count).
+    assert found["empty"] == {g.display_name for g in groups if not g.members}
+    assert hygiene["member_counts_read_now"] == len(groups)
+    assert count_requests == 2 * len(groups)  # one per group per run: --json, then the table
+
+    # Never matches: the two contradictory rules, each with its contradiction shown.
+    assert found["never_matches"] == {"DG Sales in Finance", "DG Retired sites"}
+    shown = {c["name"]: c["evidence"] for c in hygiene["candidates"]}
+    assert "cannot both hold" in shown["DG Sales in Finance"]
+    assert "-in [] selects nothing" in shown["DG Retired sites"]
+    assert all(not names[n].members for n in found["never_matches"])
+
+    # memberOf: the groups whose rule reads memberOf, with Microsoft's recommendation.
+    assert found["memberof"] == {
+        c.display_name for c in dynamic if c.rule is not None and "memberOf" in c.rule.properties
+    }
+    assert len(found["memberof"]) == 2
+
+    # Duplicates: listed together; equivalent rules select the same members.
+    sets = {frozenset(names_of(s, containers)) for s in hygiene["duplicate_sets"]}
+    assert sets == {
+        frozenset({"DG Sales or Marketing", "DG Marketing and Sales"}),
+        frozenset({"DG Engineering Berlin", "DG Berlin engineers"}),
+    }
+    for same in sets:
+        assert len({frozenset(names[n].members) for n in same}) == 1
+    assert found["duplicate"] == set().union(*sets)
+
+    # Inactive: exactly the groups without a dynamic membership change in the audit log of
+    # the last 7 days, judged on the store's 12 days of history.
+    changed = {
+        group_id
+        for group_id, row in truth["groups"].items()
+        if row["series"].get("dynamic_add", 0) + row["series"].get("dynamic_remove", 0)
+    }
+    expected_inactive = {g.display_name for g in groups if g.id not in changed}
+    assert found["inactive"] == expected_inactive
+    assert {"DG Tailspin guests", "DG Decommissioned"} <= expected_inactive  # dormant ones
+    assert len(expected_inactive) < len(groups)  # and active ones exist
+    assert 11.5 <= hygiene["history_days"] <= 12.5
+    assert hygiene["not_judged"] == {"inactive": 0, "empty": 0}
+
+    # The share of evaluations the candidates cost, from the week's changes.
+    cost = hygiene["evaluation_cost"]
+    assert cost["changes_read"] >= 4000
+    assert 0 < cost["by_candidates"] < cost["evaluations"]
+    assert cost["share"] == round(cost["by_candidates"] / cost["evaluations"], 4)
+    print("hygiene:", hygiene["candidates_by_reason"], "share", cost["share"])
+
+    # A table on a terminal, and nothing deleted or changed.
+    assert "Tenant hygiene" in human.stdout
+    assert "nothing is deleted" in human.stdout
+    assert "DG Retired sites" in human.stdout
+    assert after == before
+
+
+def names_of(ids: list[str], containers: list[Container]) -> list[str]:
+    by_id = {c.id: c.display_name for c in containers}
+    return [by_id[i] for i in ids]
