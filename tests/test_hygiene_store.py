@@ -39,10 +39,10 @@ async def test_member_counts_are_kept_per_listed_group(store: Store) -> None:
     assert await store.call(store.member_counts, "other") == {}
 
 
-async def test_history_start_is_the_coverage_reaching_the_watermark(store: Store) -> None:
-    assert await store.call(store.history_start, "t") is None
+async def test_history_is_the_coverage_reaching_the_watermark(store: Store) -> None:
+    assert await store.call(store.history, "t") is None
     await store.call(store.commit_audit_page, "t", batch([], T0, coverage_start=T0 - 9 * DAY))
-    assert await store.call(store.history_start, "t") == T0 - 9 * DAY
+    assert await store.call(store.history, "t") == (T0 - 9 * DAY, T0)
 
 
 async def test_a_version_4_state_file_is_migrated_in_place(tmp_path: Path) -> None:

@@ -104,8 +104,9 @@ async def assess_tenant_hygiene(
         now=now,
         inactive_days=inactive_days,
         # No coverage yet: the store cannot say that anything did not change.
-        last_changes=facts.last_changes if facts and facts.history_start is not None else None,
-        history_start=facts.history_start if facts else None,
+        last_changes=facts.last_changes if facts and facts.history is not None else None,
+        history_start=facts.history[0] if facts and facts.history else None,
+        history_end=facts.history[1] if facts and facts.history else None,
         member_counts=counts,
     )
     headroom = Headroom(

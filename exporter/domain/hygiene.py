@@ -13,6 +13,7 @@ and property changes, and `now`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -276,17 +277,28 @@ class Inactivity:
     days: int
 
 
+HISTORY_MAX_LAG: Final = DAY
+"""The audit history must reach within a day of now for a verdict: while a backfill is still
+on old days, or after the exporter was away, the latest changes are not known yet."""
+
+
 def inactivity(
-    last_change: float | None, history_start: float | None, now: float, days: int
+    last_change: float | None,
+    history_start: float | None,
+    now: float,
+    days: int,
+    history_end: float | None = None,
 ) -> Inactivity:
-    """The verdict on one group. `history_start` is where the exporter's uninterrupted audit
-    coverage up to now begins (the store keeps each group's last change beyond the audit log's
-    30-day retention, so it grows with uptime)."""
-    history_days = 0.0 if history_start is None else max(0.0, (now - history_start) / DAY)
+    """The verdict on one group. `history_start`..`history_end` is the exporter's uninterrupted
+    audit coverage (its watermark; None: up to now). The store keeps each group's last change
+    beyond the audit log's 30-day retention, so the history, and the verdicts it allows, grow
+    with uptime."""
+    end = now if history_end is None else min(now, history_end)
+    history_days = 0.0 if history_start is None else max(0.0, (end - history_start) / DAY)
     cutoff = now - days * DAY
     if last_change is not None and last_change >= cutoff:
         verdict: bool | None = False
-    elif history_start is None or history_start > cutoff:
+    elif history_start is None or history_start > cutoff or end < now - HISTORY_MAX_LAG:
         verdict = None
     else:
         verdict = True
@@ -427,6 +439,7 @@ def assess_hygiene(
     inactive_days: int = DEFAULT_INACTIVE_DAYS,
     last_changes: Mapping[str, float] | None = None,
     history_start: float | None = None,
+    history_end: float | None = None,
     member_counts: Mapping[str, MemberCount] | None = None,
 ) -> HygieneReport:
     """Every candidate among `objects`. `last_changes` (group id -> last dynamic membership
@@ -437,22 +450,19 @@ def assess_hygiene(
     counts = {k.lower(): v for k, v in (member_counts or {}).items()}
     candidates: list[Candidate] = []
     not_judged = dict.fromkeys((Reason.INACTIVE, Reason.EMPTY), 0)
-    history_days = 0.0 if history_start is None else max(0.0, (now - history_start) / DAY)
+    history_days = inactivity(None, history_start, now, inactive_days, history_end).history_days
     normal: dict[tuple[str, str], list[HygieneObject]] = {}
     for obj in objects:
         key = obj.id.lower()
-        try:
-            rule = parse(obj.rule)
-        except (RuleSyntaxError, ValueError):
-            rule = None
-        if rule is not None:
-            candidates.extend(_rule_candidates(obj, rule))
-            normal.setdefault((obj.kind, unparse(normal_form(rule.ast))), []).append(obj)
+        facts = rule_facts(obj.rule)
+        if facts is not None:
+            candidates.extend(_rule_candidates(obj, facts))
+            normal.setdefault((obj.kind, facts.normal_form), []).append(obj)
         # Units: the audit log's unit membership events are not dynamic changes the exporter
         # attributes (classified `other`), so no last change is known and no verdict is given.
-        if last_changes is not None and obj.kind == "group":
-            verdict = inactivity(last.get(key), history_start, now, inactive_days)
-            if verdict.inactive is None:
+        if obj.kind == "group":
+            verdict = inactivity(last.get(key), history_start, now, inactive_days, history_end)
+            if last_changes is None or verdict.inactive is None:
                 not_judged[Reason.INACTIVE] += 1
             elif verdict.inactive:
                 candidates.append(_inactive_candidate(obj, verdict, now))
@@ -495,9 +505,37 @@ def assess_hygiene(
     return HygieneReport(tuple(candidates), duplicate_sets, not_judged, history_days, inactive_days)
 
 
-def _rule_candidates(obj: HygieneObject, rule: Rule) -> list[Candidate]:
+@dataclass(frozen=True, slots=True)
+class RuleFacts:
+    """What the report needs from one rule's text, computed once per distinct text."""
+
+    contradiction: Contradiction | None
+    member_of_position: int | None
+    normal_form: str
+
+
+@functools.lru_cache(maxsize=32768)
+def rule_facts(text: str) -> RuleFacts | None:
+    """None when the rule does not parse. Cached: the exporter recomputes the report after
+    polls, and a tenant's rules rarely change between them."""
+    try:
+        rule = parse(text)
+    except (RuleSyntaxError, ValueError):
+        return None
+    member_of = next(
+        (
+            node.position
+            for node in walk(rule.ast)
+            if isinstance(node, Collection) and node.subject.kind is PropertyKind.GROUP_COLLECTION
+        ),
+        None,
+    )
+    return RuleFacts(contradiction(rule.ast), member_of, unparse(normal_form(rule.ast)))
+
+
+def _rule_candidates(obj: HygieneObject, facts: RuleFacts) -> list[Candidate]:
     found: list[Candidate] = []
-    never = contradiction(rule.ast)
+    never = facts.contradiction
     if never is not None:
         found.append(
             Candidate(
@@ -507,17 +545,15 @@ def _rule_candidates(obj: HygieneObject, rule: Rule) -> list[Candidate]:
                 {"contradiction": never.explanation, "position": never.position},
             )
         )
-    for node in walk(rule.ast):
-        if isinstance(node, Collection) and node.subject.kind is PropertyKind.GROUP_COLLECTION:
-            found.append(
-                Candidate(
-                    Reason.MEMBER_OF,
-                    obj,
-                    f"uses the preview memberOf operator; Microsoft: {GUIDE_MEMBER_OF}",
-                    {"position": node.position},
-                )
+    if facts.member_of_position is not None:
+        found.append(
+            Candidate(
+                Reason.MEMBER_OF,
+                obj,
+                f"uses the preview memberOf operator; Microsoft: {GUIDE_MEMBER_OF}",
+                {"position": facts.member_of_position},
             )
-            break
+        )
     return found
 
 

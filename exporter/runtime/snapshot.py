@@ -22,6 +22,7 @@ from exporter.domain.records import ProcessingStatus
 from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.poller import CollectorStatus
 from exporter.runtime.assessor import AssessmentTiming
+from exporter.runtime.hygiene import HygieneSummary
 from exporter.store.database import PausedObject, Store
 from exporter.store.lag import ProcessingLagConsumer
 
@@ -111,6 +112,8 @@ class TenantSnapshot:
     """Cumulative processing-lag histogram; None when no lag estimator runs."""
     rules_using_operator: Mapping[str, int] | None = None
     """operator -> dynamic rules using it; None before the first listing."""
+    hygiene: HygieneSummary | None = None
+    """Dead-weight candidates per reason and the object limit; None before the first listing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,7 @@ def build_tenant_snapshot(
     assessment: TenantAssessment | None = None,
     assessment_timing: AssessmentTiming | None = None,
     rules_using_operator: Mapping[str, int] | None = None,
+    hygiene: HygieneSummary | None = None,
 ) -> TenantSnapshot:
     return TenantSnapshot(
         tenant=tenant,
@@ -224,4 +228,5 @@ def build_tenant_snapshot(
         assessment_timing=assessment_timing,
         lag_histogram=view.lag_histogram,
         rules_using_operator=rules_using_operator,
+        hygiene=hygiene,
     )

@@ -779,9 +779,9 @@ class Store:
         """group id (lower case) -> (members, when the count was read)."""
         return hygiene.member_counts(self.db, tenant)
 
-    def history_start(self, tenant: str) -> float | None:
-        """Where the uninterrupted audit coverage that reaches the watermark begins."""
-        return hygiene.history_start(self.db, tenant)
+    def history(self, tenant: str) -> tuple[float, float] | None:
+        """The uninterrupted audit coverage that reaches the watermark, (start, end)."""
+        return hygiene.history(self.db, tenant)
 
 
 class _Transaction:

@@ -22,13 +22,14 @@ def member_counts(db: sqlite3.Connection, tenant: str) -> dict[str, tuple[int, f
     }
 
 
-def history_start(db: sqlite3.Connection, tenant: str) -> float | None:
-    """Where the uninterrupted audit coverage that reaches the watermark begins (None before
-    any): how far back "no dynamic change" is known."""
+def history(db: sqlite3.Connection, tenant: str) -> tuple[float, float] | None:
+    """The uninterrupted audit coverage that reaches the watermark, (start, end); None before
+    any: how far back "no dynamic change" is known, and up to when."""
     row = db.execute(
-        "SELECT start FROM audit_coverage WHERE tenant=? ORDER BY start DESC LIMIT 1", (tenant,)
+        "SELECT start, end FROM audit_coverage WHERE tenant=? ORDER BY start DESC LIMIT 1",
+        (tenant,),
     ).fetchone()
-    return None if row is None else float(row[0])
+    return None if row is None else (float(row[0]), float(row[1]))
 
 
 def last_changes(db: sqlite3.Connection, tenant: str) -> dict[str, float]:
@@ -41,7 +42,7 @@ def last_changes(db: sqlite3.Connection, tenant: str) -> dict[str, float]:
 @dataclass(frozen=True, slots=True)
 class HygieneFacts:
     last_changes: dict[str, float]
-    history_start: float | None
+    history: tuple[float, float] | None
     member_counts: dict[str, MemberCount]
 
 
@@ -64,6 +65,6 @@ def read_hygiene_facts(path: Path, tenant: str) -> HygieneFacts | None:
             ) from None
         return HygieneFacts(
             last_changes(db, tenant),
-            history_start(db, tenant),
+            history(db, tenant),
             {k: MemberCount(c, t) for k, (c, t) in counts.items()},
         )
