@@ -195,6 +195,30 @@ _MICROSOFT_PAUSE_ADVICE = (
     f"changes or changes to more than {c.GROUPS_CHANGED_PER_HOUR} groups."
 )
 
+_HEADROOM_USED = (
+    f"sum by (tenant) ({sel('entra_dynamic_groups')})\n"
+    f"/ on (tenant)\nmax by (tenant) ({sel('entra_dynamic_object_limit')})"
+)
+"""The share of Entra's limit of dynamic groups and units a tenant uses (every kind and state)."""
+
+
+def _headroom_alert(severity: Severity, ratio: float, consequence: str) -> Alert:
+    return Alert(
+        name="EntraDynamicGroupLimitApproaching",
+        severity=severity,
+        expr=f"{_HEADROOM_USED}\n> {ratio:g}",
+        for_seconds=c.HEADROOM_FOR,
+        summary="The tenant approaches Entra's limit of dynamic groups.",
+        description=(
+            f"Tenant {TENANT}: dynamic groups and dynamic administrative units use "
+            f"{{{{ $value | humanizePercentage }}}} of the tenant's limit "
+            f"({c.DYNAMIC_OBJECT_LIMIT:,} by default), above {ratio:.0%}. {consequence} "
+            'Microsoft: "Regularly review the number of groups in your tenant. Delete inactive '
+            'or outdated groups." lint-rules --config.file lists the candidates.'
+        ),
+    )
+
+
 ALERTS: tuple[Alert, ...] = (
     Alert(
         name="EntraDynamicPauseWarranted",
@@ -404,6 +428,17 @@ ALERTS: tuple[Alert, ...] = (
             "registration lacks a permission or admin consent; 401: its credential or token was "
             "rejected."
         ),
+    ),
+    _headroom_alert(
+        Severity.WARNING,
+        c.HEADROOM_WARNING_RATIO,
+        "Every dynamic group is evaluated on every relevant change, so each one also slows "
+        "processing for the whole tenant.",
+    ),
+    _headroom_alert(
+        Severity.CRITICAL,
+        c.HEADROOM_CRITICAL_RATIO,
+        "At the limit no dynamic group or unit can be created.",
     ),
 )
 
