@@ -81,7 +81,9 @@ async def ingest_history(config: Path, sim: RunningSimulator) -> str:
         ):
             response = await http.get(f"{where.url}metrics")
             response.raise_for_status()
-            return response.text
+            landing = await http.get(where.url)
+            landing.raise_for_status()
+            return response.text + "\n# landing page\n" + landing.text
     finally:
         await exporter.stop()
 
@@ -89,7 +91,7 @@ async def ingest_history(config: Path, sim: RunningSimulator) -> str:
 def samples(text: str, name: str) -> dict[str, float]:
     """{reason (or "") -> value} of one family in an exposition."""
     found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(text.split("# landing page", 1)[0]):
         for sample in family.samples:
             if sample.name == name:
                 found[sample.labels.get("reason", "")] = sample.value
@@ -192,6 +194,14 @@ async def test_every_candidate_and_no_false_one(tmp_path: Path) -> None:
     }
     assert samples(exposition, "entra_dynamic_object_limit") == {"": 15_000.0}
     assert samples(exposition, "entra_dynamic_hygiene_not_judged") == {"inactive": 0, "empty": 0}
+
+    # The landing page shows the headroom.
+    page = exposition.split("# landing page", 1)[1]
+    assert "Dynamic group limit" in page
+    assert (
+        f"<td>{len(groups)}</td><td>{len(dynamic) - len(groups)}</td>"
+        f"<td>{len(dynamic)} of 15,000</td>"
+    ) in page
 
     # A table on a terminal, and nothing deleted or changed.
     assert "Tenant hygiene" in human.stdout

@@ -18,6 +18,7 @@ from exporter.clock import Clock, SystemClock
 from exporter.config.models import Hygiene
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.hygiene import (
+    Headroom,
     HygieneObject,
     MemberCount,
     Reason,
@@ -76,6 +77,17 @@ class HygieneTracker:
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
         self._objects[kind] = tuple(objects)
         self._changed.set()
+
+    def headroom(self) -> Headroom | None:
+        """The listed dynamic groups and units against the limit; None until both kinds have
+        been listed."""
+        if len(self._objects) < len(DirectoryObjectKind):
+            return None
+        return Headroom(
+            len(self._objects[DirectoryObjectKind.GROUP]),
+            len(self._objects[DirectoryObjectKind.ADMINISTRATIVE_UNIT]),
+            self._settings.object_limit,
+        )
 
     def poke(self) -> None:
         """A poll ended: the history may have grown (a backfill reaching now makes inactive

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from exporter.clock import SystemClock
 from exporter.config.models import Config
 from exporter.config.web import WebConfig
+from exporter.domain.hygiene import Headroom
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import Link, Listening, Readiness, create_app, serve, stop_on_signals
 from exporter.http.readiness_api import AssessmentView, readiness_routes
@@ -162,7 +163,13 @@ class Exporter:
             web_config=web_config,
             links=[READINESS_LINK, *links],
             exposition_key=lambda: self.holder.current,
+            headroom=self._headroom,
         )
+
+    def _headroom(self) -> dict[str, Headroom]:
+        """Each tenant's dynamic groups and units against Entra's limit (landing page)."""
+        found = {r.name: r.hygiene.headroom() for r in self.runners}
+        return {name: h for name, h in found.items() if h is not None}
 
 
 async def run_exporter(
