@@ -440,9 +440,8 @@ def count_members(
     """`GET /groups/{id}/members/$count`: the member count as plain text. Like Graph, an
     advanced query: without `ConsistencyLevel: eventual` it is a 400."""
     if headers.get("ConsistencyLevel", "").strip().lower() != "eventual":
-        raise bad_request(
-            "Count is not currently supported without the ConsistencyLevel header set to eventual."
-        )
+        # Graph's words for an advanced query asked without the header (as for $count=true).
+        raise bad_request("$count is not currently supported.")
     for key in params:
         raise bad_request(f"Query option '{key}' is not supported here by the simulator.")
     container = find_object(collection, tenant, object_id)
