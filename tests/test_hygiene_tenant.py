@@ -22,10 +22,11 @@ from exporter.cli.main import cli
 from exporter.config.loading import load_config
 from exporter.http.app import running
 from exporter.runtime.service import Exporter
+from exporter.simulator.access import GROUP_READ, UNIT_READ, TokenGrant
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.model import Container
 from exporter.simulator.truth import audit_counts
-from tests.harness import wait_until, write_config
+from tests.harness import TOKEN, wait_until, write_config
 
 TENANT = {"tenant": {"users": 400, "devices": 60, "dynamic_groups": 40, "administrative_units": 2}}
 DAY = 86400.0
@@ -213,3 +214,30 @@ async def test_every_candidate_and_no_false_one(tmp_path: Path) -> None:
 def names_of(ids: list[str], containers: list[Container]) -> list[str]:
     by_id = {c.id: c.display_name for c in containers}
     return [by_id[i] for i in ids]
+
+
+async def test_without_a_store_or_audit_permission_the_report_says_what_it_cannot_judge(
+    tmp_path: Path,
+) -> None:
+    async with running_simulator("steady", overrides=TENANT, speed=0, throttle=False) as sim:
+        # The listing permissions only: no AuditLog.Read.All for the week's changes.
+        sim.set_tokens({TOKEN: TokenGrant(permissions=tuple(sorted(GROUP_READ | UNIT_READ)))})
+        config = config_with_hygiene(tmp_path / "config.yml", sim)
+        result = await asyncio.to_thread(lint, "--config.file", str(config), "--json")
+        human = await asyncio.to_thread(lint, "--config.file", str(config))
+        without = await asyncio.to_thread(
+            lint, "--config.file", str(config), "--json", "--no-hygiene"
+        )
+    groups = [c for c in sim.tenant.directory.containers if c.rule and c.kind.value == "group"]
+    hygiene = orjson.loads(result.stdout)["hygiene"]
+    assert hygiene["store"] is None  # the exporter never ran: no history, no counts
+    assert hygiene["not_judged"] == {"inactive": len(groups), "empty": len(groups)}
+    assert hygiene["candidates_by_reason"]["inactive"] == 0
+    assert hygiene["candidates_by_reason"]["empty"] == 0
+    assert hygiene["candidates_by_reason"]["never_matches"] == 2  # the rules alone tell
+    assert hygiene["evaluation_cost"] is None
+    assert "permission denied" in hygiene["evaluation_cost_error"]
+    assert "AuditLog.Read.All" in hygiene["evaluation_cost_error"]
+    assert "no exporter store found" in human.stdout
+    assert "the share of evaluations is unknown" in human.stdout
+    assert "hygiene" not in orjson.loads(without.stdout)

@@ -35,6 +35,7 @@ from exporter.domain.hygiene import (
 )
 from exporter.domain.rules import Rule, RuleSyntaxError, parse
 from exporter.graph.client import GraphClient
+from exporter.graph.errors import GraphError
 from exporter.graph.hygiene import TriggerChangeSample
 from exporter.store.hygiene import read_hygiene_facts
 
@@ -50,6 +51,8 @@ class TenantHygiene:
     """The exporter's store read for last changes and member counts (None: none found)."""
     counted_now: int
     """$count requests this run made (--count-members)."""
+    cost_error: str | None = None
+    """Why the changes could not be read (the rest of the report stands without the cost)."""
 
 
 async def tenant_now(tenant: Tenant) -> float:
@@ -114,18 +117,24 @@ async def assess_tenant_hygiene(
         sum(1 for o in objects if o.kind == DirectoryObjectKind.ADMINISTRATIVE_UNIT.value),
         settings.object_limit,
     )
-    changes = await graph.trigger_changes(
-        now - CHANGE_WINDOW_DAYS * DAY, now, max_events=settings.change_sample_events
-    )
-    rules: dict[str, Rule] = {}
-    for obj in objects:
-        with contextlib.suppress(RuleSyntaxError, ValueError):
-            rules[obj.id] = parse(obj.rule)
-    cost = evaluation_cost(
-        rules,
-        (PropertyChanges(kind, props, n) for (kind, props), n in changes.counts.items()),
-        report.candidate_ids(),
-    )
+    cost_error: str | None = None
+    try:
+        changes: TriggerChangeSample | None = await graph.trigger_changes(
+            now - CHANGE_WINDOW_DAYS * DAY, now, max_events=settings.change_sample_events
+        )
+    except GraphError as exc:  # e.g. no AuditLog.Read.All: the candidates stand without it
+        changes, cost_error = None, str(exc)
+    cost = None
+    if changes is not None:
+        rules: dict[str, Rule] = {}
+        for obj in objects:
+            with contextlib.suppress(RuleSyntaxError, ValueError):
+                rules[obj.id] = parse(obj.rule)
+        cost = evaluation_cost(
+            rules,
+            (PropertyChanges(kind, props, n) for (kind, props), n in changes.counts.items()),
+            report.candidate_ids(),
+        )
     return TenantHygiene(
         now,
         headroom,
@@ -134,6 +143,7 @@ async def assess_tenant_hygiene(
         changes,
         str(config.store.path) if facts is not None else None,
         counted,
+        cost_error,
     )
 
 
@@ -141,6 +151,13 @@ def _time(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _detail(key: str, value: object) -> object:
+    """Times as ISO 8601 in the JSON (epoch seconds inside)."""
+    if key in ("last_change", "counted_at") and isinstance(value, float | int):
+        return _time(float(value))
+    return value
 
 
 def hygiene_json(result: TenantHygiene) -> dict[str, Any]:
@@ -162,6 +179,7 @@ def hygiene_json(result: TenantHygiene) -> dict[str, Any]:
         "member_counts_read_now": result.counted_now,
         "candidates_by_reason": {k.value: v for k, v in report.by_reason().items()},
         "not_judged": {k.value: v for k, v in report.not_judged.items()},
+        "evaluation_cost_error": result.cost_error,
         "evaluation_cost": None
         if cost is None
         else {
@@ -183,10 +201,7 @@ def hygiene_json(result: TenantHygiene) -> dict[str, Any]:
                 "rule": c.target.rule,
                 "evidence": c.evidence,
                 "recommendation": c.recommendation,
-                **{
-                    k: (_time(v) if k in ("last_change", "counted_at") else v)  # type: ignore[arg-type]
-                    for k, v in c.details.items()
-                },
+                **{k: _detail(k, v) for k, v in c.details.items()},
             }
             for c in report.candidates
         ],
@@ -242,6 +257,10 @@ def write_hygiene_table(result: TenantHygiene, console: Any) -> None:
         console.print(table)
     by_reason = ", ".join(f"{k.value} {v}" for k, v in report.by_reason().items())
     console.print(f"  candidates: {len(report.candidate_ids())} object(s); by reason: {by_reason}")
+    if result.cost_error is not None:
+        console.print(
+            f"  the share of evaluations is unknown: {escape(result.cost_error)}", highlight=False
+        )
     if cost is not None and changes is not None:
         share = "n/a (no changes read)" if cost.share is None else f"{cost.share:.1%}"
         sample = "" if changes.complete else " (a sample: the newest changes up to the cap)"
