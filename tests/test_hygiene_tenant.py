@@ -157,6 +157,10 @@ async def test_every_candidate_and_no_false_one(tmp_path: Path) -> None:
         c.display_name for c in dynamic if c.rule is not None and "memberOf" in c.rule.properties
     }
     assert len(found["memberof"]) == 2
+    recommended = {c["recommendation"] for c in hygiene["candidates"] if c["reason"] == "memberof"}
+    assert recommended == {
+        'Microsoft: "The recommendation is to delete existing memberOf groups in your tenant."'
+    }
 
     # Duplicates: listed together; equivalent rules select the same members.
     sets = {frozenset(names_of(s, containers)) for s in hygiene["duplicate_sets"]}

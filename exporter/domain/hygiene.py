@@ -84,7 +84,9 @@ RECOMMENDATION: Final[Mapping[Reason, str]] = {
     Reason.EMPTY: "delete it, or fix its rule if it should have members",
     Reason.NEVER_MATCHES: "fix the rule or delete the group: no object can ever satisfy it",
     Reason.DUPLICATE: "keep one of the equivalent groups and move its users to it",
-    Reason.MEMBER_OF: "delete it, as Microsoft recommends for memberOf groups",
+    Reason.MEMBER_OF: (
+        'Microsoft: "The recommendation is to delete existing memberOf groups in your tenant."'
+    ),
 }
 
 
@@ -550,8 +552,9 @@ def _rule_candidates(obj: HygieneObject, facts: RuleFacts) -> list[Candidate]:
             Candidate(
                 Reason.MEMBER_OF,
                 obj,
-                f"uses the preview memberOf operator; Microsoft: {GUIDE_MEMBER_OF}",
-                {"position": facts.member_of_position},
+                "uses the preview memberOf operator, which Microsoft asks to avoid "
+                '("it comes with bugs and limitations")',
+                {"position": facts.member_of_position, "microsoft": GUIDE_MEMBER_OF},
             )
         )
     return found
@@ -561,7 +564,7 @@ def _inactive_candidate(obj: HygieneObject, verdict: Inactivity, now: float) -> 
     if verdict.last_change is None:
         evidence = (
             f"no dynamic membership change in the {verdict.history_days:.0f} days of audit "
-            f"history the exporter holds (inactive after {verdict.days})"
+            f"history the exporter holds (inactive after {verdict.days} days)"
         )
     else:
         evidence = (
