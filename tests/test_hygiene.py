@@ -90,6 +90,7 @@ def test_an_empty_list_matches_nothing_and_its_negation_everything() -> None:
             'user.department -ne "Sales" -and user.department -ne "HR"',
             'user.department -notIn ["HR", "Sales"]',
         ),
+        ("user.employeeId -eq 1", 'user.employeeId -in ["1"]'),  # compared as text
         (
             '(user.a -eq "1" -or user.b -eq "2") -and user.c -eq "3"',
             'user.c -eq "3" -and (user.b -eq "2" -or user.a -eq "1")',

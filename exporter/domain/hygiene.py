@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from exporter.domain.lint import excludes
+from exporter.domain.lint import excludes, scalar_key
 from exporter.domain.rules import (
     And,
     BoolValue,
@@ -183,7 +183,7 @@ def normal_form(node: Expr) -> Expr:
                 value, StringValue | NumberValue | BoolValue
             ):
                 listed = Operator.IN if op is Operator.EQ else Operator.NOT_IN
-                return Comparison(subject, listed, ListValue((_lower(value),)))
+                return Comparison(subject, listed, ListValue(_sorted_items((value,))))
             if isinstance(value, ListValue):
                 return Comparison(subject, op, ListValue(_sorted_items(value.items)))
             if isinstance(value, StringValue) and op.positive is not Operator.MATCH:
@@ -215,24 +215,10 @@ def normalised_rule(text: str) -> str | None:
     return unparse(normal_form(rule.ast))
 
 
-def _lower(value: Scalar) -> Scalar:
-    return StringValue(value.value.lower()) if isinstance(value, StringValue) else value
-
-
-def _scalar_key(value: Scalar) -> str:
-    match value:
-        case StringValue(text):
-            return "s:" + text.lower()
-        case NumberValue(text):
-            return "n:" + text.lower()
-        case BoolValue(flag):
-            return "b:" + ("true" if flag else "false")
-    raise TypeError(value)
-
-
 def _sorted_items(items: Iterable[Scalar]) -> tuple[Scalar, ...]:
-    unique = {_scalar_key(i): _lower(i) for i in items}
-    return tuple(unique[key] for key in sorted(unique))
+    """Items as the text Entra compares (case, and number or string, do not matter), once
+    each, sorted: a key, not a rule Entra would take."""
+    return tuple(StringValue(text) for text in sorted({scalar_key(i) for i in items}))
 
 
 def _flatten(operands: Iterable[Expr], kind: type[And] | type[Or]) -> list[Expr]:
