@@ -590,12 +590,7 @@ class Store:
 
     def group_last_changes(self, tenant: str, since: float) -> dict[str, float]:
         """group id -> time of its last dynamic membership change, for changes since `since`."""
-        return dict(
-            self.db.execute(
-                "SELECT group_id, time FROM group_last_change WHERE tenant=? AND time >= ?",
-                (tenant, since),
-            )
-        )
+        return hygiene.last_changes(self.db, tenant, since)
 
     def latest_group_changes(
         self, tenant: str, limit: int, include: Iterable[str] = ()

@@ -32,10 +32,16 @@ def history(db: sqlite3.Connection, tenant: str) -> tuple[float, float] | None:
     return None if row is None else (float(row[0]), float(row[1]))
 
 
-def last_changes(db: sqlite3.Connection, tenant: str) -> dict[str, float]:
-    """group id -> its last dynamic membership change, as far back as the store knows."""
+def last_changes(
+    db: sqlite3.Connection, tenant: str, since: float = float("-inf")
+) -> dict[str, float]:
+    """group id -> its last dynamic membership change, for changes since `since` (by default
+    as far back as the store knows: listed groups keep theirs beyond the audit retention)."""
     return dict(
-        db.execute("SELECT group_id, time FROM group_last_change WHERE tenant=?", (tenant,))
+        db.execute(
+            "SELECT group_id, time FROM group_last_change WHERE tenant=? AND time >= ?",
+            (tenant, since),
+        )
     )
 
 
