@@ -232,6 +232,10 @@ async def test_without_a_store_or_audit_permission_the_report_says_what_it_canno
         without = await asyncio.to_thread(
             lint, "--config.file", str(config), "--json", "--no-hygiene"
         )
+        counting = await asyncio.to_thread(
+            lint, "--config.file", str(config), "--json", "--count-members"
+        )
+        count_requests = sum(n for path, n in sim.state.requests.items() if "$count" in path)
     groups = [c for c in sim.tenant.directory.containers if c.rule and c.kind.value == "group"]
     hygiene = orjson.loads(result.stdout)["hygiene"]
     assert hygiene["store"] is None  # the exporter never ran: no history, no counts
@@ -245,3 +249,9 @@ async def test_without_a_store_or_audit_permission_the_report_says_what_it_canno
     assert "no exporter store found" in human.stdout
     assert "the share of evaluations is unknown" in human.stdout
     assert "hygiene" not in orjson.loads(without.stdout)
+    # --count-members: the command reads every group's count itself (the store has none).
+    counted = orjson.loads(counting.stdout)["hygiene"]
+    assert counted["member_counts_read_now"] == len(groups) == count_requests
+    assert counted["not_judged"]["empty"] == 0
+    empty = {c["name"] for c in counted["candidates"] if c["reason"] == "empty"}
+    assert empty == {g.display_name for g in groups if not g.members}
