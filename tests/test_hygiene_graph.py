@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 
 from exporter.domain.events import ObjectType
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import StaticTokenCredential
-from exporter.graph.retry import RetryPolicy
+from exporter.graph.hygiene import TriggerChangeSample, add_trigger_page, parse_member_count
+from exporter.graph.retry import RetryPolicy, TransientError
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.generate import HYGIENE_EXAMPLES
 
@@ -88,3 +90,64 @@ def test_the_simulated_tenant_has_every_kind_of_example() -> None:
     assert "memberOf" in rules
     assert "-or" in rules
     assert "-in []" in rules
+
+
+def test_trigger_pages_read_the_included_updated_properties() -> None:
+    def event(activity: str, props: list[dict[str, object]] | None, when: str) -> object:
+        target: dict[str, object] = {"id": "u1", "type": "User"}
+        if props is not None:
+            target["modifiedProperties"] = props
+        return {
+            "activityDisplayName": activity,
+            "activityDateTime": when,
+            "targetResources": [target],
+        }
+
+    included: dict[str, object] = {
+        "displayName": "Included Updated Properties",
+        "newValue": '"Department, City"',
+    }
+    page = {
+        "value": [
+            event("Update user", [{"displayName": "Department"}, included], "2026-01-02T00:00:00Z"),
+            event(
+                "Update user",
+                [{"displayName": "JobTitle", "newValue": '["x"]'}],
+                "2026-01-01T00:00:00Z",
+            ),
+            event(
+                "Update user",
+                [{"displayName": "Included Updated Properties", "newValue": '""'}],
+                "2026-01-03T00:00:00Z",
+            ),
+            event("Update device", None, "2026-01-01T12:00:00Z"),
+            event("Add user", [], "2026-01-01T06:00:00Z"),
+            event("Add member to group", [], "2026-01-01T06:00:00Z"),  # not a trigger
+            "not an event",
+        ],
+        "@odata.nextLink": "http://127.0.0.1/next",
+    }
+    sample = TriggerChangeSample()
+    assert add_trigger_page(sample, orjson.dumps(page)) == "http://127.0.0.1/next"
+    assert sample.counts == {
+        (ObjectType.USER, frozenset({"Department", "City"})): 1,
+        (ObjectType.USER, frozenset({"JobTitle"})): 1,  # no summary: the properties' own names
+        (ObjectType.USER, frozenset()): 1,  # an update no rule can read
+        (ObjectType.DEVICE, frozenset()): 1,
+        (ObjectType.USER, None): 1,  # added: every user rule evaluates it
+    }
+    assert sample.events == 5
+    assert (sample.oldest, sample.newest) == ("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z")
+    with pytest.raises(TransientError):
+        add_trigger_page(sample, b"<html>")
+
+
+@pytest.mark.parametrize(("body", "count"), [(b"0", 0), (b"42\n", 42)])
+def test_member_count_bodies(body: bytes, count: int) -> None:
+    assert parse_member_count(body) == count
+
+
+@pytest.mark.parametrize("body", [None, b"", b"-1", b'{"value": 3}'])
+def test_a_member_count_that_is_not_a_number_is_retried(body: bytes | None) -> None:
+    with pytest.raises(TransientError):
+        parse_member_count(body)
