@@ -207,3 +207,27 @@ def test_the_report_gives_each_candidate_its_reasons_and_judges_nothing_it_canno
     unjudged = assess_hygiene(objects, now=NOW)
     assert unjudged.by_reason()[Reason.INACTIVE] == 0
     assert unjudged.not_judged[Reason.INACTIVE] == 5  # every group: no history
+
+
+def test_a_group_created_while_the_exporter_watched_is_not_inactive_before_its_time() -> None:
+    objects = [
+        HygieneObject("group", "old", "In the first listing", 'user.city -eq "a"'),
+        HygieneObject("group", "new", "Created 10 days ago", 'user.city -eq "b"'),
+        HygieneObject("group", "newish", "Created 40 days ago", 'user.city -eq "c"'),
+    ]
+    first_listing = NOW - 100 * DAY
+    report = assess_hygiene(
+        objects,
+        now=NOW,
+        inactive_days=30,
+        last_changes={},
+        history_start=NOW - 100 * DAY,
+        first_seen={
+            "old": first_listing,
+            "new": NOW - 10 * DAY,
+            "newish": NOW - 40 * DAY,
+        },
+    )
+    inactive = {c.target.id for c in report.candidates if c.reason is Reason.INACTIVE}
+    assert inactive == {"old", "newish"}
+    assert report.not_judged[Reason.INACTIVE] == 0

@@ -70,3 +70,15 @@ async def test_a_version_4_state_file_is_migrated_in_place(tmp_path: Path) -> No
     db.close()
     assert version == (str(SCHEMA_VERSION),)
     assert SCHEMA_VERSION == 5
+
+
+async def test_first_seen_is_the_first_listing_that_showed_each_object(store: Store) -> None:
+    await store.call(store.record_directory_poll, "t", GROUP, [group(G1, ProcessingState.ON)], T0)
+    await store.call(
+        store.record_directory_poll,
+        "t",
+        GROUP,
+        [group(G1, ProcessingState.ON), group(G2.upper(), ProcessingState.ON)],
+        T0 + 600,
+    )
+    assert await store.call(store.first_seen, "t") == {G1: T0, G2: T0 + 600}

@@ -111,6 +111,7 @@ async def assess_tenant_hygiene(
         history_start=facts.history[0] if facts and facts.history else None,
         history_end=facts.history[1] if facts and facts.history else None,
         member_counts=counts,
+        first_seen=facts.first_seen if facts else None,
     )
     headroom = Headroom(
         sum(1 for o in objects if o.kind == DirectoryObjectKind.GROUP.value),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
@@ -265,6 +265,8 @@ class Inactivity:
     days: int
 
 
+FIRST_LISTING_SLACK: Final = 3600.0
+"""Groups first seen within an hour of the exporter's first listing were in that listing."""
 HISTORY_MAX_LAG: Final = DAY
 """The audit history must reach within a day of now for a verdict: while a backfill is still
 on old days, or after the exporter was away, the latest changes are not known yet."""
@@ -429,12 +431,19 @@ def assess_hygiene(
     history_start: float | None = None,
     history_end: float | None = None,
     member_counts: Mapping[str, MemberCount] | None = None,
+    first_seen: Mapping[str, float] | None = None,
 ) -> HygieneReport:
     """Every candidate among `objects`. `last_changes` (group id -> last dynamic membership
     change) and `history_start` come from the exporter's store (None: no store, so no
     inactivity verdicts; groups only); `member_counts` from `$count` reads (groups only:
-    absent ids are not judged). Ids are compared case-insensitively, as Graph's GUIDs."""
+    absent ids are not judged); `first_seen` (id -> the first listing that showed it) tells
+    groups created while the exporter watched, which are younger than their first sighting
+    and so not inactive before `inactive_days` have passed since. Ids are compared
+    case-insensitively, as Graph's GUIDs."""
     last = {k.lower(): v for k, v in (last_changes or {}).items()}
+    seen = {k.lower(): v for k, v in (first_seen or {}).items()}
+    # Objects in the exporter's first listing are of unknown age; later ones were created then.
+    watched_from = min(seen.values(), default=None)
     counts = {k.lower(): v for k, v in (member_counts or {}).items()}
     candidates: list[Candidate] = []
     not_judged = dict.fromkeys((Reason.INACTIVE, Reason.EMPTY), 0)
@@ -450,6 +459,15 @@ def assess_hygiene(
         # attributes (classified `other`), so no last change is known and no verdict is given.
         if obj.kind == "group":
             verdict = inactivity(last.get(key), history_start, now, inactive_days, history_end)
+            appeared = seen.get(key)
+            if (
+                verdict.inactive
+                and appeared is not None
+                and watched_from is not None
+                and appeared > watched_from + FIRST_LISTING_SLACK
+                and appeared > now - inactive_days * DAY
+            ):
+                verdict = replace(verdict, inactive=False)  # created within the period
             if last_changes is None or verdict.inactive is None:
                 not_judged[Reason.INACTIVE] += 1
             elif verdict.inactive:

@@ -150,15 +150,19 @@ class HygieneTracker:
         now = self._clock().now()
 
         def read() -> tuple[
-            dict[str, float], tuple[float, float] | None, dict[str, tuple[int, float]]
+            dict[str, float],
+            tuple[float, float] | None,
+            dict[str, tuple[int, float]],
+            dict[str, float],
         ]:
             return (
                 store.group_last_changes(tenant, float("-inf")),
                 store.history(tenant),
                 store.member_counts(tenant),
+                store.first_seen(tenant),
             )
 
-        last, history, counts = await store.run(read)
+        last, history, counts, seen = await store.run(read)
         objects = [
             HygieneObject(kind.value, o.id, o.name, o.rule)
             for kind, listing in self._objects.items()
@@ -174,6 +178,7 @@ class HygieneTracker:
             history_start=history[0] if history else None,
             history_end=history[1] if history else None,
             member_counts={k: MemberCount(c, t) for k, (c, t) in counts.items()},
+            first_seen=seen,
         )
         self.summary = HygieneSummary(
             MappingProxyType(report.by_reason()),

@@ -774,6 +774,10 @@ class Store:
         """group id (lower case) -> (members, when the count was read)."""
         return hygiene.member_counts(self.db, tenant)
 
+    def first_seen(self, tenant: str) -> dict[str, float]:
+        """id (lower case) -> the first listing that showed each listed group or unit."""
+        return hygiene.first_seen(self.db, tenant)
+
     def history(self, tenant: str) -> tuple[float, float] | None:
         """The uninterrupted audit coverage that reaches the watermark, (start, end)."""
         return hygiene.history(self.db, tenant)

@@ -45,11 +45,19 @@ def last_changes(
     )
 
 
+def first_seen(db: sqlite3.Connection, tenant: str) -> dict[str, float]:
+    """id (lower case) -> the first listing that showed each listed group or unit."""
+    return dict(
+        db.execute("SELECT lower(id), first_seen FROM directory_objects WHERE tenant=?", (tenant,))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class HygieneFacts:
     last_changes: dict[str, float]
     history: tuple[float, float] | None
     member_counts: dict[str, MemberCount]
+    first_seen: dict[str, float]
 
 
 class StoreTooOld(Exception):
@@ -73,4 +81,5 @@ def read_hygiene_facts(path: Path, tenant: str) -> HygieneFacts | None:
             last_changes(db, tenant),
             history(db, tenant),
             {k: MemberCount(c, t) for k, (c, t) in counts.items()},
+            first_seen(db, tenant),
         )
