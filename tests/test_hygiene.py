@@ -15,6 +15,7 @@ from exporter.domain.hygiene import (
     assess_hygiene,
     contradiction,
     evaluation_cost,
+    evaluations_by_rule,
     inactivity,
     normalised_rule,
 )
@@ -146,11 +147,13 @@ def test_the_evaluation_cost_counts_rules_reading_the_changed_properties() -> No
         PropertyChanges("device", frozenset({"DeviceOSType"}), 3),  # device
         PropertyChanges("user", frozenset({"MobilePhone"}), 100),  # nobody
     ]
-    cost = evaluation_cost(rules, changes, {"ext", "device"})
+    evaluations = evaluations_by_rule(rules, changes)
+    assert evaluations == {"dept": 10 + 2, "city": 5 + 2, "ext": 5 + 2, "device": 3}
+    cost = evaluation_cost(evaluations, {"ext", "device"})
     assert cost.total == 10 + 5 * 2 + 2 * 3 + 3
     assert cost.candidates == 5 + 2 + 3
     assert cost.share == pytest.approx(10 / 29)
-    assert evaluation_cost(rules, [], {"ext"}).share is None
+    assert evaluation_cost(evaluations_by_rule(rules, []), {"ext"}).share is None
 
 
 @pytest.mark.parametrize(

@@ -191,6 +191,12 @@ async def test_every_candidate_and_no_false_one(tmp_path: Path) -> None:
     assert cost["changes_read"] >= 4000
     assert 0 < cost["by_candidates"] < cost["evaluations"]
     assert cost["share"] == round(cost["by_candidates"] / cost["evaluations"], 4)
+    by_reason_share = cost["share_by_reason"]
+    assert set(by_reason_share) == {"inactive", "empty", "never_matches", "duplicate", "memberof"}
+    # memberOf rules read no property a user update changes: only added or deleted users
+    # (which every user rule evaluates) cost them anything.
+    assert 0 < by_reason_share["memberof"] < by_reason_share["never_matches"]
+    assert 0 < by_reason_share["duplicate"] <= cost["share"]
     print("hygiene:", hygiene["candidates_by_reason"], "share", cost["share"])
 
     # The running exporter's metrics say the same, bounded by reason; and the headroom.

@@ -12,8 +12,8 @@ Nothing here writes to the tenant or to the store.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +30,10 @@ from exporter.domain.hygiene import (
     HygieneReport,
     MemberCount,
     PropertyChanges,
+    Reason,
     assess_hygiene,
     evaluation_cost,
+    evaluations_by_rule,
 )
 from exporter.domain.rules import Rule, RuleSyntaxError, parse
 from exporter.graph.client import GraphClient
@@ -53,6 +55,8 @@ class TenantHygiene:
     """$count requests this run made (--count-members)."""
     cost_error: str | None = None
     """Why the changes could not be read (the rest of the report stands without the cost)."""
+    cost_by_reason: Mapping[Reason, EvaluationCost] = field(default_factory=dict)
+    """The same estimate for the candidates of each reason."""
 
 
 async def tenant_now(tenant: Tenant) -> float:
@@ -126,16 +130,23 @@ async def assess_tenant_hygiene(
     except GraphError as exc:  # e.g. no AuditLog.Read.All: the candidates stand without it
         changes, cost_error = None, str(exc)
     cost = None
+    cost_by_reason: dict[Reason, EvaluationCost] = {}
     if changes is not None:
         rules: dict[str, Rule] = {}
         for obj in objects:
             with contextlib.suppress(RuleSyntaxError, ValueError):
                 rules[obj.id] = parse(obj.rule)
-        cost = evaluation_cost(
+        evaluations = evaluations_by_rule(
             rules,
-            (PropertyChanges(kind, props, n) for (kind, props), n in changes.counts.items()),
-            report.candidate_ids(),
+            [PropertyChanges(kind, props, n) for (kind, props), n in changes.counts.items()],
         )
+        cost = evaluation_cost(evaluations, report.candidate_ids())
+        cost_by_reason = {
+            reason: evaluation_cost(
+                evaluations, {c.target.id for c in report.candidates if c.reason is reason}
+            )
+            for reason in Reason
+        }
     return TenantHygiene(
         now,
         headroom,
@@ -145,6 +156,7 @@ async def assess_tenant_hygiene(
         str(config.store.path) if facts is not None else None,
         counted,
         cost_error,
+        cost_by_reason,
     )
 
 
@@ -192,6 +204,10 @@ def hygiene_json(result: TenantHygiene) -> dict[str, Any]:
             "newest_change": changes.newest if changes else None,
             "complete": changes.complete if changes else None,
             "window_days": CHANGE_WINDOW_DAYS,
+            "share_by_reason": {
+                reason.value: None if c.share is None else round(c.share, 4)
+                for reason, c in result.cost_by_reason.items()
+            },
         },
         "candidates": [
             {

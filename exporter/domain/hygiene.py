@@ -333,32 +333,39 @@ class EvaluationCost:
         return None if self.total == 0 else self.candidates / self.total
 
 
-def evaluation_cost(
-    rules: Mapping[str, Rule], changes: Iterable[PropertyChanges], candidates: Iterable[str]
-) -> EvaluationCost:
-    """Estimated evaluations of `rules` (id -> parsed rule) caused by `changes`, and the part
-    spent on `candidates` (ids). An estimate: Entra does not say what it evaluates."""
-    chosen = frozenset(candidates)
-    reads = {
-        object_id: (rule.object_type, frozenset(property_key(p) for p in rule.properties))
-        for object_id, rule in rules.items()
-    }
-    total = spent = 0
+def evaluations_by_rule(
+    rules: Mapping[str, Rule], changes: Iterable[PropertyChanges]
+) -> dict[str, int]:
+    """Estimated evaluations of each rule (id -> parsed rule) caused by `changes`: for each
+    change, every rule of its object type that reads a changed property (every rule of the
+    type for an added or deleted object). An estimate: Entra does not say what it evaluates."""
+    counts = dict.fromkeys(rules, 0)
+    by_type: dict[str, list[str]] = {}
+    readers: dict[tuple[str, str], set[str]] = {}
+    for object_id, rule in rules.items():
+        object_type = rule.object_type.value
+        by_type.setdefault(object_type, []).append(object_id)
+        for name in rule.properties:
+            readers.setdefault((object_type, property_key(name)), set()).add(object_id)
     for change in changes:
-        changed = (
-            None
-            if change.properties is None
-            else frozenset(property_key(p) for p in change.properties)
-        )
-        for object_id, (object_type, properties) in reads.items():
-            if object_type != change.object_type:
-                continue
-            if changed is not None and properties.isdisjoint(changed):
-                continue
-            total += change.count
-            if object_id in chosen:
-                spent += change.count
-    return EvaluationCost(total, spent)
+        if change.properties is None:
+            affected: Iterable[str] = by_type.get(change.object_type, ())
+        else:
+            found: set[str] = set()
+            for name in change.properties:
+                found |= readers.get((change.object_type, property_key(name)), set())
+            affected = found
+        for object_id in affected:
+            counts[object_id] += change.count
+    return counts
+
+
+def evaluation_cost(evaluations: Mapping[str, int], candidates: Iterable[str]) -> EvaluationCost:
+    """The evaluations of all rules and the part spent on `candidates` (ids)."""
+    chosen = frozenset(candidates)
+    return EvaluationCost(
+        sum(evaluations.values()), sum(n for i, n in evaluations.items() if i in chosen)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
