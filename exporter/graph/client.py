@@ -142,7 +142,7 @@ GROUP_UPDATE = Endpoint(
 MEMBER_COUNT = Endpoint(
     "member_count",
     "counting a group's members ($count, ConsistencyLevel: eventual)",
-    "GroupMember.Read.All (or Directory.Read.All)",
+    "Group.Read.All (or GroupMember.Read.All, Directory.Read.All)",
 )
 ADMINISTRATIVE_UNIT_UPDATE = Endpoint(
     "administrative_unit_update",

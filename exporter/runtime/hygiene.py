@@ -32,6 +32,9 @@ from exporter.store.database import Store
 
 log = get_logger(__name__)
 
+COUNT_RETRY_AFTER = 900.0
+"""Wall seconds without $count requests after one failed for good (retries exhausted)."""
+
 
 @dataclass(frozen=True, slots=True)
 class HygieneSummary:
@@ -70,6 +73,7 @@ class HygieneTracker:
         verdicts age with time alone)."""
         self._min_interval = min_interval
         """Wall seconds at least between two computations (polls end every minute)."""
+        self._counting_resumes = float("-inf")
         self.summary: HygieneSummary | None = None
         self.counted = 0
         """$count requests that answered (since start)."""
@@ -125,6 +129,8 @@ class HygieneTracker:
             if g.id.lower() not in known or now - known[g.id.lower()][1] >= refresh
         )
         started = self._wall.now()
+        if started < self._counting_resumes:
+            return 0
         counted = 0
         for _, group_id in due:
             if self._wall.now() - started >= self._recompute_every or self._changed.is_set():
@@ -135,7 +141,15 @@ class HygieneTracker:
                 except GraphNotFoundError:
                     continue  # deleted since the listing
                 except GraphError as exc:
-                    log.warning("member count failed", tenant=self.tenant, error=str(exc))
+                    # Often a permission (GroupMember.Read.All): the requests metric and its
+                    # alert say so; try again later rather than once a poll.
+                    self._counting_resumes = self._wall.now() + COUNT_RETRY_AFTER
+                    log.warning(
+                        "member count failed; counting again later",
+                        tenant=self.tenant,
+                        error=str(exc),
+                        retry_in_seconds=COUNT_RETRY_AFTER,
+                    )
                     break
             await store.call(
                 store.record_member_count, self.tenant, group_id, members, self._clock().now()
