@@ -86,6 +86,16 @@ WATERMARK_MAX_AGE_SECONDS: Final = 3600
 AUDIT_REQUESTS_PER_10S: Final = 5
 """[THROTTLING]: the audit log allows 5 requests per 10 seconds per app per tenant."""
 
+DYNAMIC_OBJECT_LIMIT: Final = 15_000
+"""Entra's limit of dynamic groups and dynamic administrative units per tenant (the exporter
+exports its configured value, `hygiene.object_limit`, as `entra_dynamic_object_limit`)."""
+
+HEADROOM_WARNING_RATIO: Final = 0.80
+HEADROOM_CRITICAL_RATIO: Final = 0.95
+"""Exporter defaults (exporter.domain.hygiene): the share of the limit in use at which
+GroupLimitApproaching warns, then pages. [MANAGE]: "Regularly review the number of groups in
+your tenant. Delete inactive or outdated groups." """
+
 # --- Prometheus-side thresholds ------------------------------------------------------------------
 
 PAUSE_WARRANTED_WARNING_FOR: Final = 15 * 60
@@ -121,6 +131,9 @@ PROCESSING_LAG_QUANTILES: Final = (0.5, 0.9, 0.99)
 PROCESSING_LAG_WINDOW: Final = "1h"
 """Lag observations are sparse (one per membership change): quantiles over an hour are stable."""
 PROCESSING_LAG_FOR: Final = 30 * 60
+
+HEADROOM_FOR: Final = 30 * 60
+"""Counts move slowly; half an hour keeps a listing's hiccup from paging."""
 
 EXPORTER_ABSENT_FOR: Final = 15 * 60
 COLLECTOR_FAILING_FOR: Final = 15 * 60

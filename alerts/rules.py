@@ -224,6 +224,35 @@ _MICROSOFT_PAUSE_ADVICE = (
     f"changes or changes to more than {c.GROUPS_CHANGED_PER_HOUR} groups."
 )
 
+_HEADROOM_USED = (
+    f"sum by (tenant) ({sel('entra_dynamic_groups')})\n"
+    f"/ on (tenant)\nmax by (tenant) ({sel('entra_dynamic_object_limit')})"
+)
+"""The share of Entra's limit of dynamic groups and units a tenant uses (every kind and state)."""
+
+
+def _headroom_alert(severity: Severity, ratio: float, consequence: str) -> Alert:
+    return Alert(
+        name="EntraDynamicGroupLimitApproaching",
+        severity=severity,
+        expr=f"{_HEADROOM_USED}\n> {ratio:g}",
+        for_seconds=c.HEADROOM_FOR,
+        summary="The tenant approaches Entra's limit of dynamic groups.",
+        description=(
+            f"Tenant {TENANT}: dynamic groups and dynamic administrative units use "
+            f"{{{{ $value | humanizePercentage }}}} of the tenant's limit "
+            f"({c.DYNAMIC_OBJECT_LIMIT:,} by default), above {ratio:.0%}. {consequence} "
+            'Microsoft: "Regularly review the number of groups in your tenant. Delete inactive '
+            'or outdated groups."'
+        ),
+        next_action=(
+            f"`{CLI} lint-rules --config.file <config> --tenant {TENANT}` lists the candidates "
+            "(inactive, empty, never matching, duplicate, memberOf) with their evidence; delete "
+            "or merge them, nothing is deleted for you."
+        ),
+    )
+
+
 ALERTS: tuple[Alert, ...] = (
     Alert(
         name="EntraDynamicPauseWarranted",
@@ -488,6 +517,17 @@ ALERTS: tuple[Alert, ...] = (
             f"grant the app registration of tenant {TENANT} the permissions and admin consent "
             f"the runbook lists, then `{CLI} config check <config file>`."
         ),
+    ),
+    _headroom_alert(
+        Severity.WARNING,
+        c.HEADROOM_WARNING_RATIO,
+        "Every dynamic group is evaluated on every relevant change, so each one also slows "
+        "processing for the whole tenant.",
+    ),
+    _headroom_alert(
+        Severity.CRITICAL,
+        c.HEADROOM_CRITICAL_RATIO,
+        "At the limit no dynamic group or unit can be created.",
     ),
 )
 

@@ -494,10 +494,57 @@ exporter_panels = [
     ),
 ]
 
+_OBJECTS = f"sum by (tenant) ({metric('entra_dynamic_groups')})"
+_LIMIT = f"max by (tenant) ({metric('entra_dynamic_object_limit')})"
+
+# Tenant hygiene (#21): Microsoft's first best practice, "Monitor the number of dynamic
+# membership groups in your tenant ... Delete inactive or outdated groups."
+hygiene_panels = [
+    row("Tenant hygiene", 68),
+    stat(
+        "Share of the dynamic group limit",
+        "Dynamic groups and dynamic administrative units against the tenant's limit "
+        f"({c.DYNAMIC_OBJECT_LIMIT:,} by default, entra_dynamic_object_limit). Orange from "
+        f"{c.HEADROOM_WARNING_RATIO:.0%}, red from {c.HEADROOM_CRITICAL_RATIO:.0%}, as "
+        "EntraDynamicGroupLimitApproaching.",
+        [target(f"{_OBJECTS}\n/ on (tenant)\n{_LIMIT}", "{{tenant}}")],
+        "percentunit",
+        pos(0, 69, 6, 8),
+        thresholds=steps(
+            (GREEN, None), (ORANGE, c.HEADROOM_WARNING_RATIO), (RED, c.HEADROOM_CRITICAL_RATIO)
+        ),
+    ),
+    timeseries(
+        "Dynamic groups and units against the limit",
+        "Every dynamic group and unit the exporter lists (any state), and the tenant's limit.",
+        targets((_OBJECTS, "{{tenant}} dynamic objects"), (_LIMIT, "{{tenant}} limit")),
+        "short",
+        pos(6, 69, 10, 8),
+        fill=0,
+    ),
+    stat(
+        "Dead-weight candidates",
+        "Dynamic groups that are candidates for deletion or merging, by reason: inactive (no "
+        "dynamic membership change for hygiene.inactive_days), empty, never_matches "
+        "(contradictory rule), duplicate (equivalent rules), memberof (the preview operator "
+        "Microsoft recommends deleting). Nothing is deleted: `entra-dg-exporter lint-rules "
+        "--config.file` lists them with their evidence.",
+        [
+            target(
+                f"max by (tenant, reason) ({metric('entra_dynamic_hygiene_candidates')})",
+                "{{tenant}} {{reason}}",
+            )
+        ],
+        "short",
+        pos(16, 69, 8, 8),
+        thresholds=steps((GREEN, None), (ORANGE, 1)),
+    ),
+]
+
 dashboard = dashboard(
     title="Entra ID dynamic groups / Overview",
     uid="entra-dg-overview",
     description="Pause and resume signals, change rates against their baselines, processing lag "
     "and exporter health for Microsoft Entra ID dynamic group processing.",
-    panels=status_panels + rate_panels + lag_panels + exporter_panels,
+    panels=status_panels + rate_panels + lag_panels + exporter_panels + hygiene_panels,
 )

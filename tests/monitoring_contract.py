@@ -82,6 +82,10 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_resume_ready", "gauge", ("tenant",)),
     Family("entra_dynamic_resume_blocked", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_rules_using_operator", "gauge", ("tenant", "operator")),
+    # Tenant hygiene (#21): headroom against the limit, dead-weight candidates by reason.
+    Family("entra_dynamic_object_limit", "gauge", ("tenant",)),
+    Family("entra_dynamic_hygiene_candidates", "gauge", ("tenant", "reason")),
+    Family("entra_dynamic_hygiene_not_judged", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),
     Family(
         "entra_dynamic_collector_last_success_timestamp_seconds", "gauge", ("tenant", "collector")
@@ -124,6 +128,10 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "processing_stalled",
         }
     ),
+    ("entra_dynamic_hygiene_candidates", "reason"): frozenset(
+        {"inactive", "empty", "never_matches", "duplicate", "memberof"}
+    ),
+    ("entra_dynamic_hygiene_not_judged", "reason"): frozenset({"inactive", "empty"}),
     ("entra_dynamic_resume_blocked", "reason"): frozenset(
         {
             "minimum_pause",
@@ -151,6 +159,7 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "group_status",
             "group_update",
             "administrative_unit_update",
+            "member_count",
         }
     ),
     ("entra_dynamic_object_changes_by_relevance_last_hour", "relevance"): frozenset(

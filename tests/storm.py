@@ -90,6 +90,7 @@ async def capture_storm_exposition(directory: Path, *, tenant: str = "contoso") 
                     audit is not None
                     and audit.caught_up
                     and all(s.ever_succeeded for s in runner.statuses.values())
+                    and runner.hygiene.summary is not None
                 )
 
             await wait_until(

@@ -690,11 +690,6 @@ MALFORMED: list[tuple[str, int, str]] = [
         24,
         "expected a value (a double-quoted string or a number) after , in the list, found ]",
     ),
-    (
-        "user.city -in []",
-        15,
-        "expected a value (a double-quoted string or a number) after [ in the list, found ]",
-    ),
     ('user.city -notIn ["a" "b"]', 22, 'expected , or ] in the list, found "b"'),
     ('user.city -in ["a", "b"', 14, "unbalanced brackets: this [ is never closed"),
     (

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 import orjson
@@ -36,6 +36,9 @@ from exporter.domain.lint import (
 from exporter.domain.rules import render_caret
 from exporter.graph.retry import RetryPolicy
 
+if TYPE_CHECKING:
+    from exporter.cli.hygiene_report import TenantHygiene
+
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_UNUSABLE_INPUT = 2
@@ -49,6 +52,8 @@ class RuleRecord:
     id: str
     name: str | None
     rule: str
+    kind: str | None = None
+    """`group` or `administrative_unit` for a tenant's rules; None for a file's."""
 
 
 class RuleSourceError(Exception):
@@ -132,10 +137,41 @@ class TenantRuleSource:
         finally:
             await graph.close()
         return [
-            RuleRecord(o.id, o.name, o.rule)
+            RuleRecord(o.id, o.name, o.rule, o.kind.value)
             for listing in (groups, units)
             for o in sorted(listing, key=lambda o: (o.name.casefold(), o.id))
         ]
+
+    async def hygiene(
+        self, records: Sequence[RuleRecord], *, count_members: bool, inactive_days: int | None
+    ) -> TenantHygiene:
+        """The tenant-hygiene report on the listed rules (exporter.cli.hygiene_report)."""
+        from exporter.cli.hygiene_report import assess_tenant_hygiene
+        from exporter.clock import SimulatorClockUnavailable
+        from exporter.domain.hygiene import HygieneObject
+        from exporter.graph.credentials import CredentialError
+        from exporter.graph.errors import GraphError
+        from exporter.graph.factory import build_graph_client
+        from exporter.store.hygiene import StoreTooOld
+
+        where = self.describe()
+        try:
+            graph = build_graph_client(self.config, self.tenant, retry=self._retry)
+        except CredentialError as exc:
+            raise RuleSourceError(f"{where}: {exc}") from None
+        try:
+            return await assess_tenant_hygiene(
+                self.config,
+                self.tenant,
+                graph,
+                [HygieneObject(r.kind or "group", r.id, r.name or r.id, r.rule) for r in records],
+                count_members=count_members,
+                inactive_days=inactive_days or self.config.hygiene.inactive_days,
+            )
+        except (GraphError, StoreTooOld, SimulatorClockUnavailable) as exc:
+            raise RuleSourceError(f"{where}: {exc}") from None
+        finally:
+            await graph.close()
 
 
 CLI_RETRY = RetryPolicy(attempts=3, throttled_attempts=10, max_delay=10.0, max_retry_after=60.0)
@@ -286,8 +322,10 @@ def _summary(results: Sequence[_Result]) -> dict[str, int]:
     }
 
 
-def _write_json(results: Sequence[_Result], source: str) -> None:
-    document = {
+def _write_json(
+    results: Sequence[_Result], source: str, hygiene: TenantHygiene | None = None
+) -> None:
+    document: dict[str, Any] = {
         "source": source,
         "summary": _summary(results),
         "operator_usage": operator_usage(r.record.rule for r in results),
@@ -301,10 +339,16 @@ def _write_json(results: Sequence[_Result], source: str) -> None:
             for r in results
         ],
     }
+    if hygiene is not None:
+        from exporter.cli.hygiene_report import hygiene_json
+
+        document["hygiene"] = hygiene_json(hygiene)
     click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
-def _write_human(results: Sequence[_Result], source: str) -> None:
+def _write_human(
+    results: Sequence[_Result], source: str, hygiene: TenantHygiene | None = None
+) -> None:
     console = Console(highlight=False, soft_wrap=True)
     for result in results:
         if not result.findings:
@@ -336,6 +380,10 @@ def _write_human(results: Sequence[_Result], source: str) -> None:
         f"findings: {summary['error']} error(s), {summary['warning']} warning(s), "
         f"{summary['info']} info" + (f"; rules using inefficient operators: {used}" if used else "")
     )
+    if hygiene is not None:
+        from exporter.cli.hygiene_report import write_hygiene_table
+
+        write_hygiene_table(hygiene, console)
 
 
 @click.command("lint-rules")
@@ -360,6 +408,29 @@ def _write_human(results: Sequence[_Result], source: str) -> None:
     default=None,
     help="Which tenant of --config.file (needed when it has several).",
 )
+@option(
+    "--hygiene/--no-hygiene",
+    "hygiene",
+    default=True,
+    show_default=True,
+    help="With a tenant: also report headroom and dead-weight candidates (inactive, empty, "
+    "never matching, duplicate, memberOf groups); nothing is deleted.",
+)
+@option(
+    "--count-members",
+    "count_members",
+    is_flag=True,
+    help="With a tenant: read member counts the exporter's store lacks now, with $count, "
+    "within hygiene.member_count_requests_per_minute.",
+)
+@option(
+    "--inactive-days",
+    "inactive_days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With a tenant: days without a dynamic membership change that make a group inactive "
+    "(default: hygiene.inactive_days, 90).",
+)
 @option("--json", "as_json", is_flag=True, help="Write findings as JSON on stdout.")
 @option(
     "--fail-on",
@@ -373,6 +444,9 @@ def lint_rules_command(
     rules_file: str | None,
     config_file: Path | None,
     tenant: str | None,
+    hygiene: bool,
+    count_members: bool,
+    inactive_days: int | None,
     as_json: bool,
     fail_on: str,
 ) -> None:
@@ -390,14 +464,19 @@ def lint_rules_command(
     try:
         source = select_rule_source(rules_file=rules_file, config_file=config_file, tenant=tenant)
         records = asyncio.run(source.load())
+        report = None
+        if hygiene and isinstance(source, TenantRuleSource):
+            report = asyncio.run(
+                source.hygiene(records, count_members=count_members, inactive_days=inactive_days)
+            )
     except RuleSourceError as exc:
         click.echo(f"lint-rules: {exc}", err=True)
         raise SystemExit(EXIT_UNUSABLE_INPUT) from None
     results = [_Result(record, lint_rule(record.rule)) for record in records]
     if as_json:
-        _write_json(results, source.describe())
+        _write_json(results, source.describe(), report)
     else:
-        _write_human(results, source.describe())
+        _write_human(results, source.describe(), report)
     threshold = Severity(fail_on).rank
     failing = any(f.severity.rank >= threshold for r in results for f in r.findings)
     raise SystemExit(EXIT_FINDINGS if failing else EXIT_CLEAN)

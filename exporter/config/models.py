@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from exporter.config.durations import Duration
+from exporter.domain.hygiene import DEFAULT_INACTIVE_DAYS, DEFAULT_OBJECT_LIMIT
 from exporter.domain.settings import MINUTE_BUCKET_RETENTION, ResumeSettings
 from exporter.domain.settings import Thresholds as DomainThresholds
 
@@ -549,6 +550,38 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
     return host or None, int(port)
 
 
+class Hygiene(StrictModel):
+    """Tenant hygiene (docs/rules-linter.md, "Tenant hygiene"): headroom against Entra's limit
+    and the dead-weight candidates."""
+
+    object_limit: int = Field(
+        default=DEFAULT_OBJECT_LIMIT,
+        gt=0,
+        description="Entra's limit of dynamic groups and dynamic administrative units combined",
+    )
+    inactive_days: int = Field(
+        default=DEFAULT_INACTIVE_DAYS,
+        ge=1,
+        description="a group with no dynamic membership change for this many days is inactive",
+    )
+    member_count_requests_per_minute: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="$count requests for empty groups, at most this many per minute",
+    )
+    member_count_refresh: Duration = Field(
+        default=7 * 86400.0,
+        description="a group's member count is read again after this long",
+    )
+    change_sample_events: int = Field(
+        # 10 pages: about 20 s at the audit log's 5 requests per 10 s.
+        default=10_000,
+        ge=1,
+        description="lint-rules --tenant reads at most this many changes of the last 7 days",
+    )
+
+
 class Config(StrictModel):
     tenants: tuple[Tenant, ...] = Field(min_length=1)
     polling: Polling = Polling()
@@ -557,6 +590,7 @@ class Config(StrictModel):
     thresholds: Thresholds = DomainThresholds()
     resume: Resume = ResumeSettings()
     web: Web = Web()
+    hygiene: Hygiene = Hygiene()
 
     @field_validator("tenants")
     @classmethod

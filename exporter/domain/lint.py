@@ -362,13 +362,14 @@ def _member_of_findings(root: Expr, node: Collection) -> list[Finding]:
 
 def _values_text(value: object) -> list[str]:
     if isinstance(value, ListValue):
-        return [_scalar_key(item) for item in value.items]
+        return [scalar_key(item) for item in value.items]
     if isinstance(value, StringValue | NumberValue | BoolValue):
-        return [_scalar_key(value)]
+        return [scalar_key(value)]
     return []
 
 
-def _scalar_key(value: Scalar) -> str:
+def scalar_key(value: Scalar) -> str:
+    """A list item or value as Entra compares it: lower-cased text (`1` and `"1"` alike)."""
     match value:
         case StringValue(text):
             return text.lower()
@@ -406,7 +407,7 @@ def _list_items(comparisons: Sequence[Comparison]) -> tuple[Scalar, ...]:
         value = comparison.value
         for item in value.items if isinstance(value, ListValue) else (value,):
             assert isinstance(item, StringValue | NumberValue | BoolValue)
-            key = _scalar_key(item)
+            key = scalar_key(item)
             if key not in seen:
                 seen.add(key)
                 items.append(item)
@@ -584,10 +585,10 @@ def _text_set(node: Comparison) -> _TextSet | None:
             if isinstance(value, NullValue):
                 return _TextSet("null")
             if isinstance(value, StringValue | NumberValue | BoolValue):
-                return _TextSet("finite", frozenset({_scalar_key(value)}))
+                return _TextSet("finite", frozenset({scalar_key(value)}))
         case Operator.IN:
             if isinstance(value, ListValue):
-                return _TextSet("finite", frozenset(_scalar_key(i) for i in value.items))
+                return _TextSet("finite", frozenset(scalar_key(i) for i in value.items))
         case Operator.STARTS_WITH | Operator.ENDS_WITH | Operator.CONTAINS | Operator.MATCH:
             if isinstance(value, StringValue | NumberValue | BoolValue):
                 kind = {
@@ -596,7 +597,7 @@ def _text_set(node: Comparison) -> _TextSet | None:
                     Operator.CONTAINS: "infix",
                     Operator.MATCH: "regex",
                 }[node.operator.positive]
-                text = value.value if isinstance(value, StringValue) else _scalar_key(value)
+                text = value.value if isinstance(value, StringValue) else scalar_key(value)
                 return _TextSet(kind, text=text if kind == "regex" else text.lower())
         case _:
             pass
@@ -676,6 +677,16 @@ def _implies(a: Comparison, b: Comparison) -> bool:
     if not negated_a and negated_b:
         return _single_valued(a.subject) and _disjoint(set_a, set_b)
     return False
+
+
+def excludes(a: Comparison, b: Comparison) -> bool:
+    """Whether no object satisfies both criteria (False when it cannot be shown): `a` implies
+    the negation of `b`. `user.city -eq "a"` excludes `user.city -eq "b"`; on a multi-valued
+    property (`otherMails`) it does not, since different items may satisfy each."""
+    negation = b.operator.negation
+    if negation is None:
+        return False
+    return _implies(a, Comparison(b.subject, negation, b.value))
 
 
 # -- tree surgery

@@ -968,6 +968,12 @@ class _Parser:
             )
         self.advance()
         items: list[Scalar] = []
+        if self.token.kind == "]":
+            # An empty list parses: `-in []` selects nothing and `-notIn []` everything, which
+            # the tenant-hygiene report (exporter.domain.hygiene) flags as a rule that never
+            # matches rather than as a rule Entra would reject.
+            self.advance()
+            return ListValue(())
         while True:
             token = self.token
             if token.kind == "end":

@@ -61,7 +61,12 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 
 from exporter.clock import Clock, SystemClock
 from exporter.domain.audit_query import AuditQueryMode
-from exporter.domain.events import INGESTED_ACTIVITIES, DirectoryObjectKind, ProcessingState
+from exporter.domain.events import (
+    INGESTED_ACTIVITIES,
+    TRIGGER_ACTIVITIES,
+    DirectoryObjectKind,
+    ProcessingState,
+)
 from exporter.domain.records import DirectoryObject, ProcessingStatus
 from exporter.graph.audit import (
     AuditDocument,
@@ -93,6 +98,7 @@ from exporter.graph.guards import (
     BodyTooLargeError,
     same_origin,
 )
+from exporter.graph.hygiene import TriggerChangeSample, add_trigger_page, parse_member_count
 from exporter.graph.retry import RETRYABLE_STATUS, RetryPolicy, TransientError, parse_retry_after
 
 _T = TypeVar("_T")
@@ -141,6 +147,11 @@ GROUP_UPDATE = Endpoint(
     "group_update",
     "changing a group's membershipRuleProcessingState",
     "Group.ReadWrite.All (and, for delegated use, the Groups Administrator role)",
+)
+MEMBER_COUNT = Endpoint(
+    "member_count",
+    "counting a group's members ($count, ConsistencyLevel: eventual)",
+    "Group.Read.All (or GroupMember.Read.All, Directory.Read.All)",
 )
 ADMINISTRATIVE_UNIT_UPDATE = Endpoint(
     "administrative_unit_update",
@@ -440,6 +451,59 @@ class GraphClient:
                 endpoint=endpoint.name,
                 status=200,
             )
+
+    # -- tenant hygiene -------------------------------------------------------------------------
+
+    async def count_members(self, group_id: str) -> int:
+        """`GET /groups/{id}/members/$count`: an advanced query, so `ConsistencyLevel:
+        eventual` (Graph answers 400 without it); the count may lag the directory a little."""
+
+        def build() -> RequestInformation:
+            config: RequestConfiguration[Any] = RequestConfiguration()
+            config.headers.add("ConsistencyLevel", "eventual")
+            request = self.sdk.groups.by_group_id(
+                group_id
+            ).members.count.to_get_request_information(config)
+            request.headers.add("Accept", "text/plain")
+            return request
+
+        return await self._call(MEMBER_COUNT, build, parse_member_count)
+
+    async def trigger_changes(
+        self, start: float, end: float, *, max_events: int
+    ) -> TriggerChangeSample:
+        """Add/Update/Delete user and device events with start <= activityDateTime <= end,
+        newest first, counted by the properties they changed; reading stops after
+        `max_events` (the sample says so) because the audit log allows 5 requests per 10 s."""
+        activities = " or ".join(f"activityDisplayName eq '{a}'" for a in TRIGGER_ACTIVITIES)
+        query = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
+            filter=(
+                f"activityDateTime ge {format_time(start)} and activityDateTime le "
+                f"{format_time(end)} and ({activities})"
+            ),
+            # Newest first: a sample cut at max_events is the most recent changes.
+            orderby=["activityDateTime desc"],
+            top=AUDIT_PAGE_SIZE,
+        )
+
+        def first() -> RequestInformation:
+            return self.sdk.audit_logs.directory_audits.to_get_request_information(
+                RequestConfiguration(query_parameters=query)
+            )
+
+        sample = TriggerChangeSample()
+        build = first
+        while True:
+            link = await self._call(
+                DIRECTORY_AUDITS, build, lambda body: add_trigger_page(sample, body)
+            )
+            if link is None:
+                return sample
+            if sample.events >= max_events:
+                sample.complete = False
+                return sample
+            self._check_link(DIRECTORY_AUDITS, link)
+            build = _link_factory(link)
 
     # -- the one request path ---------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.config.models import DEFAULT_HEADER_READ_TIMEOUT, parse_listen_address
 from exporter.config.web import RateLimit, ReloadingServerContext, WebConfig
+from exporter.domain.hygiene import Headroom
 from exporter.logs import get_logger
 
 PRODUCT = "entra-dg-exporter"
@@ -221,10 +222,14 @@ def create_app(
     exposition_key: Callable[[], object] | None = None,
     exporter_metrics: CollectorRegistry | None = None,
     telemetry_path: str = DEFAULT_TELEMETRY_PATH,
+    headroom: Callable[[], Mapping[str, Headroom]] | None = None,
 ) -> web.Application:
     """The exporter's aiohttp application. Every path, extra routes included, gets the web
     config's headers, rate limit and basic auth; `serve` takes its TLS settings from the app, so
     the two can never disagree.
+
+    `headroom`: each tenant's dynamic groups and units against Entra's limit, for the landing
+    page (in-memory state only: it runs on the event loop).
 
     `exposition_key`: when the registry's output is a function of one object (the exporter's
     immutable snapshot), /metrics renders (and gzips) once per object and format, and serves
@@ -294,7 +299,11 @@ def create_app(
         )
 
     async def landing(request: web.Request) -> web.StreamResponse:
-        page = render_landing_page(readiness=_current_readiness(readiness), links=all_links)
+        page = render_landing_page(
+            readiness=_current_readiness(readiness),
+            links=all_links,
+            headroom=headroom() if headroom is not None else None,
+        )
         return web.Response(
             text=page, content_type="text/html", headers={hdrs.CACHE_CONTROL: "no-store"}
         )
@@ -472,6 +481,7 @@ a:focus-visible { outline: 3px solid var(--link); outline-offset: 2px; }
 .muted { color: var(--muted); }
 .ok { color: var(--ok); font-weight: 600; }
 .bad { color: var(--bad); font-weight: 600; }
+.warn { color: #b45f06; font-weight: 600; }
 table { border-collapse: collapse; width: 100%; }
 caption { text-align: left; color: var(--muted); padding-bottom: .25rem; }
 th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid var(--line);
@@ -497,6 +507,7 @@ def render_landing_page(
     readiness: Readiness | None,
     links: Sequence[Link] = BUILTIN_LINKS,
     version: str = __version__,
+    headroom: Mapping[str, Headroom] | None = None,
 ) -> str:
     """The HTML of `/`: what this is, where to go, and each tenant's readiness. No scripts, no
     external assets; every interpolated value is escaped."""
@@ -534,6 +545,7 @@ def render_landing_page(
         if readiness is not None
         else ""
     )
+    limits = _headroom_section(headroom) if headroom else ""
     items = "".join(
         f'<li><a href="{e(link.href)}">{e(link.text)}</a>'
         + (f' <span class="muted">&mdash; {e(link.description)}</span>' if link.description else "")
@@ -563,13 +575,38 @@ groups may be resumed is a different question.)</p>
 {overall}
 {table}
 </section>
-<section aria-labelledby="endpoints">
+{limits}<section aria-labelledby="endpoints">
 <h2 id="endpoints">Endpoints</h2>
 <ul class="links">{items}</ul>
 </section>
 </main>
 </body>
 </html>
+"""
+
+
+_LEVEL_CLASS = {"ok": "ok", "warning": "warn", "critical": "bad"}
+
+
+def _headroom_section(headroom: Mapping[str, Headroom]) -> str:
+    """Each tenant's dynamic groups and units against Entra's limit (Microsoft: "Regularly
+    review the number of groups in your tenant. Delete inactive or outdated groups.")."""
+    e = html.escape
+    rows = "".join(
+        f'<tr><th scope="row">{e(name)}</th><td>{h.groups:,}</td><td>{h.units:,}</td>'
+        f"<td>{h.used:,} of {h.limit:,}</td>"
+        f'<td><span class="{_LEVEL_CLASS[h.level]}">{h.ratio:.1%} ({e(h.level)})</span></td></tr>'
+        for name, h in sorted(headroom.items())
+    )
+    return f"""<section aria-labelledby="limit">
+<h2 id="limit">Dynamic group limit</h2>
+<p class="muted">Dynamic groups and dynamic administrative units against the tenant's limit;
+warning from 80&nbsp;%, critical from 95&nbsp;%. <code>entra-dg-exporter lint-rules
+--config.file</code> lists inactive, empty, never-matching, duplicate and memberOf groups.</p>
+<table><caption>Per tenant</caption><thead><tr><th scope="col">Tenant</th>
+<th scope="col">Groups</th><th scope="col">Units</th><th scope="col">Used</th>
+<th scope="col">Share</th></tr></thead><tbody>{rows}</tbody></table>
+</section>
 """
 
 

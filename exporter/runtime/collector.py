@@ -459,6 +459,40 @@ def rules_using_operator(snapshot: Snapshot) -> Iterator[Metric]:
     yield family
 
 
+def hygiene(snapshot: Snapshot) -> Iterator[Metric]:
+    limit = _gauge(
+        "object_limit",
+        "Entra's limit of dynamic groups and dynamic administrative units combined per tenant "
+        "(hygiene.object_limit); compare with sum(entra_dynamic_groups).",
+        ["tenant"],
+    )
+    candidates = _gauge(
+        "hygiene_candidates",
+        "Dynamic groups and units that are candidates for deletion or merging, by reason "
+        "(inactive, empty, never_matches, duplicate, memberof); one may have several reasons. "
+        "lint-rules --config.file lists them with the evidence.",
+        ["tenant", "reason"],
+    )
+    not_judged = _gauge(
+        "hygiene_not_judged",
+        "Dynamic groups on which no verdict is possible yet: inactive (the exporter's audit "
+        "history is shorter than hygiene.inactive_days), empty (no member count read yet).",
+        ["tenant", "reason"],
+    )
+    for t in snapshot.tenants:
+        summary = t.hygiene
+        if summary is None:
+            continue
+        limit.add_metric([t.tenant], summary.object_limit)
+        for reason, count in summary.candidates.items():
+            candidates.add_metric([t.tenant, reason.value], count)
+        for reason, count in summary.not_judged.items():
+            not_judged.add_metric([t.tenant, reason.value], count)
+    yield limit
+    yield candidates
+    yield not_judged
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -482,6 +516,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     signals,
     processing_lag,
     rules_using_operator,
+    hygiene,
     build_info,
 )
 

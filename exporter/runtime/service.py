@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from exporter.clock import SystemClock
 from exporter.config.models import Config
 from exporter.config.web import WebConfig
+from exporter.domain.hygiene import Headroom
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import (
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -222,7 +223,13 @@ class Exporter:
             exposition_key=lambda: self.holder.current,
             exporter_metrics=own,
             telemetry_path=telemetry_path,
+            headroom=self._headroom,
         )
+
+    def _headroom(self) -> dict[str, Headroom]:
+        """Each tenant's dynamic groups and units against Entra's limit (landing page)."""
+        found = {r.name: r.hygiene.headroom() for r in self.runners}
+        return {name: h for name, h in found.items() if h is not None}
 
 
 async def run_exporter(

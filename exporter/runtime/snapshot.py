@@ -24,6 +24,7 @@ from exporter.domain.records import ProcessingStatus
 from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.poller import CollectorStatus
 from exporter.runtime.assessor import AssessmentTiming
+from exporter.runtime.hygiene import HygieneSummary
 from exporter.store.database import PausedObject, Store
 from exporter.store.lag import ProcessingLagConsumer
 
@@ -119,6 +120,8 @@ class TenantSnapshot:
     undecided_changes: int = 0
     """Changes by the dynamic-processing app waiting for a group listing to say whether their
     group is dynamic (#13)."""
+    hygiene: HygieneSummary | None = None
+    """Dead-weight candidates per reason and the object limit; None before the first listing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,7 @@ def build_tenant_snapshot(
     assessment: TenantAssessment | None = None,
     assessment_timing: AssessmentTiming | None = None,
     rules_using_operator: Mapping[str, int] | None = None,
+    hygiene: HygieneSummary | None = None,
 ) -> TenantSnapshot:
     return TenantSnapshot(
         tenant=tenant,
@@ -237,4 +241,5 @@ def build_tenant_snapshot(
         rules_using_operator=rules_using_operator,
         audit_query_mode=view.audit_query_mode,
         undecided_changes=view.undecided_changes,
+        hygiene=hygiene,
     )

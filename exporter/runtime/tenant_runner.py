@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 
@@ -18,6 +18,7 @@ from exporter.config.models import Config, Tenant
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.readiness import CollectorHealth
+from exporter.domain.records import DirectoryObject
 from exporter.domain.relevance import RuleProperties
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import CredentialError, auth_summary
@@ -29,6 +30,7 @@ from exporter.ingest.directory_pollers import CriticalStatusPoller, DirectoryPol
 from exporter.ingest.poller import CollectorStatus, Poller, run_poller
 from exporter.logs import get_logger
 from exporter.runtime.assessor import AssessmentInputs, AssessmentTiming, TenantAssessor
+from exporter.runtime.hygiene import HygieneTracker
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.rule_usage import RuleUsageTracker
 from exporter.runtime.snapshot import SnapshotHolder, build_tenant_snapshot, read_store_view
@@ -87,6 +89,9 @@ class TenantRunner:
         self._refresh_lock = asyncio.Lock()
         self._refresh_wanted = False
         self.rule_usage = RuleUsageTracker()
+        self.hygiene = HygieneTracker(
+            tenant=self.name, store=store, settings=config.hygiene, clock=lambda: self.clock
+        )
         self.assessor = TenantAssessor(
             config=config,
             tenant=tenant,
@@ -156,7 +161,7 @@ class TenantRunner:
                     store=self._store,
                     clock=self.clock,
                     interval=polling.groups_interval,
-                    on_listing=self.rule_usage.listed,
+                    on_listing=self._listed,
                 )
             )
         if self.tenant.critical_groups:
@@ -181,6 +186,11 @@ class TenantRunner:
             group.create_task(self._refresh_forever())
             group.create_task(self.assessor.run())
             group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
+            group.create_task(self.hygiene.run(self.graph, on_update=self.refresh_snapshot))
+
+    async def _listed(self, kind: DirectoryObjectKind, objects: Sequence[DirectoryObject]) -> None:
+        await self.rule_usage.listed(kind, objects)
+        await self.hygiene.listed(kind, objects)
 
     async def _audit_rules(self, wait: float) -> RuleProperties | None:
         """The properties the tenant's rules read, for the relevance of the audit poller's
@@ -233,6 +243,7 @@ class TenantRunner:
             await self.refresh_snapshot()
 
     async def _poll_ended(self) -> None:
+        self.hygiene.poke()
         self.assessor.request()
         await self.refresh_snapshot()
         self._log_readiness_change()
@@ -306,6 +317,7 @@ class TenantRunner:
                 assessment=self.assessor.latest,
                 assessment_timing=self.assessor.timing,
                 rules_using_operator=self.rule_usage.usage,
+                hygiene=self.hygiene.summary,
             )
         )
 

@@ -359,6 +359,10 @@ class TenantSpec:
     critical_groups: int = 3
     paused_groups: int = 0
     groups: Sequence[GroupSpec] = field(default_factory=tuple)
+    hygiene_examples: bool = True
+    """Some of `dynamic_groups` are the dead weight and rule mix of a real tenant
+    (`hygiene_examples`): -or chains, memberOf rules, duplicates, contradictions, an empty and
+    a dormant group (when dynamic_groups >= HYGIENE_EXAMPLES_FROM)."""
 
 
 def generate_directory(spec: TenantSpec, seed: int, created: float) -> Directory:
@@ -417,7 +421,14 @@ def generate_directory(spec: TenantSpec, seed: int, created: float) -> Directory
     device_count = round(spec.dynamic_groups * spec.device_group_share) if spec.devices else 0
     rules_taken: set[str] = {g.rule for g in spec.groups}
     generated: list[Container] = []
-    for number in range(spec.dynamic_groups):
+    examples = (
+        spec.hygiene_examples
+        and spec.dynamic_groups >= HYGIENE_EXAMPLES_FROM
+        and len(users) > 0
+        and spec.static_groups >= 3  # the memberOf examples name three of them
+    )
+    templated = spec.dynamic_groups - (len(HYGIENE_EXAMPLES) if examples else 0)
+    for number in range(templated):
         is_device = number < device_count
         templates = device_templates if is_device else user_templates
         narrow_names = NARROW_DEVICE_TEMPLATES if is_device else NARROW_USER_TEMPLATES
@@ -458,6 +469,8 @@ def generate_directory(spec: TenantSpec, seed: int, created: float) -> Directory
         if len(users):
             size = min(len(users), rng.randint(5, 60))
             container.members = set(rng.sample(range(len(users)), size))
+    if examples:
+        _add_hygiene_examples(directory, seed, created)
     dynamic = [c for c in directory.containers if c.rule is not None]
     for container_index, members in directory.evaluate_members(dynamic, created).items():
         container = directory.containers[container_index]
@@ -465,6 +478,88 @@ def generate_directory(spec: TenantSpec, seed: int, created: float) -> Directory
         container.evaluated = True
         container.last_membership_updated = created - rng.uniform(600, 86400)
     return directory
+
+
+# -- dead weight and the rule mix of a real tenant --------------------------------------------
+
+HYGIENE_EXAMPLES_FROM = 30
+
+
+@dataclass(frozen=True, slots=True)
+class HygieneExample:
+    name: str
+    rule: str
+    dormant: bool = False
+    """No dynamic membership change in the pre-written history (nothing it reads changes)."""
+
+
+# `{team1}`.. are the ids of the first assigned groups (memberOf rules name source groups).
+HYGIENE_EXAMPLES: tuple[HygieneExample, ...] = (
+    # -or chains, as real tenants write them; the second is the first's duplicate
+    HygieneExample(
+        "DG Sales or Marketing", 'user.department -eq "Sales" -or user.department -eq "Marketing"'
+    ),
+    HygieneExample("DG Marketing and Sales", 'user.department -in ["MARKETING", "sales"]'),
+    HygieneExample(
+        "DG Support GB or DE",
+        '(user.department -eq "Support" -and user.country -eq "GB") -or '
+        '(user.department -eq "Support" -and user.country -eq "DE")',
+    ),
+    # duplicates by case, whitespace and operand order
+    HygieneExample(
+        "DG Engineering Berlin", 'user.department -eq "Engineering" -and user.city -eq "Berlin"'
+    ),
+    HygieneExample(
+        "DG Berlin engineers",
+        '(user.city -eq "berlin")   -and  (user.department -eq "ENGINEERING")',
+    ),
+    # memberOf (preview): the simulator does not evaluate it, so these have no members
+    HygieneExample(
+        "DG Members of Team 001", 'user.memberOf -any (group.objectId -in ["{team1}"])', True
+    ),
+    HygieneExample(
+        "DG Members of Teams 002-003",
+        'user.memberOf -any (group.objectId -in ["{team2}", "{team3}"])',
+        True,
+    ),
+    # contradictions: never match
+    HygieneExample(
+        "DG Sales in Finance",
+        'user.department -eq "Sales" -and user.department -eq "Finance"',
+        True,
+    ),
+    HygieneExample("DG Retired sites", "user.extensionAttribute2 -in []", True),
+    # empty without a contradiction, and dormant with members
+    HygieneExample("DG Decommissioned", 'user.department -eq "Decommissioned"', True),
+    HygieneExample(
+        "DG Tailspin guests",
+        'user.companyName -eq "Tailspin Toys" -and user.userType -eq "Guest"',
+        True,
+    ),
+)
+
+
+def _add_hygiene_examples(directory: Directory, seed: int, created: float) -> None:
+    """The HYGIENE_EXAMPLES, with their own random stream so the rest of the tenant is the one
+    the seed always gave."""
+    rng = random.Random(f"hygiene-{seed}")
+    teams = [c.id for c in directory.containers if c.rule is None]
+    names = {c.display_name for c in directory.containers}
+    for example in HYGIENE_EXAMPLES:
+        name = example.name
+        while name in names:
+            name += " (2)"
+        container = Container(
+            index=len(directory.containers),
+            id=new_guid(rng),
+            kind=DirectoryObjectKind.GROUP,
+            display_name=name,
+            created=created - rng.uniform(120, 900) * 86400,
+            description="Dynamic: " + example.name.removeprefix("DG "),
+            rule=parse_rule(example.rule.format(team1=teams[0], team2=teams[1], team3=teams[2])),
+        )
+        container.dormant = example.dormant
+        directory.add_container(container)
 
 
 # -- everyday changes -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from exporter.simulator.directory_api import (
     GROUPS,
     UNITS,
     Collection,
+    count_members,
     find_object,
     get_object,
     list_page,
@@ -222,6 +223,14 @@ def _collection_routes(
             )
         )
 
+    async def member_count(request: web.Request) -> web.StreamResponse:
+        require(_grant(request), read)
+        tenant = request.app[STATE].tenant
+        body = count_members(
+            collection, tenant, request.match_info["id"], request.query, request.headers
+        )
+        return web.Response(body=body, content_type="text/plain")
+
     async def patch_one(request: web.Request) -> web.StreamResponse:
         grant = _grant(request)
         require(grant, write)
@@ -252,6 +261,7 @@ def _collection_routes(
     return [
         web.get(base, list_objects),
         web.get(base + "/{id}", get_one),
+        web.get(base + "/{id}/members/$count", member_count),
         web.patch(base + "/{id}", patch_one),
     ]
 

@@ -166,6 +166,9 @@ class Container:
     evaluated: bool = False
     last_membership_updated: float | None = None
     error_message: str | None = None
+    dormant: bool = False
+    """The pre-written history gives it no dynamic membership change (a group nothing touches,
+    for the tenant-hygiene report's inactive groups)."""
     ref: ContainerRef = field(init=False)
     cost_weight: float = field(init=False, default=1.0)
     # (property, lower-cased values): the rule can only hold if the property has one of them

@@ -47,6 +47,7 @@ class TenantModel(_Strict):
     critical_groups: Annotated[int, Field(ge=0)] = 3
     paused_groups: Annotated[int, Field(ge=0)] = 0
     groups: tuple[GroupModel, ...] = ()
+    hygiene_examples: bool = True
 
     @model_validator(mode="after")
     def _within_entra_limits(self) -> TenantModel:

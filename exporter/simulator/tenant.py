@@ -241,6 +241,7 @@ class SimulatedTenant:
                 static_groups=spec.static_groups,
                 critical_groups=spec.critical_groups,
                 paused_groups=spec.paused_groups,
+                hygiene_examples=spec.hygiene_examples,
                 groups=tuple(
                     GroupSpec(
                         name=g.name,
@@ -319,7 +320,9 @@ class SimulatedTenant:
         end_us = self.start_us
         start_us = end_us - round(days * 86400 * MICROS)
         start_us -= start_us % (3600 * MICROS)
-        dynamic = [c for c in directory.containers if c.rule is not None and not c.paused]
+        dynamic = [
+            c for c in directory.containers if c.rule is not None and not c.paused and not c.dormant
+        ]
         # History changes only everyday properties the rules read (fixed now: history is
         # rendered lazily, later rule edits must not change what it says), so its updates are
         # all rule-relevant; where the rules read none of them, all are of relevance `other`.

@@ -37,7 +37,7 @@ from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
-from exporter.store import schema
+from exporter.store import hygiene, schema
 from exporter.store.errors import describe as describe_store_error
 from exporter.store.lateness import RECONCILED, count_lateness
 
@@ -620,8 +620,17 @@ class Store:
             db.execute(
                 "DELETE FROM group_hour_counts WHERE tenant=? AND hour < ?", (tenant, cutoff)
             )
+            # A group's last change is kept beyond the audit retention while the group exists:
+            # the hygiene report's inactive verdict reaches back further than the audit log.
             db.execute(
-                "DELETE FROM group_last_change WHERE tenant=? AND time < ?", (tenant, cutoff)
+                "DELETE FROM group_last_change WHERE tenant=? AND time < ? AND group_id NOT IN "
+                "(SELECT lower(id) FROM directory_objects WHERE tenant=?)",
+                (tenant, cutoff, tenant),
+            )
+            db.execute(
+                "DELETE FROM group_member_counts WHERE tenant=? AND group_id NOT IN "
+                "(SELECT lower(id) FROM directory_objects WHERE tenant=?)",
+                (tenant, tenant),
             )
             db.execute(
                 "DELETE FROM state_change_events WHERE tenant=? AND time < ?", (tenant, cutoff)
@@ -721,12 +730,7 @@ class Store:
 
     def group_last_changes(self, tenant: str, since: float) -> dict[str, float]:
         """group id -> time of its last dynamic membership change, for changes since `since`."""
-        return dict(
-            self.db.execute(
-                "SELECT group_id, time FROM group_last_change WHERE tenant=? AND time >= ?",
-                (tenant, since),
-            )
-        )
+        return hygiene.last_changes(self.db, tenant, since)
 
     def latest_group_changes(
         self, tenant: str, limit: int, include: Iterable[str] = ()
@@ -902,6 +906,29 @@ class Store:
             )
             for kind, object_id, name, state, resumed, last_seen, since in rows
         ]
+
+    # -- tenant hygiene --------------------------------------------------------------------------
+
+    def record_member_count(self, tenant: str, group_id: str, count: int, read_at: float) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO group_member_counts (tenant, group_id, count, read_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, group_id) DO UPDATE SET "
+                "count = excluded.count, read_at = excluded.read_at",
+                (tenant, group_id.lower(), count, read_at),
+            )
+
+    def member_counts(self, tenant: str) -> dict[str, tuple[int, float]]:
+        """group id (lower case) -> (members, when the count was read)."""
+        return hygiene.member_counts(self.db, tenant)
+
+    def first_seen(self, tenant: str) -> dict[str, float]:
+        """id (lower case) -> the first listing that showed each listed group or unit."""
+        return hygiene.first_seen(self.db, tenant)
+
+    def history(self, tenant: str) -> tuple[float, float] | None:
+        """The uninterrupted audit coverage that reaches the watermark, (start, end)."""
+        return hygiene.history(self.db, tenant)
 
 
 def _was_dynamic(

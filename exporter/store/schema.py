@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS group_last_change (
     PRIMARY KEY (tenant, group_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS group_last_change_time ON group_last_change (tenant, time);
+-- Member counts read with $count (tenant hygiene: empty groups), refreshed slowly (#21).
+CREATE TABLE IF NOT EXISTS group_member_counts (
+    tenant TEXT NOT NULL, group_id TEXT NOT NULL, count INTEGER NOT NULL, read_at REAL NOT NULL,
+    PRIMARY KEY (tenant, group_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state_change_events (
     tenant TEXT NOT NULL, event_id TEXT NOT NULL, group_id TEXT NOT NULL, time REAL NOT NULL,
     state TEXT,  -- On, Paused, or NULL when the event did not say
