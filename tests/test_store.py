@@ -11,7 +11,13 @@ import pytest
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.runtime.snapshot import read_store_view
-from exporter.store.database import MINUTE_RETENTION, NewEvents, PageBatch, Store
+from exporter.store.database import (
+    MINUTE_RETENTION,
+    SCHEMA_VERSION,
+    NewEvents,
+    PageBatch,
+    Store,
+)
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
 G1, G2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
@@ -210,7 +216,9 @@ async def test_a_version_3_state_file_is_migrated_in_place(tmp_path: Path) -> No
     finally:
         await second.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
     db.close()
 
 

@@ -133,6 +133,10 @@ GROUP_UPDATE = Endpoint(
     "changing a group's membershipRuleProcessingState",
     "Group.ReadWrite.All (and, for delegated use, the Groups Administrator role)",
 )
+USERS = Endpoint("users", "reading users (delta query)", "User.Read.All (or Directory.Read.All)")
+DEVICES = Endpoint(
+    "devices", "reading devices (delta query)", "Device.Read.All (or Directory.Read.All)"
+)
 ADMINISTRATIVE_UNIT_UPDATE = Endpoint(
     "administrative_unit_update",
     "changing an administrative unit's membershipRuleProcessingState",
@@ -394,6 +398,20 @@ class GraphClient:
             _link_factory(url),
             lambda body: parse_processing_status(body, group_id.lower()),
         )
+
+    async def object_delta_page(
+        self, url: str, object_type: str, parse: Callable[[bytes | None], _T]
+    ) -> _T:
+        """One page of `/users/delta` or `/devices/delta` (exporter.graph.objects reads them),
+        at most 999 objects."""
+        endpoint = USERS if object_type == "user" else DEVICES
+
+        def build() -> RequestInformation:
+            request = _link_factory(url)()
+            request.headers.add("Prefer", "odata.maxpagesize=999")
+            return request
+
+        return await self._call(endpoint, build, parse)
 
     # -- the one request path ---------------------------------------------------------------------
 

@@ -92,6 +92,10 @@ class ObjectTable:
         self.index_of: dict[str, int] = {}
         # attribute -> the values generated objects draw from (scales with the tenant)
         self.value_domains: dict[str, Sequence[Any]] = {}
+        # Change numbers for delta queries (objects_api): `version` counts the table's changes,
+        # `versions[i]` is the number of object i's last one (0: as generated).
+        self.version = 0
+        self.versions: list[int] = []
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -100,6 +104,8 @@ class ObjectTable:
         index = len(self.ids)
         self.ids.append(object_id)
         self.index_of[object_id] = index
+        self.version += 1
+        self.versions.append(self.version)
         for name, column in self.columns.items():
             column.append(attributes.get(name))
         unknown = set(attributes) - set(self.columns)
@@ -114,6 +120,7 @@ class ObjectTable:
             raise ValueError("every column must have one value per object")
         start = len(self.ids)
         self.ids.extend(ids)
+        self.versions.extend([0] * count)
         for offset, object_id in enumerate(ids):
             self.index_of[object_id] = start + offset
         for name, column in self.columns.items():
@@ -140,6 +147,9 @@ class ObjectTable:
             raise ValueError(f"unknown {self.object_type} attribute {name!r}")
         old = column[index]
         column[index] = value
+        if old != value:
+            self.version += 1
+            self.versions[index] = self.version
         return old
 
     def display(self, index: int) -> str:

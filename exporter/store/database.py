@@ -39,10 +39,26 @@ from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedE
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+_OBJECT_TABLES = """
+-- The impact preflight's users and devices (exporter/store/objects.py).
+CREATE TABLE IF NOT EXISTS impact_objects (
+    tenant TEXT NOT NULL, object_type TEXT NOT NULL, id TEXT NOT NULL,
+    properties BLOB NOT NULL,  -- JSON: rule property name -> value
+    PRIMARY KEY (tenant, object_type, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS impact_sync (
+    tenant TEXT NOT NULL, object_type TEXT NOT NULL,
+    properties TEXT NOT NULL,  -- JSON list: the rule properties the objects were read with
+    delta_link TEXT NOT NULL, synced_at REAL NOT NULL, full_read_at REAL NOT NULL,
+    PRIMARY KEY (tenant, object_type)
+) WITHOUT ROWID;
+"""
 _MIGRATIONS = {
     # 3 -> 4: when a paused object was seen On again (the stall signal waits after a resume).
     3: "ALTER TABLE directory_objects ADD COLUMN resumed_observed_at REAL",
+    # 4 -> 5: the impact preflight's users and devices.
+    4: _OBJECT_TABLES,
 }
 MINUTE_RETENTION = 49 * 3600.0
 HOUR_RETENTION = 35 * 86400.0
@@ -55,7 +71,8 @@ _DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
 _STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
 _NEVER = float("-inf")
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_state (
     tenant TEXT PRIMARY KEY,
@@ -115,6 +132,8 @@ CREATE TABLE IF NOT EXISTS directory_objects (
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 """
+    + _OBJECT_TABLES
+)
 
 
 class NewEvents(NamedTuple):
@@ -264,7 +283,7 @@ class Store:
             return
         version = int(row[0])
         while version in _MIGRATIONS:  # an older file: bring it up to date in place
-            db.execute(_MIGRATIONS[version])
+            db.executescript(_MIGRATIONS[version])
             version += 1
             db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
         if version != SCHEMA_VERSION:
