@@ -88,8 +88,16 @@ def parse_select(resource: Resource, table: ObjectTable, text: str | None) -> li
     return selected
 
 
-def render(resource: Resource, table: ObjectTable, index: int, select: list[str]) -> dict[str, Any]:
+def render(
+    resource: Resource, table: ObjectTable, indexes: list[int], select: list[str]
+) -> list[dict[str, Any]]:
     sources = graph_properties(resource, table)
+    return [_render_one(sources, table, index, select) for index in indexes]
+
+
+def _render_one(
+    sources: dict[str, list[tuple[str, str]]], table: ObjectTable, index: int, select: list[str]
+) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for name in select:
         if name == "id":
@@ -141,7 +149,7 @@ def list_page(
     end = min(len(table), start + top)
     body: dict[str, Any] = {
         "@odata.context": f"{base_url}/{version}/$metadata#{resource.segment}({','.join(select)})",
-        "value": [render(resource, table, i, select) for i in range(start, end)],
+        "value": render(resource, table, list(range(start, end)), select),
     }
     if end < len(table):
         carried = "&".join(
@@ -209,7 +217,7 @@ def delta_page(
     page = page[:size]
     body: dict[str, Any] = {
         "@odata.context": f"{base_url}/{version}/$metadata#{resource.segment}({','.join(select)})",
-        "value": [render(resource, table, i, select) for i in page],
+        "value": render(resource, table, page, select),
     }
     base = f"{base_url}/{version}/{resource.segment}/delta"
     if more:
