@@ -53,10 +53,10 @@ QUIET = dict.fromkeys(
 )
 
 
-def bulk_file(ids: list[str], value: str) -> str:
+def bulk_file(ids: list[str], value: str, column: str = "extensionAttribute3") -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["id", "extensionAttribute3"])
+    writer.writerow(["id", column])
     writer.writerows([object_id, value] for object_id in ids)
     return out.getvalue()
 
@@ -131,6 +131,27 @@ async def run(size: ImpactSize, runs: int, workdir: Path) -> Section:
             )
             largest = changed
         assert largest is not None
+        # The costly case: a property many rules read (a cost centre, one rule per centre).
+        centre = str(users.get(0, "extensionAttribute1"))
+        figure = Figure("s", digits=2)
+        for _ in range(runs):
+            result = await run_preflight(
+                config,
+                tenant,
+                ChangeRequest(csv_text=bulk_file(ids[:largest], centre, "extensionAttribute1")),
+                refresh=False,
+            )
+            figure.add(result.predict_seconds)
+        totals = result.impact.totals
+        section.row(
+            f"predict {largest:,} users moved to one cost centre (extensionAttribute1, read by "
+            f"{totals.groups_reevaluated:,} rules)",
+            figure,
+        )
+        section.notes.append(
+            f"cost centre change: {totals.groups_changed:,} groups change, "
+            f"{totals.membership_changes:,} membership changes"
+        )
         sim.tenant.apply_object_changes(
             USER, {object_id: {"extensionAttribute3": "wave-5"} for object_id in ids[:largest]}
         )

@@ -430,6 +430,8 @@ class Assignment:
     object_type: ObjectType
     name: str
     value: Any
+    text: str = ""
+    """As given, for people."""
 
 
 def parse_assignment(text: str) -> Assignment:
@@ -452,7 +454,9 @@ def parse_assignment(text: str) -> Assignment:
         raise ChangeSpecError(f"--set {text!r}: expected one property and one value")
     subject = node.subject
     name = _property_name(subject.object_type, subject.name, f"--set {text!r}")
-    return Assignment(subject.object_type, name, _literal(node.value))
+    return Assignment(
+        subject.object_type, name, _literal(node.value), f"{head.strip()} = {tail}"
+    )
 
 
 def _literal(value: Value) -> Any:
@@ -497,6 +501,6 @@ def changes_from_assignments(
         for object_id, obj in objects.items()
         if selector is None or selector.matches(obj, now)
     )
-    what = ", ".join(f"{object_type}.{a.name}" for a in assignments)
+    what = ", ".join(a.text or f"{object_type}.{a.name}" for a in assignments)
     where = f" on {object_type}s matching {matching}" if matching else f" on every {object_type}"
     return ChangeSet(object_type, changes, f"set {what}{where}: {len(changes):,} {object_type}(s)")
