@@ -39,6 +39,7 @@ from exporter.domain.rules import (
     RuleSyntaxError,
     Value,
     canonical_property_name,
+    necessary_condition,
     parse,
     parse_expression,
     property_kind,
@@ -101,6 +102,8 @@ class RuleIndex:
 
     def __init__(self, targets: Sequence[Target]) -> None:
         self.targets = tuple(targets)
+        self.conditions = tuple(necessary_condition(t.rule.ast) for t in self.targets)
+        """Per target: a property and the values it must have for the rule to hold, if any."""
         self._readers: dict[tuple[str, str], list[int]] = defaultdict(list)
         for position, target in enumerate(self.targets):
             for name in target.rule.properties:
@@ -227,12 +230,31 @@ def predict(
                 pairs[key] = (before, after, [object_id])
             else:
                 entry[2].append(object_id)
+        entries = list(pairs.values())
+        keys = list(pairs)
+        everything = range(len(entries))
+        by_value: dict[str, tuple[dict[str, set[int]], list[int]]] = {}
         for position in positions:
             target = index.targets[position]
             rule = target.rule
             added: list[str] = []
             removed: list[str] = []
-            for old, new, members in pairs.values():
+            candidates: Iterable[int] = everything
+            condition = index.conditions[position]
+            if condition is not None:
+                # A rule that needs `department -eq "Sales"` can change its answer only for
+                # objects that had or get one of its values (thousands of cost-centre rules
+                # each look at their own few objects, not at all of them).
+                name, values = condition
+                if name not in by_value:
+                    by_value[name] = _value_index(keys, names.index(name))
+                found, unsure = by_value[name]
+                picked = set(unsure)
+                for value in values:
+                    picked.update(found.get(value, ()))
+                candidates = sorted(picked)
+            for number in candidates:
+                old, new, members = entries[number]
                 was = rule.matches(old, now)
                 will = rule.matches(new, now)
                 if was != will:
@@ -272,6 +294,23 @@ def predict(
         membership_changes_threshold=membership_changes_threshold,
         unchanged_objects=unchanged,
     )
+
+
+def _value_index(
+    keys: Sequence[tuple[tuple[Any, ...], tuple[Any, ...]]], position: int
+) -> tuple[dict[str, set[int]], list[int]]:
+    """For the pairs' (before, after) keys: text value of one property -> pairs that have it
+    before or after; and the pairs whose value there is neither text nor null (a list: any
+    item may match, so they are always evaluated)."""
+    found: dict[str, set[int]] = defaultdict(set)
+    unsure: list[int] = []
+    for number, (before, after) in enumerate(keys):
+        for value in (before[position], after[position]):
+            if isinstance(value, str):
+                found[value].add(number)
+            elif value is not None:
+                unsure.append(number)
+    return found, unsure
 
 
 def _totals(impacts: Sequence[TargetImpact], objects_changed: int) -> Totals:
@@ -454,9 +493,7 @@ def parse_assignment(text: str) -> Assignment:
         raise ChangeSpecError(f"--set {text!r}: expected one property and one value")
     subject = node.subject
     name = _property_name(subject.object_type, subject.name, f"--set {text!r}")
-    return Assignment(
-        subject.object_type, name, _literal(node.value), f"{head.strip()} = {tail}"
-    )
+    return Assignment(subject.object_type, name, _literal(node.value), f"{head.strip()} = {tail}")
 
 
 def _literal(value: Value) -> Any:

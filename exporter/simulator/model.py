@@ -22,7 +22,7 @@ import orjson
 
 from exporter.domain import rules as rule_ast
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.domain.rules import Operator, Rule, parse, walk
+from exporter.domain.rules import Operator, Rule, necessary_condition, parse, walk
 from exporter.simulator.render import ContainerRef, MemberRef, enc, enc_quoted_json
 
 USER = "user"
@@ -343,42 +343,6 @@ class Directory:
     def matches(self, container: Container, index: int, now: float) -> bool:
         assert container.rule is not None
         return container.rule.matches(self.tables[container.member_type].view(index), now)
-
-
-def necessary_condition(ast: rule_ast.Expr) -> tuple[str, frozenset[str]] | None:
-    """A property and the (lower-cased) string values it must have for the rule to hold, read
-    from the rule's syntax tree (`user.department -eq "Sales"`, `-in [...]`, what all operands
-    of an `-or` share); the most selective one; None if the rule has none."""
-    found = _conditions(ast)
-    if not found:
-        return None
-    name = min(found, key=lambda n: (len(found[n]), n))
-    return name, found[name]
-
-
-def _conditions(node: rule_ast.Expr) -> dict[str, frozenset[str]]:
-    if isinstance(node, rule_ast.Comparison) and isinstance(node.subject, rule_ast.Property):
-        value = node.value
-        if node.operator is Operator.EQ and isinstance(value, rule_ast.StringValue) and value.value:
-            return {node.subject.name: frozenset({value.value.lower()})}
-        if node.operator is Operator.IN and isinstance(value, rule_ast.ListValue) and value.items:
-            texts = [
-                i.value for i in value.items if isinstance(i, rule_ast.StringValue) and i.value
-            ]
-            if len(texts) == len(value.items):
-                return {node.subject.name: frozenset(t.lower() for t in texts)}
-        return {}
-    if isinstance(node, rule_ast.And):
-        merged: dict[str, frozenset[str]] = {}
-        for operand in node.operands:
-            for name, values in _conditions(operand).items():
-                merged[name] = merged[name] & values if name in merged else values
-        return merged
-    if isinstance(node, rule_ast.Or):
-        parts = [_conditions(operand) for operand in node.operands]
-        common = set(parts[0]).intersection(*parts[1:])
-        return {name: frozenset().union(*(p[name] for p in parts)) for name in common}
-    return {}
 
 
 def condition_allows(condition: tuple[str, frozenset[str]] | None, view: Mapping[str, Any]) -> bool:
