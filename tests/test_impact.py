@@ -20,7 +20,7 @@ from exporter.cli.main import cli
 from exporter.simulator.app import running_simulator
 from exporter.simulator.generate import CUSTOM_EXTENSION
 from exporter.simulator.model import DEVICE, USER
-from exporter.simulator.tenant import SimulatedTenant
+from exporter.simulator.tenant import OPERATOR_ACTOR, SimulatedTenant
 from tests.harness import write_config
 
 QUIET_LOAD = {
@@ -31,6 +31,7 @@ QUIET_LOAD = {
     "manual_changes_per_hour": 0,
     "group_updates_per_hour": 0,
 }
+NO_GROUP = "00000000-0000-0000-0000-000000000000"
 WAVE_5 = 'user.extensionAttribute3 -eq "wave-5"'
 GROUPS: list[dict[str, Any]] = [
     {"name": "Wave 5", "rule": WAVE_5},
@@ -60,6 +61,9 @@ GROUPS: list[dict[str, Any]] = [
         "rule": 'user.extensionAttribute3 -startsWith "wave-5"',
         "paused": True,
     },
+    # memberOf cannot be combined with other criteria (Microsoft), so an attribute change never
+    # re-evaluates it; its source group is set once the simulator has named its static groups.
+    {"name": "Team 1 members", "rule": f'user.memberOf -any (group.objectId -in ["{NO_GROUP}"])'},
     {"name": "Legal (critical)", "rule": 'user.department -eq "Legal"', "critical": True},
     {
         "name": "Wave 5 (critical)",
@@ -159,6 +163,15 @@ def actual(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str,
 async def test_predicted_changes_equal_the_simulators_processing_exactly(tmp_path: Path) -> None:
     async with running_simulator("steady", overrides=TENANT, speed=0, history_days=0) as sim:
         tenant = sim.tenant
+        team = tenant.find("Team 001")
+        members_of = tenant.find("Team 1 members")
+        tenant.edit_rule(
+            members_of,
+            f'user.memberOf -any (group.objectId -in ["{team.id}"])',
+            OPERATOR_ACTOR,
+        )
+        await settle(sim)
+        assert members_of.members == team.members != set()
         critical = [c.id for c in tenant.directory.containers if c.critical]
         config = write_config(tmp_path / "config.yml", sim.base_url, critical_groups=critical)
         text, applied = user_csv(tenant)
@@ -188,6 +201,8 @@ async def test_predicted_changes_equal_the_simulators_processing_exactly(tmp_pat
     assert paused["paused"]
     assert paused["added"]
     assert tenant.find("Paused wave 5").id not in expected
+    assert "Team 1 members" not in by_name  # not re-evaluated, and the simulator agrees:
+    assert members_of.id not in expected
     totals = body["totals"]
     assert totals["groups_changed"] == len(expected)
     assert totals["membership_changes"] == sum(len(a) + len(r) for a, r in expected.values())
