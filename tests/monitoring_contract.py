@@ -73,6 +73,10 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_resume_ready", "gauge", ("tenant",)),
     Family("entra_dynamic_resume_blocked", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_rules_using_operator", "gauge", ("tenant", "operator")),
+    # Storm attribution (#19): top 5 of each and `other`, so the label sets stay bounded.
+    Family("entra_dynamic_trigger_changes_last_hour", "gauge", ("tenant", "initiator")),
+    Family("entra_dynamic_trigger_property_changes_last_hour", "gauge", ("tenant", "property")),
+    Family("entra_dynamic_trigger_property_readers", "gauge", ("tenant", "property")),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),
     Family(
         "entra_dynamic_collector_last_success_timestamp_seconds", "gauge", ("tenant", "collector")

@@ -20,6 +20,7 @@ import re
 
 import orjson
 
+from exporter.domain.attribution import property_key
 from exporter.domain.events import (
     ADD_AU_MEMBER,
     ADD_MEMBER,
@@ -71,7 +72,17 @@ def classify(record: AuditRecord) -> ClassifiedEvent:
     if trigger is not None:
         object_type = ObjectType.USER if trigger is Series.TRIGGER_USER else ObjectType.DEVICE
         return ClassifiedEvent(
-            record.id, record.time, trigger, None, record.target_id, None, object_type
+            record.id,
+            record.time,
+            trigger,
+            None,
+            record.target_id,
+            None,
+            object_type,
+            record.initiator,
+            tuple(property_key(object_type.value, p) for p in updated_properties(record.modified))
+            if record.modified
+            else (),
         )
     if activity in _GROUP_UPDATES:
         series, state = classify_group_update(record.modified)
@@ -113,6 +124,16 @@ def classify_group_update(
     if state is not None or any(n.endswith(_PROCESSING_STATE) for n in names):
         return Series.PROCESSING_STATE_CHANGE, state
     return Series.GROUP_UPDATE_OTHER, None
+
+
+def updated_properties(modified: tuple[ModifiedProperty, ...]) -> tuple[str, ...]:
+    """The property names a user or device update lists in "Included Updated Properties"
+    (comma-separated, as the audit log spells them); none when it lists nothing."""
+    for prop in modified:
+        if normalise_property_name(prop.name) == _INCLUDED_UPDATED_PROPERTIES:
+            listed = decode_value(prop.new_value) or ""
+            return tuple(part.strip() for part in listed.split(",") if part.strip())
+    return ()
 
 
 def normalise_property_name(name: str) -> str:

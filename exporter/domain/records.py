@@ -43,7 +43,10 @@ class AuditRecord(NamedTuple):
     changes (else Group.ObjectID from the member's modifiedProperties), targetResources[0].id
     for group and administrative-unit updates."""
     modified: tuple[ModifiedProperty, ...]
-    """modifiedProperties of the updated group or unit (empty for other activities)."""
+    """modifiedProperties of the updated group or unit, or of the updated user or device
+    (empty for other activities)."""
+    initiator: str | None = None
+    """Who did it: initiatedBy.user.userPrincipalName, else initiatedBy.app.displayName."""
 
 
 class MalformedEvent(NamedTuple):
@@ -68,6 +71,11 @@ class ClassifiedEvent(NamedTuple):
     object_type: ObjectType | None = None
     """User or device: the member (membership changes; None when it is neither) or the changed
     object (triggers). The lag estimator pairs them."""
+    initiator: str | None = None
+    """Triggers: who made the change (storm attribution)."""
+    properties: tuple[str, ...] = ()
+    """Triggers: the properties Entra lists as changed ("Included Updated Properties"), spelt
+    as rules read them: `user.extensionAttribute3`."""
 
 
 @dataclass(frozen=True, slots=True)

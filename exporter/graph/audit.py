@@ -24,6 +24,7 @@ from exporter.domain.classify import MEMBERSHIP_ACTIVITIES, decode_value
 from exporter.domain.events import (
     ADD_AU_MEMBER,
     ADD_MEMBER,
+    TRIGGER_ACTIVITIES,
     UPDATE_ADMINISTRATIVE_UNIT,
     UPDATE_GROUP,
 )
@@ -34,6 +35,10 @@ from exporter.graph.retry import TransientError
 _MEMBERSHIP = MEMBERSHIP_ACTIVITIES
 _ADDS = frozenset({ADD_MEMBER, ADD_AU_MEMBER})
 _UPDATES = frozenset({UPDATE_GROUP, UPDATE_ADMINISTRATIVE_UNIT})
+# Their "Included Updated Properties" name what a trigger changed (storm attribution).
+_OBJECT_UPDATES = frozenset(
+    a for a, (_kind, action) in TRIGGER_ACTIVITIES.items() if action == "update"
+)
 _GROUP_OBJECT_ID = "Group.ObjectID"
 
 
@@ -170,17 +175,18 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
         time = parse_time(event.activityDateTime)
         if time is None:
             return None
-        app_id = app_name = None
+        app_id = app_name = initiator = None
         by_user = False
         initiated = event.initiatedBy
         if initiated is not None:
             app = initiated.app
             if app is not None:
                 app_id = app.appId
-                app_name = app.displayName
+                app_name = initiator = app.displayName
             user = initiated.user
             if user is not None:
                 by_user = bool(user.id or user.userPrincipalName or user.displayName)
+                initiator = user.userPrincipalName or user.displayName or initiator
         targets = event.targetResources
         first = targets[0] if targets else None
         target_type = target_id = None
@@ -202,6 +208,8 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
                 return None
             group_id = target_id.lower()
             modified = _modified(_target_dict(first))
+        elif activity in _OBJECT_UPDATES and first is not None:
+            modified = _modified(_target_dict(first))
         append(
             AuditRecord(
                 event_id,
@@ -215,6 +223,7 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
                 target_id,
                 group_id,
                 modified,
+                initiator,
             )
         )
     return records
@@ -244,7 +253,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         return MalformedEvent(event_id, time, "missing_activity")
     result = get("result")
     initiated = get("initiatedBy")
-    app_id = app_name = None
+    app_id = app_name = initiator = None
     by_user = False
     if type(initiated) is dict:
         app = initiated.get("app")
@@ -255,10 +264,14 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
                 app_id = None
             if type(app_name) is not str:
                 app_name = None
+            initiator = app_name
         user = initiated.get("user")
         if type(user) is dict:
             by_user = bool(
                 user.get("id") or user.get("userPrincipalName") or user.get("displayName")
+            )
+            initiator = (
+                _str(user.get("userPrincipalName")) or _str(user.get("displayName")) or (initiator)
             )
     elif initiated is not None:
         return MalformedEvent(event_id, time, "bad_initiated_by")
@@ -294,6 +307,8 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
             return MalformedEvent(event_id, time, "missing_target")
         group_id = target_id.lower()
         modified = _modified(first)
+    elif activity in _OBJECT_UPDATES and first is not None:
+        modified = _modified(first)
     return AuditRecord(
         event_id,
         time,
@@ -306,6 +321,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         target_id,
         group_id,
         modified,
+        initiator,
     )
 
 

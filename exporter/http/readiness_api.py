@@ -28,13 +28,14 @@ formats them; the assessment itself is computed elsewhere, off the loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
 from aiohttp import hdrs, web
 
 from exporter.domain.assessment import TenantAssessment
+from exporter.domain.attribution import TriggerCauses
 from exporter.domain.readiness import ReadinessState
 from exporter.readiness.client import API_VERSION, READINESS_PATH, combine_exit_codes
 
@@ -55,6 +56,8 @@ class AssessmentView:
     """Wall-clock seconds since the assessment was made, where known: on an accelerated clock
     (the demo's) a second's delay is minutes of tenant time, so staleness also needs
     STALE_MIN_WALL_SECONDS of real time."""
+    trigger_causes: TriggerCauses | None = None
+    """Storm attribution of the trailing hour (exporter.domain.attribution), if known."""
 
 
 STALE_MIN_WALL_SECONDS = 10.0
@@ -75,6 +78,7 @@ def tenant_entry(view: AssessmentView) -> dict[str, Any]:
             "stale": False,
             "assessment_age_seconds": None,
             "assessment": None,
+            "trigger_causes": causes_json(view.trigger_causes),
         }
     age = max(0.0, view.now - assessment.evaluated_at)
     readiness = assessment.readiness
@@ -94,6 +98,16 @@ def tenant_entry(view: AssessmentView) -> dict[str, Any]:
         "stale": stale,
         "assessment_age_seconds": round(age, 3),
         "assessment": assessment.to_json_dict(),
+        "trigger_causes": causes_json(view.trigger_causes),
+    }
+
+
+def causes_json(causes: TriggerCauses | None) -> dict[str, Any] | None:
+    if causes is None:
+        return None
+    return {
+        "initiators": [asdict(c) for c in causes.initiators],
+        "properties": [asdict(c) for c in causes.properties],
     }
 
 

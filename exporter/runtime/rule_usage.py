@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 
+from exporter.domain.attribution import property_readers
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.lint import operator_usage
 from exporter.domain.records import DirectoryObject
@@ -27,6 +28,9 @@ class RuleUsageTracker:
         self.usage: Mapping[str, int] | None = None
         """operator -> rules using it (every key of OPERATOR_USAGE_KEYS); None before the
         first listing has been parsed."""
+        self.property_readers: Mapping[str, int] | None = None
+        """`user.department` -> rules reading it (storm attribution maps the changed
+        properties to the groups they re-evaluate); None before the first listing."""
         self.computations = 0
 
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
@@ -50,7 +54,9 @@ class RuleUsageTracker:
         rules = [rule for listing in self._rules.values() for rule in listing.values()]
         # CPU work: not on the event loop.
         usage = await asyncio.to_thread(operator_usage, rules)
+        readers = await asyncio.to_thread(property_readers, rules)
         self.usage = MappingProxyType(usage)
+        self.property_readers = MappingProxyType(readers)
         self._digest = digest
         self.computations += 1
         return True

@@ -13,6 +13,7 @@ import asyncio
 import gc
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from exporter.clock import SystemClock
 from exporter.config.models import Config
 from exporter.config.web import WebConfig
+from exporter.domain.attribution import cause_lines
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import Link, Listening, Readiness, create_app, serve, stop_on_signals
 from exporter.http.readiness_api import AssessmentView, readiness_routes
@@ -130,7 +132,13 @@ class Exporter:
         log.info("exporter stopped")
 
     def readiness(self) -> Readiness:
-        return Readiness.of({runner.name: runner.readiness() for runner in self.runners})
+        snapshot = self.holder.current
+        tenants = {}
+        for runner in self.runners:
+            part = snapshot.tenant(runner.name)
+            causes = part.trigger_causes if part is not None else None
+            tenants[runner.name] = replace(runner.readiness(), causes=cause_lines(causes))
+        return Readiness.of(tenants)
 
     def readiness_views(self) -> list[AssessmentView]:
         """Each tenant's latest assessment for /api/v1/readiness (in memory, on the loop)."""
@@ -148,6 +156,7 @@ class Exporter:
                     max_age=self.config.thresholds.collector_max_age,
                     pending=runner.readiness().detail,
                     wall_age=None if timing is None else wall - timing.completed_wall,
+                    trigger_causes=part.trigger_causes if part is not None else None,
                 )
             )
         return views

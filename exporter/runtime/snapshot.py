@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from exporter import __version__
 from exporter.domain.assessment import TenantAssessment
+from exporter.domain.attribution import TriggerCauses, with_readers
 from exporter.domain.events import DirectoryObjectKind, Series
 from exporter.domain.history import trailing_hour
 from exporter.domain.lag import LagHistogram
@@ -75,6 +76,7 @@ class StoreView:
     names: Mapping[str, str]
     """Names of the critical groups (for labels)."""
     lag_histogram: LagHistogram | None = None
+    trigger_causes: TriggerCauses | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,9 @@ class TenantSnapshot:
     """Cumulative processing-lag histogram; None when no lag estimator runs."""
     rules_using_operator: Mapping[str, int] | None = None
     """operator -> dynamic rules using it; None before the first listing."""
+    trigger_causes: TriggerCauses | None = None
+    """The trailing hour's triggers by initiator and by changed property (top 5 each), the
+    properties with the rules that read them once the rules are parsed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +180,7 @@ def read_store_view(
         watermark=state.watermark if state else None,
         names=MappingProxyType({g: names.get(g, "") for g in critical}),
         lag_histogram=lag.histogram(store.db, tenant) if lag is not None else None,
+        trigger_causes=store.trigger_causes(tenant, since, until),
     )
 
 
@@ -191,6 +197,7 @@ def build_tenant_snapshot(
     assessment: TenantAssessment | None = None,
     assessment_timing: AssessmentTiming | None = None,
     rules_using_operator: Mapping[str, int] | None = None,
+    property_readers: Mapping[str, int] | None = None,
 ) -> TenantSnapshot:
     return TenantSnapshot(
         tenant=tenant,
@@ -218,4 +225,7 @@ def build_tenant_snapshot(
         assessment_timing=assessment_timing,
         lag_histogram=view.lag_histogram,
         rules_using_operator=rules_using_operator,
+        trigger_causes=None
+        if view.trigger_causes is None
+        else with_readers(view.trigger_causes, property_readers),
     )

@@ -264,6 +264,7 @@ class TenantRunner:
                 assessment=self.assessor.latest,
                 assessment_timing=self.assessor.timing,
                 rules_using_operator=self.rule_usage.usage,
+                property_readers=self.rule_usage.property_readers,
             )
         )
 
