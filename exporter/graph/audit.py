@@ -209,7 +209,7 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
             group_id = target_id.lower()
             modified = _modified(_target_dict(first))
         elif activity in _OBJECT_UPDATES and first is not None:
-            modified = _modified(_target_dict(first))
+            modified = _included_updated_properties(first.modifiedProperties)
         append(
             AuditRecord(
                 event_id,
@@ -227,6 +227,30 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
             )
         )
     return records
+
+
+class _Property(msgspec.Struct, gc=False):
+    displayName: Any = None
+    newValue: Any = None
+
+
+_PROPERTIES_DECODER = msgspec.json.Decoder(list[_Property] | None)
+_INCLUDED = "Included Updated Properties"
+
+
+def _included_updated_properties(raw: msgspec.Raw) -> tuple[ModifiedProperty, ...]:
+    """A user or device update's "Included Updated Properties" (what storm attribution
+    reads), decoded without building the other properties: a storm is mostly such updates,
+    and decoding each one's whole list as dicts cost ~8 µs per event."""
+    try:
+        props = _PROPERTIES_DECODER.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return ()
+    for prop in props or ():
+        if prop.displayName == _INCLUDED:
+            value = prop.newValue
+            return (ModifiedProperty(_INCLUDED, None, value if isinstance(value, str) else None),)
+    return ()
 
 
 def _target_dict(target: _Target) -> dict[str, Any]:
