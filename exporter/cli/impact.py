@@ -448,6 +448,9 @@ def write_human(result: Preflight, console: Console, rows: int) -> None:
     "--set",
     "assignments",
     multiple=True,
+    # An environment variable of several values splits on whitespace, and values have spaces.
+    envvar=None,
+    show_envvar=False,
     metavar="'user.PROPERTY = VALUE'",
     help="Set a property (rule syntax for the value; repeatable), on the objects --matching "
     "selects.",
