@@ -303,3 +303,32 @@ def test_unusable_input_is_one_line_and_exit_2(
     [line] = result.stderr.splitlines()
     assert line.startswith("impact: ")
     assert message in line
+
+
+async def test_a_change_above_the_thresholds_warrants_a_pause_exit_1(tmp_path: Path) -> None:
+    async with running_simulator("steady", overrides=TENANT, speed=0, history_days=0) as sim:
+        critical = [c.id for c in sim.tenant.directory.containers if c.critical]
+        # the configured thresholds (Microsoft's 500 / 20,000 by default), lowered to this tenant
+        config = write_config(
+            tmp_path / "config.yml",
+            sim.base_url,
+            critical_groups=critical,
+            thresholds={"membership_changes_per_hour": 50, "groups_changed_per_hour": 3},
+        )
+        args = ("--config.file", str(config), "--set", 'user.extensionAttribute3 = "wave-5"')
+        human = await asyncio.to_thread(impact, *args, "--rows", "3")
+        body = orjson.loads((await asyncio.to_thread(impact, *args, "--json")).stdout)
+    assert human.exit_code == 1, human.stderr
+    assert body["pause_warranted"] is True
+    changes = body["totals"]["membership_changes"]
+    groups = body["totals"]["groups_changed"]
+    assert body["reasons"] == [
+        f"{groups:,} groups change membership (pause above 3)",
+        f"{changes:,} membership changes (pause above 50)",
+    ]
+    out = human.stdout
+    assert f"Pause warranted: {groups:,} groups change membership" in out
+    assert "Thresholds: 3 groups, 50 membership changes (configured)" in out
+    assert "A pause can spare these critical groups (untouched): Legal (critical)" in out
+    shown = [t["name"] for t in body["targets"] if t["added"] or t["removed"]][:3]
+    assert all(name in out for name in shown)

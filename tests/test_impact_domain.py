@@ -127,7 +127,7 @@ def test_prediction_counts_only_real_changes_of_rules_that_read_them() -> None:
     assert not impact.pause_warranted
     strict = predict(index, USERS, change, NOW, group_changes_threshold=1)
     assert strict.pause_warranted
-    assert strict.reasons == ("2 groups change membership (Microsoft: pause above 1)",)
+    assert strict.reasons == ("2 groups change membership (pause above 1)",)
     # an object that already has the value is no change at all (case does not matter either)
     same = ChangeSet(ObjectType.USER, (ObjectChange("u0", {"extensionAttribute3": "WAVE-0"}),), "")
     nothing = predict(index, USERS, same, NOW)

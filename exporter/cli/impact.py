@@ -34,6 +34,8 @@ from exporter.config.loading import ConfigError, load_config
 from exporter.config.models import Config, Tenant
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.impact import (
+    GROUP_CHANGES_THRESHOLD,
+    MEMBERSHIP_CHANGES_THRESHOLD,
     ChangeSet,
     ChangeSpecError,
     Impact,
@@ -259,7 +261,15 @@ async def run_preflight(
             now = clock.now()
             started = time.perf_counter()
             change = build_change(request, object_type, objects, now, NAME_FIELD[object_type])
-            impact = predict(index, objects, change, now)
+            thresholds = config.thresholds
+            impact = predict(
+                index,
+                objects,
+                change,
+                now,
+                group_changes_threshold=thresholds.groups_changed_per_hour,
+                membership_changes_threshold=thresholds.membership_changes_per_hour,
+            )
             return Preflight(
                 tenant.name,
                 impact,
@@ -327,8 +337,9 @@ def preflight_json(result: Preflight) -> dict[str, Any]:
         "thresholds": {
             "groups_changed": impact.group_changes_threshold,
             "membership_changes": impact.membership_changes_threshold,
-            "source": "Microsoft: pause when you plan changes to more than 500 groups or more "
-            "than 20,000 membership changes",
+            "source": "thresholds.groups_changed_per_hour and membership_changes_per_hour of the "
+            "configuration; by default Microsoft's: pause when you plan changes to more than 500 "
+            "groups or more than 20,000 membership changes",
         },
         "pause_warranted": impact.pause_warranted,
         "reasons": list(impact.reasons),
@@ -404,8 +415,14 @@ def write_human(result: Preflight, console: Console, rows: int) -> None:
             f"{impact.deferred.membership_changes:,} changes wait for their resume"
         )
     console.print(
-        f"Microsoft's thresholds: {impact.group_changes_threshold:,} groups, "
+        f"Thresholds: {impact.group_changes_threshold:,} groups, "
         f"{impact.membership_changes_threshold:,} membership changes"
+        + (
+            " (Microsoft's)"
+            if (impact.group_changes_threshold, impact.membership_changes_threshold)
+            == (GROUP_CHANGES_THRESHOLD, MEMBERSHIP_CHANGES_THRESHOLD)
+            else " (configured)"
+        )
     )
     if impact.pause_warranted:
         console.print("[bold red]Pause warranted:[/bold red] " + escape("; ".join(impact.reasons)))

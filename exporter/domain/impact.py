@@ -44,10 +44,12 @@ from exporter.domain.rules import (
     parse_expression,
     property_kind,
 )
+from exporter.domain.settings import Thresholds
 
-GROUP_CHANGES_THRESHOLD: Final = 500
-"""Microsoft: pause when you plan "changes to more than 500 groups"."""
-MEMBERSHIP_CHANGES_THRESHOLD: Final = 20_000
+GROUP_CHANGES_THRESHOLD: Final = Thresholds().groups_changed_per_hour
+"""Microsoft: pause when you plan "changes to more than 500 groups" (the exporter's default
+`thresholds.groups_changed_per_hour`, one definition)."""
+MEMBERSHIP_CHANGES_THRESHOLD: Final = Thresholds().membership_changes_per_hour
 """Microsoft: ... "or make more than 20,000 membership changes"."""
 
 ID_COLUMNS: Final = ("id", "objectid", "object id")
@@ -267,12 +269,12 @@ def predict(
     reasons: list[str] = []
     if totals.groups_changed > group_changes_threshold:
         reasons.append(
-            f"{totals.groups_changed:,} groups change membership (Microsoft: pause above "
+            f"{totals.groups_changed:,} groups change membership (pause above "
             f"{group_changes_threshold:,})"
         )
     if totals.membership_changes > membership_changes_threshold:
         reasons.append(
-            f"{totals.membership_changes:,} membership changes (Microsoft: pause above "
+            f"{totals.membership_changes:,} membership changes (pause above "
             f"{membership_changes_threshold:,})"
         )
     touched = {r.target.id for r in results}
