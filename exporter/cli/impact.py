@@ -48,6 +48,7 @@ from exporter.domain.impact import (
     parse_assignment,
     predict,
 )
+from exporter.domain.records import DirectoryObject
 from exporter.domain.rules import ObjectType, Rule, RuleSyntaxError, parse
 
 EXIT_BELOW = 0
@@ -98,10 +99,9 @@ class Preflight:
 
 
 def targets_from(
-    listing: Sequence[Any], critical: frozenset[str]
+    listing: Sequence[DirectoryObject], critical: frozenset[str]
 ) -> tuple[list[Target], list[tuple[str, str]]]:
-    """Targets from Graph's dynamic groups and units (DirectoryObject), and the rules that could
-    not be read."""
+    """Targets from Graph's dynamic groups and units, and the rules that could not be read."""
     targets: list[Target] = []
     unreadable: list[tuple[str, str]] = []
     for item in listing:
