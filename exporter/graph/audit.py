@@ -244,12 +244,24 @@ def _included_updated_properties(raw: msgspec.Raw) -> tuple[ModifiedProperty, ..
     and decoding each one's whole list as dicts cost ~8 µs per event."""
     try:
         props = _PROPERTIES_DECODER.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except msgspec.ValidationError:  # not a list of objects: read it as the untyped path does
+        return _included_in({"modifiedProperties": msgspec.json.decode(raw)})
+    except msgspec.DecodeError:
         return ()
     for prop in props or ():
         if prop.displayName == _INCLUDED:
-            value = prop.newValue
-            return (ModifiedProperty(_INCLUDED, None, value if isinstance(value, str) else None),)
+            return (ModifiedProperty(_INCLUDED, None, _str(prop.newValue)),)
+    return ()
+
+
+def _included_in(target: dict[str, Any] | None) -> tuple[ModifiedProperty, ...]:
+    """`_included_updated_properties` of an untyped target."""
+    props = target.get("modifiedProperties") if target else None
+    if not isinstance(props, list):
+        return ()
+    for prop in props:
+        if isinstance(prop, dict) and prop.get("displayName") == _INCLUDED:
+            return (ModifiedProperty(_INCLUDED, None, _str(prop.get("newValue"))),)
     return ()
 
 
@@ -332,7 +344,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         group_id = target_id.lower()
         modified = _modified(first)
     elif activity in _OBJECT_UPDATES and first is not None:
-        modified = _modified(first)
+        modified = _included_in(first)
     return AuditRecord(
         event_id,
         time,
