@@ -22,11 +22,30 @@ from pathlib import Path
 
 import click
 
-from bench import budget, coldstart, fleet, ingest, memory, ops, scrape, time_to_signal
+from bench import (
+    budget,
+    coldstart,
+    fleet,
+    impact,
+    ingest,
+    memory,
+    ops,
+    scrape,
+    time_to_signal,
+)
 from bench.common import MIB, Section
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("ingest", "budget", "scrape", "cold_start", "memory", "time_to_signal", "ops")
+BENCHMARKS = (
+    "ingest",
+    "budget",
+    "scrape",
+    "cold_start",
+    "memory",
+    "time_to_signal",
+    "ops",
+    "impact",
+)
 PACKAGES = (
     "aiohttp",
     "httpx",
@@ -87,6 +106,10 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
         ),
     )
     await step("ops", lambda: ops.run(ops.SMOKE if plan.smoke else ops.FULL, runs))
+    await step(
+        "impact",
+        lambda: impact.run(impact.SMOKE if plan.smoke else impact.FULL, runs, workdir),
+    )
     return sections
 
 

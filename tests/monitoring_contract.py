@@ -86,6 +86,10 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_object_limit", "gauge", ("tenant",)),
     Family("entra_dynamic_hygiene_candidates", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_hygiene_not_judged", "gauge", ("tenant", "reason")),
+    # Storm attribution (#19): top 5 of each and `other`, so the label sets stay bounded.
+    Family("entra_dynamic_trigger_changes_last_hour", "gauge", ("tenant", "initiator")),
+    Family("entra_dynamic_trigger_property_changes_last_hour", "gauge", ("tenant", "property")),
+    Family("entra_dynamic_trigger_property_readers", "gauge", ("tenant", "property")),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),
     Family(
         "entra_dynamic_collector_last_success_timestamp_seconds", "gauge", ("tenant", "collector")

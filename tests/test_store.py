@@ -13,6 +13,7 @@ from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedE
 from exporter.runtime.snapshot import read_store_view
 from exporter.store.database import MINUTE_RETENTION, NewEvents, PageBatch, Store
 from exporter.store.errors import StoreError
+from exporter.store.schema import SCHEMA_VERSION
 from tests.listing import list_dynamic_groups
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z, on an hour boundary
@@ -215,7 +216,9 @@ async def test_a_version_3_state_file_is_migrated_in_place(tmp_path: Path) -> No
     finally:
         await second.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
     db.close()
 
 

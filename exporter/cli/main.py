@@ -31,6 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "exporter.cli.demo:demo_command",
         "A simulated tenant in a storm, and the exporter watching it (no credentials).",
     ),
+    "impact": (
+        "exporter.cli.impact:impact_command",
+        "Predict a planned attribute change's membership changes per group (exit 0/1/2).",
+    ),
     "lint-rules": (
         "exporter.cli.lint_rules:lint_rules_command",
         "Check membership rules against Microsoft's efficiency guidance and Entra's limits.",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import orjson
 
+from exporter.domain.attribution import property_key
 from exporter.domain.events import (
     ADD_AU_MEMBER,
     ADD_MEMBER,
@@ -41,7 +42,12 @@ from exporter.domain.events import (
     Series,
 )
 from exporter.domain.records import AuditRecord, ClassifiedEvent, ModifiedProperty
-from exporter.domain.relevance import RuleProperties, normalise_name, trigger_relevance
+from exporter.domain.relevance import (
+    RuleProperties,
+    listed_properties,
+    normalise_name,
+    trigger_relevance,
+)
 
 _RULE = "membershiprule"
 _PROCESSING_STATE = "membershipruleprocessingstate"
@@ -93,6 +99,10 @@ def classify(record: AuditRecord, rules: RuleProperties | None = None) -> Classi
             record.target_id,
             None,
             object_type,
+            record.initiator,
+            tuple(
+                property_key(object_type.value, p) for p in listed_properties(record.modified) or ()
+            ),
         )
     if activity in _GROUP_UPDATES:
         series, state = classify_group_update(record.modified)

@@ -48,6 +48,8 @@ class AuditRecord(NamedTuple):
     activities)."""
     logged_by: str | None = None
     """loggedByService: Core Directory, Self-service Group Management, ... (None if absent)."""
+    initiator: str | None = None
+    """Who did it: initiatedBy.user.userPrincipalName, else initiatedBy.app.displayName."""
 
 
 class MalformedEvent(NamedTuple):
@@ -72,6 +74,11 @@ class ClassifiedEvent(NamedTuple):
     object_type: ObjectType | None = None
     """User or device: the member (membership changes; None when it is neither) or the changed
     object (triggers). The lag estimator pairs them."""
+    initiator: str | None = None
+    """Triggers: who made the change (storm attribution)."""
+    properties: tuple[str, ...] = ()
+    """Triggers: the properties Entra lists as changed ("Included Updated Properties"), spelt
+    as rules read them: `user.extensionAttribute3`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,17 +64,26 @@ def rule_properties(rules: Iterable[str]) -> RuleProperties:
     )
 
 
-def changed_properties(modified: Iterable[ModifiedProperty]) -> tuple[str, ...] | None:
-    """The normalised names in `Included Updated Properties`; None when the event has none."""
+def listed_properties(modified: Iterable[ModifiedProperty]) -> tuple[str, ...] | None:
+    """The names `Included Updated Properties` lists, as the audit log spells them (the one
+    reading of it: relevance and storm attribution); None when the event has none."""
     for prop in modified:
         if normalise_name(prop.name) != _INCLUDED:
             continue
         listed = _decode(prop.new_value)
         if listed is None:
             return ()
-        names = (normalise_name(part) for part in listed.split(","))
-        return tuple(_AUDIT_ALIASES.get(n, n) for n in names if n)
+        return tuple(part.strip() for part in listed.split(",") if part.strip())
     return None
+
+
+def changed_properties(modified: Iterable[ModifiedProperty]) -> tuple[str, ...] | None:
+    """The normalised names in `Included Updated Properties`; None when the event has none."""
+    listed = listed_properties(modified)
+    if listed is None:
+        return None
+    names = (normalise_name(part) for part in listed)
+    return tuple(_AUDIT_ALIASES.get(n, n) for n in names if n)
 
 
 def trigger_relevance(

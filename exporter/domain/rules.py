@@ -1403,6 +1403,44 @@ class Rule:
         return hash(self.ast)
 
 
+# ---------------------------------------------------------------------------------------------
+# Rule analysis for evaluating many rules fast (the simulator's processing, the impact preflight)
+
+
+def necessary_condition(ast: Expr) -> tuple[str, frozenset[str]] | None:
+    """A property and the (lower-cased) string values it must have for the rule to hold, read
+    from the rule's syntax tree (`user.department -eq "Sales"`, `-in [...]`, what all operands
+    of an `-or` share); the most selective one; None if the rule has none."""
+    found = _conditions(ast)
+    if not found:
+        return None
+    name = min(found, key=lambda n: (len(found[n]), n))
+    return name, found[name]
+
+
+def _conditions(node: Expr) -> dict[str, frozenset[str]]:
+    if isinstance(node, Comparison) and isinstance(node.subject, Property):
+        value = node.value
+        if node.operator is Operator.EQ and isinstance(value, StringValue) and value.value:
+            return {node.subject.name: frozenset({value.value.lower()})}
+        if node.operator is Operator.IN and isinstance(value, ListValue) and value.items:
+            texts = [i.value for i in value.items if isinstance(i, StringValue) and i.value]
+            if len(texts) == len(value.items):
+                return {node.subject.name: frozenset(t.lower() for t in texts)}
+        return {}
+    if isinstance(node, And):
+        merged: dict[str, frozenset[str]] = {}
+        for operand in node.operands:
+            for name, values in _conditions(operand).items():
+                merged[name] = merged[name] & values if name in merged else values
+        return merged
+    if isinstance(node, Or):
+        parts = [_conditions(operand) for operand in node.operands]
+        common = set(parts[0]).intersection(*parts[1:])
+        return {name: frozenset().union(*(p[name] for p in parts)) for name in common}
+    return {}
+
+
 def parse_expression(text: str) -> Expr:
     """The syntax tree of a rule; RuleSyntaxError if Entra would reject it."""
     return _Parser(text).parse_rule()

@@ -181,17 +181,18 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
         time = parse_time(event.activityDateTime)
         if time is None:
             return None
-        app_id = app_name = None
+        app_id = app_name = initiator = None
         by_user = False
         initiated = event.initiatedBy
         if initiated is not None:
             app = initiated.app
             if app is not None:
                 app_id = app.appId
-                app_name = app.displayName
+                app_name = initiator = app.displayName
             user = initiated.user
             if user is not None:
                 by_user = bool(user.id or user.userPrincipalName or user.displayName)
+                initiator = user.userPrincipalName or user.displayName or initiator
         targets = event.targetResources
         first = targets[0] if targets else None
         target_type = target_id = None
@@ -236,9 +237,46 @@ def _read_typed(events: list[_Event]) -> list[AuditRecord] | None:
                 group_id,
                 modified,
                 event.loggedByService,
+                initiator,
             )
         )
     return records
+
+
+class _Property(msgspec.Struct, gc=False):
+    displayName: Any = None
+    newValue: Any = None
+
+
+_PROPERTIES_DECODER = msgspec.json.Decoder(list[_Property] | None)
+_INCLUDED = "Included Updated Properties"
+
+
+def _included_updated_properties(raw: msgspec.Raw) -> tuple[ModifiedProperty, ...]:
+    """A user or device update's "Included Updated Properties" (what storm attribution
+    reads), decoded without building the other properties: a storm is mostly such updates,
+    and decoding each one's whole list as dicts cost ~8 µs per event."""
+    try:
+        props = _PROPERTIES_DECODER.decode(raw)
+    except msgspec.ValidationError:  # not a list of objects: read it as the untyped path does
+        return _included_in({"modifiedProperties": msgspec.json.decode(raw)})
+    except msgspec.DecodeError:
+        return ()
+    for prop in props or ():
+        if prop.displayName == _INCLUDED:
+            return (ModifiedProperty(_INCLUDED, None, _str(prop.newValue)),)
+    return ()
+
+
+def _included_in(target: dict[str, Any] | None) -> tuple[ModifiedProperty, ...]:
+    """`_included_updated_properties` of an untyped target."""
+    props = target.get("modifiedProperties") if target else None
+    if not isinstance(props, list):
+        return ()
+    for prop in props:
+        if isinstance(prop, dict) and prop.get("displayName") == _INCLUDED:
+            return (ModifiedProperty(_INCLUDED, None, _str(prop.get("newValue"))),)
+    return ()
 
 
 def _target_dict(target: _Target) -> dict[str, Any]:
@@ -265,7 +303,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         return MalformedEvent(_digest(item), time, "missing_activity")
     result = get("result")
     initiated = get("initiatedBy")
-    app_id = app_name = None
+    app_id = app_name = initiator = None
     by_user = False
     if type(initiated) is dict:
         app = initiated.get("app")
@@ -276,10 +314,14 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
                 app_id = None
             if type(app_name) is not str:
                 app_name = None
+            initiator = app_name
         user = initiated.get("user")
         if type(user) is dict:
             by_user = bool(
                 user.get("id") or user.get("userPrincipalName") or user.get("displayName")
+            )
+            initiator = (
+                _str(user.get("userPrincipalName")) or _str(user.get("displayName")) or (initiator)
             )
     elif initiated is not None:
         return MalformedEvent(_digest(item), time, "bad_initiated_by")
@@ -338,6 +380,7 @@ def read_event(item: Any) -> AuditRecord | MalformedEvent:
         group_id,
         modified,
         logged_by if type(logged_by) is str else None,
+        initiator,
     )
 
 

@@ -153,6 +153,10 @@ MEMBER_COUNT = Endpoint(
     "counting a group's members ($count, ConsistencyLevel: eventual)",
     "Group.Read.All (or GroupMember.Read.All, Directory.Read.All)",
 )
+USERS = Endpoint("users", "reading users (delta query)", "User.Read.All (or Directory.Read.All)")
+DEVICES = Endpoint(
+    "devices", "reading devices (delta query)", "Device.Read.All (or Directory.Read.All)"
+)
 ADMINISTRATIVE_UNIT_UPDATE = Endpoint(
     "administrative_unit_update",
     "changing an administrative unit's membershipRuleProcessingState",
@@ -504,6 +508,20 @@ class GraphClient:
                 return sample
             self._check_link(DIRECTORY_AUDITS, link)
             build = _link_factory(link)
+
+    async def object_delta_page(
+        self, url: str, object_type: str, parse: Callable[[bytes | None], _T]
+    ) -> _T:
+        """One page of `/users/delta` or `/devices/delta` (exporter.graph.objects reads them),
+        at most 999 objects."""
+        endpoint = USERS if object_type == "user" else DEVICES
+
+        def build() -> RequestInformation:
+            request = _link_factory(url)()
+            request.headers.add("Prefer", "odata.maxpagesize=999")
+            return request
+
+        return await self._call(endpoint, build, parse)
 
     # -- the one request path ---------------------------------------------------------------------
 

@@ -72,6 +72,9 @@ class TenantReadiness:
     complete: bool = True
     """False while the data is partial though served (the audit backfill under way): ready to
     be scraped, but not yet "complete, fresh data"."""
+    causes: tuple[str, ...] = ()
+    """Storm attribution, one line each (the trailing hour's triggers by initiator and by
+    property), for the landing page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,7 +517,7 @@ def render_landing_page(
     e = html.escape
     if readiness is None:
         overall = '<p class="bad">The readiness check failed; see the exporter log.</p>'
-        rows = ""
+        rows = causes = ""
     else:
         total = len(readiness.tenants)
         ready = sum(t.ready for t in readiness.tenants.values())
@@ -536,6 +539,13 @@ def render_landing_page(
             f"<td>{e(t.detail)}</td></tr>"
             for name, t in readiness.tenants.items()
         )
+        causes = "".join(
+            f'<tr><th scope="row">{e(name)}</th><td><ul class="links">'
+            + "".join(f"<li>{e(line)}</li>" for line in t.causes)
+            + "</ul></td></tr>"
+            for name, t in readiness.tenants.items()
+            if t.causes
+        )
     table = (
         "<table><caption>Per tenant</caption><thead><tr>"
         '<th scope="col">Tenant</th><th scope="col">Status</th><th scope="col">Detail</th>'
@@ -546,6 +556,15 @@ def render_landing_page(
         else ""
     )
     limits = _headroom_section(headroom) if headroom else ""
+    attribution = (
+        '<section aria-labelledby="causes"><h2 id="causes">Trigger causes, trailing hour</h2>'
+        '<p class="muted">Who made the user and device updates that trigger re-evaluation, and '
+        "which properties they changed (with the dynamic rules that read each).</p>"
+        '<table><thead><tr><th scope="col">Tenant</th><th scope="col">Causes</th></tr>'
+        f"</thead><tbody>{causes}</tbody></table></section>"
+        if causes
+        else ""
+    )
     items = "".join(
         f'<li><a href="{e(link.href)}">{e(link.text)}</a>'
         + (f' <span class="muted">&mdash; {e(link.description)}</span>' if link.description else "")
@@ -575,7 +594,8 @@ groups may be resumed is a different question.)</p>
 {overall}
 {table}
 </section>
-{limits}<section aria-labelledby="endpoints">
+{limits}{attribution}
+<section aria-labelledby="endpoints">
 <h2 id="endpoints">Endpoints</h2>
 <ul class="links">{items}</ul>
 </section>

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 
 from exporter.domain.assessment import TenantAssessment
+from exporter.domain.attribution import TriggerCauses
 from exporter.domain.readiness import ReadinessState
+from exporter.readiness import wire
 from exporter.readiness.wire import (
     EXIT_CODES,
     READINESS_PATH,
@@ -61,6 +63,8 @@ class AssessmentView:
     """Wall-clock seconds since the assessment was made, where known: on an accelerated clock
     (the demo's) a second's delay is minutes of tenant time, so staleness also needs
     STALE_MIN_WALL_SECONDS of real time."""
+    trigger_causes: TriggerCauses | None = None
+    """Storm attribution of the trailing hour (exporter.domain.attribution), if known."""
 
 
 STALE_MIN_WALL_SECONDS = 10.0
@@ -83,6 +87,7 @@ def tenant_entry(view: AssessmentView) -> TenantReadiness:
             stale=False,
             assessment_age_seconds=None,
             assessment=None,
+            trigger_causes=wire.TriggerCauses.of(view.trigger_causes),
         )
     age = max(0.0, view.now - assessment.evaluated_at)
     readiness = assessment.readiness
@@ -102,6 +107,7 @@ def tenant_entry(view: AssessmentView) -> TenantReadiness:
         stale=stale,
         assessment_age_seconds=round(age, 3),
         assessment=Assessment.of(assessment),
+        trigger_causes=wire.TriggerCauses.of(view.trigger_causes),
     )
 
 

@@ -20,6 +20,7 @@ from enum import IntEnum
 
 import msgspec
 
+from exporter.domain import attribution
 from exporter.domain.assessment import SCHEMA_VERSION, TenantAssessment
 from exporter.domain.baseline import Measure
 from exporter.domain.episode import EpisodeSource
@@ -285,6 +286,38 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class CauseCount(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    """An initiator (user principal name or app), a property (`user.extensionAttribute5`), or
+    `other`."""
+    triggers: int
+    readers: int | None
+    """For a property: dynamic groups and units whose rule reads it (None: not known yet)."""
+
+
+class TriggerCauses(msgspec.Struct, frozen=True, kw_only=True):
+    """Storm attribution: the trailing hour's triggers by initiator and by changed property,
+    top 5 of each and `other` (docs/impact.md)."""
+
+    initiators: tuple[CauseCount, ...]
+    properties: tuple[CauseCount, ...]
+
+    @classmethod
+    def of(cls, causes: attribution.TriggerCauses | None) -> TriggerCauses | None:
+        if causes is None:
+            return None
+        return cls(
+            initiators=tuple(
+                CauseCount(name=c.name, triggers=c.triggers, readers=c.readers)
+                for c in causes.initiators
+            ),
+            properties=tuple(
+                CauseCount(name=c.name, triggers=c.triggers, readers=c.readers)
+                for c in causes.properties
+            ),
+        )
+
+
 class TenantReadiness(msgspec.Struct, frozen=True, kw_only=True):
     """One tenant's entry: its state as the exporter judges it now (a stale assessment is
     `cannot_tell`), and the assessment it was judged from (null before the first one)."""
@@ -296,6 +329,7 @@ class TenantReadiness(msgspec.Struct, frozen=True, kw_only=True):
     stale: bool
     assessment_age_seconds: float | None
     assessment: Assessment | None
+    trigger_causes: TriggerCauses | None = None
 
     @property
     def ready(self) -> bool:

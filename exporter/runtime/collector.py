@@ -493,6 +493,42 @@ def hygiene(snapshot: Snapshot) -> Iterator[Metric]:
     yield not_judged
 
 
+def trigger_causes(snapshot: Snapshot) -> Iterator[Metric]:
+    """Storm attribution: the trailing hour's triggers by initiator and by changed property,
+    top 5 of each and `other` (bounded label sets), and the rules reading each property."""
+    initiators = _gauge(
+        "trigger_changes_last_hour",
+        "Triggers of re-evaluation (user and device updates) in the trailing hour by who made "
+        "them: the top 5 initiators (user principal name or app), the rest as other.",
+        ["tenant", "initiator"],
+    )
+    properties = _gauge(
+        "trigger_property_changes_last_hour",
+        "Triggers in the trailing hour by the property they changed (Entra's Included Updated "
+        "Properties): the top 5, the rest as other. One update can change several.",
+        ["tenant", "property"],
+    )
+    readers = _gauge(
+        "trigger_property_readers",
+        "Dynamic groups and administrative units whose rule reads each property of "
+        "trigger_property_changes_last_hour: what those changes re-evaluate.",
+        ["tenant", "property"],
+    )
+    for t in snapshot.tenants:
+        causes = t.trigger_causes
+        if causes is None:
+            continue
+        for cause in causes.initiators:
+            initiators.add_metric([t.tenant, cause.name], cause.triggers)
+        for cause in causes.properties:
+            properties.add_metric([t.tenant, cause.name], cause.triggers)
+            if cause.readers is not None:
+                readers.add_metric([t.tenant, cause.name], cause.readers)
+    yield initiators
+    yield properties
+    yield readers
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -517,6 +553,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     processing_lag,
     rules_using_operator,
     hygiene,
+    trigger_causes,
     build_info,
 )
 

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 
+from exporter.domain.attribution import property_readers
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.lint import operator_usage
 from exporter.domain.records import DirectoryObject
@@ -33,6 +34,9 @@ class RuleUsageTracker:
         first listing has been parsed."""
         self.complete = False
         """Both kinds (groups and administrative units) have been listed and parsed."""
+        self.property_readers: Mapping[str, int] | None = None
+        """`user.department` -> rules reading it (storm attribution maps the changed
+        properties to the groups they re-evaluate); None before the first listing."""
         self.computations = 0
 
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
@@ -57,8 +61,10 @@ class RuleUsageTracker:
         # CPU work: not on the event loop.
         usage = await asyncio.to_thread(operator_usage, rules)
         properties = await asyncio.to_thread(rule_properties, rules)
+        readers = await asyncio.to_thread(property_readers, rules)
         self.usage = MappingProxyType(usage)
         self.properties = properties
+        self.property_readers = MappingProxyType(readers)
         self.complete = set(self._rules) == set(DirectoryObjectKind)
         self._digest = digest
         self.computations += 1

@@ -14,6 +14,7 @@ import contextlib
 import gc
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from exporter.clock import SystemClock
 from exporter.config.models import Config
 from exporter.config.web import WebConfig
+from exporter.domain.attribution import cause_lines
 from exporter.domain.hygiene import Headroom
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import (
@@ -172,7 +174,13 @@ class Exporter:
         log.info("exporter stopped")
 
     def readiness(self) -> Readiness:
-        return Readiness.of({runner.name: runner.readiness() for runner in self.runners})
+        snapshot = self.holder.current
+        tenants = {}
+        for runner in self.runners:
+            part = snapshot.tenant(runner.name)
+            causes = part.trigger_causes if part is not None else None
+            tenants[runner.name] = replace(runner.readiness(), causes=cause_lines(causes))
+        return Readiness.of(tenants)
 
     async def current_readiness_views(self) -> list[AssessmentView]:
         """readiness_views() once every tenant's assessment reflects the pause ledger as it is
@@ -196,6 +204,7 @@ class Exporter:
                     max_age=self.config.thresholds.collector_max_age,
                     pending=runner.readiness().detail,
                     wall_age=None if timing is None else wall - timing.completed_wall,
+                    trigger_causes=part.trigger_causes if part is not None else None,
                 )
             )
         return views

@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from exporter import __version__, source_revision
 from exporter.domain.assessment import TenantAssessment
+from exporter.domain.attribution import TriggerCauses, with_readers
 from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, Series
 from exporter.domain.history import trailing_hour
@@ -80,6 +81,7 @@ class StoreView:
     lag_histogram: LagHistogram | None = None
     audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
     undecided_changes: int = 0
+    trigger_causes: TriggerCauses | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,9 @@ class TenantSnapshot:
     group is dynamic (#13)."""
     hygiene: HygieneSummary | None = None
     """Dead-weight candidates per reason and the object limit; None before the first listing."""
+    trigger_causes: TriggerCauses | None = None
+    """The trailing hour's triggers by initiator and by changed property (top 5 each), the
+    properties with the rules that read them once the rules are parsed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +200,7 @@ def read_store_view(
         lag_histogram=lag.histogram(store.db, tenant) if lag is not None else None,
         audit_query_mode=store.audit_query_mode(tenant),
         undecided_changes=store.undecided_count(tenant),
+        trigger_causes=store.trigger_causes(tenant, since, until),
     )
 
 
@@ -212,6 +218,7 @@ def build_tenant_snapshot(
     assessment_timing: AssessmentTiming | None = None,
     rules_using_operator: Mapping[str, int] | None = None,
     hygiene: HygieneSummary | None = None,
+    property_readers: Mapping[str, int] | None = None,
 ) -> TenantSnapshot:
     return TenantSnapshot(
         tenant=tenant,
@@ -242,4 +249,7 @@ def build_tenant_snapshot(
         audit_query_mode=view.audit_query_mode,
         undecided_changes=view.undecided_changes,
         hygiene=hygiene,
+        trigger_causes=None
+        if view.trigger_causes is None
+        else with_readers(view.trigger_causes, property_readers),
     )

@@ -318,6 +318,7 @@ class TenantRunner:
                 assessment_timing=self.assessor.timing,
                 rules_using_operator=self.rule_usage.usage,
                 hygiene=self.hygiene.summary,
+                property_readers=self.rule_usage.property_readers,
             )
         )
 

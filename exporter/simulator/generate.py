@@ -86,17 +86,23 @@ def projects(users: int) -> tuple[str, ...]:
     return tuple(f"PRJ-{n:05d}" for n in range(1, 1 + max(100, users // 25)))
 
 
+CUSTOM_EXTENSION = "extension_b1f0c2d43e5a4b6c8d7e9f0a1b2c3d4e_costCenter"
+"""A directory extension property (HR provisioning's app registered it), as rules name it."""
 USER_ATTRIBUTES = (
     "accountEnabled", "city", "country", "companyName", "department", "displayName",
     "employeeId", "jobTitle", "mail", "mailNickName", "userPrincipalName", "userType",
     "usageLocation", "officeLocation", "mobilePhone",
     *(f"extensionAttribute{n}" for n in range(1, 16)),
+    # Generated empty (so that seeds keep giving the same tenant); set by changes and tests.
+    "otherMails", "proxyAddresses", CUSTOM_EXTENSION,
+    "memberOf",  # ids of the assigned groups the user is a member of (kept by the tenant)
 )  # fmt: skip
 DEVICE_ATTRIBUTES = (
     "accountEnabled", "deviceCategory", "deviceId", "deviceManufacturer", "deviceModel",
     "displayName", "deviceOSType", "deviceOSVersion", "deviceOwnership", "deviceTrustType",
     "enrollmentProfileName", "isRooted", "managementType",
     *(f"extensionAttribute{n}" for n in range(1, 16)),
+    "devicePhysicalIds", "systemLabels",
 )  # fmt: skip
 
 
@@ -469,6 +475,9 @@ def generate_directory(spec: TenantSpec, seed: int, created: float) -> Directory
         if len(users):
             size = min(len(users), rng.randint(5, 60))
             container.members = set(rng.sample(range(len(users)), size))
+            member_of = users.columns["memberOf"]
+            for member in sorted(container.members):
+                member_of[member] = [*(member_of[member] or ()), container.id]
     if examples:
         _add_hygiene_examples(directory, seed, created)
     dynamic = [c for c in directory.containers if c.rule is not None]

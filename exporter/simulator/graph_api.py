@@ -15,6 +15,7 @@ from aiohttp import web
 
 from exporter.domain.rules import RuleSyntaxError
 from exporter.logs import get_logger
+from exporter.simulator import objects_api
 from exporter.simulator.access import (
     AUDIT_READ,
     GROUP_READ,
@@ -266,6 +267,59 @@ def _collection_routes(
     ]
 
 
+def _object_routes(resource: objects_api.Resource) -> list[web.RouteDef]:
+    """Users or devices: listing, delta query, PATCH of attributes (objects_api)."""
+
+    async def list_objects(request: web.Request) -> web.StreamResponse:
+        require(_grant(request), resource.read)
+        tenant = request.app[STATE].tenant
+        tenant.catch_up()
+        return _json(
+            objects_api.list_page(
+                resource,
+                tenant,
+                request.query,
+                base_url=_base_url(request),
+                version=request.match_info["version"],
+            )
+        )
+
+    async def delta(request: web.Request) -> web.StreamResponse:
+        require(_grant(request), resource.read)
+        tenant = request.app[STATE].tenant
+        tenant.catch_up()
+        return _json(
+            objects_api.delta_page(
+                resource,
+                tenant,
+                request.query,
+                request.headers,
+                base_url=_base_url(request),
+                version=request.match_info["version"],
+            )
+        )
+
+    async def patch_one(request: web.Request) -> web.StreamResponse:
+        grant = _grant(request)
+        require(grant, resource.write)
+        tenant = request.app[STATE].tenant
+        table = tenant.directory.tables[str(resource.object_type)]
+        index = objects_api.find_index(resource, tenant, request.match_info["id"])
+        values = objects_api.parse_patch(resource, table, await request.read())
+        tenant.catch_up()
+        tenant.apply_object_changes(
+            str(resource.object_type), {table.ids[index]: values}, actor=grant.actor()
+        )
+        return web.Response(status=204)
+
+    base = f"/{{version:v1.0|beta}}/{resource.segment}"
+    return [
+        web.get(base, list_objects),
+        web.get(base + "/delta", delta),
+        web.patch(base + "/{id}", patch_one),
+    ]
+
+
 async def unknown_path(request: web.Request) -> web.StreamResponse:
     tail = request.match_info.get("tail", "")
     segment = tail.split("/")[0] if tail else request.path
@@ -277,5 +331,7 @@ def graph_routes() -> list[web.RouteDef]:
         web.get(AUDIT_PATH, directory_audits),
         *_collection_routes(GROUPS, GROUP_READ, GROUP_WRITE),
         *_collection_routes(UNITS, UNIT_READ, UNIT_WRITE),
+        *_object_routes(objects_api.USERS),
+        *_object_routes(objects_api.DEVICES),
         web.route("*", "/{version:v1.0|beta}/{tail:.*}", unknown_path),
     ]

@@ -22,7 +22,7 @@ import orjson
 
 from exporter.domain import rules as rule_ast
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.domain.rules import Operator, Rule, parse, walk
+from exporter.domain.rules import Operator, Rule, necessary_condition, parse, walk
 from exporter.simulator.render import ContainerRef, MemberRef, enc, enc_quoted_json
 
 USER = "user"
@@ -92,6 +92,10 @@ class ObjectTable:
         self.index_of: dict[str, int] = {}
         # attribute -> the values generated objects draw from (scales with the tenant)
         self.value_domains: dict[str, Sequence[Any]] = {}
+        # Change numbers for delta queries (objects_api): `version` counts the table's changes,
+        # `versions[i]` is the number of object i's last one (0: as generated).
+        self.version = 0
+        self.versions: list[int] = []
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -100,6 +104,8 @@ class ObjectTable:
         index = len(self.ids)
         self.ids.append(object_id)
         self.index_of[object_id] = index
+        self.version += 1
+        self.versions.append(self.version)
         for name, column in self.columns.items():
             column.append(attributes.get(name))
         unknown = set(attributes) - set(self.columns)
@@ -114,6 +120,7 @@ class ObjectTable:
             raise ValueError("every column must have one value per object")
         start = len(self.ids)
         self.ids.extend(ids)
+        self.versions.extend([0] * count)
         for offset, object_id in enumerate(ids):
             self.index_of[object_id] = start + offset
         for name, column in self.columns.items():
@@ -140,6 +147,9 @@ class ObjectTable:
             raise ValueError(f"unknown {self.object_type} attribute {name!r}")
         old = column[index]
         column[index] = value
+        if old != value:
+            self.version += 1
+            self.versions[index] = self.version
         return old
 
     def display(self, index: int) -> str:
@@ -336,42 +346,6 @@ class Directory:
     def matches(self, container: Container, index: int, now: float) -> bool:
         assert container.rule is not None
         return container.rule.matches(self.tables[container.member_type].view(index), now)
-
-
-def necessary_condition(ast: rule_ast.Expr) -> tuple[str, frozenset[str]] | None:
-    """A property and the (lower-cased) string values it must have for the rule to hold, read
-    from the rule's syntax tree (`user.department -eq "Sales"`, `-in [...]`, what all operands
-    of an `-or` share); the most selective one; None if the rule has none."""
-    found = _conditions(ast)
-    if not found:
-        return None
-    name = min(found, key=lambda n: (len(found[n]), n))
-    return name, found[name]
-
-
-def _conditions(node: rule_ast.Expr) -> dict[str, frozenset[str]]:
-    if isinstance(node, rule_ast.Comparison) and isinstance(node.subject, rule_ast.Property):
-        value = node.value
-        if node.operator is Operator.EQ and isinstance(value, rule_ast.StringValue) and value.value:
-            return {node.subject.name: frozenset({value.value.lower()})}
-        if node.operator is Operator.IN and isinstance(value, rule_ast.ListValue) and value.items:
-            texts = [
-                i.value for i in value.items if isinstance(i, rule_ast.StringValue) and i.value
-            ]
-            if len(texts) == len(value.items):
-                return {node.subject.name: frozenset(t.lower() for t in texts)}
-        return {}
-    if isinstance(node, rule_ast.And):
-        merged: dict[str, frozenset[str]] = {}
-        for operand in node.operands:
-            for name, values in _conditions(operand).items():
-                merged[name] = merged[name] & values if name in merged else values
-        return merged
-    if isinstance(node, rule_ast.Or):
-        parts = [_conditions(operand) for operand in node.operands]
-        common = set(parts[0]).intersection(*parts[1:])
-        return {name: frozenset().union(*(p[name] for p in parts)) for name in common}
-    return {}
 
 
 def condition_allows(condition: tuple[str, frozenset[str]] | None, view: Mapping[str, Any]) -> bool:

@@ -764,6 +764,7 @@ class SimulatedTenant:
             container.members.add(member)
         else:
             container.members.discard(member)
+        self._note_member_of(member, container.id, add=add, time_us=at)
         self.writer.membership_change(
             at,
             add=add,
@@ -835,6 +836,42 @@ class SimulatedTenant:
         else:
             self._bulk.append(push)
         return len(candidates)
+
+    def _note_member_of(self, member: int, group_id: str, *, add: bool, time_us: int) -> None:
+        """Keep the user's `memberOf` (assigned groups) in step; rules that read it are
+        re-evaluated for that user, as for any property change."""
+        users = self.directory.users
+        current = [g for g in (users.get(member, "memberOf") or ()) if g != group_id]
+        users.set(member, "memberOf", ([*current, group_id] if add else current) or None)
+        if self.directory.readers_of(USER, "memberOf"):
+            self.queue.enqueue_object(USER, member, {"memberOf"}, time_us)
+
+    def apply_object_changes(
+        self,
+        object_type: str,
+        changes: dict[str, dict[str, Any]],
+        *,
+        actor: Actor = ADMIN_ACTORS[0],
+        time_us: int | None = None,
+    ) -> int:
+        """New values per object id (a bulk-update file, or one Graph PATCH), all at one time;
+        ValueError for unknown ids or attributes. Returns how many objects it touched."""
+        table = self.directory.tables[object_type]
+        indexes: list[tuple[int, dict[str, Any]]] = []
+        for object_id, values in changes.items():
+            index = table.index_of.get(object_id.lower())
+            if index is None:
+                raise ValueError(f"no {object_type} with id {object_id}")
+            bad = set(values) - (set(table.columns) - {"memberOf"})
+            if bad:
+                raise ValueError(
+                    f"unknown or read-only {object_type} attribute(s): {', '.join(sorted(bad))}"
+                )
+            indexes.append((index, values))
+        at = self._op_time(time_us)
+        for index, values in indexes:
+            self._update_object(object_type, index, dict(values), actor, at)
+        return len(indexes)
 
     def set_processing_error(self, container: Container, message: str | None) -> None:
         container.error_message = message

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from exporter.domain.attribution import UNKNOWN_INITIATOR, TriggerCauses, top_causes
 from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
@@ -51,6 +52,7 @@ DUPLICATE = "duplicate"
 MALFORMED = "malformed"
 MALFORMED_PREFIX = "malformed:"
 _DYNAMIC = (Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE)
+_TRIGGERS = (Series.TRIGGER_USER, Series.TRIGGER_DEVICE)
 _STATE_SERIES = (Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE)
 _NEVER = float("-inf")
 _SEEN_FROM = "seen_kept_from:"
@@ -288,6 +290,7 @@ class Store:
         hours: Counter[tuple[str, int]] = Counter()
         group_hours: Counter[tuple[str, int]] = Counter()
         group_last: dict[str, float] = {}
+        causes: Counter[tuple[int, str, str]] = Counter()
         state_changes: list[tuple[str, str, str, float, str | None]] = []
         seen_rows: list[tuple[str, float, str]] = []
         consumed: list[NewEvents] = []
@@ -308,6 +311,8 @@ class Store:
                     series = event.series
                     time = event.time
                     minutes[(series, int(time // 60) * 60)] += 1
+                    if series in _TRIGGERS:
+                        _count_causes(causes, event)
                     group_id = event.group_id
                     if group_id is None:
                         continue
@@ -354,6 +359,12 @@ class Store:
                 "INSERT OR IGNORE INTO state_change_events (tenant, event_id, group_id, time, "
                 "state) VALUES (?, ?, ?, ?, ?)",
                 state_changes,
+            )
+            db.executemany(
+                "INSERT INTO trigger_causes (tenant, minute, kind, name, count) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, minute, kind, name) "
+                "DO UPDATE SET count = count + excluded.count",
+                [(tenant, m, k, name, n) for (m, k, name), n in causes.items()],
             )
             for consumer in self.consumers:
                 consumer.consume(db, tenant, consumed)
@@ -615,6 +626,10 @@ class Store:
                 "DELETE FROM minute_counts WHERE tenant=? AND minute < ?",
                 (tenant, now - MINUTE_RETENTION),
             )
+            db.execute(
+                "DELETE FROM trigger_causes WHERE tenant=? AND minute < ?",
+                (tenant, now - MINUTE_RETENTION),
+            )
             cutoff = now - HOUR_RETENTION
             db.execute("DELETE FROM hour_counts WHERE tenant=? AND hour < ?", (tenant, cutoff))
             db.execute(
@@ -719,6 +734,18 @@ class Store:
                 (tenant, series.value, since, until),
             )
         )
+
+    def trigger_causes(self, tenant: str, since: float, until: float) -> TriggerCauses:
+        """Triggers with since <= time < until by initiator and by changed property (top
+        `attribution.TOP` of each, the rest as `other`)."""
+        counts: dict[str, dict[str, int]] = {"initiator": {}, "property": {}}
+        for kind, name, n in self.db.execute(
+            "SELECT kind, name, sum(count) FROM trigger_causes "
+            "WHERE tenant=? AND minute >= ? AND minute < ? GROUP BY kind, name",
+            (tenant, int(since // 60) * 60, until),
+        ):
+            counts.setdefault(kind, {})[name] = n
+        return TriggerCauses(top_causes(counts["initiator"]), top_causes(counts["property"]))
 
     def groups_changed_between(self, tenant: str, since: float, until: float) -> int:
         """Distinct groups whose last dynamic membership change lies in [since, until)."""
@@ -959,6 +986,13 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _count_causes(causes: Counter[tuple[int, str, str]], event: ClassifiedEvent) -> None:
+    minute = int(event.time // 60) * 60
+    causes[(minute, "initiator", event.initiator or UNKNOWN_INITIATOR)] += 1
+    for name in event.properties:
+        causes[(minute, "property", name)] += 1
 
 
 def _add_counts(

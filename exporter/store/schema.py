@@ -102,6 +102,25 @@ CREATE TABLE IF NOT EXISTS undecided_changes (
 CREATE TABLE IF NOT EXISTS audit_query (
     tenant TEXT PRIMARY KEY, mode TEXT NOT NULL, since REAL NOT NULL
 );
+-- The impact preflight's users and devices (exporter/store/objects.py).
+CREATE TABLE IF NOT EXISTS impact_objects (
+    tenant TEXT NOT NULL, object_type TEXT NOT NULL, id TEXT NOT NULL,
+    properties BLOB NOT NULL,  -- JSON: rule property name -> value
+    PRIMARY KEY (tenant, object_type, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS impact_sync (
+    tenant TEXT NOT NULL, object_type TEXT NOT NULL,
+    properties TEXT NOT NULL,  -- JSON list: the rule properties the objects were read with
+    delta_link TEXT NOT NULL, synced_at REAL NOT NULL, full_read_at REAL NOT NULL,
+    PRIMARY KEY (tenant, object_type)
+) WITHOUT ROWID;
+-- Storm attribution: triggers per minute by initiator and by changed property.
+CREATE TABLE IF NOT EXISTS trigger_causes (
+    tenant TEXT NOT NULL, minute INTEGER NOT NULL,
+    kind TEXT NOT NULL,  -- initiator | property
+    name TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute, kind, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS directory_objects (
     tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
     rule TEXT NOT NULL, state TEXT,
