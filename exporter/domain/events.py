@@ -161,5 +161,5 @@ RELEVANT_TRIGGER_SERIES: dict[ObjectType, tuple[Series, ...]] = {
     for object_type, by_relevance in TRIGGER_SERIES_BY_RELEVANCE.items()
 }
 """The triggers that can start re-evaluation: rule-relevant ones and those whose changed
-properties are unknown. The trigger-rate signal, its baseline and the recovery condition count
-these only."""
+properties are unknown. The trigger-rate signal, its baseline, the recovery condition and the
+lag estimator count these only."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from exporter.domain.events import TRIGGER_SERIES_RELEVANCE, ObjectType, ProcessingState, Series
+from exporter.domain.events import RELEVANT_TRIGGER_SERIES, ObjectType, ProcessingState, Series
 from exporter.domain.history import HOUR
 from exporter.domain.lag import (
     CHANGE_ORDER,
@@ -61,9 +61,8 @@ CREATE TABLE IF NOT EXISTS lag_samples (
 CREATE INDEX IF NOT EXISTS lag_samples_time ON lag_samples (tenant, change_at);
 """
 
-# Every trigger, whatever its relevance (#13): the estimator's stale-trigger model was
-# calibrated on all of them, and an irrelevant one simply expires unmatched.
-_TRIGGERS = frozenset(TRIGGER_SERIES_RELEVANCE)
+# Triggers no rule reads cannot cause a change: left out rather than left to expire (#13).
+_TRIGGERS = {s for relevant in RELEVANT_TRIGGER_SERIES.values() for s in relevant}
 _CHANGES = {Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE}
 _REEVALUATIONS = {Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE}
 SAMPLE_MARGIN = HOUR
