@@ -526,7 +526,8 @@ class SimulatedTenant:
                 table.object_type, index, {name: value}, rng.choice(actors), time_us
             )
             if kind == "user_update" and self._variants.random() < HOUSEKEEPING_SHARE:
-                self._housekeeping_update(index, time_us)
+                # A microsecond later: events of one instant would be in no defined order.
+                self._housekeeping_update(index, time_us + 1)
         elif kind in ("user_add", "device_add"):
             table = directory.users if kind == "user_add" else directory.devices
             self._add_object(table, rng, time_us)
