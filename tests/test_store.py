@@ -156,21 +156,21 @@ async def test_paused_since_from_polls_refined_by_audit(store: Store) -> None:
     await store.call(
         store.record_directory_poll, "t", GROUP, [group(G1, on), group(G2, paused)], T0
     )
-    # G2 was paused when first seen: the first poll's time, for want of better.
+    # G2 was paused when first seen: its pause time is unknown, never the first poll's (#13).
     assert [(p.id, p.paused_since) for p in await store.call(store.paused_objects, "t")] == [
-        (G2, T0)
+        (G2, None)
     ]
     await store.call(
         store.record_directory_poll, "t", GROUP, [group(G1, paused), group(G2, paused)], T0 + 300
     )
     paused_objects = await store.call(store.paused_objects, "t")
-    assert [(p.id, p.paused_since) for p in paused_objects] == [(G2, T0), (G1, T0 + 300)]
+    assert [(p.id, p.paused_since) for p in paused_objects] == [(G2, None), (G1, T0 + 300)]
     # The audit event of the pause arrives (late); it refines G1's start, within the poll gap.
     pause_event = ClassifiedEvent("p1", T0 + 120, Series.PROCESSING_STATE_CHANGE, G1, None, paused)
     too_early = ClassifiedEvent("p0", T0 - 60, Series.PROCESSING_STATE_CHANGE, G1, None, paused)
     await store.call(store.commit_audit_page, "t", batch([pause_event, too_early], T0 + 400))
     paused_objects = await store.call(store.paused_objects, "t")
-    assert [(p.id, p.paused_since) for p in paused_objects] == [(G2, T0), (G1, T0 + 120)]
+    assert [(p.id, p.paused_since) for p in paused_objects] == [(G2, None), (G1, T0 + 120)]
     # For the signals, a pause time is never guessed: G2 was paused from the first listing on.
     states = await store.call(store.object_states, "t")
     assert [(o.id, o.state, o.paused_since) for o in states] == [

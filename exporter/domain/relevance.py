@@ -26,7 +26,6 @@ _AUDIT_ALIASES = {
     "assignedplan": "assignedplans",
     "othermail": "othermails",
     "proxyaddress": "proxyaddresses",
-    "manager": "manager",
 }
 
 

@@ -116,6 +116,22 @@ GRAPH_CLIENT_ACTOR = Actor(
 BULK_ACTORS = {"sync": SYNC_ACTOR, "hr": HR_ACTOR, "admin": ADMIN_ACTORS[0]}
 
 
+HOUSEKEEPING_SHARE = 0.5
+"""Per everyday user update, the chance of one more update no dynamic rule can read: Entra
+logs "Update user" for authentication methods, token timestamps and licence housekeeping too
+(#13)."""
+HOUSEKEEPING_PROPERTIES = (
+    ("StrongAuthenticationMethod", "StrongAuthenticationUserDetails"),
+    ("StsRefreshTokensValidFrom",),
+    ("AssignedLicense",),
+    ("LastDirSyncTime",),
+)
+HOUSEKEEPING_ACTOR = Actor(
+    "app",
+    "b6e69c34-5f1f-4c34-8cdf-7fea120b8670",
+    "Microsoft Substrate Management",
+    "d2f4b6d8-0a2c-4e4a-9c6e-3b5d7f9b1d3f",
+)
 SELF_SERVICE_SHARE = 0.2
 """Of the everyday changes to assigned groups, those approved through self-service group
 management (by the dynamic-processing app)."""
@@ -512,6 +528,9 @@ class SimulatedTenant:
             self._update_object(
                 table.object_type, index, {name: value}, rng.choice(actors), time_us
             )
+            if kind == "user_update" and self._variants.random() < HOUSEKEEPING_SHARE:
+                # A microsecond later: events of one instant would be in no defined order.
+                self._housekeeping_update(index, time_us + 1)
         elif kind in ("user_add", "device_add"):
             table = directory.users if kind == "user_add" else directory.devices
             self._add_object(table, rng, time_us)
@@ -579,6 +598,25 @@ class SimulatedTenant:
         )
         properties = {name for name, value in attributes.items() if value is not None}
         self.queue.enqueue_object(table.object_type, index, properties, time_us)
+
+    def _housekeeping_update(self, index: int, time_us: int) -> None:
+        """An "Update user" of properties no membership rule can reference (not in the
+        tenant's attribute table): a trigger of relevance `other`, which re-evaluates nothing."""
+        ref = self.directory.users.refs[index]
+        names = HOUSEKEEPING_PROPERTIES[self._variants.randrange(len(HOUSEKEEPING_PROPERTIES))]
+        self.writer.object_event(
+            time_us,
+            activity="Update user",
+            category=events.CATEGORY_USER_MANAGEMENT,
+            operation="Update",
+            actor=HOUSEKEEPING_ACTOR,
+            target_id=ref.id,
+            target_type="User",
+            target_display_name=ref.display_name,
+            target_user_principal_name=ref.user_principal_name,
+            changes=[PropertyChange(name, b"null", b"null") for name in names],
+            series=Series.TRIGGER_USER_OTHER,
+        )
 
     def _update_object(
         self, object_type: str, index: int, values: dict[str, Any], actor: Actor, time_us: int

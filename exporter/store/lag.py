@@ -43,7 +43,7 @@ from exporter.domain.lag import (
 from exporter.domain.records import ClassifiedEvent
 from exporter.store.database import NewEvents
 
-# Triggers no rule reads cannot cause a change: pairing them would only expire them (#13).
+# Triggers no rule reads cannot cause a change: left out rather than left to expire (#13).
 _TRIGGERS = {s for relevant in RELEVANT_TRIGGER_SERIES.values() for s in relevant}
 _CHANGES = {Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE}
 _REEVALUATIONS = {Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE}
