@@ -17,7 +17,7 @@ from exporter.graph.client import GraphClient
 from exporter.graph.credentials import CredentialError
 from exporter.graph.factory import build_graph_client
 from exporter.graph.retry import RetryPolicy
-from exporter.ops.gate import ReadinessSource
+from exporter.ops.gate import LedgerCheckedReadiness, ReadinessSource
 from exporter.store.database import Store
 from exporter.store.ledger import Ledger
 
@@ -100,9 +100,14 @@ async def open_session(
                 try:
                     ledger = Ledger(store)
                     await store.call(ledger.create_schema)
-                    yield OpsSession(
-                        config, tenant, store, ledger, graph, clock, operator, readiness
-                    )
+                    checked = None
+                    if readiness is not None:
+
+                        async def paused(name: str) -> int:
+                            return await store.call(ledger.paused_in_open_episodes, name)
+
+                        checked = LedgerCheckedReadiness(readiness, paused)
+                    yield OpsSession(config, tenant, store, ledger, graph, clock, operator, checked)
                 finally:
                     await graph.close()
         finally:
