@@ -18,7 +18,6 @@ import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from aiohttp import web
 
 from alerts import rules
 from alerts.config import EXPORTER_URL
 from exporter.simulator.app import RunningSimulator
+from tests.e2e import alertmanager as shipped
 from tests.ops_harness import small_storm, write_ops_config
 from tests.prometheus_tools import REPO, run, tool
 from tests.test_ops_gate import serving_exporter
 
-ALERTMANAGER_CONFIG = REPO / "alerts" / "alertmanager.yml"
-EXAMPLE_RECEIVER = "http://127.0.0.1:5001"
-"""Where alerts/alertmanager.yml sends notifications; replaced by the local receiver."""
-AM_TEMPLATES = Path("/usr/share/prometheus/alertmanager")
 PROMTOOL_TESTS = sorted((REPO / "alerts" / "tests").glob("*_test.yml"))
 
 
@@ -68,71 +63,51 @@ def rendered_alerts(exporter_url: str) -> list[dict[str, Any]]:
     return alerts
 
 
-@dataclass
-class Receiver:
-    url: str
-    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def at(self, path: str) -> list[dict[str, Any]]:
-        return [body for p, body in self.received if p == path]
-
-
-@contextlib.asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
-    """The pager's and the chat's webhooks: records every POST."""
-    receiver = Receiver("")
-
-    async def record(request: web.Request) -> web.Response:
-        receiver.received.append((request.path, await request.json()))
-        receiver.arrived.set()
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    receiver.url = f"http://127.0.0.1:{port}"
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
-
-
 @contextlib.asynccontextmanager
 async def alertmanager(config: Path, directory: Path) -> AsyncIterator[str]:
-    if not (AM_TEMPLATES / "default.tmpl").is_file():
-        pytest.fail(
-            f"{AM_TEMPLATES}/default.tmpl is missing (Debian's alertmanager reads it there): "
-            "run `bash .ci/install-tools`",
-            pytrace=False,
-        )
     port = free_port()
+    argv = shipped.argv(tool("prometheus-alertmanager"), config, directory, f"127.0.0.1:{port}")
+    log = directory / "alertmanager.log"
     process = await asyncio.create_subprocess_exec(
-        str(tool("prometheus-alertmanager")),
-        f"--config.file={config}",
-        f"--storage.path={directory / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",  # no gossip port: a single instance on loopback
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=(directory / "alertmanager.log").open("wb"),
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb")
     )
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(trust_env=False) as client, asyncio.timeout(30):
             while True:
-                assert process.returncode is None, (directory / "alertmanager.log").read_text()
+                assert process.returncode is None, log.read_text()
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(f"{url}/-/ready")).status_code == 200:
                         break
                 await asyncio.sleep(0.1)
         yield url
     finally:
-        process.terminate()
+        if process.returncode is None:
+            process.terminate()
         await asyncio.wait_for(process.wait(), timeout=30)
+
+
+async def notify(
+    alerts: list[dict[str, Any]], config: Path, directory: Path, hook: shipped.Webhook
+) -> None:
+    """Post the alerts to a real Alertmanager running `config`, and wait until the chat has
+    heard of every tenant and alert (and a little longer, for anything due in the same round)."""
+    now = datetime.now(UTC)
+    for alert in alerts:
+        alert["startsAt"] = now.isoformat()
+        alert["endsAt"] = (now + timedelta(hours=1)).isoformat()
+    groups = {(a["labels"]["alertname"], a["labels"].get("tenant")) for a in alerts}
+    async with (
+        alertmanager(config, directory) as url,
+        httpx.AsyncClient(trust_env=False, timeout=10) as client,
+    ):
+        posted = await client.post(f"{url}/api/v2/alerts", json=alerts)
+        assert posted.status_code == 200, posted.text
+        for _ in range(300):  # up to 60 s
+            if len(hook.chat_messages()) >= len(groups):
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)
 
 
 @pytest.fixture
@@ -144,87 +119,62 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 async def test_notifications_say_what_to_do_and_their_runbook_links_open(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
-    config = write_ops_config(tmp_path, sim)
-    async with serving_exporter(config) as exporter, receiving() as receiver:
-        exporter = exporter.rstrip("/")
-        derived = tmp_path / "alertmanager.yml"
-        text = ALERTMANAGER_CONFIG.read_text("utf-8").replace(EXAMPLE_RECEIVER, receiver.url)
-        assert receiver.url in text
-        # Notify at once rather than after 30 s; routing, grouping and receivers as shipped.
-        derived.write_text(text.replace("group_wait: 30s", "group_wait: 1s"))
-        checked = run("amtool", ["check-config", str(derived)])
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    with shipped.webhook() as hook:
+        async with serving_exporter(write_ops_config(tmp_path, sim)) as url:
+            exporter = url.rstrip("/")
+            derived = tmp_path / "alertmanager.yml"
+            derived.write_text(shipped.derive_config(hook.url))
+            checked = run("amtool", ["check-config", str(derived)])
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            alerts = rendered_alerts(exporter)
+            await notify(alerts, derived, tmp_path, hook)
+            runbook = await asyncio.to_thread(httpx.get, f"{exporter}/runbook", trust_env=False)
+            landing = await asyncio.to_thread(httpx.get, exporter + "/", trust_env=False)
+    pager = hook.at(shipped.PAGER_PATH)
+    messages = hook.chat_messages()
+    print(f"{len(hook.at(shipped.CHAT_PATH))} chat and {len(pager)} pager notifications")
 
-        alerts = rendered_alerts(exporter)
-        now = datetime.now(UTC)
-        for alert in alerts:
-            alert["startsAt"] = now.isoformat()
-            alert["endsAt"] = (now + timedelta(hours=1)).isoformat()
-        async with (
-            alertmanager(derived, tmp_path) as am,
-            httpx.AsyncClient(trust_env=False, timeout=10) as client,
-        ):
-            posted = await client.post(f"{am}/api/v2/alerts", json=alerts)
-            assert posted.status_code == 200, posted.text
-            groups = {(a["labels"]["alertname"], a["labels"].get("tenant")) for a in alerts}
-            async with asyncio.timeout(60):
-                while len({m["attachments"][0]["title"] for m in receiver.at("/entra-dg/chat")}) < (
-                    len(groups)
-                ):
-                    await receiver.arrived.wait()
-                    receiver.arrived.clear()
-            await asyncio.sleep(1.5)  # anything else due in the same round
+    # What a reader of the channel sees: one message per tenant and alert, saying what fired,
+    # what to do next with the tenant filled in, and where the runbook is.
+    ready = messages["[FIRING] EntraDynamicResumeReady (contoso)"]
+    print(ready)
+    assert ready.startswith("*It is safe to resume dynamic group processing.* (info)\n")
+    assert (
+        "Next: `entra-dg-exporter plan --tenant contoso`, then `entra-dg-exporter resume "
+        "--tenant contoso --group <critical ids> --apply`, then `entra-dg-exporter resume "
+        "--tenant contoso --non-critical --all-batches --apply`.\n"
+    ) in ready
+    assert f"Runbook: {exporter}/runbook#entradynamicresumeready" in ready
+    warranted = messages["[FIRING] EntraDynamicPauseWarranted (contoso)"]
+    assert "(critical)" in warranted
+    assert "(warning)" not in warranted, "the critical tier inhibits the warning tier"
+    assert (
+        "Next: pause now: `entra-dg-exporter pause --tenant contoso --all --except-critical "
+        "--reason '<why>' --apply`"
+    ) in warranted
+    for title, body in messages.items():
+        assert "Next: " in body, title
+        if "(" in title:  # a tenant's alert names the tenant in its next action
+            tenant = title.rsplit("(", 1)[1].rstrip(")")
+            assert f"tenant {tenant}" in body, title
+    # The pager gets the critical alerts (the chat hears them too).
+    paged = {a["labels"]["alertname"] for m in pager for a in m["alerts"]}
+    critical = {a["labels"]["alertname"] for a in alerts if a["labels"]["severity"] == "critical"}
+    assert paged == critical
 
-            chat = receiver.at("/entra-dg/chat")
-            pager = receiver.at("/entra-dg/critical")
-            messages = {m["attachments"][0]["title"]: m["attachments"][0]["text"] for m in chat}
+    # Every link in every notification opens its section on the exporter.
+    links = set(re.findall(r"Runbook: (\S+)", "\n".join(messages.values())))
+    links |= {a["annotations"]["runbook_url"] for m in pager for a in m["alerts"]}
+    fragments = {link.rsplit("#", 1)[1] for link in links}
+    assert fragments == {name.lower() for name in rules.ALERT_NAMES}
+    assert runbook.status_code == 200
+    for link in links:
+        where, fragment = link.split("#")
+        assert where == f"{exporter}/runbook", link
+        assert f'id="{fragment}"' in runbook.text, link
 
-            # What a reader of the channel sees: one message per tenant and alert, saying what
-            # fired, what to do next with the tenant filled in, and where the runbook is.
-            ready = messages["[FIRING] EntraDynamicResumeReady (contoso)"]
-            print(f"{len(chat)} chat and {len(pager)} pager notifications; one reads:\n{ready}")
-            assert ready.startswith("*It is safe to resume dynamic group processing.* (info)\n")
-            assert (
-                "Next: `entra-dg-exporter plan --tenant contoso`, then `entra-dg-exporter resume "
-                "--tenant contoso --group <critical ids> --apply`, then `entra-dg-exporter resume "
-                "--tenant contoso --non-critical --all-batches --apply`.\n"
-            ) in ready
-            assert f"Runbook: {exporter}/runbook#entradynamicresumeready" in ready
-            warranted = messages["[FIRING] EntraDynamicPauseWarranted (contoso)"]
-            assert "(critical)" in warranted
-            assert "(warning)" not in warranted, "the critical tier inhibits the warning tier"
-            assert (
-                "Next: pause now: `entra-dg-exporter pause --tenant contoso --all "
-                "--except-critical --reason '<why>' --apply`"
-            ) in warranted
-            for title, body in messages.items():
-                assert "Next: " in body, title
-                if "(" in title:  # a tenant's alert names the tenant in its next action
-                    tenant = title.rsplit("(", 1)[1].rstrip(")")
-                    assert f"--tenant {tenant}" in body or f"tenant {tenant}" in body, title
-            # The pager gets the critical alerts, with the same annotations.
-            paged = {a["labels"]["alertname"] for m in pager for a in m["alerts"]}
-            critical = {
-                a["labels"]["alertname"] for a in alerts if a["labels"]["severity"] == "critical"
-            }
-            assert paged == critical
-
-            # Every link in every notification opens its section on the exporter.
-            links = set(re.findall(r"Runbook: (\S+)", "\n".join(messages.values())))
-            links |= {a["annotations"]["runbook_url"] for m in pager for a in m["alerts"]}
-            assert {link.rsplit("#", 1)[1] for link in links} == {
-                name.lower() for name in rules.ALERT_NAMES
-            }
-            page = await client.get(f"{exporter}/runbook")
-            assert page.status_code == 200
-            for link in links:
-                where, fragment = link.split("#")
-                assert where == f"{exporter}/runbook", link
-                assert f'id="{fragment}"' in page.text, link
-
-            # The landing page links to the same sections.
-            landing = (await client.get(exporter + "/")).text
-            sections = re.findall(r'href="runbook#([^"]+)"', landing)
-            assert {"entradynamicpausewarranted", "entradynamicresumeready"} <= set(sections)
-            for fragment in sections:
-                assert f'id="{fragment}"' in page.text, fragment
+    # The landing page links to the same sections.
+    sections = re.findall(r'href="runbook#([^"]+)"', landing.text)
+    assert {"entradynamicpausewarranted", "entradynamicresumeready"} <= set(sections)
+    for fragment in sections:
+        assert f'id="{fragment}"' in runbook.text, fragment

@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -217,3 +218,40 @@ async def test_readiness_follows_the_ledger_at_once_after_adopt_pause_and_each_r
                 assert after.state is ReadinessState.NOT_PAUSED, after.detail
                 assert after.exit_code == 3
         assert (await run_cli("check-resume", "--url", url, "--tenant", "sim"))[0] == 3
+
+
+async def test_the_gate_does_not_take_an_exporter_that_sees_no_pause_for_a_go(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """An exporter reading another store (a misconfigured store.path) cannot see this tool's
+    ledger, and on a still clock polls nothing: it says `not_paused`. The ledger holds a pause,
+    so the gate calls that `cannot_tell` and the resume is refused, changing nothing."""
+    settings: dict[str, Any] = {
+        "critical": [],
+        "resume": {"batch_size": 10, "max_critical_groups": 5, "batch_interval": 0},
+        "polling": {"backfill_days": 2, "audit_requests_per_10s": 1000},
+    }
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "exporter").mkdir()
+    ops = write_ops_config(tmp_path / "ops", sim, **settings)
+    elsewhere = write_ops_config(tmp_path / "exporter", sim, **settings)
+    await sim.advance(3 * HOUR)
+    parked = sorted(c.id for c in dynamic(sim) if c.paused)
+    async with serving_exporter(elsewhere) as url:
+        state, detail = await assessed(url)
+        assert state is ReadinessState.NOT_PAUSED, detail
+        code, _, err = await run_cli(
+            "pause", "--all", "--except", ",".join(parked), "--reason", "storm",
+            "--apply", "--yes", "--config.file", str(ops),
+        )  # fmt: skip
+        assert code == 0, err
+        assert (await ReadinessClient(url).tenant("sim")).state is ReadinessState.NOT_PAUSED
+        before = states(sim)
+        code, out, err = await run_cli(
+            "resume", "--non-critical", "--apply", "--yes", "--exporter.url", url,
+            "--config.file", str(ops),
+        )  # fmt: skip
+    assert code == 3, out + err
+    assert "refused by the readiness check" in out
+    assert "check that the exporter reads the same store.path" in " ".join(out.split())
+    assert states(sim) == before

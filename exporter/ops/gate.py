@@ -12,6 +12,7 @@ which the ledger records. `check-resume`, for pipelines, exits 3 on `not_paused`
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +63,30 @@ class ExporterReadiness:
         return ReadinessReading(result.state, result.detail, self._client.url)
 
 
+class LedgerCheckedReadiness:
+    """The exporter's reading, checked against this tool's own ledger: `not_paused` while the
+    ledger holds objects paused in an open episode is a contradiction (an exporter reading
+    another store, or one too old to read the ledger), so it is `cannot_tell`, never a go."""
+
+    def __init__(self, exporter: ReadinessSource, paused: Callable[[str], Awaitable[int]]) -> None:
+        self._exporter = exporter
+        self._paused = paused
+
+    async def read(self, tenant: str) -> ReadinessReading:
+        reading = await self._exporter.read(tenant)
+        if reading.state is not ReadinessState.NOT_PAUSED:
+            return reading
+        paused = await self._paused(tenant)
+        if not paused:
+            return reading
+        return ReadinessReading(
+            ReadinessState.CANNOT_TELL,
+            f"the exporter sees no pause, but this tool's ledger holds {paused:,} object(s) "
+            "paused in an open episode: check that the exporter reads the same store.path",
+            reading.source,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class GateDecision:
     allowed: bool
@@ -82,4 +107,11 @@ def decide(reading: ReadinessReading, *, force: bool) -> GateDecision:
     return GateDecision(force, force, reading)
 
 
-__all__ = ["ExporterReadiness", "GateDecision", "ReadinessReading", "ReadinessSource", "decide"]
+__all__ = [
+    "ExporterReadiness",
+    "GateDecision",
+    "LedgerCheckedReadiness",
+    "ReadinessReading",
+    "ReadinessSource",
+    "decide",
+]

@@ -17,7 +17,7 @@ from exporter.graph.client import GraphClient
 from exporter.graph.credentials import CredentialError
 from exporter.graph.factory import build_graph_client
 from exporter.graph.retry import RetryPolicy
-from exporter.ops.gate import ReadinessSource
+from exporter.ops.gate import LedgerCheckedReadiness, ReadinessSource
 from exporter.store.database import Store
 from exporter.store.errors import StoreError
 from exporter.store.ledger import Ledger
@@ -102,9 +102,14 @@ async def open_session(
                 graph = _graph_client(config, tenant, retry)
                 try:
                     ledger = Ledger(store)
-                    yield OpsSession(
-                        config, tenant, store, ledger, graph, clock, operator, readiness
-                    )
+                    checked = None
+                    if readiness is not None:
+
+                        async def paused(name: str) -> int:
+                            return await store.call(ledger.paused_in_open_episodes, name)
+
+                        checked = LedgerCheckedReadiness(readiness, paused)
+                    yield OpsSession(config, tenant, store, ledger, graph, clock, operator, checked)
                 finally:
                     await graph.close()
         finally:

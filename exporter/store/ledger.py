@@ -272,6 +272,17 @@ class Ledger:
         self._cache[(tenant, ended_limit)] = (version, episodes)
         return episodes
 
+    def paused_in_open_episodes(self, tenant: str) -> int:
+        """Objects the tenant's open episodes hold paused (paused by this tool or adopted, not
+        resumed since; a PATCH whose outcome is unknown counts): what a resume would resume."""
+        row = self.db.execute(
+            "SELECT count(DISTINCT o.object_id) FROM ops_episode_objects o "
+            "JOIN ops_episodes e ON e.id = o.episode_id WHERE e.tenant=? AND e.ended_at IS NULL "
+            "AND o.role=? AND o.resumed_at IS NULL",
+            (tenant, Role.PAUSED.value),
+        ).fetchone()
+        return int(row[0])
+
     # -- episodes ---------------------------------------------------------------------------------
 
     def open_episodes(self, tenant: str) -> list[EpisodeRecord]:

@@ -21,7 +21,7 @@ import httpx
 import yaml
 
 from alerts import build
-from alerts.config import EXPORTER_JOB
+from alerts.config import EXPORTER_JOB, EXPORTER_URL
 
 SHIPPED_CONFIG = build.ALERTS_DIR / "prometheus.yml"
 CONFIG_FILE = "prometheus.yml"
@@ -34,9 +34,14 @@ class ShippedConfigChanged(AssertionError):
 
 
 def derive_config(
-    shipped: dict[str, Any], *, exporter_target: str, interval: str
+    shipped: dict[str, Any],
+    *,
+    exporter_target: str,
+    interval: str,
+    alertmanager: str | None = None,
 ) -> dict[str, Any]:
-    """The shipped configuration, scraping `exporter_target` every `interval`."""
+    """The shipped configuration, scraping `exporter_target` every `interval`, sending alerts
+    to `alertmanager` (host:port) if given."""
     config = copy.deepcopy(shipped)
     rule_files = config.get("rule_files")
     if rule_files != [RULES_GLOB]:
@@ -48,6 +53,8 @@ def derive_config(
     config["global"]["scrape_interval"] = interval
     config["global"]["evaluation_interval"] = interval
     config.pop("alerting", None)
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
     if EXPORTER_JOB not in jobs:
         raise ShippedConfigChanged(
@@ -66,12 +73,23 @@ def derive_config(
 
 
 def write_config_dir(
-    directory: Path, *, exporter_target: str, interval: str, for_override: str
+    directory: Path,
+    *,
+    exporter_target: str,
+    interval: str,
+    for_override: str,
+    alertmanager: str | None = None,
+    exporter_url: str = EXPORTER_URL,
 ) -> Path:
-    """The derived config and the rule files it names, in `directory`; returns the config path."""
+    """The derived config and the rule files it names, in `directory`; returns the config path.
+    The rules' runbook links open the runbook served at `exporter_url`."""
     shipped = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
-    config = derive_config(shipped, exporter_target=exporter_target, interval=interval)
-    build.write_rule_files(directory / RULES_SUBDIR, for_override=for_override)
+    config = derive_config(
+        shipped, exporter_target=exporter_target, interval=interval, alertmanager=alertmanager
+    )
+    build.write_rule_files(
+        directory / RULES_SUBDIR, for_override=for_override, exporter=exporter_url
+    )
     path = directory / CONFIG_FILE
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path

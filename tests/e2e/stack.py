@@ -1,11 +1,13 @@
 """The monitoring stack of the end-to-end test, as separate processes on loopback: the simulator
-(a storm, on a clock the test starts and stops), the exporter (`serve`) watching it, and a real
-Prometheus scraping the exporter with the project's rules (tests/e2e/prometheus.py).
+(a storm, on a clock the test starts and stops), the exporter (`serve`) watching it, a real
+Prometheus scraping the exporter with the project's rules (tests/e2e/prometheus.py), and a real
+Alertmanager running alerts/alertmanager.yml with a local webhook as its pager and chat
+(tests/e2e/alertmanager.py).
 
 Order of events (`running_stack`):
 1. the simulator starts frozen (speed 0) at the current minute, with a day of history;
 2. the exporter backfills that day and polls every collector once;
-3. Prometheus starts scraping;
+3. Alertmanager starts, then Prometheus starts scraping and sends it the alerts;
 then the test sets the clock running (`set_speed`), stops it (`set_speed(0)`), moves it
 (`advance`) and acts as the operator (`pause_all`).
 """
@@ -27,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.clock import SystemClock
 from exporter.simulator.app import resolve_scenario
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
+from tests.e2e import alertmanager
 from tests.e2e.processes import ProcessGroup, process_group
 from tests.e2e.prometheus import PrometheusAPI, write_config_dir
 from tests.prometheus_tools import REPO, tool
@@ -100,6 +103,9 @@ class Stack:
     exporter_url: str
     prometheus: PrometheusAPI
     http: httpx.Client
+    alertmanager_process: ChildProcess
+    webhook: alertmanager.Webhook
+    """What Alertmanager sent to the pager and the chat."""
 
     def explain(self) -> str:
         """What a failure message carries: every process's recent log."""
@@ -166,7 +172,11 @@ class Stack:
 @contextmanager
 def running_stack(directory: Path) -> Iterator[Stack]:
     """Simulator, exporter and Prometheus, ready (see the module docstring); all stopped after."""
-    with process_group(directory / "logs", REPO) as processes, httpx.Client(timeout=10.0) as http:
+    with (
+        process_group(directory / "logs", REPO) as processes,
+        httpx.Client(timeout=10.0) as http,
+        alertmanager.webhook() as hook,
+    ):
         start = math.floor(SystemClock().now() / 60) * 60
         simulator = processes.start_python(
             "simulator",
@@ -191,6 +201,15 @@ def running_stack(directory: Path) -> Iterator[Stack]:
         exporter_url = exporter.wait_for_line(
             r"Serving metrics at (http://127\.0\.0\.1:\d+)/metrics", within=STARTUP_TIMEOUT
         )[1]
+        am_config = directory / "alertmanager.yml"
+        am_config.write_text(alertmanager.derive_config(hook.url), encoding="utf-8")
+        am_process = processes.start(
+            "alertmanager",
+            alertmanager.argv(tool("prometheus-alertmanager"), am_config, directory, "127.0.0.1:0"),
+        )
+        am_address = am_process.wait_for_line(
+            r'msg="Listening on" address=(127\.0\.0\.1:[1-9]\d*)', within=STARTUP_TIMEOUT
+        )[1]
         prometheus_dir = directory / "prometheus"
         prometheus_dir.mkdir()
         config = write_config_dir(
@@ -198,6 +217,8 @@ def running_stack(directory: Path) -> Iterator[Stack]:
             exporter_target=exporter_url.removeprefix("http://"),
             interval=SCRAPE_INTERVAL,
             for_override=FOR_OVERRIDE,
+            alertmanager=am_address,
+            exporter_url=exporter_url,
         )
         prometheus_process = processes.start(
             "prometheus",
@@ -226,6 +247,8 @@ def running_stack(directory: Path) -> Iterator[Stack]:
             exporter_url=exporter_url,
             prometheus=prometheus,
             http=http,
+            alertmanager_process=am_process,
+            webhook=hook,
         )
         try:
             stack.wait_until(prometheus.ready, within=STARTUP_TIMEOUT, what="Prometheus ready")

@@ -28,6 +28,7 @@ import yaml
 
 from alerts import build, rules
 from alerts.config import EXPORTER_JOB
+from tests.e2e.alertmanager import PAGER_PATH
 from tests.e2e.prometheus import (
     SHIPPED_CONFIG,
     PrometheusError,
@@ -280,6 +281,36 @@ def test_every_runbook_query_runs(stack: Stack, storm: Storm) -> None:
         except PrometheusError as exc:
             errors.append(f"{expression.where}: {exc}")
     assert errors == [], "\n".join(errors)
+
+
+def test_the_chat_hears_what_to_do_next_and_the_runbook_link_opens(
+    stack: Stack, storm: Storm
+) -> None:
+    """The real chain: the rules fire in Prometheus, Alertmanager (alerts/alertmanager.yml)
+    groups them by tenant and alert, the critical tier inhibits the warning one, and the chat's
+    webhook receives a message whose next action names the tenant and whose runbook link opens
+    its section on the exporter."""
+    title = f"[FIRING] {PAUSE_WARRANTED} ({TENANT})"
+
+    def critical_in_chat() -> bool:
+        return "(critical)" in stack.webhook.chat_messages().get(title, "")
+
+    stack.wait_until(critical_in_chat, within=30, what=f"the chat to hear {title} (critical)")
+    text = stack.webhook.chat_messages()[title]
+    assert text.startswith("*Pausing dynamic group processing is warranted.* (critical)\n")
+    assert "(warning)" not in text, "the critical tier inhibits the warning tier"
+    assert (
+        f"Next: pause now: `entra-dg-exporter pause --tenant {TENANT} --all --except-critical "
+        "--reason '<why>' --apply`"
+    ) in text
+    link = f"{stack.exporter_url}/runbook#{PAUSE_WARRANTED.lower()}"
+    assert f"Runbook: {link}" in text
+    paged = [a for m in stack.webhook.at(PAGER_PATH) for a in m["alerts"]]
+    assert {a["annotations"]["runbook_url"] for a in paged} == {link}
+    page = stack.http.get(link.split("#")[0])
+    assert page.status_code == 200
+    assert f'<h2 id="{PAUSE_WARRANTED.lower()}">' in page.text
+    print(f"chat message:\n{title}\n{text}")
 
 
 # --- 3. pause ----------------------------------------------------------------------------------
