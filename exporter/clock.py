@@ -165,3 +165,15 @@ async def following_simulator(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def command_clock(graph_base_url: str | None, *, simulated: bool) -> AsyncIterator[Clock]:
+    """A command's clock: the system's, or a simulated tenant's, followed as the exporter
+    follows it (so times in the ledger and rules reading system.now share its timeline). It
+    does not wait: SimulatorClockUnavailable tells the operator at once."""
+    if not simulated:
+        yield SystemClock()
+        return
+    async with following_simulator(graph_base_url or "", wait=False) as clock:
+        yield clock

@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from exporter.cli.options import option
-from exporter.clock import Clock, SimulatorClockUnavailable, SystemClock, following_simulator
+from exporter.clock import Clock, SimulatorClockUnavailable, command_clock
 from exporter.config.loading import ConfigError, load_config
 from exporter.config.models import Config, Tenant
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
@@ -151,11 +151,10 @@ def change_properties(request: ChangeRequest, object_type: ObjectType) -> set[st
 async def tenant_clock(tenant: Tenant) -> AsyncIterator[Clock]:
     """The system clock, or the simulated tenant's (`clock: simulator`): rules that read
     system.now are evaluated at the tenant's time."""
-    if tenant.clock != "simulator":
-        yield SystemClock()
-        return
     try:
-        async with following_simulator(tenant.graph_base_url or "", wait=False) as clock:
+        async with command_clock(
+            tenant.graph_base_url, simulated=tenant.clock == "simulator"
+        ) as clock:
             yield clock
     except SimulatorClockUnavailable as exc:
         raise ImpactInputError(str(exc)) from None

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.clock import Clock, SimulatorClockUnavailable, SystemClock, following_simulator
+from exporter.clock import Clock, SimulatorClockUnavailable, command_clock
 from exporter.config.models import Config, Tenant
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import CredentialError
@@ -150,11 +150,10 @@ def ops_lock(store_path: Path, tenant: str) -> Iterator[None]:
 async def _clock_for(tenant: Tenant) -> AsyncIterator[Clock]:
     """The system clock, or (`clock: simulator`) the simulated tenant's, followed as the
     exporter follows it: the ledger's times must be on the exporter's timeline."""
-    if tenant.clock != "simulator":
-        yield SystemClock()
-        return
     try:
-        async with following_simulator(tenant.graph_base_url or "", wait=False) as clock:
+        async with command_clock(
+            tenant.graph_base_url, simulated=tenant.clock == "simulator"
+        ) as clock:
             yield clock
     except SimulatorClockUnavailable as exc:
         raise OpsError(str(exc)) from None

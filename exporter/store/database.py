@@ -337,24 +337,7 @@ class Store:
                 "group_id) VALUES (?, ?, ?, ?, ?)",
                 undecided,
             )
-            _add_counts(db, "minute_counts", "minute", tenant, minutes)
-            _add_counts(db, "hour_counts", "hour", tenant, hours)
-            db.executemany(
-                "INSERT INTO totals (tenant, kind, count) VALUES (?, ?, ?) "
-                "ON CONFLICT (tenant, kind) DO UPDATE SET count = count + excluded.count",
-                [(tenant, kind, n) for kind, n in counted.items()],
-            )
-            db.executemany(
-                "INSERT INTO group_hour_counts (tenant, group_id, hour, count) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, hour, group_id) "
-                "DO UPDATE SET count = count + excluded.count",
-                [(tenant, g, h, n) for (g, h), n in group_hours.items()],
-            )
-            db.executemany(
-                "INSERT INTO group_last_change (tenant, group_id, time) VALUES (?, ?, ?) "
-                "ON CONFLICT (tenant, group_id) DO UPDATE SET time = max(time, excluded.time)",
-                [(tenant, g, t) for g, t in group_last.items()],
-            )
+            _add_event_counts(db, tenant, minutes, hours, counted, group_hours, group_last)
             db.executemany(
                 "INSERT OR IGNORE INTO state_change_events (tenant, event_id, group_id, time, "
                 "state) VALUES (?, ?, ?, ?, ?)",
@@ -561,24 +544,7 @@ class Store:
         for (kind, minute), n in minutes.items():
             hours[(kind, minute // 3600 * 3600)] += n
             counted[kind] += n
-        _add_counts(db, "minute_counts", "minute", tenant, minutes)
-        _add_counts(db, "hour_counts", "hour", tenant, hours)
-        db.executemany(
-            "INSERT INTO totals (tenant, kind, count) VALUES (?, ?, ?) "
-            "ON CONFLICT (tenant, kind) DO UPDATE SET count = count + excluded.count",
-            [(tenant, kind, n) for kind, n in counted.items()],
-        )
-        db.executemany(
-            "INSERT INTO group_hour_counts (tenant, group_id, hour, count) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, hour, group_id) "
-            "DO UPDATE SET count = count + excluded.count",
-            [(tenant, g, h, n) for (g, h), n in group_hours.items()],
-        )
-        db.executemany(
-            "INSERT INTO group_last_change (tenant, group_id, time) VALUES (?, ?, ?) "
-            "ON CONFLICT (tenant, group_id) DO UPDATE SET time = max(time, excluded.time)",
-            [(tenant, g, t) for g, t in group_last.items()],
-        )
+        _add_event_counts(db, tenant, minutes, hours, counted, group_hours, group_last)
         db.execute(
             "DELETE FROM undecided_changes WHERE tenant=? AND time <= ?", (tenant, observed_at)
         )
@@ -993,6 +959,37 @@ def _count_causes(causes: Counter[tuple[int, str, str]], event: ClassifiedEvent)
     causes[(minute, "initiator", event.initiator or UNKNOWN_INITIATOR)] += 1
     for name in event.properties:
         causes[(minute, "property", name)] += 1
+
+
+def _add_event_counts(
+    db: sqlite3.Connection,
+    tenant: str,
+    minutes: Counter[tuple[str, int]],
+    hours: Counter[tuple[str, int]],
+    counted: Counter[str],
+    group_hours: Counter[tuple[str, int]],
+    group_last: dict[str, float],
+) -> None:
+    """Add what a page (or a listing's decision on held changes) counted: minute and hour
+    buckets, totals, per-group hours and each group's last dynamic change."""
+    _add_counts(db, "minute_counts", "minute", tenant, minutes)
+    _add_counts(db, "hour_counts", "hour", tenant, hours)
+    db.executemany(
+        "INSERT INTO totals (tenant, kind, count) VALUES (?, ?, ?) "
+        "ON CONFLICT (tenant, kind) DO UPDATE SET count = count + excluded.count",
+        [(tenant, kind, n) for kind, n in counted.items()],
+    )
+    db.executemany(
+        "INSERT INTO group_hour_counts (tenant, group_id, hour, count) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, hour, group_id) "
+        "DO UPDATE SET count = count + excluded.count",
+        [(tenant, g, h, n) for (g, h), n in group_hours.items()],
+    )
+    db.executemany(
+        "INSERT INTO group_last_change (tenant, group_id, time) VALUES (?, ?, ?) "
+        "ON CONFLICT (tenant, group_id) DO UPDATE SET time = max(time, excluded.time)",
+        [(tenant, g, t) for g, t in group_last.items()],
+    )
 
 
 def _add_counts(
