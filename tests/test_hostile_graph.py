@@ -383,6 +383,7 @@ async def test_reconciliation_counts_a_late_event_once_even_in_a_store_from_befo
     clock = VirtualClock(NOW, 0)
     store = Store(tmp_path / "s.sqlite3")
     await store.open()
+    await list_dynamic_groups(store, "t", [GROUP_ID], at=NOW - 7 * 3600)
     status = CollectorStatus("audit")
     try:
         await audit_poller(graph_client, store, clock).poll(status)

@@ -643,6 +643,8 @@ class Listening:
 
     scheme: str
     addresses: tuple[tuple[str, int], ...]
+    tls: bool = False
+    basic_auth: bool = False
 
     @property
     def port(self) -> int:
@@ -659,6 +661,10 @@ class Listening:
         return f"{self.scheme}://{host}:{self.port}/"
 
 
+def log_listening(listening: Listening) -> None:
+    log.info("listening", url=listening.url, tls=listening.tls, basic_auth=listening.basic_auth)
+
+
 @asynccontextmanager
 async def running(
     app: web.Application,
@@ -666,6 +672,7 @@ async def running(
     *,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT,
+    announce: bool = True,
 ) -> AsyncIterator[Listening]:
     """Serve `app` (from `create_app`, whose web config gives TLS) while the block runs; on
     exit stop accepting, let in-flight requests finish for up to `shutdown_timeout` seconds,
@@ -702,13 +709,11 @@ async def running(
         listening = Listening(
             scheme="https" if ssl_context is not None else "http",
             addresses=tuple((str(a[0]), int(a[1])) for a in runner.addresses),
-        )
-        log.info(
-            "listening",
-            url=listening.url,
             tls=ssl_context is not None,
             basic_auth=BASIC_AUTH in app,
         )
+        if announce:
+            log_listening(listening)
         yield listening
     finally:
         await runner.cleanup()

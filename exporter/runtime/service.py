@@ -32,6 +32,7 @@ from exporter.http.app import (
     Listening,
     Readiness,
     create_app,
+    log_listening,
     running,
     stop_on_signals,
 )
@@ -263,9 +264,15 @@ async def run_exporter(
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(exporter.stop)
         listening = await stack.enter_async_context(
-            running(app, listen_address, header_read_timeout=config.web.header_read_timeout)
+            running(
+                app,
+                listen_address,
+                header_read_timeout=config.web.header_read_timeout,
+                announce=False,  # after the store opened: a storage error stays one line
+            )
         )
         await exporter.start()
+        log_listening(listening)
         if on_listening is not None:
             on_listening(listening)
         with stop_on_signals(stop):
