@@ -89,6 +89,7 @@ def serve_command(
 
         def listening(where: Listening) -> None:
             click.echo(f"Serving metrics at {where.url}metrics", err=True)
+            display.start()  # below the address, which it would otherwise overwrite
 
         try:
             asyncio.run(

@@ -40,6 +40,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from exporter import __version__
 from exporter.config.models import parse_listen_address
 from exporter.config.web import RateLimit, ReloadingServerContext, WebConfig
+from exporter.http.console import CONSOLE_STYLE
 from exporter.logs import get_logger
 
 PRODUCT = "entra-dg-exporter"
@@ -152,6 +153,8 @@ def create_app(
     web_config: WebConfig | None = None,
     links: Sequence[Link] = (),
     exposition_key: Callable[[], object] | None = None,
+    console: Callable[[], Awaitable[str]] | None = None,
+    console_refresh: float = 30.0,
 ) -> web.Application:
     """The exporter's aiohttp application. Every path, extra routes included, gets the web
     config's headers, rate limit and basic auth; `serve` takes its TLS settings from the app, so
@@ -160,7 +163,10 @@ def create_app(
     `exposition_key`: when the registry's output is a function of one object (the exporter's
     immutable snapshot), /metrics renders (and gzips) once per object and format, and serves
     those bytes until the object is replaced: rendering costs ~10 ms of CPU per 500 series,
-    which 50 concurrent scrapers would otherwise queue behind (bench/RESULTS.md)."""
+    which 50 concurrent scrapers would otherwise queue behind (bench/RESULTS.md).
+
+    `console`: the landing page's live sections (exporter.http.console), refreshed by the
+    browser every `console_refresh` seconds."""
     middlewares: list[Middleware] = []
     if web_config is not None and web_config.rate_limit is not None:
         limiter = _rate_limiter(web_config.rate_limit)
@@ -213,7 +219,13 @@ def create_app(
         )
 
     async def landing(request: web.Request) -> web.StreamResponse:
-        page = render_landing_page(readiness=_current_readiness(readiness), links=all_links)
+        sections = await _console_sections(console) if console is not None else None
+        page = render_landing_page(
+            readiness=_current_readiness(readiness),
+            links=all_links,
+            console=sections,
+            refresh=console_refresh if console is not None else None,
+        )
         return web.Response(
             text=page, content_type="text/html", headers={hdrs.CACHE_CONTROL: "no-store"}
         )
@@ -231,6 +243,14 @@ def create_app(
         raise ValueError(f"extra route {clashes[0]} clashes with a built-in route")
     app.add_routes([*builtin, *extra_routes])
     return app
+
+
+async def _console_sections(console: Callable[[], Awaitable[str]]) -> str:
+    try:
+        return await console()
+    except Exception:
+        log.exception("console failed")
+        return '<p class="bad">The console failed; see the exporter log.</p>'
 
 
 def _current_readiness(readiness: Callable[[], Readiness]) -> Readiness | None:
@@ -392,9 +412,12 @@ def render_landing_page(
     readiness: Readiness | None,
     links: Sequence[Link] = BUILTIN_LINKS,
     version: str = __version__,
+    console: str | None = None,
+    refresh: float | None = None,
 ) -> str:
     """The HTML of `/`: what this is, where to go, and each tenant's readiness. No scripts, no
-    external assets; every interpolated value is escaped."""
+    external assets; every interpolated value is escaped (`console`: sections rendered, and
+    escaped, by exporter.http.console; shown first, with `refresh` seconds between reloads)."""
     e = html.escape
     if readiness is None:
         overall = '<p class="bad">The readiness check failed; see the exporter log.</p>'
@@ -435,7 +458,8 @@ def render_landing_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(PRODUCT)}</title>
 <link rel="icon" href="data:,">
-<style>{_STYLE}</style>
+{f'<meta http-equiv="refresh" content="{refresh:g}">' if refresh else ""}
+<style>{_STYLE}{CONSOLE_STYLE if console is not None else ""}</style>
 </head>
 <body>
 <header>
@@ -444,6 +468,7 @@ def render_landing_page(
 <p class="muted">Version <code>{e(version)}</code></p>
 </header>
 <main>
+{console or ""}
 <section aria-labelledby="status">
 <h2 id="status">Exporter status</h2>
 <p class="muted">Whether the exporter has complete, fresh data for each tenant. (Whether paused

@@ -28,6 +28,7 @@ from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
 from exporter.readiness.client import READINESS_PATH
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
+from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
 from exporter.runtime.tenant_runner import TenantRunner
@@ -100,6 +101,13 @@ class Exporter:
         ]
         self._started = False
         self._wall = SystemClock()
+        self.console = Console(
+            config=config,
+            store=self.store,
+            holder=self.holder,
+            tenants=[_console_source(r) for r in self.runners],
+        )
+        self._console_sampling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.open()
@@ -116,12 +124,15 @@ class Exporter:
         self._started = True
         for runner in self.runners:
             await runner.start()
+        self._console_sampling = asyncio.create_task(self.console.sampling())
         log.info("exporter started", tenants=[r.name for r in self.runners])
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self._console_sampling is not None:
+            self._console_sampling.cancel()
         await asyncio.gather(*(runner.stop() for runner in self.runners))
         self._assess_executor.shutdown(wait=True)
         if self.commits is not None:
@@ -153,7 +164,10 @@ class Exporter:
         return views
 
     def app(
-        self, web_config: WebConfig | None = None, links: Sequence[Link] = ()
+        self,
+        web_config: WebConfig | None = None,
+        links: Sequence[Link] = (),
+        console_refresh: float = 30.0,
     ) -> web.Application:
         return create_app(
             registry=self.registry,
@@ -162,7 +176,16 @@ class Exporter:
             web_config=web_config,
             links=[READINESS_LINK, *links],
             exposition_key=lambda: self.holder.current,
+            console=self.console.sections,
+            console_refresh=console_refresh,
         )
+
+
+def _console_source(runner: TenantRunner) -> TenantSource:
+    # The runner's clock is replaced when it starts following a simulator: read it late.
+    return TenantSource(
+        runner.tenant, lambda: runner.clock.now(), lambda: runner.readiness().detail
+    )
 
 
 async def run_exporter(
