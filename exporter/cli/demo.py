@@ -80,7 +80,13 @@ def demo_config(sim: RunningSimulator, state_dir: Path, listen_address: str) -> 
             # The scenario's operator resumes all 6 critical objects at once, then 100 at a
             # time: the same plan as the exporter's, so "batch 2 of 6" means one thing.
             resume={"max_critical_groups": 10},
-            thresholds={"minimum_pause": DEMO_MINIMUM_PAUSE},
+            thresholds={
+                "minimum_pause": DEMO_MINIMUM_PAUSE,
+                # An hour of the demo's clock is 6 s of wall time: a busy machine's hiccup
+                # would otherwise read as stale data and flap resume readiness.
+                "collector_max_age": "1h",
+                "watermark_max_age": "2h",
+            },
         )
     )
 

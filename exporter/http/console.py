@@ -204,8 +204,14 @@ def trigger_chart(c: TenantConsole) -> str:
         title = f"{clock(h.start)}: {user:,} user, {device:,} device changes"
         if h.user_baseline is not None:
             title += f"; baseline {h.user_baseline:,.0f} user"
+        band = (
+            f' data-band="{c.trigger_factor * (h.user_baseline + h.device_baseline):.1f}"'
+            if h.user_baseline is not None and h.device_baseline is not None
+            else ""
+        )
         body.append(
-            f'<rect class="user{cls}" data-hour="{h.start}" data-value="{user}" x="{x:.1f}" '
+            f'<rect class="user{cls}" data-hour="{h.start}" data-value="{user}" '
+            f'data-total="{user + device}"{band} x="{x:.1f}" '
             f'y="{y_user:.1f}" width="{width:.1f}" height="{frame.y(0) - y_user:.1f}">'
             f"<title>{e(title)}</title></rect>"
         )

@@ -18,6 +18,8 @@ from exporter.domain.readiness import ConditionStatus, ReadinessState
 from exporter.domain.signals import PauseReason, PauseSignal
 from exporter.runtime.snapshot import TenantSnapshot
 
+SETTLE = 15 * 60
+"""Tenant-clock seconds a change of the paused count must hold before it is told."""
 STABLE = 3
 """Looks in a row a readiness state must hold before the story tells it."""
 
@@ -50,8 +52,9 @@ class Story:
     warranted: frozenset[PauseReason] = frozenset()
     paused: int | None = None
     readiness: ReadinessState | None = None
-    episode_paused: int = 0
-    """Groups the current episode paused (what the batches resume)."""
+    _latest: int = 0
+    _change_at: float = 0.0
+    _last_change: float = 0.0
     batches_seen: int = 0
     batches_planned: int = 0
     told_in_episode: set[ReadinessState] = field(default_factory=set)
@@ -88,25 +91,41 @@ class Story:
         self.warranted = active
 
         paused = assessment.groups.paused
-        if self.paused is not None and paused > self.paused:
-            episode = assessment.episode
-            who = (
-                "by this tool (ledger)"
-                if episode is not None and episode.source.value == "ledger"
-                else "by the operator"
-            )
-            self.episode_paused = len(episode.group_ids) if episode is not None else 0
-            self.batches_seen = 0
-            self.told_in_episode = set()
-            say(f"{_plural(paused - self.paused, 'group')} paused {who} ({paused:,} paused now)")
-        elif self.paused is not None and paused < self.paused:
-            self.batches_seen += 1
-            of = f" of {self.batches_planned}" if self.batches_planned >= self.batches_seen else ""
-            say(
-                f"batch {self.batches_seen}{of} resumed: "
-                f"{_plural(self.paused - paused, 'group')}, {paused:,} still paused"
-            )
-        self.paused = paused
+        if self.paused is None:
+            self.paused = self._latest = paused
+        if paused != self._latest:
+            if self._latest == self.paused:
+                self._change_at = part.taken_at
+            self._latest, self._last_change = paused, part.taken_at
+        # Groups and administrative units are listed by different polls minutes apart: one
+        # operator action is told once the count has held for SETTLE of the tenant's clock.
+        if paused != self.paused and part.taken_at - self._last_change >= SETTLE:
+            when = clock_text(self._change_at)
+            if paused > self.paused:
+                episode = assessment.episode
+                who = (
+                    "by this tool (ledger)"
+                    if episode is not None and episode.source.value == "ledger"
+                    else "by the operator"
+                )
+                self.batches_seen = 0
+                self.told_in_episode = set()
+                lines.append(
+                    f"{when}  {_plural(paused - self.paused, 'group')} paused {who} "
+                    f"({paused:,} paused now)"
+                )
+            else:
+                self.batches_seen += 1
+                planned = self.batches_planned
+                of = f" of {planned}" if planned >= self.batches_seen else ""
+                lines.append(
+                    f"{when}  batch {self.batches_seen}{of} resumed: "
+                    f"{_plural(self.paused - paused, 'group')}, {paused:,} still paused"
+                )
+            self.paused = paused
+        if paused != self.paused:
+            self.told += lines
+            return lines  # the rest of the story waits until this turn is told
 
         self._tell_readiness(part, say)
         self.told += lines
