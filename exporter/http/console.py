@@ -80,7 +80,7 @@ class TenantConsole:
     """What the exporter is still waiting for, when there is no assessment yet."""
 
 
-MAX_PAUSED_ROWS = 50
+MAX_PAUSED_ROWS = 25
 WIDTH, HEIGHT = 640, 170
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 10, 26
 
