@@ -48,6 +48,15 @@ def test_the_paused_line_is_rebuilt_backwards_from_the_states_and_the_events() -
     )
 
 
+def test_a_resume_the_audit_log_does_not_hold_yet_counts_from_the_poll_that_saw_it() -> None:
+    resumed_by_poll = ObjectState(
+        DirectoryObjectKind.GROUP, "a", "a", ProcessingState.ON, None, T0 + 3 * HOUR
+    )
+    steps, moments = paused_history([resumed_by_poll], [("a", T0 + HOUR, "Paused")], T0)
+    assert steps == ((T0, 0), (T0 + HOUR, 1), (T0 + 3 * HOUR, 0))
+    assert [m.kind for m in moments] == ["pause", "resume"]
+
+
 def test_an_event_the_listing_contradicts_does_not_move_the_line() -> None:
     # The listing says On, the only event says Paused and nothing says it was resumed since:
     # a missed event; the line keeps to what the listing says.

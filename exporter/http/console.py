@@ -81,6 +81,8 @@ class TenantConsole:
 
 
 MAX_PAUSED_ROWS = 25
+LAG_GAP = 2 * 3600
+"""Lag points further apart than this (tenant clock) are not joined."""
 WIDTH, HEIGHT = 640, 170
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 10, 26
 
@@ -289,11 +291,17 @@ def lag_chart(c: TenantConsole) -> str:
     points = [(t, v) for t, v in c.lag if t >= c.window_start]
     frame = _Frame(c.window_start, c.now, max([v for _, v in points] + [3600]))
     body = _axes(frame, "duration", c.moments)
-    if points:
-        line = " ".join(f"{frame.x(t):.1f},{frame.y(v):.1f}" for t, v in points)
+    # No sample for a while (nothing processed, e.g. while paused) is a gap, not a slope.
+    runs: list[list[tuple[float, float]]] = []
+    for t, v in points:
+        if not runs or t - runs[-1][-1][0] > LAG_GAP:
+            runs.append([])
+        runs[-1].append((t, v))
+    for run in runs:
+        line = " ".join(f"{frame.x(t):.1f},{frame.y(v):.1f}" for t, v in run)
         body.append(
             f'<polyline class="lag" points="{line}"><title>median estimated lag: '
-            f"{e(_duration(points[-1][1]))} at {e(clock(points[-1][0]))}</title></polyline>"
+            f"{e(_duration(run[-1][1]))} at {e(clock(run[-1][0]))}</title></polyline>"
         )
     return _svg("Estimated processing lag (median)", body, "lag")
 

@@ -62,13 +62,27 @@ def paused_history(
 ) -> tuple[tuple[tuple[float, int], ...], tuple[Moment, ...]]:
     """The number of paused groups over time, rebuilt backwards from the current states and
     the processing-state audit events since `window_start` (an event saying `Paused` at t means
-    On before t, and the other way round; events that do not say are skipped), and the pause
-    and resume moments (events in one direction, closer than MOMENT_GAP, grouped)."""
+    On before t, and the other way round; events that do not say are skipped), completed by
+    the changes only the polls have seen yet, and the pause and resume moments (changes in one
+    direction, closer than MOMENT_GAP, grouped)."""
     current = {s.id: s.state is not None and s.state.value == "Paused" for s in states}
     paused = sum(current.values())
+    # The audit log arrives minutes late, the listings do not: a change the polls saw after the
+    # group's last audit event (a resume the log does not hold yet) counts from the poll's time.
+    last_event: dict[str, float] = {}
+    for group_id, at, state in changes:
+        if state in ("On", "Paused"):
+            last_event[group_id] = at
+    seen_by_polls = [
+        (s.id, t, "Paused" if current[s.id] else "On")
+        for s in states
+        if (t := s.paused_since if current[s.id] else s.resumed_at) is not None
+        and t > last_event.get(s.id, window_start)
+    ]
+    merged_changes = sorted([*changes, *seen_by_polls], key=lambda c: (c[1], c[0]))
     steps: list[tuple[float, int]] = []
     flips: list[tuple[float, str]] = []
-    for group_id, at, state in reversed(changes):
+    for group_id, at, state in reversed(merged_changes):
         if state not in ("On", "Paused") or group_id not in current:
             continue
         steps.append((at, paused))
