@@ -7,7 +7,14 @@ from __future__ import annotations
 import re
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.http.console import HourCounts, Moment, PausedRow, TenantConsole, render_console
+from exporter.http.console import (
+    HourCounts,
+    Moment,
+    PausedRow,
+    PlannedBatch,
+    TenantConsole,
+    render_console,
+)
 from exporter.runtime.console import paused_history
 from exporter.store.database import ObjectState
 
@@ -82,6 +89,7 @@ def test_every_name_on_the_console_is_escaped() -> None:
         paused_total=3,
         assessment=None,
         detail=HOSTILE,
+        next_batches=(PlannedBatch(1, True, 1, (HOSTILE,)),),
     )
     page = render_console([console])
     assert "<img" not in page

@@ -143,6 +143,8 @@ async def test_the_demo_tells_the_story_in_order_and_the_console_shows_it(
             "rows => rows.map(r => r.dataset.status)"
         )
         assert statuses == ["met"] * 5, statuses
+        first_batch = page.locator('ul.batches li[data-batch="1"]')
+        assert "(critical): 6 groups" in (await first_batch.inner_text()), "the plan's next batch"
 
         await narrative.wait_for(TURNS[-1][1])
         await asyncio.sleep(1)

@@ -60,6 +60,14 @@ class PausedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedBatch:
+    index: int
+    critical: bool
+    size: int
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TenantConsole:
     tenant: str
     now: float
@@ -77,6 +85,8 @@ class TenantConsole:
     paused_total: int
     assessment: TenantAssessment | None
     detail: str = ""
+    next_batches: tuple[PlannedBatch, ...] = ()
+    """The first batches of the resume plan, if there is an episode."""
     """What the exporter is still waiting for, when there is no assessment yet."""
 
 
@@ -390,6 +400,17 @@ def verdict(c: TenantConsole) -> str:
             f"{e(_duration(p.batch_interval_seconds))}; about "
             f"{e(_duration(p.estimated_duration_seconds))} in all).</p>"
         )
+    if c.next_batches:
+        shown = 6
+        items = "".join(
+            f'<li data-batch="{b.index}">batch {b.index}'
+            + (" (critical)" if b.critical else "")
+            + f": {b.size:,} groups: {e(', '.join(b.names[:shown]))}"
+            + (f" and {b.size - shown:,} more" if b.size > shown else "")
+            + "</li>"
+            for b in c.next_batches
+        )
+        plan += f'<p>Next:</p><ul class="batches">{items}</ul>'
     return pause + readiness + episode + plan
 
 

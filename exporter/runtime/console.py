@@ -23,12 +23,15 @@ from exporter.config.models import Config, Tenant
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.baseline import Baseline, Measure
 from exporter.domain.events import Series
+from exporter.domain.groups import GroupState
 from exporter.domain.history import HOUR, CountHistory, floor_to
+from exporter.domain.plan import plan_resume
 from exporter.http.console import (
     MAX_PAUSED_ROWS,
     HourCounts,
     Moment,
     PausedRow,
+    PlannedBatch,
     TenantConsole,
     render_console,
 )
@@ -44,6 +47,7 @@ BASELINE_LOOKBACK = 29 * 86400
 MOMENT_GAP = 15 * 60
 """Processing-state changes closer than this (tenant clock) in one direction are one moment."""
 LAG_POINTS = 2000
+NEXT_BATCHES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,32 @@ def read_console(
     states = store.object_states(name)
     steps, moments = paused_history(states, store.state_changes(name, window_start), window_start)
     critical = {g: i for i, g in enumerate(tenant.critical_groups)}
+    next_batches: tuple[PlannedBatch, ...] = ()
+    if assessment is not None and assessment.episode is not None:
+        # The same planner as the readiness API's summary and `resume`, on the same listing.
+        groups = [
+            GroupState(
+                id=o.id,
+                name=o.name,
+                kind=o.kind,
+                state=o.state,
+                paused_since=o.paused_since,
+                critical=o.id in critical,
+                resumed_at=o.resumed_at,
+            )
+            for o in states
+            if o.state is not None
+        ]
+        plan = plan_resume(
+            assessment.episode,
+            groups,
+            config.resume,
+            critical_priority=tenant.critical_groups,
+        )
+        next_batches = tuple(
+            PlannedBatch(b.index, b.critical, len(b.groups), tuple(g.name for g in b.groups))
+            for b in plan.batches[:NEXT_BATCHES]
+        )
     paused = sorted(
         store.paused_objects(name),
         key=lambda p: (p.id not in critical, critical.get(p.id, 0), p.paused_since, p.name, p.id),
@@ -177,6 +207,7 @@ def read_console(
             for p in paused[:MAX_PAUSED_ROWS]
         ),
         paused_total=len(paused),
+        next_batches=next_batches,
         assessment=assessment,
         detail=detail,
     )
