@@ -47,7 +47,7 @@ async def photograph(target: Path, within: float = 300.0) -> None:
         await asyncio.sleep(1.5)  # the console's cache lives for a second
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = await browser.new_page(viewport={"width": 1100, "height": 1900})
+            page = await browser.new_page(viewport={"width": 1100, "height": 2100})
             await page.goto(url)
             await page.screenshot(path=str(target))
             await browser.close()
