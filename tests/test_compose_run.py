@@ -63,6 +63,12 @@ def test_the_demo_profile_exporter_gets_ready_against_its_simulator(tmp_path: Pa
             explain=lambda: f"{running.log_tail()}\n{simulator.log_tail()}",
         )
         assert "401" not in exporter.log(), exporter.log_tail()
+        # The landing page is the console: the tenant's verdict and charts, reloading itself.
+        page = httpx.get(f"http://127.0.0.1:{web_port}/", timeout=30).text
+        assert 'data-tenant="demo"' in page
+        assert 'data-verdict="' in page, page
+        assert page.count('<svg class="chart"') == 4
+        assert '<meta http-equiv="refresh" content="30">' in page
     finally:
         if exporter is not None:
             exporter.stop()
