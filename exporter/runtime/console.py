@@ -291,6 +291,8 @@ class Console:
                     )
                 )
             )
-        page = render_console(parts)
+        # Rendering is ~10-25 ms of CPU: on a worker thread, a scrape arriving meanwhile is
+        # answered between two GIL switches instead of after the whole page.
+        page = await asyncio.get_running_loop().run_in_executor(None, render_console, parts)
         self._page, self._built_at = page, self._wall.now()
         return page
