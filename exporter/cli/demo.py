@@ -7,7 +7,6 @@ No credentials, no network beyond loopback: the simulator (a fake Microsoft Grap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +19,14 @@ from exporter.cli.progress import BackfillDisplay
 from exporter.config.models import Config
 from exporter.http.app import Link, ListenError, Listening, serve, stop_on_signals
 from exporter.ingest.audit_poller import BackfillProgress
+from exporter.logs import get_logger
 from exporter.runtime.service import Exporter
 from exporter.runtime.story import Story
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.exporter_config import simulated_tenant_config
 from exporter.simulator.throttle import ThrottleSettings
+
+log = get_logger(__name__)
 
 DEMO_TENANT = "demo"
 DEMO_TOKEN = "demo-token"
@@ -174,8 +176,11 @@ async def run_demo(listen_address: str, speed: float | None, stop: asyncio.Event
                     )
             finally:
                 story.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await story
+                # Whatever became of the story, the exporter stops (its pollers, the commit
+                # process and the store): a failed narrative must not keep the process alive.
+                (outcome,) = await asyncio.gather(story, return_exceptions=True)
+                if isinstance(outcome, Exception):
+                    log.error("the demo's narrative failed", error=repr(outcome))
                 await exporter.stop()
 
 
