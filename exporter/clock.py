@@ -83,8 +83,12 @@ class _ExtrapolatingClock:
         while (remaining := deadline - self.now()) > 0:
             changed = self._changed
             wall = remaining / self._speed if self._speed > 0 else None
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that lands as the event is set (the clock is re-anchored every second), and a
+            # poller cancelled at shutdown would then sleep on for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=wall)
+                async with asyncio.timeout(wall):
+                    await changed.wait()
 
 
 class VirtualClock(_ExtrapolatingClock):

@@ -20,6 +20,8 @@ class BackfillDisplay:
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._done: set[str] = set()
+        self._started = False
+        self._stopped = False
         if self.active:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -48,11 +50,15 @@ class BackfillDisplay:
             self._done.add(tenant)
             self._progress.update(self._tasks[tenant], detail="caught up")
             if self._done >= set(self._tasks):
-                self._progress.stop()
+                self._stop()
+
+    def start(self) -> None:
+        """Show the display (once): call it after printing what must stay above it."""
+        if self._progress is not None and not self._started and not self._stopped:
+            self._started = True
+            self._progress.start()
 
     def __enter__(self) -> BackfillDisplay:
-        if self._progress is not None:
-            self._progress.start()
         return self
 
     def __exit__(
@@ -61,5 +67,10 @@ class BackfillDisplay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._progress is not None and not self._stopped:
+            self._stopped = True
+            if self._started:
+                self._progress.stop()

@@ -128,6 +128,7 @@ def serve_command(
                 log.info("serving metrics", url=url)  # a JSON log has only JSON lines
             else:
                 click.echo(f"Serving metrics at {url}", err=True)
+            display.start()  # below the address, which it would otherwise overwrite
 
         try:
             asyncio.run(

@@ -52,6 +52,7 @@ from exporter import __version__
 from exporter.config.models import DEFAULT_HEADER_READ_TIMEOUT, parse_listen_address
 from exporter.config.web import RateLimit, ReloadingServerContext, WebConfig
 from exporter.domain.hygiene import Headroom
+from exporter.http.console import CONSOLE_STYLE
 from exporter.logs import get_logger
 
 PRODUCT = "entra-dg-exporter"
@@ -226,6 +227,8 @@ def create_app(
     exporter_metrics: CollectorRegistry | None = None,
     telemetry_path: str = DEFAULT_TELEMETRY_PATH,
     headroom: Callable[[], Mapping[str, Headroom]] | None = None,
+    console: Callable[[], Awaitable[str]] | None = None,
+    console_refresh: float = 30.0,
 ) -> web.Application:
     """The exporter's aiohttp application. Every path, extra routes included, gets the web
     config's headers, rate limit and basic auth; `serve` takes its TLS settings from the app, so
@@ -241,7 +244,8 @@ def create_app(
 
     `exporter_metrics`: the exporter's own process and runtime metrics, rendered on every scrape
     after the registry's (None: `--web.disable-exporter-metrics`). `telemetry_path`: where
-    /metrics is served (`--web.telemetry-path`)."""
+    /metrics is served (`--web.telemetry-path`). `console`: the landing page's live sections
+    (exporter.http.console), refreshed by the browser every `console_refresh` seconds."""
     telemetry_path = check_telemetry_path(telemetry_path)
     middlewares: list[Middleware] = []
     if web_config is not None and web_config.rate_limit is not None:
@@ -302,9 +306,12 @@ def create_app(
         )
 
     async def landing(request: web.Request) -> web.StreamResponse:
+        sections = await _console_sections(console) if console is not None else None
         page = render_landing_page(
             readiness=_current_readiness(readiness),
             links=all_links,
+            console=sections,
+            refresh=console_refresh if console is not None else None,
             headroom=headroom() if headroom is not None else None,
         )
         return web.Response(
@@ -334,6 +341,14 @@ def check_telemetry_path(path: str) -> str:
             "and /readyz, e.g. /metrics"
         )
     return path
+
+
+async def _console_sections(console: Callable[[], Awaitable[str]]) -> str:
+    try:
+        return await console()
+    except Exception:
+        log.exception("console failed")
+        return '<p class="bad">The console failed; see the exporter log.</p>'
 
 
 def _current_readiness(readiness: Callable[[], Readiness]) -> Readiness | None:
@@ -511,9 +526,12 @@ def render_landing_page(
     links: Sequence[Link] = BUILTIN_LINKS,
     version: str = __version__,
     headroom: Mapping[str, Headroom] | None = None,
+    console: str | None = None,
+    refresh: float | None = None,
 ) -> str:
     """The HTML of `/`: what this is, where to go, and each tenant's readiness. No scripts, no
-    external assets; every interpolated value is escaped."""
+    external assets; every interpolated value is escaped (`console`: sections rendered, and
+    escaped, by exporter.http.console; shown first, with `refresh` seconds between reloads)."""
     e = html.escape
     if readiness is None:
         overall = '<p class="bad">The readiness check failed; see the exporter log.</p>'
@@ -578,7 +596,8 @@ def render_landing_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(PRODUCT)}</title>
 <link rel="icon" href="data:,">
-<style>{_STYLE}</style>
+{f'<meta http-equiv="refresh" content="{refresh:g}">' if refresh else ""}
+<style>{_STYLE}{CONSOLE_STYLE if console is not None else ""}</style>
 </head>
 <body>
 <header>
@@ -587,6 +606,7 @@ def render_landing_page(
 <p class="muted">Version <code>{e(version)}</code></p>
 </header>
 <main>
+{console or ""}
 <section aria-labelledby="status">
 <h2 id="status">Exporter status</h2>
 <p class="muted">Whether the exporter has complete, fresh data for each tenant. (Whether paused

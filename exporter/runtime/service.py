@@ -44,6 +44,7 @@ from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
 from exporter.readiness.wire import READINESS_PATH
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
+from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
 from exporter.runtime.tenant_runner import TenantRunner
@@ -136,6 +137,13 @@ class Exporter:
         ]
         self._started = False
         self._wall = SystemClock()
+        self.console = Console(
+            config=config,
+            store=self.store,
+            holder=self.holder,
+            tenants=[_console_source(r) for r in self.runners],
+        )
+        self._console_sampling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.store_lock is not None:
@@ -159,12 +167,15 @@ class Exporter:
         self._started = True
         for runner in self.runners:
             await runner.start()
+        self._console_sampling = asyncio.create_task(self.console.sampling())
         log.info("exporter started", tenants=[r.name for r in self.runners])
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self._console_sampling is not None:
+            self._console_sampling.cancel()
         await asyncio.gather(*(runner.stop() for runner in self.runners))
         self._assess_executor.shutdown(wait=True)
         if self.commits is not None:
@@ -217,6 +228,7 @@ class Exporter:
         *,
         telemetry_path: str = DEFAULT_TELEMETRY_PATH,
         exporter_metrics: bool = True,
+        console_refresh: float = 30.0,
     ) -> web.Application:
         commits = self.commits
         own = (
@@ -234,12 +246,21 @@ class Exporter:
             exporter_metrics=own,
             telemetry_path=telemetry_path,
             headroom=self._headroom,
+            console=self.console.sections,
+            console_refresh=console_refresh,
         )
 
     def _headroom(self) -> dict[str, Headroom]:
         """Each tenant's dynamic groups and units against Entra's limit (landing page)."""
         found = {r.name: r.hygiene.headroom() for r in self.runners}
         return {name: h for name, h in found.items() if h is not None}
+
+
+def _console_source(runner: TenantRunner) -> TenantSource:
+    # The runner's clock is replaced when it starts following a simulator: read it late.
+    return TenantSource(
+        runner.tenant, lambda: runner.clock.now(), lambda: runner.readiness().detail
+    )
 
 
 async def run_exporter(

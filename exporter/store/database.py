@@ -868,6 +868,18 @@ class Store:
             for kind, object_id, name, since in rows
         ]
 
+    def state_changes(self, tenant: str, since: float) -> list[tuple[str, float, str | None]]:
+        """(group id, time, `On` | `Paused` | None) of the processing-state audit events from
+        `since` on, oldest first (the console's paused-groups history)."""
+        return [
+            (group_id, float(t), state)
+            for group_id, t, state in self.db.execute(
+                "SELECT group_id, time, state FROM state_change_events "
+                "WHERE tenant=? AND time >= ? ORDER BY time, group_id",
+                (tenant, since),
+            )
+        ]
+
     def object_states(self, tenant: str) -> list[ObjectState]:
         """Every dynamic group and unit of the last listings, by id (for the signals)."""
         rows = self.db.execute(
