@@ -111,15 +111,19 @@ _storage_warned: dict[str, float] = {}
 
 
 def _storage_failed(status: CollectorStatus, exc: BaseException, tenant: str, now: float) -> None:
-    """A storage failure is one warning per kind per minute at most (a full disk fails every
-    poll of every tenant), the traceback at debug level only."""
+    status.success = False
+    status.failures += 1
+    status.last_error = report_storage_failure(exc, tenant=tenant, collector=status.name, now=now)
+
+
+def report_storage_failure(exc: BaseException, *, tenant: str, collector: str, now: float) -> str:
+    """A storage failure is one warning per kind per minute at most, whoever meets it (a full
+    disk fails every poll of every tenant, and the tasks beside them), the traceback at debug
+    level only. Returns the failure as one line."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     kind = getattr(exc, "sqlite_errorname", None) or text
     message = f"the store could not be written: {text}"
-    status.success = False
-    status.failures += 1
-    status.last_error = message
-    log.debug("poll failed (storage)", tenant=tenant, collector=status.name, exc_info=exc)
+    log.debug("poll failed (storage)", tenant=tenant, collector=collector, exc_info=exc)
     last = _storage_warned.get(kind)
     if last is None or now - last >= STORAGE_WARNING_INTERVAL:
         _storage_warned[kind] = now
@@ -127,6 +131,7 @@ def _storage_failed(status: CollectorStatus, exc: BaseException, tenant: str, no
             "poll failed: the store could not be written (free space or fix the disk; the "
             "exporter keeps serving and catches up when it can write again)",
             tenant=tenant,
-            collector=status.name,
+            collector=collector,
             error=text,
         )
+    return message

@@ -27,10 +27,14 @@ from exporter.domain.hygiene import (
 from exporter.domain.records import DirectoryObject
 from exporter.graph.client import GraphClient
 from exporter.graph.errors import GraphError, GraphNotFoundError
+from exporter.ingest.poller import STORAGE_ERRORS, report_storage_failure
 from exporter.logs import get_logger
 from exporter.store.database import Store
 
 log = get_logger(__name__)
+
+FAILURE_PAUSE = 60.0
+"""Wall seconds before trying again after a failure (storage or Graph)."""
 
 COUNT_RETRY_AFTER = 900.0
 """Wall seconds without $count requests after one failed for good (retries exhausted)."""
@@ -68,6 +72,7 @@ class HygieneTracker:
         self._objects: dict[DirectoryObjectKind, tuple[DirectoryObject, ...]] = {}
         self._changed = asyncio.Event()
         self._wall = SystemClock()
+        self._warned: dict[str, float] = {}
         self._recompute_every = recompute_every
         """Wall seconds between two computations of the candidates when nothing happens (the
         verdicts age with time alone)."""
@@ -105,8 +110,13 @@ class HygieneTracker:
         await self._changed.wait()
         while True:
             self._changed.clear()
-            await self._recompute(on_update)
-            due = await self._count_due(graph, limiter)
+            try:
+                await self._recompute(on_update)
+                due = await self._count_due(graph, limiter)
+            except Exception as exc:  # a full disk, Graph away: never the tenant's pollers too
+                self._failed(exc)
+                await asyncio.sleep(FAILURE_PAUSE)
+                continue
             if due:
                 continue  # counted some: show them
             # Nothing to count: wake for a new listing or poll, or to let verdicts age.
@@ -114,6 +124,18 @@ class HygieneTracker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._recompute_every)
             await asyncio.sleep(max(0.0, self._min_interval - (self._wall.now() - computed)))
+
+    def _failed(self, exc: Exception) -> None:
+        """One warning per kind of failure per FAILURE_PAUSE at most; the traceback at debug."""
+        now = self._wall.now()
+        if isinstance(exc, STORAGE_ERRORS):  # warned once with the pollers' own warnings
+            report_storage_failure(exc, tenant=self.tenant, collector="hygiene", now=now)
+            return
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.debug("hygiene failed", tenant=self.tenant, exc_info=exc)
+        if now - self._warned.get(text, float("-inf")) >= FAILURE_PAUSE:
+            self._warned[text] = now
+            log.warning("hygiene failed; retrying", tenant=self.tenant, error=text)
 
     async def _count_due(self, graph: GraphClient, limiter: AsyncLimiter) -> int:
         """Count the groups whose count is missing or older than the refresh period, oldest
