@@ -64,16 +64,16 @@ def top_causes(counts: Mapping[str, int], limit: int = TOP) -> tuple[Cause, ...]
 
 def property_readers(rules: Iterable[str]) -> dict[str, int]:
     """`user.department` -> rules reading it, over the rules the parser accepts."""
-    from exporter.domain.rules import RuleSyntaxError, parse
+    from exporter.domain.relevance import rule_reads
 
     readers: dict[str, int] = {}
     for text in rules:
-        try:
-            rule = parse(text)
-        except (RuleSyntaxError, ValueError):
+        reads = rule_reads(text)
+        if reads is None:
             continue
-        for name in rule.properties:
-            key = f"{rule.object_type.value}.{name}"
+        object_type, names = reads
+        for name in names:
+            key = f"{object_type.value}.{name}"
             readers[key] = readers.get(key, 0) + 1
     return readers
 

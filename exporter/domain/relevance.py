@@ -10,6 +10,7 @@ names that differ from the rule property they change are mapped (`_AUDIT_ALIASES
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,16 +49,26 @@ class RuleProperties:
         return self.user if object_type is ObjectType.USER else self.device
 
 
+@functools.lru_cache(maxsize=32768)
+def rule_reads(text: str) -> tuple[ObjectType, frozenset[str]] | None:
+    """The object type a rule applies to and the properties it reads, as the rule names them;
+    None if it does not parse. Cached by text: the parse costs ~40 us, a tenant's listing
+    repeats its rules every poll, and 15,000 rules are often a few thousand distinct texts."""
+    try:
+        rule = parse(text)
+    except (RuleSyntaxError, ValueError):
+        return None
+    return rule.object_type, frozenset(rule.properties)
+
+
 def rule_properties(rules: Iterable[str]) -> RuleProperties:
     """From rule texts; a rule that does not parse reads nothing we can name (the linter
     reports it)."""
     names: dict[str, set[str]] = {ObjectType.USER.value: set(), ObjectType.DEVICE.value: set()}
     for text in rules:
-        try:
-            rule = parse(text)
-        except (RuleSyntaxError, ValueError):
-            continue
-        names[str(rule.object_type)].update(normalise_name(p) for p in rule.properties)
+        reads = rule_reads(text)
+        if reads is not None:
+            names[reads[0].value].update(normalise_name(p) for p in reads[1])
     return RuleProperties(
         frozenset(names[ObjectType.USER.value]), frozenset(names[ObjectType.DEVICE.value])
     )
