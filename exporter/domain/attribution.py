@@ -10,6 +10,7 @@ svc-hr-sync, read by 212 groups").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
@@ -42,6 +43,7 @@ class TriggerCauses:
     properties: tuple[Cause, ...]
 
 
+@functools.lru_cache(maxsize=4096)
 def property_key(object_type: str, name: str) -> str:
     """`user.extensionAttribute5` from the audit log's `ExtensionAttribute5` of a user update:
     the rules' spelling, so that a property and the rules that read it meet."""

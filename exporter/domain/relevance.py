@@ -30,6 +30,7 @@ _AUDIT_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_name(name: str) -> str:
     """Property names compared without case or separators (`Group.ObjectID` ~ `groupobjectid`)."""
     return _NOT_ALNUM.sub("", name.lower())
@@ -78,35 +79,39 @@ def listed_properties(modified: Iterable[ModifiedProperty]) -> tuple[str, ...] |
     """The names `Included Updated Properties` lists, as the audit log spells them (the one
     reading of it: relevance and storm attribution); None when the event has none."""
     for prop in modified:
-        if normalise_name(prop.name) != _INCLUDED:
-            continue
-        listed = _decode(prop.new_value)
-        if listed is None:
-            return ()
-        return tuple(part.strip() for part in listed.split(",") if part.strip())
+        if normalise_name(prop.name) == _INCLUDED:
+            return _listed_names(prop.new_value)
     return None
 
 
-def changed_properties(modified: Iterable[ModifiedProperty]) -> tuple[str, ...] | None:
-    """The normalised names in `Included Updated Properties`; None when the event has none."""
-    listed = listed_properties(modified)
+# The caches below are keyed by what the audit log repeats: a tenant's updates list the same few
+# property combinations over and over, and reading them was a third of classifying an update.
+@functools.lru_cache(maxsize=4096)
+def _listed_names(raw: str | None) -> tuple[str, ...]:
+    listed = _decode(raw)
     if listed is None:
-        return None
+        return ()
+    return tuple(part.strip() for part in listed.split(",") if part.strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised_names(listed: tuple[str, ...]) -> tuple[str, ...]:
     names = (normalise_name(part) for part in listed)
     return tuple(_AUDIT_ALIASES.get(n, n) for n in names if n)
 
 
-def trigger_relevance(
+def relevance_of_listed(
     object_type: ObjectType,
-    modified: Iterable[ModifiedProperty],
+    listed: tuple[str, ...] | None,
     properties: RuleProperties | None,
 ) -> Relevance:
-    """`rule` if a changed property is read by a rule, `other` if none is, `unknown` without a
-    property list (or before the tenant's rules are known)."""
-    changed = changed_properties(modified)
-    if changed is None or properties is None:
+    """`rule` if a changed property (a name `listed_properties` read) is read by a rule,
+    `other` if none is, `unknown` without a property list (or before the tenant's rules are
+    known)."""
+    if listed is None or properties is None:
         return Relevance.UNKNOWN
     read = properties.of(object_type)
+    changed = _normalised_names(listed)
     return Relevance.RULE if any(name in read for name in changed) else Relevance.OTHER
 
 
