@@ -170,7 +170,8 @@ class SlowConsumer:
 
     def consume(self, db: sqlite3.Connection, tenant: str, pages: Sequence[NewEvents]) -> None:
         self.group_sizes.append(len(pages))
-        time.sleep(0.05)
+        # Longer than fetching a page takes on a loaded machine (50 ms was not, at load 5).
+        time.sleep(0.25)
 
     def prune(self, db: sqlite3.Connection, tenant: str, now: float) -> None:
         pass
