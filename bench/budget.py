@@ -6,6 +6,11 @@ its default limiter (`polling.audit_requests_per_10s: 5`) and backfills a week o
 from `start()` until it has caught up. Graph allows 0.5 requests/s, so fetching N pages takes
 at least N / 0.5 s: the figure is the backfill's time over that minimum, and the 429s it met
 (counted by the exporter and by the simulator).
+
+Then the page cost of each audit query mode, measured: a shorter backfill per mode
+(`exporter.domain.audit_query`: `narrow` asks for the ingested activities, `time_ordered` and
+`time_only` for the time range only, filtering here), the mode stored beforehand as an exporter
+that stepped down finds it; the requests per hour of event time and per 1,000 events counted.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ FULL = BudgetSize(7, 150, 80, 20)
 so that a run takes under two minutes (the ratio to the minimum does not depend on the volume,
 only on the limiter and on how pages follow each other)."""
 SMOKE = BudgetSize(0.5, 60, 30, 10)
+MODE_DAYS = 1.0
+"""Event time each per-mode backfill reads (the day before the simulated start)."""
 
 
 def scenario(size: BudgetSize) -> dict[str, Any]:
@@ -111,6 +118,30 @@ async def run(size: BudgetSize, runs: int, workdir: Path) -> Section:
         )
         section.row("429s received (exporter's count)", throttled, "0", throttled.high == 0)
         section.row("requests refused (simulator's count)", refused, "0", refused.high == 0)
+        await _per_mode(sim, section, min(size.days, MODE_DAYS), workdir)
     finally:
         sim.stop()
     return section
+
+
+async def _per_mode(sim: SimulatorProcess, section: Section, days: float, workdir: Path) -> None:
+    """One backfill of `days` per query mode: what each costs in requests to Graph."""
+    from exporter.domain.audit_query import AuditQueryMode
+
+    hours = days * 24
+    for mode in AuditQueryMode:
+        await asyncio.sleep(THROTTLE_WINDOW_SECONDS + 1)  # a fresh throttle window, as above
+        result = await backfill_in_process(
+            sim,
+            workdir / f"budget-mode-{mode.value}",
+            {"backfill_days": days},
+            query_mode=mode.value,
+        )
+        requests = result.requests.get("200", 0)
+        section.row(
+            f"query mode {mode.value}: requests for {days:g} day of events "
+            f"({result.events:,} counted)",
+            f"{requests:,} requests: {requests / hours:.2f} per hour of events, "
+            f"{1000 * requests / max(result.events, 1):.2f} per 1,000 events, "
+            f"{result.seconds:.1f} s (429s: {result.requests.get('429', 0)})",
+        )

@@ -32,6 +32,9 @@ ACTIVITIES: tuple[str, ...] = (
     events.ADD_AU_MEMBER,
     events.REMOVE_AU_MEMBER,
     *events.TRIGGER_ACTIVITIES,
+    # Not ingested by the exporter (its filter leaves them out): Microsoft 365 group expiration.
+    events.AUTORENEW_GROUP,
+    events.DELETE_GROUP,
 )
 ACTIVITY_CODE: dict[str, int] = {name: code for code, name in enumerate(ACTIVITIES)}
 SERIES: tuple[Series, ...] = tuple(Series)

@@ -49,6 +49,7 @@ from exporter.simulator.render import (
     SELF_SERVICE,
     Actor,
     PropertyChange,
+    enc,
     enc_list_value,
     guid_from_int,
 )
@@ -135,6 +136,43 @@ HOUSEKEEPING_ACTOR = Actor(
 SELF_SERVICE_SHARE = 0.2
 """Of the everyday changes to assigned groups, those approved through self-service group
 management (by the dynamic-processing app)."""
+
+
+AUTORENEW_SHARE = 0.8
+"""Of the Microsoft 365 group expiration decisions, those autorenewed (the group was used); the
+rest are deleted. Microsoft's "Set expiration for Microsoft 365 groups" renews groups with user
+activity automatically; no share is published."""
+
+
+class _GroupExpiry:
+    """Microsoft 365 group expiration by the dynamic-processing app (#13): a Poisson process of
+    `Autorenew group` (Self-service Group Management) and `Delete group` (Core Directory) on the
+    tenant's Microsoft 365 groups, which the simulated directory does not otherwise hold (so an
+    expiry changes no modelled group). Its own random stream: adding it changes no other event."""
+
+    def __init__(self, rate_per_hour: float, seed: int, now_us: int) -> None:
+        self.rate = rate_per_hour
+        self.factor = 1.0
+        self.rng = random.Random(f"tenant-expiry-{seed}")
+        self.next_us: int | None = None
+        self.reschedule(now_us)
+
+    def reschedule(self, now_us: int) -> None:
+        rate = self.rate * self.factor
+        if rate <= 0:
+            self.next_us = None
+            return
+        self.next_us = now_us + max(1, round(self.rng.expovariate(rate / HOUR) * MICROS))
+
+    def group(self) -> tuple[bytes, bytes, bool]:
+        """(id, display name, autorenewed) of the next decision."""
+        bits = self.rng.getrandbits(128)
+        autorenew = self.rng.random() < AUTORENEW_SHARE
+        return (
+            enc(guid_from_int(bits)),
+            enc(f"Project {bits % 10_000:04d} team"),
+            autorenew,
+        )
 
 
 def _property_display_name(name: str) -> str:
@@ -309,6 +347,7 @@ class SimulatedTenant:
         # variety does not change which events happen.
         self._variants = random.Random(f"tenant-variants-{self.seed}")
         self._steady = _SteadyLoad(scenario, self.shape, self._rng, self.start_us)
+        self._expiry = _GroupExpiry(scenario.load.group_expiries_per_hour, self.seed, self.start_us)
         self._bulk: list[_BulkPush] = []
         self._timeline: list[_Scheduled] = []
         self._sequence = 0
@@ -485,6 +524,7 @@ class SimulatedTenant:
         for position, push in enumerate(self._bulk):
             offer(push.next_time_us(), 2, f"bulk:{position}")
         offer(self.queue.next_time_us(), 3, "queue")
+        offer(self._expiry.next_us, 4, "expiry")
         if best is None:
             return None, 0
         return best[2], best[0]
@@ -506,6 +546,8 @@ class SimulatedTenant:
             self._update_object(push.object_type, index, push.values, push.actor, time_us)
             if push.position >= len(push.indexes):
                 self._bulk.remove(push)
+        elif source == "expiry":
+            self._group_expiry(time_us)
         else:
             self.queue.step(time_us, self._apply_emission)
 
@@ -567,6 +609,29 @@ class SimulatedTenant:
                     Series.GROUP_UPDATE_OTHER,
                     time_us,
                 )
+
+    def _group_expiry(self, time_us: int) -> None:
+        expiry = self._expiry
+        group_id, name, autorenew = expiry.group()
+        expiry.reschedule(time_us)
+        self.writer.object_event(
+            time_us,
+            activity=events.AUTORENEW_GROUP if autorenew else events.DELETE_GROUP,
+            category=events.CATEGORY_GROUP_MANAGEMENT,
+            operation="Update" if autorenew else "Delete",
+            actor=DYNAMIC_PROCESSING_ACTOR,
+            target_id=group_id,
+            target_type=events.TARGET_TYPE_GROUP,
+            target_display_name=name,
+            target_user_principal_name=enc(None),
+            changes=[],
+            series=Series.APPROVAL_MANAGEMENT_OTHER,
+            group_type=events.GROUP_TYPE_MICROSOFT_365,
+            logged_by=(
+                events.LOGGED_BY_SELF_SERVICE if autorenew else events.LOGGED_BY_CORE_DIRECTORY
+            ),
+            rng=expiry.rng,
+        )
 
     def _add_object(self, table: ObjectTable, rng: random.Random, time_us: int) -> None:
         fresh = ObjectTable(table.object_type, table.columns)
@@ -917,6 +982,8 @@ class SimulatedTenant:
     def set_load_factor(self, factor: float) -> None:
         self._steady.factor = factor
         self._steady.reschedule(self.time_us)
+        self._expiry.factor = factor
+        self._expiry.reschedule(self.time_us)
 
     # -- scenario timeline --------------------------------------------------------------------
 
