@@ -353,6 +353,7 @@ def preflight_json(result: Preflight) -> dict[str, Any]:
                 "rule": r.target.rule.text,
                 "added": list(r.added),
                 "removed": list(r.removed),
+                "via": [{"id": t.id, "name": t.name} for t in r.via],
             }
             for r in impact.targets
         ],
@@ -391,6 +392,8 @@ def write_human(result: Preflight, console: Console, rows: int) -> None:
         notes = [
             n for n, on in (("critical", r.target.critical), ("paused", r.target.paused)) if on
         ]
+        if r.via:
+            notes.append("memberOf " + ", ".join(t.name for t in r.via))
         table.add_row(
             escape(r.target.name),
             "unit" if r.target.kind == "administrativeUnit" else "group",

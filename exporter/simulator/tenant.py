@@ -26,7 +26,7 @@ from exporter.domain.events import (
     Relevance,
     Series,
 )
-from exporter.domain.rules import Rule
+from exporter.domain.rules import MEMBER_OF_PROPERTY, Rule, member_of_sources
 from exporter.simulator.auditlog import AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector, FaultSettings
 from exporter.simulator.generate import (
@@ -736,6 +736,16 @@ class SimulatedTenant:
         else:
             members.discard(emission.member)
         container.last_membership_updated = emission.time_us / MICROS
+        if (
+            container.member_type == USER
+            and container.id in self.directory.member_of_sources()
+            and container.rule is not None
+            and MEMBER_OF_PROPERTY not in container.rule.properties
+        ):
+            # A dynamic source group of memberOf rules: they read its direct members (#19).
+            self._note_member_of(
+                emission.member, container.id, add=emission.add, time_us=emission.time_us
+            )
         self.writer.membership_change(
             emission.time_us,
             add=emission.add,
@@ -833,6 +843,7 @@ class SimulatedTenant:
         at = self._op_time(time_us)
         old_text = container.rule.text
         self.directory.replace_rule(container, rule)
+        self._note_dynamic_sources(member_of_sources(rule))
         self._write_container_update(
             container,
             [
@@ -940,9 +951,23 @@ class SimulatedTenant:
             self._bulk.append(push)
         return len(candidates)
 
+    def _note_dynamic_sources(self, sources: frozenset[str]) -> None:
+        """A rule now names these groups: the users' `memberOf` holds the dynamic ones too from
+        now on (assigned groups are always there), so that its evaluation sees them."""
+        users = self.directory.users
+        for source in sources:
+            container = self.directory.by_id.get(source)
+            if container is None or container.rule is None or container.member_type != USER:
+                continue
+            for member in sorted(container.members):
+                current = list(users.get(member, "memberOf") or ())
+                if source not in current:
+                    users.set(member, "memberOf", [*current, source])
+
     def _note_member_of(self, member: int, group_id: str, *, add: bool, time_us: int) -> None:
-        """Keep the user's `memberOf` (assigned groups) in step; rules that read it are
-        re-evaluated for that user, as for any property change."""
+        """Keep the user's `memberOf` (assigned groups, and dynamic groups a memberOf rule names)
+        in step; rules that read it are re-evaluated for that user, as for any property
+        change."""
         users = self.directory.users
         current = [g for g in (users.get(member, "memberOf") or ()) if g != group_id]
         users.set(member, "memberOf", ([*current, group_id] if add else current) or None)
