@@ -335,13 +335,13 @@ def _member_of_cascade(
         for r in direct
         if r.changes and not r.target.paused and MEMBER_OF_PROPERTY not in r.target.rule.properties
     }
-    if not moved:
+    readers = index.readers(object_type, (MEMBER_OF_PROPERTY,))
+    if not moved or not readers:
         return []
     targets_by_id = {t.id.lower(): t for t in index.targets}
     results: list[TargetImpact] = []
-    for target in index.targets:
-        if str(target.rule.object_type) != object_type:
-            continue
+    for position in readers:
+        target = index.targets[position]
         sources = member_of_sources(target.rule)
         moving = [moved[s] for s in sorted(sources) if s in moved]
         if not moving:
