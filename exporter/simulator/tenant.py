@@ -27,7 +27,7 @@ from exporter.domain.events import (
     Series,
 )
 from exporter.domain.rules import MEMBER_OF_PROPERTY, Rule, member_of_sources
-from exporter.simulator.auditlog import AppRegistry, LiveLog
+from exporter.simulator.auditlog import OTHER_ACTIVITIES, AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector, FaultSettings
 from exporter.simulator.generate import (
     DEVICE_UPDATE_WEIGHTS,
@@ -144,16 +144,14 @@ rest are deleted. Microsoft's "Set expiration for Microsoft 365 groups" renews g
 activity automatically; no share is published."""
 
 
-class _GroupExpiry:
-    """Microsoft 365 group expiration by the dynamic-processing app (#13): a Poisson process of
-    `Autorenew group` (Self-service Group Management) and `Delete group` (Core Directory) on the
-    tenant's Microsoft 365 groups, which the simulated directory does not otherwise hold (so an
-    expiry changes no modelled group). Its own random stream: adding it changes no other event."""
+class _PoissonStream:
+    """A kind of event at a constant rate (times the load factor), drawn from its own random
+    stream (`tenant-<name>-<seed>`): adding one changes no other event of a seed."""
 
-    def __init__(self, rate_per_hour: float, seed: int, now_us: int) -> None:
+    def __init__(self, name: str, rate_per_hour: float, seed: int, now_us: int) -> None:
         self.rate = rate_per_hour
         self.factor = 1.0
-        self.rng = random.Random(f"tenant-expiry-{seed}")
+        self.rng = random.Random(f"tenant-{name}-{seed}")
         self.next_us: int | None = None
         self.reschedule(now_us)
 
@@ -164,15 +162,14 @@ class _GroupExpiry:
             return
         self.next_us = now_us + max(1, round(self.rng.expovariate(rate / HOUR) * MICROS))
 
-    def group(self) -> tuple[bytes, bytes, bool]:
-        """(id, display name, autorenewed) of the next decision."""
-        bits = self.rng.getrandbits(128)
-        autorenew = self.rng.random() < AUTORENEW_SHARE
-        return (
-            enc(guid_from_int(bits)),
-            enc(f"Project {bits % 10_000:04d} team"),
-            autorenew,
-        )
+
+def _expiring_group(rng: random.Random) -> tuple[bytes, bytes, bool]:
+    """Microsoft 365 group expiration (#13), on the tenant's Microsoft 365 groups, which the
+    simulated directory does not otherwise hold (so an expiry changes no modelled group): (id,
+    display name, autorenewed) of the next decision."""
+    bits = rng.getrandbits(128)
+    autorenew = rng.random() < AUTORENEW_SHARE
+    return enc(guid_from_int(bits)), enc(f"Project {bits % 10_000:04d} team"), autorenew
 
 
 def _property_display_name(name: str) -> str:
@@ -347,7 +344,12 @@ class SimulatedTenant:
         # variety does not change which events happen.
         self._variants = random.Random(f"tenant-variants-{self.seed}")
         self._steady = _SteadyLoad(scenario, self.shape, self._rng, self.start_us)
-        self._expiry = _GroupExpiry(scenario.load.group_expiries_per_hour, self.seed, self.start_us)
+        self._expiry = _PoissonStream(
+            "expiry", scenario.load.group_expiries_per_hour, self.seed, self.start_us
+        )
+        self._other = _PoissonStream(
+            "other-activity", scenario.load.other_audit_events_per_hour, self.seed, self.start_us
+        )
         self._bulk: list[_BulkPush] = []
         self._timeline: list[_Scheduled] = []
         self._sequence = 0
@@ -525,6 +527,7 @@ class SimulatedTenant:
             offer(push.next_time_us(), 2, f"bulk:{position}")
         offer(self.queue.next_time_us(), 3, "queue")
         offer(self._expiry.next_us, 4, "expiry")
+        offer(self._other.next_us, 5, "other")
         if best is None:
             return None, 0
         return best[2], best[0]
@@ -548,6 +551,8 @@ class SimulatedTenant:
                 self._bulk.remove(push)
         elif source == "expiry":
             self._group_expiry(time_us)
+        elif source == "other":
+            self._other_activity(time_us)
         else:
             self.queue.step(time_us, self._apply_emission)
 
@@ -612,7 +617,7 @@ class SimulatedTenant:
 
     def _group_expiry(self, time_us: int) -> None:
         expiry = self._expiry
-        group_id, name, autorenew = expiry.group()
+        group_id, name, autorenew = _expiring_group(expiry.rng)
         expiry.reschedule(time_us)
         self.writer.object_event(
             time_us,
@@ -631,6 +636,26 @@ class SimulatedTenant:
                 events.LOGGED_BY_SELF_SERVICE if autorenew else events.LOGGED_BY_CORE_DIRECTORY
             ),
             rng=expiry.rng,
+        )
+
+    def _other_activity(self, time_us: int) -> None:
+        stream = self._other
+        activity, category, target_type = stream.rng.choice(OTHER_ACTIVITIES)
+        bits = stream.rng.getrandbits(128)
+        stream.reschedule(time_us)
+        self.writer.object_event(
+            time_us,
+            activity=activity,
+            category=category,
+            operation="Update" if activity.startswith("Update") else "Add",
+            actor=stream.rng.choice((*ADMIN_ACTORS, GRAPH_CLIENT_ACTOR)),
+            target_id=enc(guid_from_int(bits)),
+            target_type=target_type,
+            target_display_name=enc(f"{target_type} {bits % 1000:03d}"),
+            target_user_principal_name=enc(None),
+            changes=[],
+            series=Series.OTHER,
+            rng=stream.rng,
         )
 
     def _add_object(self, table: ObjectTable, rng: random.Random, time_us: int) -> None:
@@ -1007,8 +1032,9 @@ class SimulatedTenant:
     def set_load_factor(self, factor: float) -> None:
         self._steady.factor = factor
         self._steady.reschedule(self.time_us)
-        self._expiry.factor = factor
-        self._expiry.reschedule(self.time_us)
+        for stream in (self._expiry, self._other):
+            stream.factor = factor
+            stream.reschedule(self.time_us)
 
     # -- scenario timeline --------------------------------------------------------------------
 
