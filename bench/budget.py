@@ -173,8 +173,8 @@ async def _per_mode(section: Section, size: BudgetSize, workdir: Path) -> None:
 
 
 MODE_OTHER_PER_HOUR = 1_000.0
-"""Other directory activity an hour in the per-mode log: about twice what the exporter ingests
-here (an assumption, stated with the figures: tenants differ)."""
+"""Other directory activity an hour in the per-mode log: about three times what the exporter
+ingests here (an assumption, stated with the figures: tenants differ)."""
 
 
 def mode_scenario() -> dict[str, Any]:
