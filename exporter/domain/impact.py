@@ -186,9 +186,12 @@ def predict(
     *,
     group_changes_threshold: int = GROUP_CHANGES_THRESHOLD,
     membership_changes_threshold: int = MEMBERSHIP_CHANGES_THRESHOLD,
+    current_members: Mapping[str, frozenset[str]] | None = None,
 ) -> Impact:
     """The impact of `change` on the targets of `index`, over `objects` (id -> properties, at
-    least the ones the rules read; ids lower-case). ChangeSpecError for ids not in `objects`."""
+    least the ones the rules read; ids lower-case). ChangeSpecError for ids not in `objects`.
+    `current_members`: the current members (ids, lower case) of memberOf targets
+    (`member_of_targets_moved_by` says which), so that the cascade knows who is in already."""
     object_type = str(change.object_type)
     missing = [c.id for c in change.changes if c.id.lower() not in objects]
     if missing:
@@ -272,7 +275,11 @@ def predict(
                 if was != will:
                     (added if will else removed).extend(members)
             results.append(TargetImpact(target, tuple(sorted(added)), tuple(sorted(removed))))
-    results.extend(_member_of_cascade(index, results, object_type, objects, frozenset(ids), now))
+    results.extend(
+        _member_of_cascade(
+            index, results, object_type, objects, frozenset(ids), now, current_members or {}
+        )
+    )
     results.sort(key=lambda r: (-r.changes, r.target.name.casefold(), r.target.id))
     active = [r for r in results if not r.target.paused]
     paused = [r for r in results if r.target.paused]
@@ -316,6 +323,7 @@ def _member_of_cascade(
     objects: Mapping[str, Mapping[str, Any]],
     changed: frozenset[str],
     now: float,
+    members: Mapping[str, frozenset[str]],
 ) -> list[TargetImpact]:
     """Groups whose rule reads `memberOf` a group the change moves members into or out of.
 
@@ -328,8 +336,10 @@ def _member_of_cascade(
       when a source loses them: the cascade only adds;
     * a paused source changes nothing now (its changes wait for its resume), and neither does
       a paused memberOf group (deferred, as any paused target).
-    A source that is an assigned group: its members are not read, so a user who is already in
-    the memberOf group through it is predicted as an addition (over-counted, never missed)."""
+    Who is in a memberOf group already (through an assigned source, or kept from a source it
+    left) is known from `members` when given (read from Graph by the command); without them a
+    user the change moves into a source counts as added unless a dynamic source already
+    selects them (an assigned source's members are not known: over-counted, never missed)."""
     moved = {
         r.target.id.lower(): r
         for r in direct
@@ -348,7 +358,13 @@ def _member_of_cascade(
             continue
         candidates = {m for r in moving for m in (*r.added, *r.removed)} & changed
         added: list[str] = []
+        current = members.get(target.id.lower())
         for member in sorted(candidates):
+            if current is not None:
+                # Every source is read `-any`: a member entering one is in, unless in already.
+                if member not in current and any(member in r.added for r in moving):
+                    added.append(member)
+                continue
             obj = objects[member]
             before: list[str] = []
             after: list[str] = []
@@ -369,6 +385,18 @@ def _member_of_cascade(
                 added.append(member)
         results.append(TargetImpact(target, tuple(added), (), via=tuple(r.target for r in moving)))
     return results
+
+
+def member_of_targets_moved_by(index: RuleIndex, change: ChangeSet) -> list[Target]:
+    """The memberOf targets a change can reach: those naming a group whose rule reads a
+    property the change sets (what the command reads the members of, for the cascade)."""
+    object_type = str(change.object_type)
+    touched = {index.targets[p].id.lower() for p in index.readers(object_type, change.properties)}
+    return [
+        index.targets[p]
+        for p in index.readers(object_type, (MEMBER_OF_PROPERTY,))
+        if member_of_sources(index.targets[p].rule) & touched
+    ]
 
 
 def _value_index(

@@ -52,6 +52,7 @@ from msgraph.generated.directory.administrative_units.administrative_units_reque
     AdministrativeUnitsRequestBuilder,
 )
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
@@ -155,6 +156,11 @@ MEMBER_COUNT = Endpoint(
     "member_count",
     "counting a group's members ($count, ConsistencyLevel: eventual)",
     "Group.Read.All (or GroupMember.Read.All, Directory.Read.All)",
+)
+MEMBERS = Endpoint(
+    "members",
+    "reading a group's members",
+    "GroupMember.Read.All (or Group.Read.All, Directory.Read.All)",
 )
 USERS = Endpoint("users", "reading users (delta query)", "User.Read.All (or Directory.Read.All)")
 DEVICES = Endpoint(
@@ -476,6 +482,27 @@ class GraphClient:
 
         return await self._call(MEMBER_COUNT, build, parse_member_count)
 
+    async def member_ids(self, group_id: str) -> frozenset[str]:
+        """`GET /groups/{id}/members?$select=id`, every page: the direct members' ids (lower
+        case)."""
+        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+            select=["id"], top=DIRECTORY_PAGE_SIZE
+        )
+
+        def first() -> RequestInformation:
+            return self.sdk.groups.by_group_id(group_id).members.to_get_request_information(
+                RequestConfiguration(query_parameters=query)
+            )
+
+        ids: set[str] = set()
+        build = first
+        while True:
+            link = await self._call(MEMBERS, build, lambda body: _add_member_ids(ids, body))
+            if link is None:
+                return frozenset(ids)
+            self._check_link(MEMBERS, link)
+            build = _link_factory(link)
+
     async def trigger_changes(
         self,
         start: float,
@@ -695,6 +722,22 @@ class GraphClient:
             status=status,
             code=code,
         )
+
+
+def _add_member_ids(ids: set[str], body: bytes | None) -> str | None:
+    """One page of a member listing into `ids`; its nextLink."""
+    try:
+        document = orjson.loads(body or b"")
+    except orjson.JSONDecodeError:
+        raise TransientError("a member listing that is not JSON") from None
+    values = document.get("value") if isinstance(document, dict) else None
+    if not isinstance(values, list):
+        raise TransientError("a member listing without a value list")
+    ids.update(
+        str(item["id"]).lower() for item in values if isinstance(item, dict) and "id" in item
+    )
+    link = document.get("@odata.nextLink")
+    return link if isinstance(link, str) and link else None
 
 
 class _FirstRequestRefused(Exception):
