@@ -116,6 +116,10 @@ CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS: Final = 48 * 3600
 """[TROUBLESHOOT]: resume "critical groups first"; a critical group still paused after twice the
 minimum pause has been forgotten."""
 
+CRITICAL_GROUP_PAUSED_UNKNOWN_SINCE_FOR: Final = CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS
+"""A critical group already paused when the exporter first listed it has no pause time (#13): it is
+alerted once `entra_dynamic_group_paused{critical="true"}` has said so for as long (a `for:`)."""
+
 TRIGGER_ANOMALY_FACTOR: Final = 3.0
 """An early warning below the exporter's 5x pause threshold."""
 

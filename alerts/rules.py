@@ -216,6 +216,16 @@ _PAUSE_WARRANTED = (
 )
 
 _CRITICAL_PAUSED = sel("entra_dynamic_group_paused_since_timestamp_seconds", 'critical="true"')
+_CRITICAL_PAUSED_STATE = sel("entra_dynamic_group_paused", 'critical="true"')
+_CRITICAL_PAUSED_UNKNOWN_SINCE = (
+    "max by (tenant, group_id, group_name) (\n"
+    f"  {_CRITICAL_PAUSED_STATE}\n"
+    ") == 1\n"
+    "unless on (tenant, group_id)\n"
+    f"{sel('entra_dynamic_group_paused_since_timestamp_seconds')}"
+)
+"""Critical groups paused at a time nobody knows (already paused when first listed): the
+paused-since form cannot see them, so their pause is timed by Prometheus (`for:`)."""
 _STALLED = sel("entra_dynamic_pause_warranted", 'reason="processing_stalled"')
 _DENIED = sel("entra_dynamic_graph_requests_total", 'code=~"401|403"')
 
@@ -346,6 +356,24 @@ ALERTS: tuple[Alert, ...] = (
             f"{TENANT} has been paused for {VALUE_DURATION}, more than "
             f"{c.human_duration(c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS)}. Microsoft advises "
             "resuming critical groups first."
+        ),
+        next_action=(
+            f"`{CLI} resume --tenant {TENANT} --group {{{{ $labels.group_id }}}} --apply` (if "
+            "readiness blocks and the group cannot wait, add --force --reason '<why>')."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicCriticalGroupPausedTooLong",
+        severity=Severity.CRITICAL,
+        expr=_CRITICAL_PAUSED_UNKNOWN_SINCE,
+        for_seconds=c.CRITICAL_GROUP_PAUSED_UNKNOWN_SINCE_FOR,
+        summary="A critical dynamic group has been paused for too long.",
+        description=(
+            "Critical group {{ $labels.group_name }} ({{ $labels.group_id }}) in tenant "
+            f"{TENANT} has been paused for at least "
+            f"{c.human_duration(c.CRITICAL_GROUP_PAUSED_UNKNOWN_SINCE_FOR)} as the exporter saw "
+            "it; when the pause began is unknown (it was already paused when the exporter first "
+            "listed it). Microsoft advises resuming critical groups first."
         ),
         next_action=(
             f"`{CLI} resume --tenant {TENANT} --group {{{{ $labels.group_id }}}} --apply` (if "

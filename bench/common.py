@@ -298,13 +298,22 @@ class Backfill:
 
 
 async def backfill_in_process(
-    sim: SimulatorProcess, directory: Path, polling: Mapping[str, Any], *, tenant: str = "sim"
+    sim: SimulatorProcess,
+    directory: Path,
+    polling: Mapping[str, Any],
+    *,
+    tenant: str = "sim",
+    query_mode: str | None = None,
 ) -> Backfill:
     """The real `Exporter` (store, tenant runner, every poller, snapshots) in this process,
-    from `start()` until its audit poller has caught up with the simulator's clock."""
+    from `start()` until its audit poller has caught up with the simulator's clock.
+    `query_mode`: an audit query mode (`exporter.domain.audit_query`) stored beforehand, as an
+    exporter that stepped down in an earlier run finds it."""
     from exporter.config.loading import load_config
+    from exporter.domain.audit_query import AuditQueryMode
     from exporter.domain.events import Series
     from exporter.runtime.service import Exporter
+    from exporter.store.database import Store
 
     fresh_directory(directory)
     config = load_config(
@@ -317,6 +326,13 @@ async def backfill_in_process(
             thresholds={"collector_max_age": "2h", "watermark_max_age": "2h"},
         )
     )
+    if query_mode is not None:
+        store = Store(config.store.path)
+        await store.open()
+        try:
+            await store.call(store.set_audit_query_mode, tenant, AuditQueryMode(query_mode), 0.0)
+        finally:
+            await store.close()
     exporter = Exporter(config)
     sim_cpu = sim.usage().cpu_seconds
     cpu = time.process_time()

@@ -9,12 +9,14 @@ import httpx
 import orjson
 import pytest
 
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import ObjectType
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import StaticTokenCredential
 from exporter.graph.hygiene import TriggerChangeSample, add_trigger_page, parse_member_count
 from exporter.graph.retry import RetryPolicy, TransientError
 from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.faults import FaultSettings
 from exporter.simulator.generate import HYGIENE_EXAMPLES
 
 TENANT = {"tenant": {"users": 300, "devices": 60, "dynamic_groups": 40, "administrative_units": 2}}
@@ -83,6 +85,42 @@ async def test_trigger_changes_name_the_changed_properties(sim: RunningSimulator
     assert {kind for kind, _ in sample.counts} == {ObjectType.USER, ObjectType.DEVICE}
     assert not capped.complete
     assert 1 <= capped.events <= 1000
+
+
+@pytest.mark.parametrize(
+    ("switches", "mode"),
+    [
+        (FaultSettings(refuse_or_filters=True), AuditQueryMode.TIME_ORDERED),
+        (FaultSettings(refuse_orderby_with_or=True), AuditQueryMode.TIME_ORDERED),
+    ],
+)
+async def test_the_trigger_sample_steps_down_like_the_audit_poller(
+    sim: RunningSimulator, switches: FaultSettings, mode: AuditQueryMode
+) -> None:
+    """A Graph that refuses `or` (or `or` with $orderby) still gives the same sample: the
+    time range only, newest first, triggers counted here (#13)."""
+    graph = client(sim)
+    now = sim.clock.now()
+    try:
+        narrow = await graph.trigger_changes(now - 86400, now, max_events=10**6)
+        sim.tenant.faults.configure(switches)
+        stepped = await graph.trigger_changes(now - 86400, now, max_events=10**6)
+        time_only = await graph.trigger_changes(
+            now - 86400, now, max_events=10**6, mode=AuditQueryMode.TIME_ONLY
+        )
+    finally:
+        await graph.close()
+    assert narrow.mode is AuditQueryMode.NARROW
+    assert stepped.mode is mode
+    assert time_only.mode is AuditQueryMode.TIME_ONLY
+    for sample in (stepped, time_only):
+        assert (sample.counts, sample.events, sample.oldest, sample.newest) == (
+            narrow.counts,
+            narrow.events,
+            narrow.oldest,
+            narrow.newest,
+        )
+    assert graph.requests[("directory_audits", "400")] == 1
 
 
 def test_the_simulated_tenant_has_every_kind_of_example() -> None:

@@ -20,12 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli.main import cli
 from exporter.config.loading import load_config
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.access import GROUP_READ, UNIT_READ, TokenGrant
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.model import Container
 from exporter.simulator.truth import audit_counts
+from exporter.store.database import Store
 from tests.harness import TOKEN, write_config
 from tests.support.waiting import wait_until
 
@@ -262,3 +264,20 @@ async def test_without_a_store_or_audit_permission_the_report_says_what_it_canno
     assert counted["not_judged"]["empty"] == 0
     empty = {c["name"] for c in counted["candidates"] if c["reason"] == "empty"}
     assert empty == {g.display_name for g in groups if not g.members}
+
+
+async def test_the_trigger_sample_asks_as_the_exporter_last_asked(tmp_path: Path) -> None:
+    """#13: the exporter stepped down to the time range only before (stored): the report's
+    trigger sample starts there instead of being refused again."""
+    async with running_simulator(
+        "steady", overrides=TENANT, speed=0, throttle=False, history_days=1
+    ) as sim:
+        config = config_with_hygiene(tmp_path / "config.yml", sim)
+        store = Store(load_config(config).store.path)
+        await store.open()
+        await store.call(store.set_audit_query_mode, "sim", AuditQueryMode.TIME_ONLY, 0.0)
+        await store.close()
+        result = await asyncio.to_thread(lint, "--config.file", str(config), "--json")
+    cost = orjson.loads(result.stdout)["hygiene"]["evaluation_cost"]
+    assert cost["query_mode"] == "time_only"
+    assert cost["changes_read"] > 0

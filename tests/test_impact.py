@@ -64,6 +64,9 @@ GROUPS: list[dict[str, Any]] = [
     # memberOf cannot be combined with other criteria (Microsoft), so an attribute change never
     # re-evaluates it; its source group is set once the simulator has named its static groups.
     {"name": "Team 1 members", "rule": f'user.memberOf -any (group.objectId -in ["{NO_GROUP}"])'},
+    # A memberOf rule on a dynamic group the change moves users into and out of (#19): its
+    # source is set once the simulator has named the groups.
+    {"name": "Wave 5 members", "rule": f'user.memberOf -any (group.objectId -in ["{NO_GROUP}"])'},
     {"name": "Legal (critical)", "rule": 'user.department -eq "Legal"', "critical": True},
     {
         "name": "Wave 5 (critical)",
@@ -170,8 +173,21 @@ async def test_predicted_changes_equal_the_simulators_processing_exactly(tmp_pat
             f'user.memberOf -any (group.objectId -in ["{team.id}"])',
             OPERATOR_ACTOR,
         )
+        wave_5 = tenant.find("Wave 5")
+        cascade = tenant.find("Wave 5 members")
+        users = tenant.directory.users
+        # some already in wave 5: those the change moves to wave 1 leave Wave 5 (index % 10)
+        early = {users.ids[i]: {"extensionAttribute3": "wave-5"} for i in (0, 10, 20, 1, 3)}
+        tenant.apply_object_changes(USER, early)
+        tenant.edit_rule(
+            cascade,
+            f'user.memberOf -any (group.objectId -in ["{team.id}", "{wave_5.id}"])',
+            OPERATOR_ACTOR,
+        )
         await settle(sim)
         assert members_of.members == team.members != set()
+        assert cascade.members == wave_5.members | team.members
+        assert wave_5.members
         critical = [c.id for c in tenant.directory.containers if c.critical]
         config = write_config(tmp_path / "config.yml", sim.base_url, critical_groups=critical)
         text, applied = user_csv(tenant)
@@ -203,6 +219,18 @@ async def test_predicted_changes_equal_the_simulators_processing_exactly(tmp_pat
     assert tenant.find("Paused wave 5").id not in expected
     assert "Team 1 members" not in by_name  # not re-evaluated, and the simulator agrees:
     assert members_of.id not in expected
+    # the memberOf cascade: users moved into Wave 5 join the group that reads memberOf Wave 5;
+    # those moved out stay (Microsoft: until the rule is modified), and the simulator agrees
+    through = by_name["Wave 5 members"]
+    assert through["added"]
+    assert through["removed"] == []
+    assert [v["name"] for v in through["via"]] == ["Wave 5"]
+    assert by_name["Wave 5"]["removed"]
+    assert set(by_name["Wave 5"]["removed"]) <= after[cascade.id]
+    # ... unless in already through the assigned source (the command read who is in)
+    in_team = set(before[cascade.id]) & set(by_name["Wave 5"]["added"])
+    assert in_team
+    assert set(through["added"]) == set(by_name["Wave 5"]["added"]) - in_team
     totals = body["totals"]
     assert totals["groups_changed"] == len(expected)
     assert totals["membership_changes"] == sum(len(a) + len(r) for a, r in expected.values())
@@ -243,6 +271,12 @@ async def test_set_on_objects_matching_a_rule_for_devices(tmp_path: Path) -> Non
         await settle(sim)
         after = memberships(tenant)
     expected = actual(before, after)
+    p_, e_ = predicted(body), expected
+    for k in set(p_) | set(e_):
+        if p_.get(k) != e_.get(k):
+            pa, pr = p_.get(k, (set(), set()))
+            ea, er = e_.get(k, (set(), set()))
+            print("DIFF", k, len(pa), len(ea), pa - ea, ea - pa, pr ^ er)
     assert predicted(body) == expected
     kiosk_groups = {tenant.find("Kiosks").id, tenant.find("Ordered kiosks").id}
     assert kiosk_groups <= set(expected)

@@ -135,3 +135,44 @@ def test_prediction_counts_only_real_changes_of_rules_that_read_them() -> None:
     assert nothing.unchanged_objects == 1
     with pytest.raises(ChangeSpecError, match="not users of the tenant"):
         predict(index, USERS, ChangeSet(ObjectType.USER, (ObjectChange("zz", {}),), ""), NOW)
+
+
+def test_the_member_of_cascade_adds_through_active_sources_only_one_step() -> None:
+    """#19: users moved into a dynamic group join the groups whose rule reads memberOf it; users
+    moved out stay (Microsoft: until the rule is modified); a paused source passes nothing on,
+    and a memberOf group defines no other memberOf group's membership (one step, no cycle)."""
+    a_id, paused_id = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    b_id = "33333333-3333-4333-8333-333333333333"
+
+    def member_of(*ids: str) -> str:
+        return "user.memberOf -any (group.objectId -in [" + ", ".join(f'"{i}"' for i in ids) + "])"
+
+    targets = [
+        Target(a_id, "Wave 5", "group", parse('user.extensionAttribute3 -eq "wave-5"')),
+        Target(paused_id, "Paused", "group", parse('user.department -eq "Finance"'), paused=True),
+        Target(b_id, "Through A", "group", parse(member_of(a_id, paused_id))),
+        # names B, and itself: neither is followed
+        Target("44444444-4444-4444-8444-444444444444", "Through B", "group",
+               parse(member_of(b_id, "44444444-4444-4444-8444-444444444444"))),
+    ]  # fmt: skip
+    users = {**USERS, "u0": {**USERS["u0"], "extensionAttribute3": "wave-5"}}
+    change = ChangeSet(
+        ObjectType.USER,
+        (
+            ObjectChange("u1", {"extensionAttribute3": "wave-5", "department": "Finance"}),
+            ObjectChange("u2", {"extensionAttribute3": "wave-5"}),
+            ObjectChange("u0", {"extensionAttribute3": "wave-1"}),
+            ObjectChange("u4", {"department": "Finance"}),
+        ),
+        "test",
+    )
+    impact = predict(RuleIndex(targets), users, change, NOW)
+    by_name = {r.target.name: r for r in impact.targets}
+    assert by_name["Wave 5"].added == ("u1", "u2")
+    assert by_name["Wave 5"].removed == ("u0",)
+    through = by_name["Through A"]
+    assert (through.added, through.removed) == (("u1", "u2"), ())
+    assert [t.name for t in through.via] == ["Wave 5"]
+    assert "Through B" not in by_name
+    assert impact.totals.groups_changed == 2
+    assert impact.totals.membership_changes == 5

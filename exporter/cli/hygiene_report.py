@@ -20,6 +20,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 
 from exporter.config.models import Config, Tenant
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.hygiene import (
     CHANGE_WINDOW_DAYS,
@@ -125,7 +126,11 @@ async def assess_tenant_hygiene(
     cost_error: str | None = None
     try:
         changes: TriggerChangeSample | None = await graph.trigger_changes(
-            now - CHANGE_WINDOW_DAYS * DAY, now, max_events=settings.change_sample_events
+            now - CHANGE_WINDOW_DAYS * DAY,
+            now,
+            max_events=settings.change_sample_events,
+            # Where the audit poller ended up: no refused request to find it again.
+            mode=facts.audit_query_mode if facts else AuditQueryMode.NARROW,
         )
     except GraphError as exc:  # e.g. no AuditLog.Read.All: the candidates stand without it
         changes, cost_error = None, str(exc)
@@ -203,6 +208,7 @@ def hygiene_json(result: TenantHygiene) -> dict[str, Any]:
             "oldest_change": changes.oldest if changes else None,
             "newest_change": changes.newest if changes else None,
             "complete": changes.complete if changes else None,
+            "query_mode": changes.mode.value if changes else None,
             "window_days": CHANGE_WINDOW_DAYS,
             "share_by_reason": {
                 reason.value: None if c.share is None else round(c.share, 4)

@@ -45,6 +45,7 @@ from exporter.domain.impact import (
     changes_from_assignments,
     changes_from_csv,
     csv_properties,
+    member_of_targets_moved_by,
     parse_assignment,
     predict,
 )
@@ -261,6 +262,13 @@ async def run_preflight(
             started = time.perf_counter()
             change = build_change(request, object_type, objects, now, NAME_FIELD[object_type])
             thresholds = config.thresholds
+            members: dict[str, frozenset[str]] = {}
+            try:
+                for reached in member_of_targets_moved_by(index, change):
+                    # Who is in already (the memberOf cascade adds only those who are not).
+                    members[reached.id.lower()] = await graph.member_ids(reached.id)
+            except GraphError as exc:
+                raise ImpactInputError(f"tenant {tenant.name}: {exc}") from None
             impact = predict(
                 index,
                 objects,
@@ -268,6 +276,7 @@ async def run_preflight(
                 now,
                 group_changes_threshold=thresholds.groups_changed_per_hour,
                 membership_changes_threshold=thresholds.membership_changes_per_hour,
+                current_members=members,
             )
             return Preflight(
                 tenant.name,
@@ -353,6 +362,7 @@ def preflight_json(result: Preflight) -> dict[str, Any]:
                 "rule": r.target.rule.text,
                 "added": list(r.added),
                 "removed": list(r.removed),
+                "via": [{"id": t.id, "name": t.name} for t in r.via],
             }
             for r in impact.targets
         ],
@@ -391,6 +401,8 @@ def write_human(result: Preflight, console: Console, rows: int) -> None:
         notes = [
             n for n, on in (("critical", r.target.critical), ("paused", r.target.paused)) if on
         ]
+        if r.via:
+            notes.append("memberOf " + ", ".join(t.name for t in r.via))
         table.add_row(
             escape(r.target.name),
             "unit" if r.target.kind == "administrativeUnit" else "group",

@@ -16,6 +16,8 @@
   match is lenient (case, separators and prefixes such as `Group.` are ignored, and Entra's
   `Included Updated Properties` list is read too); an update that matches nothing is counted as
   `group_update_other`, never dropped.
+* Microsoft 365 group expiration by the same app (`Autorenew group`, `Delete group`, ...; not
+  ingested) is `approval_management_other` too, never dynamic.
 * An event whose result is not `success` changed nothing: it is counted as `other`.
 """
 
@@ -29,6 +31,7 @@ from exporter.domain.events import (
     ADD_MEMBER,
     DYNAMIC_PROCESSING_APP,
     DYNAMIC_PROCESSING_APP_IDS,
+    GROUP_EXPIRY_ACTIVITIES,
     LOGGED_BY_CORE_DIRECTORY,
     REMOVE_AU_MEMBER,
     REMOVE_MEMBER,
@@ -104,6 +107,10 @@ def classify(record: AuditRecord, rules: RuleProperties | None = None) -> Classi
     if activity in _GROUP_UPDATES:
         series, state = classify_group_update(record.modified)
         return ClassifiedEvent(record.id, record.time, series, record.group_id, None, state)
+    if activity in GROUP_EXPIRY_ACTIVITIES and is_dynamic_processing(record):
+        return ClassifiedEvent(
+            record.id, record.time, Series.APPROVAL_MANAGEMENT_OTHER, None, None, None
+        )
     return ClassifiedEvent(record.id, record.time, Series.OTHER, None, None, None)
 
 

@@ -29,6 +29,19 @@ REMOVE_AU_MEMBER = "Remove member from administrative unit"
 LOGGED_BY_CORE_DIRECTORY = "Core Directory"
 LOGGED_BY_SELF_SERVICE = "Self-service Group Management"
 
+# Microsoft 365 group expiration, done by the same app (#13). Microsoft's "Microsoft Entra audit
+# log activity reference" lists "Autorenew group" and "Renew group" under Self-service group
+# management and "Delete group" under Core Directory (category GroupManagement for all three);
+# which actor each names is not documented. Not ingested (nothing about dynamic processing):
+# classified `approval_management_other` when the app did it, never dynamic.
+DELETE_GROUP = "Delete group"
+AUTORENEW_GROUP = "Autorenew group"
+RENEW_GROUP = "Renew group"
+GROUP_EXPIRY_ACTIVITIES = frozenset({DELETE_GROUP, AUTORENEW_GROUP, RENEW_GROUP})
+GROUP_TYPE_MICROSOFT_365 = "unifiedGroups"
+"""targetResources[].groupType of a Microsoft 365 group (Graph's enum: unifiedGroups, azureAD,
+unknownFutureValue)."""
+
 # targetResources[].type of the member and of the group of a membership change. Graph's own
 # example lists the group first, every other sample the member: targets are found by type.
 TARGET_TYPE_USER = "User"
@@ -121,7 +134,8 @@ class Series(StrEnum):
     GROUP_UPDATE_OTHER = "group_update_other"
     APPROVAL_MANAGEMENT_OTHER = "approval_management_other"
     """A membership change by the dynamic-processing app that is not dynamic processing:
-    self-service group management, or a group that was not dynamic at the event's time."""
+    self-service group management, or a group that was not dynamic at the event's time; and the
+    app's Microsoft 365 group expiration (not ingested)."""
     OTHER = "other"
 
 

@@ -17,6 +17,11 @@ How it stays fast (30,000 changed users against 15,000 rules in seconds):
 
 Paused groups are predicted too but kept out of the totals: Entra skips them now and makes
 their changes in the full re-evaluation that follows a resume.
+
+memberOf rules read no attribute, but a change that moves users into a group moves them into
+every group whose rule reads `memberOf` that group: the cascade is predicted
+(`_member_of_cascade`, within Microsoft's documented limits), counted in the totals, and each
+such target says which source groups it changes through (`TargetImpact.via`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from exporter.domain.rules import (
+    MEMBER_OF_PROPERTY,
     Comparison,
     ListValue,
     NullValue,
@@ -39,6 +45,7 @@ from exporter.domain.rules import (
     RuleSyntaxError,
     Value,
     canonical_property_name,
+    member_of_sources,
     necessary_condition,
     parse,
     parse_expression,
@@ -128,6 +135,9 @@ class TargetImpact:
     target: Target
     added: tuple[str, ...]
     removed: tuple[str, ...]
+    via: tuple[Target, ...] = ()
+    """For a memberOf rule: the source groups whose membership change passes on to it (its rule
+    reads none of the changed properties); empty for a rule that reads them."""
 
     @property
     def changes(self) -> int:
@@ -176,9 +186,12 @@ def predict(
     *,
     group_changes_threshold: int = GROUP_CHANGES_THRESHOLD,
     membership_changes_threshold: int = MEMBERSHIP_CHANGES_THRESHOLD,
+    current_members: Mapping[str, frozenset[str]] | None = None,
 ) -> Impact:
     """The impact of `change` on the targets of `index`, over `objects` (id -> properties, at
-    least the ones the rules read; ids lower-case). ChangeSpecError for ids not in `objects`."""
+    least the ones the rules read; ids lower-case). ChangeSpecError for ids not in `objects`.
+    `current_members`: the current members (ids, lower case) of memberOf targets
+    (`member_of_targets_moved_by` says which), so that the cascade knows who is in already."""
     object_type = str(change.object_type)
     missing = [c.id for c in change.changes if c.id.lower() not in objects]
     if missing:
@@ -262,6 +275,11 @@ def predict(
                 if was != will:
                     (added if will else removed).extend(members)
             results.append(TargetImpact(target, tuple(sorted(added)), tuple(sorted(removed))))
+    results.extend(
+        _member_of_cascade(
+            index, results, object_type, objects, frozenset(ids), now, current_members or {}
+        )
+    )
     results.sort(key=lambda r: (-r.changes, r.target.name.casefold(), r.target.id))
     active = [r for r in results if not r.target.paused]
     paused = [r for r in results if r.target.paused]
@@ -296,6 +314,89 @@ def predict(
         membership_changes_threshold=membership_changes_threshold,
         unchanged_objects=unchanged,
     )
+
+
+def _member_of_cascade(
+    index: RuleIndex,
+    direct: Sequence[TargetImpact],
+    object_type: str,
+    objects: Mapping[str, Mapping[str, Any]],
+    changed: frozenset[str],
+    now: float,
+    members: Mapping[str, frozenset[str]],
+) -> list[TargetImpact]:
+    """Groups whose rule reads `memberOf` a group the change moves members into or out of.
+
+    Microsoft's preview limitations ("Configure dynamic membership groups with the memberOf
+    attribute") decide how far it goes, and the simulator's processing does the same:
+    * only direct members of a source group count, and a memberOf group cannot define another
+      memberOf group's membership: a memberOf group's own changes go no further, so the
+      cascade is one step (its fixed point) and no cycle can form;
+    * its members "remain members of the memberOf dynamic group until the rule is modified"
+      when a source loses them: the cascade only adds;
+    * a paused source changes nothing now (its changes wait for its resume), and neither does
+      a paused memberOf group (deferred, as any paused target).
+    Who is in a memberOf group already (through an assigned source, or kept from a source it
+    left) is known from `members` when given (read from Graph by the command); without them a
+    user the change moves into a source counts as added unless a dynamic source already
+    selects them (an assigned source's members are not known: over-counted, never missed)."""
+    moved = {
+        r.target.id.lower(): r
+        for r in direct
+        if r.changes and not r.target.paused and MEMBER_OF_PROPERTY not in r.target.rule.properties
+    }
+    readers = index.readers(object_type, (MEMBER_OF_PROPERTY,))
+    if not moved or not readers:
+        return []
+    targets_by_id = {t.id.lower(): t for t in index.targets}
+    results: list[TargetImpact] = []
+    for position in readers:
+        target = index.targets[position]
+        sources = member_of_sources(target.rule)
+        moving = [moved[s] for s in sorted(sources) if s in moved]
+        if not moving:
+            continue
+        candidates = {m for r in moving for m in (*r.added, *r.removed)} & changed
+        added: list[str] = []
+        current = members.get(target.id.lower())
+        for member in sorted(candidates):
+            if current is not None:
+                # Every source is read `-any`: a member entering one is in, unless in already.
+                if member not in current and any(member in r.added for r in moving):
+                    added.append(member)
+                continue
+            obj = objects[member]
+            before: list[str] = []
+            after: list[str] = []
+            for source in sorted(sources):
+                impact = moved.get(source)
+                if impact is not None and member in impact.added:
+                    after.append(source)
+                elif impact is not None and member in impact.removed:
+                    before.append(source)
+                else:
+                    known = targets_by_id.get(source)
+                    if known is not None and known.rule.matches(obj, now):
+                        before.append(source)
+                        after.append(source)
+            if target.rule.matches({MEMBER_OF_PROPERTY: after}, now) and not target.rule.matches(
+                {MEMBER_OF_PROPERTY: before}, now
+            ):
+                added.append(member)
+        results.append(TargetImpact(target, tuple(added), (), via=tuple(r.target for r in moving)))
+    return results
+
+
+def member_of_targets_moved_by(index: RuleIndex, change: ChangeSet) -> list[Target]:
+    """The memberOf targets a change can reach: those naming a group whose rule reads a
+    property the change sets (what the command reads the members of, for the cascade)."""
+    object_type = str(change.object_type)
+    touched = {index.targets[p].id.lower() for p in index.readers(object_type, change.properties)}
+    return [
+        index.targets[p]
+        for p in index.readers(object_type, (MEMBER_OF_PROPERTY,))
+        if member_of_sources(index.targets[p].rule) & touched
+    ]
 
 
 def _value_index(

@@ -1449,3 +1449,15 @@ def parse(text: str) -> Rule:
 
     The 3,072-character limit is not checked here (the linter reports it)."""
     return Rule(parse_expression(text), text)
+
+
+MEMBER_OF_PROPERTY: Final = "memberOf"
+_GROUP_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def member_of_sources(rule: Rule) -> frozenset[str]:
+    """The group ids (lower-case) a `memberOf -any (group.objectId -in [...])` rule names: its
+    source groups; empty for a rule that does not read memberOf."""
+    if MEMBER_OF_PROPERTY not in rule.properties:
+        return frozenset()
+    return frozenset(m.group(0).lower() for m in _GROUP_ID.finditer(rule.text))

@@ -52,6 +52,7 @@ from msgraph.generated.directory.administrative_units.administrative_units_reque
     AdministrativeUnitsRequestBuilder,
 )
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
@@ -91,6 +92,7 @@ from exporter.graph.errors import (
     GraphResponseError,
     GraphUnavailableError,
     RequestCounts,
+    refuses_query,
 )
 from exporter.graph.guards import (
     DEFAULT_MAX_BODY_BYTES,
@@ -100,8 +102,10 @@ from exporter.graph.guards import (
 )
 from exporter.graph.hygiene import TriggerChangeSample, add_trigger_page, parse_member_count
 from exporter.graph.retry import RETRYABLE_STATUS, RetryPolicy, TransientError, parse_retry_after
+from exporter.logs import get_logger
 
 _T = TypeVar("_T")
+log = get_logger(__name__)
 ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
 AUDIT_PAGE_SIZE = 1000
 DIRECTORY_PAGE_SIZE = 999
@@ -152,6 +156,11 @@ MEMBER_COUNT = Endpoint(
     "member_count",
     "counting a group's members ($count, ConsistencyLevel: eventual)",
     "Group.Read.All (or GroupMember.Read.All, Directory.Read.All)",
+)
+MEMBERS = Endpoint(
+    "members",
+    "reading a group's members",
+    "GroupMember.Read.All (or Group.Read.All, Directory.Read.All)",
 )
 USERS = Endpoint("users", "reading users (delta query)", "User.Read.All (or Directory.Read.All)")
 DEVICES = Endpoint(
@@ -473,20 +482,70 @@ class GraphClient:
 
         return await self._call(MEMBER_COUNT, build, parse_member_count)
 
+    async def member_ids(self, group_id: str) -> frozenset[str]:
+        """`GET /groups/{id}/members?$select=id`, every page: the direct members' ids (lower
+        case)."""
+        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+            select=["id"], top=DIRECTORY_PAGE_SIZE
+        )
+
+        def first() -> RequestInformation:
+            return self.sdk.groups.by_group_id(group_id).members.to_get_request_information(
+                RequestConfiguration(query_parameters=query)
+            )
+
+        ids: set[str] = set()
+        build = first
+        while True:
+            link = await self._call(MEMBERS, build, lambda body: _add_member_ids(ids, body))
+            if link is None:
+                return frozenset(ids)
+            self._check_link(MEMBERS, link)
+            build = _link_factory(link)
+
     async def trigger_changes(
-        self, start: float, end: float, *, max_events: int
+        self,
+        start: float,
+        end: float,
+        *,
+        max_events: int,
+        mode: AuditQueryMode = AuditQueryMode.NARROW,
     ) -> TriggerChangeSample:
         """Add/Update/Delete user and device events with start <= activityDateTime <= end,
         newest first, counted by the properties they changed; reading stops after
-        `max_events` (the sample says so) because the audit log allows 5 requests per 10 s."""
+        `max_events` (the sample says so) because the audit log allows 5 requests per 10 s.
+
+        Asked like the audit poller asks (`AuditQueryMode`): when Graph refuses the query (400
+        to the first request), the next mode down is tried; the modes without the activity
+        filter read every activity of the window and count the triggers here. The sample says
+        which mode was answered."""
+        while True:
+            try:
+                return await self._trigger_changes_in_mode(start, end, max_events, mode)
+            except _FirstRequestRefused as refused:
+                lower = mode.step_down()
+                if lower is None:
+                    raise refused.error from None
+                log.warning(
+                    "Graph refused the trigger-change query; asking with less and filtering here",
+                    refused_mode=mode.value,
+                    mode=lower.value,
+                    error=str(refused.error),
+                )
+                mode = lower
+
+    async def _trigger_changes_in_mode(
+        self, start: float, end: float, max_events: int, mode: AuditQueryMode
+    ) -> TriggerChangeSample:
+        window = (
+            f"activityDateTime ge {format_time(start)} and activityDateTime le {format_time(end)}"
+        )
         activities = " or ".join(f"activityDisplayName eq '{a}'" for a in TRIGGER_ACTIVITIES)
         query = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
-            filter=(
-                f"activityDateTime ge {format_time(start)} and activityDateTime le "
-                f"{format_time(end)} and ({activities})"
-            ),
-            # Newest first: a sample cut at max_events is the most recent changes.
-            orderby=["activityDateTime desc"],
+            filter=f"{window} and ({activities})" if mode.filters_activities else window,
+            # Newest first (Graph's default order too): a sample cut at max_events is the most
+            # recent changes.
+            orderby=["activityDateTime desc"] if mode.ordered else None,
             top=AUDIT_PAGE_SIZE,
         )
 
@@ -495,19 +554,25 @@ class GraphClient:
                 RequestConfiguration(query_parameters=query)
             )
 
-        sample = TriggerChangeSample()
-        build = first
-        while True:
+        sample = TriggerChangeSample(mode=mode)
+        try:
             link = await self._call(
-                DIRECTORY_AUDITS, build, lambda body: add_trigger_page(sample, body)
+                DIRECTORY_AUDITS, first, lambda body: add_trigger_page(sample, body)
             )
+        except GraphError as exc:
+            if refuses_query(exc):
+                raise _FirstRequestRefused(exc) from None
+            raise
+        while True:
             if link is None:
                 return sample
             if sample.events >= max_events:
                 sample.complete = False
                 return sample
             self._check_link(DIRECTORY_AUDITS, link)
-            build = _link_factory(link)
+            link = await self._call(
+                DIRECTORY_AUDITS, _link_factory(link), lambda body: add_trigger_page(sample, body)
+            )
 
     async def object_delta_page(
         self, url: str, object_type: str, parse: Callable[[bytes | None], _T]
@@ -657,6 +722,30 @@ class GraphClient:
             status=status,
             code=code,
         )
+
+
+def _add_member_ids(ids: set[str], body: bytes | None) -> str | None:
+    """One page of a member listing into `ids`; its nextLink."""
+    try:
+        document = orjson.loads(body or b"")
+    except orjson.JSONDecodeError:
+        raise TransientError("a member listing that is not JSON") from None
+    values = document.get("value") if isinstance(document, dict) else None
+    if not isinstance(values, list):
+        raise TransientError("a member listing without a value list")
+    ids.update(
+        str(item["id"]).lower() for item in values if isinstance(item, dict) and "id" in item
+    )
+    link = document.get("@odata.nextLink")
+    return link if isinstance(link, str) and link else None
+
+
+class _FirstRequestRefused(Exception):
+    """Graph answered 400 to a query's first request: the query mode is not accepted."""
+
+    def __init__(self, error: GraphError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _link_factory(

@@ -50,6 +50,16 @@ class GraphRequestError(GraphError):
     """Another 4xx: the request itself is wrong; retrying will not help."""
 
 
+def refuses_query(error: GraphError) -> bool:
+    """Graph answered 400 to a query's first request: it does not accept the query as asked
+    (an `or` filter, `$orderby` with one), so the caller steps down a query mode
+    (`exporter.domain.audit_query.AuditQueryMode.step_down`)."""
+    return isinstance(error, GraphRequestError) and error.status == _BAD_REQUEST
+
+
+_BAD_REQUEST = 400
+
+
 class GraphUnavailableError(GraphError):
     """Transport errors, 5xx, throttling or truncated bodies that outlasted the retries."""
 

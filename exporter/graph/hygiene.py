@@ -10,12 +10,11 @@ from typing import Any
 
 import orjson
 
-from exporter.domain.classify import decode_value, normalise_property_name
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import TRIGGER_ACTIVITIES, ObjectType
+from exporter.domain.records import ModifiedProperty
+from exporter.domain.relevance import listed_properties
 from exporter.graph.retry import TransientError
-
-# normalise_property_name("Included Updated Properties")
-_INCLUDED_UPDATED_PROPERTIES = "includedupdatedproperties"
 
 
 def parse_member_count(body: bytes | None) -> int:
@@ -38,6 +37,8 @@ class TriggerChangeSample:
     newest: str | None = None
     complete: bool = True
     """False when reading stopped at the event cap before the window's end."""
+    mode: AuditQueryMode = AuditQueryMode.NARROW
+    """How Graph was asked (`GraphClient.trigger_changes` steps down when it refuses)."""
 
 
 def add_trigger_page(sample: TriggerChangeSample, body: bytes | None) -> str | None:
@@ -69,18 +70,24 @@ def add_trigger_page(sample: TriggerChangeSample, body: bytes | None) -> str | N
 
 
 def _updated_properties(event: dict[str, Any]) -> frozenset[str]:
+    """The names "Included Updated Properties" lists (the one reading of it,
+    `exporter.domain.relevance.listed_properties`), else the modified properties' names."""
     targets = event.get("targetResources") or ()
     first = targets[0] if targets and isinstance(targets[0], dict) else {}
-    names: set[str] = set()
-    listed: str | None = None
-    for prop in first.get("modifiedProperties") or ():
-        if not isinstance(prop, dict):
-            continue
-        name = str(prop.get("displayName") or "")
-        if normalise_property_name(name) == _INCLUDED_UPDATED_PROPERTIES:
-            listed = decode_value(prop.get("newValue")) or ""
-        elif name:
-            names.add(name)
+    modified = [
+        ModifiedProperty(
+            str(prop.get("displayName") or ""),
+            _text(prop.get("oldValue")),
+            _text(prop.get("newValue")),
+        )
+        for prop in first.get("modifiedProperties") or ()
+        if isinstance(prop, dict)
+    ]
+    listed = listed_properties(modified)
     if listed is not None:
-        return frozenset(part.strip() for part in listed.split(",") if part.strip())
-    return frozenset(names)
+        return frozenset(listed)
+    return frozenset(p.name for p in modified if p.name)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else orjson.dumps(value).decode()

@@ -30,7 +30,7 @@ from exporter.domain.events import INGESTED_ACTIVITIES, Series
 from exporter.domain.records import ClassifiedEvent
 from exporter.domain.relevance import RuleProperties
 from exporter.graph.audit import AuditPage, format_time
-from exporter.graph.errors import GraphRequestError
+from exporter.graph.errors import GraphRequestError, refuses_query
 from exporter.ingest.event_times import MAX_CLOCK_SKEW, TimeBounds, screen_times
 from exporter.ingest.poller import CollectorStatus
 from exporter.logs import get_logger
@@ -48,7 +48,6 @@ _EDGE = 0.001
 """Window bounds go to Graph with microsecond precision; allow for the rounding."""
 _INGESTED = frozenset(INGESTED_ACTIVITIES)
 _MAX_LOGGED_PROPERTY_NAMES = 200
-_BAD_REQUEST = 400
 MAX_PAGES_PER_COMMIT = 16
 """Pages that arrive while the store commits wait for the next commit, and go in one
 transaction (fewer, larger writes); beyond this many the poller waits for the store."""
@@ -346,7 +345,7 @@ class AuditPoller:
                 except StopAsyncIteration:
                     break
                 except GraphRequestError as exc:
-                    if first and exc.status == _BAD_REQUEST:
+                    if first and refuses_query(exc):
                         raise _QueryRefused(exc) from None
                     raise
                 first = False

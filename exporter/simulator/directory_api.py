@@ -516,3 +516,48 @@ def _is_guid(text: str) -> bool:
         and [len(p) for p in parts] == [8, 4, 4, 4, 12]
         and all(ch in "0123456789abcdefABCDEF" for p in parts for ch in p)
     )
+
+
+MEMBERS_PAGE_DEFAULT = 100
+MEMBERS_PAGE_MAX = 999
+
+
+def list_members(
+    collection: Collection,
+    tenant: SimulatedTenant,
+    object_id: str,
+    params: Mapping[str, str],
+    *,
+    base_url: str,
+    version: str,
+) -> bytes:
+    """`GET /groups/{id}/members?$select=id`: the direct members' ids (users or devices, with
+    their `@odata.type`), `$top` 1 to 999 (default 100), paged by `$skiptoken`. Only `id` can be
+    selected here (the impact preflight's memberOf cascade reads no more)."""
+    for key in params:
+        if key not in ("$select", "$top", "$skiptoken"):
+            raise bad_request(f"Query option '{key}' is not supported here by the simulator.")
+    if params.get("$select", "id").strip().lower() != "id":
+        raise bad_request("The simulator selects only 'id' of a group's members.")
+    top = MEMBERS_PAGE_DEFAULT
+    if "$top" in params:
+        text = params["$top"]
+        if not text.isdigit() or not 1 <= int(text) <= MEMBERS_PAGE_MAX:
+            raise bad_request("Invalid page size specified.")
+        top = int(text)
+    container = find_object(collection, tenant, object_id)
+    start = _decode_position(params["$skiptoken"]) if "$skiptoken" in params else 0
+    table = tenant.directory.tables[container.member_type]
+    members = sorted(container.members)
+    page = members[start : start + top]
+    odata_type = f"#microsoft.graph.{container.member_type}"
+    body: dict[str, Any] = {
+        "@odata.context": f"{base_url}/{version}/$metadata#directoryObjects(id)",
+        "value": [{"@odata.type": odata_type, "id": table.ids[m]} for m in page],
+    }
+    if start + top < len(members):
+        body["@odata.nextLink"] = (
+            f"{base_url}/{version}/{collection.segment}/{container.id}/members?$select=id"
+            f"&$top={top}&$skiptoken={_encode_position(start + top)}"
+        )
+    return orjson.dumps(body)

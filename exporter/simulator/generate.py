@@ -522,7 +522,7 @@ HYGIENE_EXAMPLES: tuple[HygieneExample, ...] = (
         "DG Berlin engineers",
         '(user.city -eq "berlin")   -and  (user.department -eq "ENGINEERING")',
     ),
-    # memberOf (preview): the simulator does not evaluate it, so these have no members
+    # memberOf (preview): their members follow the named assigned groups (manual changes)
     HygieneExample(
         "DG Members of Team 001", 'user.memberOf -any (group.objectId -in ["{team1}"])', True
     ),

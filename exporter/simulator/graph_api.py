@@ -35,6 +35,7 @@ from exporter.simulator.directory_api import (
     count_members,
     find_object,
     get_object,
+    list_members,
     list_page,
     parse_list_request,
     parse_patch,
@@ -232,6 +233,20 @@ def _collection_routes(
         )
         return web.Response(body=body, content_type="text/plain")
 
+    async def members(request: web.Request) -> web.StreamResponse:
+        require(_grant(request), read)
+        tenant = request.app[STATE].tenant
+        return _json(
+            list_members(
+                collection,
+                tenant,
+                request.match_info["id"],
+                request.query,
+                base_url=_base_url(request),
+                version=request.match_info["version"],
+            )
+        )
+
     async def patch_one(request: web.Request) -> web.StreamResponse:
         grant = _grant(request)
         require(grant, write)
@@ -263,6 +278,7 @@ def _collection_routes(
         web.get(base, list_objects),
         web.get(base + "/{id}", get_one),
         web.get(base + "/{id}/members/$count", member_count),
+        web.get(base + "/{id}/members", members),
         web.patch(base + "/{id}", patch_one),
     ]
 

@@ -22,7 +22,14 @@ import orjson
 
 from exporter.domain import rules as rule_ast
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
-from exporter.domain.rules import Operator, Rule, necessary_condition, parse, walk
+from exporter.domain.rules import (
+    Operator,
+    Rule,
+    member_of_sources,
+    necessary_condition,
+    parse,
+    walk,
+)
 from exporter.simulator.render import ContainerRef, MemberRef, enc, enc_quoted_json
 
 USER = "user"
@@ -232,6 +239,18 @@ class Directory:
         self.containers: list[Container] = []
         self.by_id: dict[str, Container] = {}
         self._index: dict[tuple[str, str], set[int]] = defaultdict(set)
+        self._member_of_sources: frozenset[str] | None = None
+
+    def member_of_sources(self) -> frozenset[str]:
+        """Ids of the groups some memberOf rule names (whose membership changes it reads)."""
+        if self._member_of_sources is None:
+            self._member_of_sources = frozenset(
+                source
+                for container in self.containers
+                if container.rule is not None
+                for source in member_of_sources(container.rule)
+            )
+        return self._member_of_sources
 
     @property
     def users(self) -> ObjectTable:
@@ -252,6 +271,7 @@ class Directory:
         return container
 
     def _index_rule(self, container: Container) -> None:
+        self._member_of_sources = None
         if container.rule is None:
             return
         for name in container.rule.properties:

@@ -15,6 +15,11 @@ What the seeds say, and how it is modelled:
 * Paused groups are skipped: their members go stale, and the queue does not carry the work.
   Resuming enqueues that group's full re-evaluation (so does a rule edit), which is how a paused
   group catches up, and why resuming everything at once rebuilds a backlog.
+* memberOf rules (Microsoft's "Configure dynamic membership groups with the memberOf attribute",
+  preview limitations): a change to a source group's direct members (assigned, or dynamic by
+  processing) re-evaluates the rules that name it for that member; they only add: a memberOf
+  group keeps the members its sources lose until its rule is modified. A memberOf group is not
+  a source of another ("can't be used to define the membership of another memberOf group").
 * Items are picked up 0.5 to 1.5 times `pickup_delay_seconds` after the change (a pipeline
   latency), so a healthy tenant shows a lag of a minute or two, not zero.
 
@@ -32,6 +37,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from exporter.domain.rules import MEMBER_OF_PROPERTY
 from exporter.simulator.model import Directory, condition_allows
 from exporter.simulator.timefmt import MICROS
 
@@ -216,6 +222,11 @@ class ProcessingQueue:
                 wanted_member = condition_allows(container.condition, view) and rule.matches(
                     view, now
                 )
+                if not wanted_member and MEMBER_OF_PROPERTY in rule.properties:
+                    # Microsoft (memberOf preview limitations): a memberOf group does not lose
+                    # the members its source groups lose "until the rule is modified" (a full
+                    # re-evaluation, above, does remove them).
+                    continue
                 if wanted_member != (item.index in container.members):
                     changes.append((index, item.index, wanted_member))
         cost += capacity.write_cost * len(changes)

@@ -90,6 +90,28 @@ ENVELOPE = Template(
 )
 
 
+SELF_SERVICE_ENVELOPE = Template(
+    {
+        "id": slot(0),
+        "category": slot(1),
+        "correlationId": slot(2),
+        "result": "success",
+        "resultReason": "",
+        "activityDisplayName": slot(3),
+        "activityDateTime": slot(4),
+        "loggedByService": events.LOGGED_BY_SELF_SERVICE,
+        "operationType": slot(5),
+        "initiatedBy": slot(6),
+        "targetResources": slot(7),
+        "additionalDetails": slot(8),
+    }
+)
+_ENVELOPES = {
+    events.LOGGED_BY_CORE_DIRECTORY: ENVELOPE,
+    events.LOGGED_BY_SELF_SERVICE: SELF_SERVICE_ENVELOPE,
+}
+
+
 class MembershipLayout(NamedTuple):
     """How Entra lays out one membership-change event (#13: real events differ in these)."""
 
@@ -364,8 +386,11 @@ def render_object_event(
     changes: Sequence[PropertyChange],
     group_type: str | None = None,
     additional_details: Sequence[tuple[str, str]] = (),
+    logged_by: str = events.LOGGED_BY_CORE_DIRECTORY,
 ) -> bytes:
-    """Add/Update/Delete user or device, Update group, Update administrative unit."""
+    """Add/Update/Delete user or device, Update group, Update administrative unit; Microsoft 365
+    group expiration (`Delete group` by Core Directory, `Autorenew group` by Self-service Group
+    Management)."""
     target = _TARGET % (
         target_id,
         target_display_name,
@@ -379,7 +404,7 @@ def render_object_event(
         if additional_details
         else EMPTY_LIST
     )
-    return ENVELOPE.render(
+    return _ENVELOPES[logged_by].render(
         (
             event_id,
             enc(category),

@@ -101,6 +101,12 @@ class LoadModel(_Strict):
     device_adds_per_hour: Annotated[float, Field(ge=0)] = 2.0
     manual_changes_per_hour: Annotated[float, Field(ge=0)] = 4.0
     group_updates_per_hour: Annotated[float, Field(ge=0)] = 0.1
+    group_expiries_per_hour: Annotated[float, Field(ge=0)] = 0.25
+    """Microsoft 365 group expiration decisions by the dynamic-processing app (#13): about 6 a
+    day, a tenant's ~1,000 Microsoft 365 groups over a 180-day lifetime; most autorenewed."""
+    other_audit_events_per_hour: Annotated[float, Field(ge=0)] = 0.0
+    """Directory audit activity the exporter does not ingest (application, service principal,
+    policy management): 0 by default; the budget benchmark sets it to price the query modes."""
     diurnal: tuple[float, ...] | None = Field(default=None, min_length=24, max_length=24)
     weekly: tuple[float, ...] | None = Field(default=None, min_length=7, max_length=7)
 

@@ -26,8 +26,8 @@ from exporter.domain.events import (
     Relevance,
     Series,
 )
-from exporter.domain.rules import Rule
-from exporter.simulator.auditlog import AppRegistry, LiveLog
+from exporter.domain.rules import MEMBER_OF_PROPERTY, Rule, member_of_sources
+from exporter.simulator.auditlog import OTHER_ACTIVITIES, AppRegistry, LiveLog
 from exporter.simulator.faults import FaultInjector, FaultSettings
 from exporter.simulator.generate import (
     DEVICE_UPDATE_WEIGHTS,
@@ -49,6 +49,7 @@ from exporter.simulator.render import (
     SELF_SERVICE,
     Actor,
     PropertyChange,
+    enc,
     enc_list_value,
     guid_from_int,
 )
@@ -135,6 +136,40 @@ HOUSEKEEPING_ACTOR = Actor(
 SELF_SERVICE_SHARE = 0.2
 """Of the everyday changes to assigned groups, those approved through self-service group
 management (by the dynamic-processing app)."""
+
+
+AUTORENEW_SHARE = 0.8
+"""Of the Microsoft 365 group expiration decisions, those autorenewed (the group was used); the
+rest are deleted. Microsoft's "Set expiration for Microsoft 365 groups" renews groups with user
+activity automatically; no share is published."""
+
+
+class _PoissonStream:
+    """A kind of event at a constant rate (times the load factor), drawn from its own random
+    stream (`tenant-<name>-<seed>`): adding one changes no other event of a seed."""
+
+    def __init__(self, name: str, rate_per_hour: float, seed: int, now_us: int) -> None:
+        self.rate = rate_per_hour
+        self.factor = 1.0
+        self.rng = random.Random(f"tenant-{name}-{seed}")
+        self.next_us: int | None = None
+        self.reschedule(now_us)
+
+    def reschedule(self, now_us: int) -> None:
+        rate = self.rate * self.factor
+        if rate <= 0:
+            self.next_us = None
+            return
+        self.next_us = now_us + max(1, round(self.rng.expovariate(rate / HOUR) * MICROS))
+
+
+def _expiring_group(rng: random.Random) -> tuple[bytes, bytes, bool]:
+    """Microsoft 365 group expiration (#13), on the tenant's Microsoft 365 groups, which the
+    simulated directory does not otherwise hold (so an expiry changes no modelled group): (id,
+    display name, autorenewed) of the next decision."""
+    bits = rng.getrandbits(128)
+    autorenew = rng.random() < AUTORENEW_SHARE
+    return enc(guid_from_int(bits)), enc(f"Project {bits % 10_000:04d} team"), autorenew
 
 
 def _property_display_name(name: str) -> str:
@@ -309,6 +344,12 @@ class SimulatedTenant:
         # variety does not change which events happen.
         self._variants = random.Random(f"tenant-variants-{self.seed}")
         self._steady = _SteadyLoad(scenario, self.shape, self._rng, self.start_us)
+        self._expiry = _PoissonStream(
+            "expiry", scenario.load.group_expiries_per_hour, self.seed, self.start_us
+        )
+        self._other = _PoissonStream(
+            "other-activity", scenario.load.other_audit_events_per_hour, self.seed, self.start_us
+        )
         self._bulk: list[_BulkPush] = []
         self._timeline: list[_Scheduled] = []
         self._sequence = 0
@@ -485,6 +526,8 @@ class SimulatedTenant:
         for position, push in enumerate(self._bulk):
             offer(push.next_time_us(), 2, f"bulk:{position}")
         offer(self.queue.next_time_us(), 3, "queue")
+        offer(self._expiry.next_us, 4, "expiry")
+        offer(self._other.next_us, 5, "other")
         if best is None:
             return None, 0
         return best[2], best[0]
@@ -506,6 +549,10 @@ class SimulatedTenant:
             self._update_object(push.object_type, index, push.values, push.actor, time_us)
             if push.position >= len(push.indexes):
                 self._bulk.remove(push)
+        elif source == "expiry":
+            self._group_expiry(time_us)
+        elif source == "other":
+            self._other_activity(time_us)
         else:
             self.queue.step(time_us, self._apply_emission)
 
@@ -567,6 +614,49 @@ class SimulatedTenant:
                     Series.GROUP_UPDATE_OTHER,
                     time_us,
                 )
+
+    def _group_expiry(self, time_us: int) -> None:
+        expiry = self._expiry
+        group_id, name, autorenew = _expiring_group(expiry.rng)
+        expiry.reschedule(time_us)
+        self.writer.object_event(
+            time_us,
+            activity=events.AUTORENEW_GROUP if autorenew else events.DELETE_GROUP,
+            category=events.CATEGORY_GROUP_MANAGEMENT,
+            operation="Update" if autorenew else "Delete",
+            actor=DYNAMIC_PROCESSING_ACTOR,
+            target_id=group_id,
+            target_type=events.TARGET_TYPE_GROUP,
+            target_display_name=name,
+            target_user_principal_name=enc(None),
+            changes=[],
+            series=Series.APPROVAL_MANAGEMENT_OTHER,
+            group_type=events.GROUP_TYPE_MICROSOFT_365,
+            logged_by=(
+                events.LOGGED_BY_SELF_SERVICE if autorenew else events.LOGGED_BY_CORE_DIRECTORY
+            ),
+            rng=expiry.rng,
+        )
+
+    def _other_activity(self, time_us: int) -> None:
+        stream = self._other
+        activity, category, target_type = stream.rng.choice(OTHER_ACTIVITIES)
+        bits = stream.rng.getrandbits(128)
+        stream.reschedule(time_us)
+        self.writer.object_event(
+            time_us,
+            activity=activity,
+            category=category,
+            operation="Update" if activity.startswith("Update") else "Add",
+            actor=stream.rng.choice((*ADMIN_ACTORS, GRAPH_CLIENT_ACTOR)),
+            target_id=enc(guid_from_int(bits)),
+            target_type=target_type,
+            target_display_name=enc(f"{target_type} {bits % 1000:03d}"),
+            target_user_principal_name=enc(None),
+            changes=[],
+            series=Series.OTHER,
+            rng=stream.rng,
+        )
 
     def _add_object(self, table: ObjectTable, rng: random.Random, time_us: int) -> None:
         fresh = ObjectTable(table.object_type, table.columns)
@@ -671,6 +761,16 @@ class SimulatedTenant:
         else:
             members.discard(emission.member)
         container.last_membership_updated = emission.time_us / MICROS
+        if (
+            container.member_type == USER
+            and container.id in self.directory.member_of_sources()
+            and container.rule is not None
+            and MEMBER_OF_PROPERTY not in container.rule.properties
+        ):
+            # A dynamic source group of memberOf rules: they read its direct members (#19).
+            self._note_member_of(
+                emission.member, container.id, add=emission.add, time_us=emission.time_us
+            )
         self.writer.membership_change(
             emission.time_us,
             add=emission.add,
@@ -768,6 +868,7 @@ class SimulatedTenant:
         at = self._op_time(time_us)
         old_text = container.rule.text
         self.directory.replace_rule(container, rule)
+        self._note_dynamic_sources(member_of_sources(rule))
         self._write_container_update(
             container,
             [
@@ -875,9 +976,23 @@ class SimulatedTenant:
             self._bulk.append(push)
         return len(candidates)
 
+    def _note_dynamic_sources(self, sources: frozenset[str]) -> None:
+        """A rule now names these groups: the users' `memberOf` holds the dynamic ones too from
+        now on (assigned groups are always there), so that its evaluation sees them."""
+        users = self.directory.users
+        for source in sources:
+            container = self.directory.by_id.get(source)
+            if container is None or container.rule is None or container.member_type != USER:
+                continue
+            for member in sorted(container.members):
+                current = list(users.get(member, "memberOf") or ())
+                if source not in current:
+                    users.set(member, "memberOf", [*current, source])
+
     def _note_member_of(self, member: int, group_id: str, *, add: bool, time_us: int) -> None:
-        """Keep the user's `memberOf` (assigned groups) in step; rules that read it are
-        re-evaluated for that user, as for any property change."""
+        """Keep the user's `memberOf` (assigned groups, and dynamic groups a memberOf rule names)
+        in step; rules that read it are re-evaluated for that user, as for any property
+        change."""
         users = self.directory.users
         current = [g for g in (users.get(member, "memberOf") or ()) if g != group_id]
         users.set(member, "memberOf", ([*current, group_id] if add else current) or None)
@@ -917,6 +1032,9 @@ class SimulatedTenant:
     def set_load_factor(self, factor: float) -> None:
         self._steady.factor = factor
         self._steady.reschedule(self.time_us)
+        for stream in (self._expiry, self._other):
+            stream.factor = factor
+            stream.reschedule(self.time_us)
 
     # -- scenario timeline --------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from exporter.simulator.auditlog import ACTIVITIES, SERIES, hour_start_us
+from exporter.simulator.auditlog import ACTIVITIES, ACTIVITY_CODE, SERIES, hour_start_us
 from exporter.simulator.tenant import SimulatedTenant
 from exporter.simulator.timefmt import MICROS, us_from_seconds
 
@@ -26,10 +26,12 @@ def audit_counts(
     before: float | None = None,
     visible_by: float | None = None,
     by: Iterable[str] = (),
+    only: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Events with since <= activityDateTime < before (written so far), optionally only those
     a client could have seen by `visible_by`; always by series and activity, and by hour, group
-    (id) and app (initiatedBy.app.displayName) on request."""
+    (id) and app (initiatedBy.app.displayName) on request. `only`: count only these activities (the
+    exporter's `INGESTED_ACTIVITIES`, to compare with what it counts)."""
     breakdowns = set(by)
     unknown = breakdowns - BREAKDOWNS
     if unknown:
@@ -44,9 +46,12 @@ def audit_counts(
     apps: Counter[int] = Counter()
     total = 0
     per_event = "group" in breakdowns or "app" in breakdowns
+    wanted = None if only is None else {ACTIVITY_CODE[a] for a in only}
     for time_us, activity, series_code, container, app, count in _rows(
         tenant, since_us, before_us, visible_us, per_event
     ):
+        if wanted is not None and activity not in wanted:
+            continue
         total += count
         series[series_code] += count
         activities[activity] += count

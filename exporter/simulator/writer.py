@@ -78,12 +78,12 @@ class AuditWriter:
         self._rng = random.Random(f"audit-{seed}")
         self._delays = delay.quantiles(4096)
 
-    def _identity(self) -> tuple[bytes, bytes]:
-        bits = self._rng.getrandbits(192)
+    def _identity(self, rng: random.Random | None = None) -> tuple[bytes, bytes]:
+        bits = (rng or self._rng).getrandbits(192)
         return identity(bits >> 64, bits & 0xFFFFFFFFFFFFFFFF)
 
-    def _visible(self, time_us: int) -> int:
-        delay = self._delays[self._rng.getrandbits(12)]
+    def _visible(self, time_us: int, rng: random.Random | None = None) -> int:
+        delay = self._delays[(rng or self._rng).getrandbits(12)]
         delay += self.faults.late_extra_delay()
         return time_us + round(delay * MICROS)
 
@@ -148,8 +148,12 @@ class AuditWriter:
         series: Series,
         container_index: int = -1,
         group_type: str | None = None,
+        logged_by: str = events.LOGGED_BY_CORE_DIRECTORY,
+        rng: random.Random | None = None,
     ) -> None:
-        event_id, correlation = self._identity()
+        """`rng`: draw the event's ids and visibility delay from this stream instead of the
+        log's own, so that a kind of event added later changes no other event of a seed."""
+        event_id, correlation = self._identity(rng)
         variant = zlib.crc32(event_id)
         payload = render_object_event(
             event_id=event_id,
@@ -165,10 +169,11 @@ class AuditWriter:
             target_user_principal_name=target_user_principal_name,
             changes=changes,
             group_type=group_type,
+            logged_by=logged_by,
         )
         self.live.append(
             time_us=time_us,
-            visible_us=self._visible(time_us),
+            visible_us=self._visible(time_us, rng),
             activity=ACTIVITY_CODE[activity],
             app=self.apps.code(actor.app_display_name),
             series=SERIES_CODE[series],

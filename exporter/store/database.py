@@ -39,6 +39,7 @@ from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.store import hygiene, schema
+from exporter.store.audit_query import stored_audit_query_mode
 from exporter.store.errors import describe as describe_store_error
 from exporter.store.lateness import RECONCILED, count_lateness
 
@@ -478,8 +479,7 @@ class Store:
 
     def audit_query_mode(self, tenant: str) -> AuditQueryMode:
         """The mode the audit poller uses (narrow until Graph refused it)."""
-        row = self.db.execute("SELECT mode FROM audit_query WHERE tenant=?", (tenant,)).fetchone()
-        return AuditQueryMode.NARROW if row is None else AuditQueryMode(row[0])
+        return stored_audit_query_mode(self.db, tenant)
 
     def set_audit_query_mode(self, tenant: str, mode: AuditQueryMode, since: float) -> None:
         with self._transaction():

@@ -9,7 +9,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.hygiene import MemberCount
+from exporter.store.audit_query import stored_audit_query_mode
 
 
 def member_counts(db: sqlite3.Connection, tenant: str) -> dict[str, tuple[int, float]]:
@@ -58,6 +60,8 @@ class HygieneFacts:
     history: tuple[float, float] | None
     member_counts: dict[str, MemberCount]
     first_seen: dict[str, float]
+    audit_query_mode: AuditQueryMode = AuditQueryMode.NARROW
+    """How the exporter asks the audit log (the trigger sample starts there)."""
 
 
 class StoreTooOld(Exception):
@@ -82,4 +86,5 @@ def read_hygiene_facts(path: Path, tenant: str) -> HygieneFacts | None:
             history(db, tenant),
             {k: MemberCount(c, t) for k, (c, t) in counts.items()},
             first_seen(db, tenant),
+            stored_audit_query_mode(db, tenant),
         )

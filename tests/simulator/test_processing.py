@@ -201,6 +201,8 @@ def _classify(event: dict[str, Any], read_by_rules: Callable[[str, str], set[int
         if events.PROPERTY_PROCESSING_STATE in names:
             return Series.PROCESSING_STATE_CHANGE.value
         return Series.GROUP_UPDATE_OTHER.value
+    if activity in events.GROUP_EXPIRY_ACTIVITIES and dynamic:
+        return Series.APPROVAL_MANAGEMENT_OTHER.value  # Microsoft 365 group expiration (#13)
     return Series.OTHER.value
 
 
