@@ -215,7 +215,9 @@ _PAUSE_WARRANTED = (
     f"  ) == 1\n)\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
 )
 
-_CRITICAL_PAUSED = sel("entra_dynamic_group_paused_since_timestamp_seconds", 'critical="true"')
+# Ages are the exporter's, measured in the tenant's clock (exporter/runtime/ages.py), never
+# `time() - <timestamp>`: Prometheus's clock is not the tenant's under the demo.
+_CRITICAL_PAUSED_AGE = sel("entra_dynamic_group_paused_age_seconds", 'critical="true"')
 _STALLED = sel("entra_dynamic_pause_warranted", 'reason="processing_stalled"')
 _DENIED = sel("entra_dynamic_graph_requests_total", 'code=~"401|403"')
 
@@ -314,8 +316,8 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicPausedTooLong",
         severity=Severity.WARNING,
         expr=(
-            "time() - max by (tenant) (\n"
-            f"  {sel('entra_dynamic_pause_started_timestamp_seconds')} > 0\n"
+            "max by (tenant) (\n"
+            f"  {sel('entra_dynamic_pause_age_seconds')}\n"
             f") > {c.PAUSED_TOO_LONG_SECONDS}"
         ),
         for_seconds=15 * 60,
@@ -335,8 +337,8 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicCriticalGroupPausedTooLong",
         severity=Severity.CRITICAL,
         expr=(
-            "time() - max by (tenant, group_id, group_name) (\n"
-            f"  {_CRITICAL_PAUSED}\n"
+            "max by (tenant, group_id, group_name) (\n"
+            f"  {_CRITICAL_PAUSED_AGE}\n"
             f") > {c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS}"
         ),
         for_seconds=15 * 60,
@@ -460,8 +462,8 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicAuditDataStale",
         severity=Severity.WARNING,
         expr=(
-            "time() - max by (tenant) (\n"
-            f"  {sel('entra_dynamic_audit_watermark_timestamp_seconds')}\n"
+            "max by (tenant) (\n"
+            f"  {sel('entra_dynamic_audit_watermark_age_seconds')}\n"
             f") > {c.WATERMARK_MAX_AGE_SECONDS}"
         ),
         for_seconds=c.AUDIT_DATA_STALE_FOR,

@@ -229,6 +229,7 @@ def create_app(
     headroom: Callable[[], Mapping[str, Headroom]] | None = None,
     console: Callable[[], Awaitable[str]] | None = None,
     console_refresh: float = 30.0,
+    per_scrape: CollectorRegistry | None = None,
 ) -> web.Application:
     """The exporter's aiohttp application. Every path, extra routes included, gets the web
     config's headers, rate limit and basic auth; `serve` takes its TLS settings from the app, so
@@ -245,7 +246,9 @@ def create_app(
     `exporter_metrics`: the exporter's own process and runtime metrics, rendered on every scrape
     after the registry's (None: `--web.disable-exporter-metrics`). `telemetry_path`: where
     /metrics is served (`--web.telemetry-path`). `console`: the landing page's live sections
-    (exporter.http.console), refreshed by the browser every `console_refresh` seconds."""
+    (exporter.http.console), refreshed by the browser every `console_refresh` seconds.
+    `per_scrape`: families that change without the key (ages read from a clock), rendered on
+    every scrape like the exporter metrics, whether or not those are enabled."""
     telemetry_path = check_telemetry_path(telemetry_path)
     middlewares: list[Middleware] = []
     if web_config is not None and web_config.rate_limit is not None:
@@ -267,17 +270,22 @@ def create_app(
         if headers:
             app.on_response_prepare.append(_set_headers(headers))
 
+    tail_registries = [r for r in (per_scrape, exporter_metrics) if r is not None]
+    tail: CollectorRegistry | None = None
+    if tail_registries:
+        tail = CollectorRegistry(auto_describe=False)
+        tail.register(_Combined(*tail_registries))
     everything = registry
-    if exporter_metrics is not None:
+    if tail is not None:
         everything = CollectorRegistry(auto_describe=False)
-        everything.register(_Combined(registry, exporter_metrics))
+        everything.register(_Combined(registry, tail))
     uncached = make_aiohttp_handler(everything, disable_compression=True)
     metrics = uncached
     metrics_link = Link(telemetry_path.lstrip("/"), telemetry_path, BUILTIN_LINKS[0].description)
     all_links = (metrics_link, *BUILTIN_LINKS[1:], *links)
 
     if exposition_key is not None:
-        metrics = _cached_exposition(registry, exposition_key, exporter_metrics)
+        metrics = _cached_exposition(registry, exposition_key, tail)
 
     async def metrics_handler(request: web.Request) -> web.StreamResponse:
         # name[] filters: rare, rendered each time as prometheus_client does

@@ -43,6 +43,7 @@ from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
 from exporter.readiness.wire import READINESS_PATH
+from exporter.runtime.ages import AgeCollector
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
 from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
@@ -135,6 +136,9 @@ class Exporter:
             )
             for tenant in config.tenants
         ]
+        self.ages = CollectorRegistry(auto_describe=True)
+        """Ages in each tenant's clock, rendered on every scrape (exporter.runtime.ages)."""
+        self.ages.register(AgeCollector(lambda: self.holder.current, self._tenant_clocks))
         self._started = False
         self._wall = SystemClock()
         self.console = Console(
@@ -248,7 +252,12 @@ class Exporter:
             headroom=self._headroom,
             console=self.console.sections,
             console_refresh=console_refresh,
+            per_scrape=self.ages,
         )
+
+    def _tenant_clocks(self) -> dict[str, float]:
+        # Read late: a runner's clock is replaced when it starts following a simulator.
+        return {runner.name: runner.clock.now() for runner in self.runners}
 
     def _headroom(self) -> dict[str, Headroom]:
         """Each tenant's dynamic groups and units against Entra's limit (landing page)."""
