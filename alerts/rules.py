@@ -146,6 +146,16 @@ def sel(metric: str, *matchers: str) -> str:
     return f"{metric}{{{', '.join((c.EXPORTER_SELECTOR, *matchers))}}}"
 
 
+def age_expr(clock: str, timestamps: str) -> str:
+    """How old `timestamps` (aggregated `by (tenant, ...)`) are in the tenant's clock: `clock`
+    selects entra_dynamic_tenant_time_seconds, read at the same scrape. Never `time() - ...`:
+    Prometheus's clock is not the tenant's under the demo (exporter/runtime/tenant_time.py)."""
+    return f"max by (tenant) ({clock})\n- on (tenant) group_right\n{timestamps}"
+
+
+TENANT_TIME = "entra_dynamic_tenant_time_seconds"
+
+
 def one_of(label: str, values: tuple[str, ...]) -> str:
     return f'{label}=~"{"|".join(values)}"'
 
@@ -215,9 +225,7 @@ _PAUSE_WARRANTED = (
     f"  ) == 1\n)\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
 )
 
-# Ages are the exporter's, measured in the tenant's clock (exporter/runtime/ages.py), never
-# `time() - <timestamp>`: Prometheus's clock is not the tenant's under the demo.
-_CRITICAL_PAUSED_AGE = sel("entra_dynamic_group_paused_age_seconds", 'critical="true"')
+_CRITICAL_PAUSED = sel("entra_dynamic_group_paused_since_timestamp_seconds", 'critical="true"')
 _STALLED = sel("entra_dynamic_pause_warranted", 'reason="processing_stalled"')
 _DENIED = sel("entra_dynamic_graph_requests_total", 'code=~"401|403"')
 
@@ -316,9 +324,12 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicPausedTooLong",
         severity=Severity.WARNING,
         expr=(
-            "max by (tenant) (\n"
-            f"  {sel('entra_dynamic_pause_age_seconds')}\n"
-            f") > {c.PAUSED_TOO_LONG_SECONDS}"
+            "(\n"
+            + age_expr(
+                sel(TENANT_TIME),
+                f"max by (tenant) ({sel('entra_dynamic_pause_started_timestamp_seconds')} > 0)",
+            )
+            + f"\n) > {c.PAUSED_TOO_LONG_SECONDS}"
         ),
         for_seconds=15 * 60,
         summary="Dynamic group processing has been paused for too long.",
@@ -337,9 +348,11 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicCriticalGroupPausedTooLong",
         severity=Severity.CRITICAL,
         expr=(
-            "max by (tenant, group_id, group_name) (\n"
-            f"  {_CRITICAL_PAUSED_AGE}\n"
-            f") > {c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS}"
+            "(\n"
+            + age_expr(
+                sel(TENANT_TIME), f"max by (tenant, group_id, group_name) ({_CRITICAL_PAUSED})"
+            )
+            + f"\n) > {c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS}"
         ),
         for_seconds=15 * 60,
         summary="A critical dynamic group has been paused for too long.",
@@ -462,9 +475,12 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicAuditDataStale",
         severity=Severity.WARNING,
         expr=(
-            "max by (tenant) (\n"
-            f"  {sel('entra_dynamic_audit_watermark_age_seconds')}\n"
-            f") > {c.WATERMARK_MAX_AGE_SECONDS}"
+            "(\n"
+            + age_expr(
+                sel(TENANT_TIME),
+                f"max by (tenant) ({sel('entra_dynamic_audit_watermark_timestamp_seconds')})",
+            )
+            + f"\n) > {c.WATERMARK_MAX_AGE_SECONDS}"
         ),
         for_seconds=c.AUDIT_DATA_STALE_FOR,
         summary="The exporter's view of the audit log is stale.",

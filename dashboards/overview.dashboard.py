@@ -31,9 +31,8 @@ RATE = "[$__rate_interval]"
 PAUSE_STARTED = metric("entra_dynamic_pause_started_timestamp_seconds")
 PAUSED_GROUPS = metric("entra_dynamic_groups", 'state="paused"')
 CRITICAL_PAUSED = metric("entra_dynamic_group_paused_since_timestamp_seconds", 'critical="true"')
-# Ages come from the exporter, measured in the tenant's clock (exporter/runtime/ages.py): never
-# `time() - <timestamp>`, which mixes Prometheus's clock with the tenant's.
-PAUSE_AGE = metric("entra_dynamic_pause_age_seconds")
+TENANT_TIME = metric(rules.TENANT_TIME)
+"""Ages are measured against the tenant's clock (rules.age_expr), never `time()`."""
 DASHED = {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}
 DOTTED = {"id": "custom.lineStyle", "value": {"fill": "dot", "dash": [0, 10]}}
 NO_FILL = {"id": "custom.fillOpacity", "value": 0}
@@ -112,10 +111,15 @@ status_panels = [
     ),
     stat(
         "Paused for",
-        "Age of the current pause episode (entra_dynamic_pause_age_seconds). Blue: "
+        "Age of the current pause episode (entra_dynamic_pause_started_timestamp_seconds, in "
+        "the tenant's clock). Blue: "
         f"younger than the {c.MINIMUM_PAUSE_SECONDS // 3600} h minimum; red: older than "
         f"{c.PAUSED_TOO_LONG_SECONDS // 3600} h (EntraDynamicPausedTooLong).",
-        [target(f"max by (tenant) ({PAUSE_AGE})", "{{tenant}}")],
+        [
+            target(
+                rules.age_expr(TENANT_TIME, f"max by (tenant) ({PAUSE_STARTED} > 0)"), "{{tenant}}"
+            )
+        ],
         "dtdurations",
         pos(0, 6, 4, 4),
         thresholds=steps(
@@ -396,12 +400,14 @@ exporter_panels = [
     ),
     timeseries(
         "Time since last successful poll",
-        "Seconds since each collector last succeeded (entra_dynamic_collector_last_success_age_"
-        "seconds, in the tenant's clock).",
+        "Seconds since each collector last succeeded, in the tenant's clock.",
         targets(
             (
-                "max by (tenant, collector) "
-                f"({metric('entra_dynamic_collector_last_success_age_seconds')})",
+                rules.age_expr(
+                    TENANT_TIME,
+                    "max by (tenant, collector) "
+                    f"({metric('entra_dynamic_collector_last_success_timestamp_seconds')})",
+                ),
                 "{{tenant}} {{collector}}",
             ),
         ),
@@ -411,13 +417,17 @@ exporter_panels = [
     ),
     timeseries(
         "Audit data age",
-        "Age of the newest fully ingested audit-log time (the watermark; "
-        "entra_dynamic_audit_watermark_age_seconds, in the tenant's clock). Red line: "
+        "Age of the newest fully ingested audit-log time (the watermark), in the tenant's "
+        "clock. Red line: "
         f"{c.WATERMARK_MAX_AGE_SECONDS // 3600} h, beyond which resuming is blocked "
         "(EntraDynamicAuditDataStale).",
         targets(
             (
-                f"max by (tenant) ({metric('entra_dynamic_audit_watermark_age_seconds')})",
+                rules.age_expr(
+                    TENANT_TIME,
+                    "max by (tenant) "
+                    f"({metric('entra_dynamic_audit_watermark_timestamp_seconds')})",
+                ),
                 "{{tenant}}",
             ),
         ),

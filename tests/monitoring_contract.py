@@ -114,21 +114,9 @@ CONTRACT: tuple[Family, ...] = (
         "gauge",
         ("tenant", "group_id", "group_name", "critical"),
     ),
-    # Ages in the tenant's clock, measured by the exporter at the scrape (#16): dashboards and
-    # alerts read them instead of `time() - <timestamp>` (exporter/runtime/ages.py).
-    Family("entra_dynamic_pause_age_seconds", "gauge", ("tenant",)),
-    Family(
-        "entra_dynamic_group_paused_age_seconds",
-        "gauge",
-        ("tenant", "group_id", "group_name", "critical"),
-    ),
-    Family(
-        "entra_dynamic_group_last_membership_change_age_seconds",
-        "gauge",
-        ("tenant", "group_id", "group_name", "critical"),
-    ),
-    Family("entra_dynamic_collector_last_success_age_seconds", "gauge", ("tenant", "collector")),
-    Family("entra_dynamic_audit_watermark_age_seconds", "gauge", ("tenant",)),
+    # The tenant's clock at the scrape (#16): ages are measured against it, never time()
+    # (exporter/runtime/tenant_time.py, alerts/rules.py age_expr).
+    Family("entra_dynamic_tenant_time_seconds", "gauge", ("tenant",)),
     Family("entra_dynamic_manual_membership_changes_last_hour", "gauge", ("tenant",)),
 )
 
@@ -168,7 +156,6 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         for family in (
             "entra_dynamic_collector_success",
             "entra_dynamic_collector_last_success_timestamp_seconds",
-            "entra_dynamic_collector_last_success_age_seconds",
             "entra_dynamic_collector_duration_seconds",
         )
     },
@@ -205,8 +192,6 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "entra_dynamic_group_paused_since_timestamp_seconds",
             "entra_dynamic_group_paused",
             "entra_dynamic_group_last_membership_change_timestamp_seconds",
-            "entra_dynamic_group_paused_age_seconds",
-            "entra_dynamic_group_last_membership_change_age_seconds",
         )
     },
     ("entra_dynamic_group_processing_status", "status"): frozenset(

@@ -43,12 +43,12 @@ from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
 from exporter.readiness.wire import READINESS_PATH
-from exporter.runtime.ages import AgeCollector
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
 from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
 from exporter.runtime.tenant_runner import TenantRunner
+from exporter.runtime.tenant_time import TenantTimeCollector
 from exporter.store.database import PageConsumer, Store
 from exporter.store.lag import ProcessingLagConsumer
 from exporter.store.ledger import Ledger
@@ -136,9 +136,9 @@ class Exporter:
             )
             for tenant in config.tenants
         ]
-        self.ages = CollectorRegistry(auto_describe=True)
-        """Ages in each tenant's clock, rendered on every scrape (exporter.runtime.ages)."""
-        self.ages.register(AgeCollector(lambda: self.holder.current, self._tenant_clocks))
+        self.tenant_time = CollectorRegistry(auto_describe=True)
+        """Each tenant's clock, rendered on every scrape (exporter.runtime.tenant_time)."""
+        self.tenant_time.register(TenantTimeCollector(self._tenant_clocks))
         self._started = False
         self._wall = SystemClock()
         self.console = Console(
@@ -252,7 +252,7 @@ class Exporter:
             headroom=self._headroom,
             console=self.console.sections,
             console_refresh=console_refresh,
-            per_scrape=self.ages,
+            per_scrape=self.tenant_time,
         )
 
     def _tenant_clocks(self) -> dict[str, float]:

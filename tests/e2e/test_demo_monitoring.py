@@ -2,10 +2,11 @@
 the storm pages.
 
 The demo's tenant lives on an accelerated clock (an hour in 4 s here, 6 s in README's demo)
-while Prometheus scrapes, evaluates `time()` and `rate()` in real time. So the dashboards read
-ages the exporter measures in the tenant's clock (exporter/runtime/ages.py) and, for the
-tenant's activity per hour, its trailing-hour gauges; `rate()` is left to the exporter's own work
-per wall-clock second (WALL_CLOCK_RATES). docs/signals.md "Ages and rates" says why.
+while Prometheus scrapes, evaluates `time()` and `rate()` in real time. So the dashboards
+measure ages against the tenant's clock, which the exporter exports at every scrape
+(exporter/runtime/tenant_time.py), and read the tenant's activity per hour from its trailing-hour
+gauges; `rate()` is left to the exporter's own work per wall-clock second (WALL_CLOCK_RATES).
+docs/signals.md "Ages and rates" says why.
 
 One run for the module (tests/e2e/stack.py `running_stack`, the demo's story):
 * the simulator runs the `demo` command's story (the storm with DEMO_TIMELINE: the push at 1 h,
@@ -173,18 +174,16 @@ def storm(stack: Stack) -> Storm:
 @pytest.fixture(scope="module")
 def paused(storm: Storm, stack: Stack) -> float:
     """Runs the clock on until Prometheus sees the operator's pause (the demo pauses every
-    dynamic group at 5 h) with the critical groups' pause ages; returns the simulated time."""
+    dynamic group at 5 h) and the critical groups' pause times; returns the simulated time."""
     stack.set_speed(SPEED)
-    critical_paused = (
-        f'entra_dynamic_group_paused_age_seconds{{tenant="{TENANT}", critical="true"}}'
+    episode = f'entra_dynamic_pause_started_timestamp_seconds{{tenant="{TENANT}"}} > 0'
+    critical = (
+        f'entra_dynamic_group_paused_since_timestamp_seconds{{tenant="{TENANT}", critical="true"}}'
     )
     stack.wait_until(
-        lambda: (
-            bool(stack.prometheus.query(f'entra_dynamic_pause_age_seconds{{tenant="{TENANT}"}}'))
-            and bool(stack.prometheus.query(critical_paused))
-        ),
+        lambda: bool(stack.prometheus.query(episode)) and bool(stack.prometheus.query(critical)),
         within=PAUSE_TIMEOUT,
-        what="Prometheus to see the operator's pause (pause and critical groups' ages)",
+        what="Prometheus to see the operator's pause (the episode, the critical groups paused)",
     )
     return stack.set_speed(0)["now"]
 
