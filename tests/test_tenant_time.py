@@ -44,7 +44,7 @@ async def test_read_at_every_scrape_though_the_snapshot_is_cached(exporter_metri
         readiness=lambda: Readiness.of({"demo": TenantReadiness(True, "ok")}),
         exposition_key=lambda: key,
         exporter_metrics=own,
-        per_scrape=tenant_time,
+        every_scrape=tenant_time,
     )
     async with running(app, "127.0.0.1:0") as server, aiohttp.ClientSession() as http:
         bodies = []

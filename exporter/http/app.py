@@ -21,6 +21,7 @@ import html
 import secrets
 import signal
 import socket
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import (
@@ -142,6 +143,9 @@ _EXPOSITIONS_KEPT = 8
 
 _OPENMETRICS_EOF = b"# EOF\n"
 
+SELF_METRICS_MAX_AGE = 1.0
+"""Seconds a rendering of the process and runtime metrics is served again."""
+
 
 class _Rendering(NamedTuple):
     """The cached part of one /metrics answer: the snapshot's families without OpenMetrics'
@@ -163,17 +167,37 @@ def _cached_exposition(
     registry: CollectorRegistry,
     key: Callable[[], object],
     per_scrape: CollectorRegistry | None = None,
+    per_scrape_max_age: float = 0.0,
+    *,
+    every_scrape: CollectorRegistry | None = None,
 ) -> Handler:
     """A /metrics handler serving the rendering made for the current key (compared by
     identity), uncompressed: `metrics_handler` gzips it, and aiohttp caches nothing, so the
     gzipped body is kept here too and sent as is.
 
-    `per_scrape` (the process and runtime metrics, which change without the key) is rendered on
-    every scrape and appended: ~40 series, a fraction of a millisecond, while the snapshot's
-    families keep their cached rendering. The gzip stream is one member: the compressor that
-    took the cached part is copied and fed the tail."""
+    `per_scrape` (the process and runtime metrics, which change without the key) is appended
+    to every answer, rendered at most once per `per_scrape_max_age` seconds per format: its ~40
+    series cost 0.6 ms to render (prometheus_client's OpenMetrics encoder escapes each HELP
+    text a character at a time), which 50 concurrent scrapers turned into a 5x longer p99
+    (bench/RESULTS.md); a sample a second old is as good as a fresh one to anything that
+    scrapes every few seconds. `every_scrape` (a tenant's clock, one series per tenant: an age
+    measured against a clock a second stale would be off by 15 minutes at the demo's speed) is
+    rendered on every scrape, before that tail. The gzip stream is one member: the compressor
+    that took the cached part is copied and fed the tail."""
     rendered: dict[tuple[str, bool], _Rendering] = {}
     current: list[object] = [None]
+    tails: dict[str, tuple[float, bytes]] = {}  # by content type, which names the encoder
+
+    def tail_for(encoder: Callable[[CollectorRegistry], bytes], content_type: str) -> bytes:
+        if per_scrape is None:
+            return b""
+        now = time.monotonic()
+        cached = tails.get(content_type)
+        if cached is not None and now - cached[0] < per_scrape_max_age:
+            return cached[1]
+        tail = encoder(per_scrape)
+        tails[content_type] = (now, tail)
+        return tail
 
     async def handler(request: web.Request) -> web.StreamResponse:
         now = key()
@@ -186,13 +210,18 @@ def _cached_exposition(
         encoder, content_type = choose_encoder(accept)
         if entry is None:
             body = encoder(registry)
-            if per_scrape is not None:
+            if per_scrape is not None or every_scrape is not None:
                 body = body.removesuffix(_OPENMETRICS_EOF)
             head, state = _gzip_head(body) if compress else (b"", None)
             if len(rendered) >= _EXPOSITIONS_KEPT:
                 rendered.clear()
             entry = rendered[(accept, compress)] = _Rendering(body, content_type, head, state)
-        tail = encoder(per_scrape) if per_scrape is not None else b""
+        tail = tail_for(encoder, content_type)
+        if every_scrape is not None:
+            fresh = encoder(every_scrape)
+            tail = (
+                fresh.removesuffix(_OPENMETRICS_EOF) if per_scrape is not None else fresh
+            ) + tail
         headers = {hdrs.CONTENT_TYPE: entry.content_type}
         if entry.gzip_state is not None:
             compressor = entry.gzip_state.copy()
@@ -225,11 +254,12 @@ def create_app(
     links: Sequence[Link] = (),
     exposition_key: Callable[[], object] | None = None,
     exporter_metrics: CollectorRegistry | None = None,
+    exporter_metrics_max_age: float = SELF_METRICS_MAX_AGE,
     telemetry_path: str = DEFAULT_TELEMETRY_PATH,
     headroom: Callable[[], Mapping[str, Headroom]] | None = None,
     console: Callable[[], Awaitable[str]] | None = None,
     console_refresh: float = 30.0,
-    per_scrape: CollectorRegistry | None = None,
+    every_scrape: CollectorRegistry | None = None,
 ) -> web.Application:
     """The exporter's aiohttp application. Every path, extra routes included, gets the web
     config's headers, rate limit and basic auth; `serve` takes its TLS settings from the app, so
@@ -243,12 +273,14 @@ def create_app(
     those bytes until the object is replaced: rendering costs ~10 ms of CPU per 500 series,
     which 50 concurrent scrapers would otherwise queue behind (bench/RESULTS.md).
 
-    `exporter_metrics`: the exporter's own process and runtime metrics, rendered on every scrape
-    after the registry's (None: `--web.disable-exporter-metrics`). `telemetry_path`: where
+    `exporter_metrics`: the exporter's own process and runtime metrics, appended after the
+    registry's and rendered again once `exporter_metrics_max_age` seconds old (None:
+    `--web.disable-exporter-metrics`). `telemetry_path`: where
     /metrics is served (`--web.telemetry-path`). `console`: the landing page's live sections
     (exporter.http.console), refreshed by the browser every `console_refresh` seconds.
-    `per_scrape`: families that change without the key (ages read from a clock), rendered on
-    every scrape like the exporter metrics, whether or not those are enabled."""
+    `every_scrape`: families that change without the key and must be fresh at every scrape
+    (each tenant's clock, exporter.runtime.tenant_time), whether or not the exporter metrics
+    are enabled."""
     telemetry_path = check_telemetry_path(telemetry_path)
     middlewares: list[Middleware] = []
     if web_config is not None and web_config.rate_limit is not None:
@@ -270,22 +302,24 @@ def create_app(
         if headers:
             app.on_response_prepare.append(_set_headers(headers))
 
-    tail_registries = [r for r in (per_scrape, exporter_metrics) if r is not None]
-    tail: CollectorRegistry | None = None
-    if tail_registries:
-        tail = CollectorRegistry(auto_describe=False)
-        tail.register(_Combined(*tail_registries))
+    extra = [r for r in (every_scrape, exporter_metrics) if r is not None]
     everything = registry
-    if tail is not None:
+    if extra:
         everything = CollectorRegistry(auto_describe=False)
-        everything.register(_Combined(registry, tail))
+        everything.register(_Combined(registry, *extra))
     uncached = make_aiohttp_handler(everything, disable_compression=True)
     metrics = uncached
     metrics_link = Link(telemetry_path.lstrip("/"), telemetry_path, BUILTIN_LINKS[0].description)
     all_links = (metrics_link, *BUILTIN_LINKS[1:], *links)
 
     if exposition_key is not None:
-        metrics = _cached_exposition(registry, exposition_key, tail)
+        metrics = _cached_exposition(
+            registry,
+            exposition_key,
+            exporter_metrics,
+            exporter_metrics_max_age,
+            every_scrape=every_scrape,
+        )
 
     async def metrics_handler(request: web.Request) -> web.StreamResponse:
         # name[] filters: rare, rendered each time as prometheus_client does

@@ -252,7 +252,7 @@ class Exporter:
             headroom=self._headroom,
             console=self.console.sections,
             console_refresh=console_refresh,
-            per_scrape=self.tenant_time,
+            every_scrape=self.tenant_time,
         )
 
     def _tenant_clocks(self) -> dict[str, float]:

@@ -13,7 +13,7 @@ the scrape (a query may run up to one scrape interval later: 30 s against thresh
 and it no longer depends on Prometheus's host clock agreeing with the exporter's.
 
 One series per tenant, rendered on every scrape after the snapshot's cached families
-(exporter.http.app `per_scrape`): it changes without the snapshot changing.
+(exporter.http.app `every_scrape`, never cached: it changes without the snapshot changing).
 """
 
 from __future__ import annotations
