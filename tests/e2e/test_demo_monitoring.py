@@ -406,3 +406,4 @@ def test_hourly_panels_agree_with_the_exporters_trailing_hour_once_paused(
     stack: Stack, paused: float
 ) -> None:
     assert_hourly_panels_agree(stack)
+    print(f"\ntrailing hour once paused, as the exporter's signals count it: {truth(stack)}")
