@@ -146,6 +146,16 @@ def sel(metric: str, *matchers: str) -> str:
     return f"{metric}{{{', '.join((c.EXPORTER_SELECTOR, *matchers))}}}"
 
 
+def age_expr(clock: str, timestamps: str) -> str:
+    """How old `timestamps` (aggregated `by (tenant, ...)`) are in the tenant's clock: `clock`
+    selects entra_dynamic_tenant_time_seconds, read at the same scrape. Never `time() - ...`:
+    Prometheus's clock is not the tenant's under the demo (exporter/runtime/tenant_time.py)."""
+    return f"max by (tenant) ({clock})\n- on (tenant) group_right\n{timestamps}"
+
+
+TENANT_TIME = "entra_dynamic_tenant_time_seconds"
+
+
 def one_of(label: str, values: tuple[str, ...]) -> str:
     return f'{label}=~"{"|".join(values)}"'
 
@@ -324,9 +334,12 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicPausedTooLong",
         severity=Severity.WARNING,
         expr=(
-            "time() - max by (tenant) (\n"
-            f"  {sel('entra_dynamic_pause_started_timestamp_seconds')} > 0\n"
-            f") > {c.PAUSED_TOO_LONG_SECONDS}"
+            "(\n"
+            + age_expr(
+                sel(TENANT_TIME),
+                f"max by (tenant) ({sel('entra_dynamic_pause_started_timestamp_seconds')} > 0)",
+            )
+            + f"\n) > {c.PAUSED_TOO_LONG_SECONDS}"
         ),
         for_seconds=15 * 60,
         summary="Dynamic group processing has been paused for too long.",
@@ -345,9 +358,11 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicCriticalGroupPausedTooLong",
         severity=Severity.CRITICAL,
         expr=(
-            "time() - max by (tenant, group_id, group_name) (\n"
-            f"  {_CRITICAL_PAUSED}\n"
-            f") > {c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS}"
+            "(\n"
+            + age_expr(
+                sel(TENANT_TIME), f"max by (tenant, group_id, group_name) ({_CRITICAL_PAUSED})"
+            )
+            + f"\n) > {c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS}"
         ),
         for_seconds=15 * 60,
         summary="A critical dynamic group has been paused for too long.",
@@ -488,9 +503,12 @@ ALERTS: tuple[Alert, ...] = (
         name="EntraDynamicAuditDataStale",
         severity=Severity.WARNING,
         expr=(
-            "time() - max by (tenant) (\n"
-            f"  {sel('entra_dynamic_audit_watermark_timestamp_seconds')}\n"
-            f") > {c.WATERMARK_MAX_AGE_SECONDS}"
+            "(\n"
+            + age_expr(
+                sel(TENANT_TIME),
+                f"max by (tenant) ({sel('entra_dynamic_audit_watermark_timestamp_seconds')})",
+            )
+            + f"\n) > {c.WATERMARK_MAX_AGE_SECONDS}"
         ),
         for_seconds=c.AUDIT_DATA_STALE_FOR,
         summary="The exporter's view of the audit log is stale.",

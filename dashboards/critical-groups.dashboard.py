@@ -4,6 +4,7 @@ change. Generated into dashboards/json/critical-groups.json by `python -m dashbo
 from collections.abc import Mapping
 
 from alerts import config as c
+from alerts import rules
 from dashboards.common import (
     BLUE,
     GREEN,
@@ -28,6 +29,8 @@ PAUSED = metric("entra_dynamic_group_paused_since_timestamp_seconds", 'critical=
 LAST_CHANGE = metric(
     "entra_dynamic_group_last_membership_change_timestamp_seconds", 'critical="true"'
 )
+TENANT_TIME = metric(rules.TENANT_TIME)
+"""Ages are measured against the tenant's clock (rules.age_expr), never `time()`."""
 FAILED = metric("entra_dynamic_group_processing_status", 'status="failed"')
 GROUP = "tenant, group_id, group_name"
 
@@ -86,7 +89,7 @@ panels = [
         f"{c.MINIMUM_PAUSE_SECONDS // 3600} h (time to resume it), red after "
         f"{c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS // 3600} h "
         "(EntraDynamicCriticalGroupPausedTooLong).",
-        [target(f"time() - min by (tenant) ({PAUSED})", "{{tenant}}")],
+        [target(rules.age_expr(TENANT_TIME, f"min by (tenant) ({PAUSED})"), "{{tenant}}")],
         "dtdurations",
         pos(12, 1, 6, 4),
         thresholds=steps(
@@ -101,7 +104,7 @@ panels = [
         "Time since the critical group that changed least recently last had a dynamic membership "
         "change in the audit log. Long is normal for a stable population; compare with the "
         "trigger rate on the Overview.",
-        [target(f"time() - min by (tenant) ({LAST_CHANGE})", "{{tenant}}")],
+        [target(rules.age_expr(TENANT_TIME, f"min by (tenant) ({LAST_CHANGE})"), "{{tenant}}")],
         "dtdurations",
         pos(18, 1, 6, 4),
         thresholds=steps((BLUE, None)),
@@ -168,7 +171,12 @@ panels = [
         "Paused for",
         "How long each paused critical group has been paused. Red line: "
         f"{c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS // 3600} h.",
-        targets((f"time() - max by (tenant, group_name) ({PAUSED})", "{{group_name}}")),
+        targets(
+            (
+                rules.age_expr(TENANT_TIME, f"max by (tenant, group_name) ({PAUSED})"),
+                "{{group_name}}",
+            )
+        ),
         "s",
         pos(0, 14, 12, 8),
         thresholds=steps((GREEN, None), (RED, c.CRITICAL_GROUP_PAUSED_TOO_LONG_SECONDS)),
@@ -188,7 +196,10 @@ panels = [
         "Time since last membership change",
         "Time since each critical group last had a dynamic membership change in the audit log.",
         targets(
-            (f"time() - max by (tenant, group_name) ({LAST_CHANGE})", "{{group_name}}"),
+            (
+                rules.age_expr(TENANT_TIME, f"max by (tenant, group_name) ({LAST_CHANGE})"),
+                "{{group_name}}",
+            ),
         ),
         "s",
         pos(0, 22, 24, 8),

@@ -31,6 +31,8 @@ RATE = "[$__rate_interval]"
 PAUSE_STARTED = metric("entra_dynamic_pause_started_timestamp_seconds")
 PAUSED_GROUPS = metric("entra_dynamic_groups", 'state="paused"')
 CRITICAL_PAUSED = metric("entra_dynamic_group_paused_since_timestamp_seconds", 'critical="true"')
+TENANT_TIME = metric(rules.TENANT_TIME)
+"""Ages are measured against the tenant's clock (rules.age_expr), never `time()`."""
 DASHED = {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}
 DOTTED = {"id": "custom.lineStyle", "value": {"fill": "dot", "dash": [0, 10]}}
 NO_FILL = {"id": "custom.fillOpacity", "value": 0}
@@ -109,10 +111,15 @@ status_panels = [
     ),
     stat(
         "Paused for",
-        "Age of the current pause episode (entra_dynamic_pause_started_timestamp_seconds). Blue: "
+        "Age of the current pause episode (entra_dynamic_pause_started_timestamp_seconds, in "
+        "the tenant's clock). Blue: "
         f"younger than the {c.MINIMUM_PAUSE_SECONDS // 3600} h minimum; red: older than "
         f"{c.PAUSED_TOO_LONG_SECONDS // 3600} h (EntraDynamicPausedTooLong).",
-        [target(f"time() - max by (tenant) ({PAUSE_STARTED} > 0)", "{{tenant}}")],
+        [
+            target(
+                rules.age_expr(TENANT_TIME, f"max by (tenant) ({PAUSE_STARTED} > 0)"), "{{tenant}}"
+            )
+        ],
         "dtdurations",
         pos(0, 6, 4, 4),
         thresholds=steps(
@@ -323,19 +330,19 @@ rate_panels = [
         thresholds=steps((GREEN, None), (RED, c.GROUPS_CHANGED_PER_HOUR)),
     ),
     timeseries(
-        "Membership changes ingested",
-        "Dynamic and manual membership changes as the exporter ingests them, per hour (ingestion "
-        "time: audit records arrive about 15 minutes after the activity, in bursts).",
+        "Membership changes, trailing hour",
+        "Dynamic and manual membership changes whose activity time falls in the trailing hour, "
+        "counted by the exporter in the tenant's clock (not rate() over the counters: "
+        "Prometheus's clock is not the tenant's under the demo, and audit records arrive in "
+        "bursts about 15 minutes after the activity).",
         targets(
             (
-                "3600 * sum by (tenant, operation) (rate("
-                f"{metric('entra_dynamic_membership_changes_total')}{RATE}))",
-                "{{tenant}} dynamic {{operation}}",
+                f"sum by (tenant) ({metric('entra_dynamic_membership_changes_last_hour')})",
+                "{{tenant}} dynamic",
             ),
             (
-                "3600 * sum by (tenant, operation) (rate("
-                f"{metric('entra_dynamic_manual_membership_changes_total')}{RATE}))",
-                "{{tenant}} manual {{operation}}",
+                f"sum by (tenant) ({metric('entra_dynamic_manual_membership_changes_last_hour')})",
+                "{{tenant}} manual",
             ),
         ),
         "suffix:/h",
@@ -393,11 +400,14 @@ exporter_panels = [
     ),
     timeseries(
         "Time since last successful poll",
-        "Seconds since each collector last succeeded.",
+        "Seconds since each collector last succeeded, in the tenant's clock.",
         targets(
             (
-                "time() - max by (tenant, collector) "
-                f"({metric('entra_dynamic_collector_last_success_timestamp_seconds')})",
+                rules.age_expr(
+                    TENANT_TIME,
+                    "max by (tenant, collector) "
+                    f"({metric('entra_dynamic_collector_last_success_timestamp_seconds')})",
+                ),
                 "{{tenant}} {{collector}}",
             ),
         ),
@@ -407,13 +417,17 @@ exporter_panels = [
     ),
     timeseries(
         "Audit data age",
-        "Age of the newest fully ingested audit-log time (the watermark). Red line: "
+        "Age of the newest fully ingested audit-log time (the watermark), in the tenant's "
+        "clock. Red line: "
         f"{c.WATERMARK_MAX_AGE_SECONDS // 3600} h, beyond which resuming is blocked "
         "(EntraDynamicAuditDataStale).",
         targets(
             (
-                "time() - max by (tenant) "
-                f"({metric('entra_dynamic_audit_watermark_timestamp_seconds')})",
+                rules.age_expr(
+                    TENANT_TIME,
+                    "max by (tenant) "
+                    f"({metric('entra_dynamic_audit_watermark_timestamp_seconds')})",
+                ),
                 "{{tenant}}",
             ),
         ),
@@ -424,8 +438,8 @@ exporter_panels = [
     ),
     timeseries(
         "Graph requests by answer",
-        "Requests to Microsoft Graph per second, by endpoint and HTTP status (transport_error: no "
-        "response).",
+        "Requests to Microsoft Graph per second of wall-clock time (the exporter's own work, "
+        "Prometheus's clock), by endpoint and HTTP status (transport_error: no response).",
         targets(
             (
                 "sum by (tenant, endpoint, code) (rate("
@@ -466,8 +480,9 @@ exporter_panels = [
     ),
     timeseries(
         "Audit events ingested",
-        "Audit events ingested per second, by classification (duplicates are seen again and not "
-        "counted twice; malformed ones are counted and skipped).",
+        "Audit events ingested per second of wall-clock time (the exporter's own work, "
+        "Prometheus's clock), by classification (duplicates are seen again and not counted "
+        "twice; malformed ones are counted and skipped).",
         targets(
             (
                 f"sum by (tenant, kind) (rate({metric('entra_dynamic_audit_events_total')}{RATE}))",

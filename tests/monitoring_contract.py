@@ -114,6 +114,10 @@ CONTRACT: tuple[Family, ...] = (
         "gauge",
         ("tenant", "group_id", "group_name", "critical"),
     ),
+    # The tenant's clock at the scrape (#16): ages are measured against it, never time()
+    # (exporter/runtime/tenant_time.py, alerts/rules.py age_expr).
+    Family("entra_dynamic_tenant_time_seconds", "gauge", ("tenant",)),
+    Family("entra_dynamic_manual_membership_changes_last_hour", "gauge", ("tenant",)),
 )
 
 # (family, label) -> every value the exporter may export (docs/architecture.md).

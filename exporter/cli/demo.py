@@ -61,6 +61,30 @@ DEMO_TIMELINE: list[dict[str, Any]] = [
 ]
 
 
+DEMO_SECTIONS: dict[str, dict[str, Any]] = {
+    "polling": {
+        "audit_interval": "1m",
+        "groups_interval": "5m",
+        "critical_status_interval": "5m",
+        "audit_requests_per_10s": DEMO_AUDIT_REQUESTS_PER_10S,
+        "retry_initial_delay": "0.2s",
+        "retry_max_delay": "5s",
+    },
+    # The scenario's operator resumes all 6 critical objects at once, then 100 at a
+    # time: the same plan as the exporter's, so "batch 2 of 6" means one thing.
+    "resume": {"max_critical_groups": 10},
+    "thresholds": {
+        "minimum_pause": DEMO_MINIMUM_PAUSE,
+        # An hour of the demo's clock is 6 s of wall time: a busy machine's hiccup
+        # would otherwise read as stale data and flap resume readiness.
+        "collector_max_age": "1h",
+        "watermark_max_age": "2h",
+    },
+}
+"""The demo's config sections beyond the simulated tenant (its pace and its story's thresholds);
+the end-to-end test of the demo's monitoring runs the exporter with them too."""
+
+
 def demo_config(sim: RunningSimulator, state_dir: Path, listen_address: str) -> Config:
     critical = [c.id for c in sim.tenant.directory.containers if c.critical and c.rule]
     return Config.model_validate(
@@ -71,24 +95,9 @@ def demo_config(sim: RunningSimulator, state_dir: Path, listen_address: str) -> 
             tenant=DEMO_TENANT,
             critical_groups=critical,
             listen_address=listen_address,
-            polling={
-                "audit_interval": "1m",
-                "groups_interval": "5m",
-                "critical_status_interval": "5m",
-                "audit_requests_per_10s": DEMO_AUDIT_REQUESTS_PER_10S,
-                "retry_initial_delay": "0.2s",
-                "retry_max_delay": "5s",
-            },
-            # The scenario's operator resumes all 6 critical objects at once, then 100 at a
-            # time: the same plan as the exporter's, so "batch 2 of 6" means one thing.
-            resume={"max_critical_groups": 10},
-            thresholds={
-                "minimum_pause": DEMO_MINIMUM_PAUSE,
-                # An hour of the demo's clock is 6 s of wall time: a busy machine's hiccup
-                # would otherwise read as stale data and flap resume readiness.
-                "collector_max_age": "1h",
-                "watermark_max_age": "2h",
-            },
+            polling=DEMO_SECTIONS["polling"],
+            resume=DEMO_SECTIONS["resume"],
+            thresholds=DEMO_SECTIONS["thresholds"],
         )
     )
 

@@ -168,6 +168,8 @@ def _cached_exposition(
     key: Callable[[], object],
     per_scrape: CollectorRegistry | None = None,
     per_scrape_max_age: float = 0.0,
+    *,
+    every_scrape: CollectorRegistry | None = None,
 ) -> Handler:
     """A /metrics handler serving the rendering made for the current key (compared by
     identity), uncompressed: `metrics_handler` gzips it, and aiohttp caches nothing, so the
@@ -178,8 +180,10 @@ def _cached_exposition(
     series cost 0.6 ms to render (prometheus_client's OpenMetrics encoder escapes each HELP
     text a character at a time), which 50 concurrent scrapers turned into a 5x longer p99
     (bench/RESULTS.md); a sample a second old is as good as a fresh one to anything that
-    scrapes every few seconds. The gzip stream is one member: the compressor that took the
-    cached part is copied and fed the tail."""
+    scrapes every few seconds. `every_scrape` (a tenant's clock, one series per tenant: an age
+    measured against a clock a second stale would be off by 15 minutes at the demo's speed) is
+    rendered on every scrape, before that tail. The gzip stream is one member: the compressor
+    that took the cached part is copied and fed the tail."""
     rendered: dict[tuple[str, bool], _Rendering] = {}
     current: list[object] = [None]
     tails: dict[str, tuple[float, bytes]] = {}  # by content type, which names the encoder
@@ -206,13 +210,18 @@ def _cached_exposition(
         encoder, content_type = choose_encoder(accept)
         if entry is None:
             body = encoder(registry)
-            if per_scrape is not None:
+            if per_scrape is not None or every_scrape is not None:
                 body = body.removesuffix(_OPENMETRICS_EOF)
             head, state = _gzip_head(body) if compress else (b"", None)
             if len(rendered) >= _EXPOSITIONS_KEPT:
                 rendered.clear()
             entry = rendered[(accept, compress)] = _Rendering(body, content_type, head, state)
         tail = tail_for(encoder, content_type)
+        if every_scrape is not None:
+            fresh = encoder(every_scrape)
+            tail = (
+                fresh.removesuffix(_OPENMETRICS_EOF) if per_scrape is not None else fresh
+            ) + tail
         headers = {hdrs.CONTENT_TYPE: entry.content_type}
         if entry.gzip_state is not None:
             compressor = entry.gzip_state.copy()
@@ -250,6 +259,7 @@ def create_app(
     headroom: Callable[[], Mapping[str, Headroom]] | None = None,
     console: Callable[[], Awaitable[str]] | None = None,
     console_refresh: float = 30.0,
+    every_scrape: CollectorRegistry | None = None,
 ) -> web.Application:
     """The exporter's aiohttp application. Every path, extra routes included, gets the web
     config's headers, rate limit and basic auth; `serve` takes its TLS settings from the app, so
@@ -267,7 +277,10 @@ def create_app(
     registry's and rendered again once `exporter_metrics_max_age` seconds old (None:
     `--web.disable-exporter-metrics`). `telemetry_path`: where
     /metrics is served (`--web.telemetry-path`). `console`: the landing page's live sections
-    (exporter.http.console), refreshed by the browser every `console_refresh` seconds."""
+    (exporter.http.console), refreshed by the browser every `console_refresh` seconds.
+    `every_scrape`: families that change without the key and must be fresh at every scrape
+    (each tenant's clock, exporter.runtime.tenant_time), whether or not the exporter metrics
+    are enabled."""
     telemetry_path = check_telemetry_path(telemetry_path)
     middlewares: list[Middleware] = []
     if web_config is not None and web_config.rate_limit is not None:
@@ -289,10 +302,11 @@ def create_app(
         if headers:
             app.on_response_prepare.append(_set_headers(headers))
 
+    extra = [r for r in (every_scrape, exporter_metrics) if r is not None]
     everything = registry
-    if exporter_metrics is not None:
+    if extra:
         everything = CollectorRegistry(auto_describe=False)
-        everything.register(_Combined(registry, exporter_metrics))
+        everything.register(_Combined(registry, *extra))
     uncached = make_aiohttp_handler(everything, disable_compression=True)
     metrics = uncached
     metrics_link = Link(telemetry_path.lstrip("/"), telemetry_path, BUILTIN_LINKS[0].description)
@@ -300,7 +314,11 @@ def create_app(
 
     if exposition_key is not None:
         metrics = _cached_exposition(
-            registry, exposition_key, exporter_metrics, exporter_metrics_max_age
+            registry,
+            exposition_key,
+            exporter_metrics,
+            exporter_metrics_max_age,
+            every_scrape=every_scrape,
         )
 
     async def metrics_handler(request: web.Request) -> web.StreamResponse:

@@ -48,6 +48,7 @@ from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
 from exporter.runtime.tenant_runner import TenantRunner
+from exporter.runtime.tenant_time import TenantTimeCollector
 from exporter.store.database import PageConsumer, Store
 from exporter.store.lag import ProcessingLagConsumer
 from exporter.store.ledger import Ledger
@@ -135,6 +136,9 @@ class Exporter:
             )
             for tenant in config.tenants
         ]
+        self.tenant_time = CollectorRegistry(auto_describe=True)
+        """Each tenant's clock, rendered on every scrape (exporter.runtime.tenant_time)."""
+        self.tenant_time.register(TenantTimeCollector(self._tenant_clocks))
         self._started = False
         self._wall = SystemClock()
         self.console = Console(
@@ -248,7 +252,12 @@ class Exporter:
             headroom=self._headroom,
             console=self.console.sections,
             console_refresh=console_refresh,
+            every_scrape=self.tenant_time,
         )
+
+    def _tenant_clocks(self) -> dict[str, float]:
+        # Read late: a runner's clock is replaced when it starts following a simulator.
+        return {runner.name: runner.clock.now() for runner in self.runners}
 
     def _headroom(self) -> dict[str, Headroom]:
         """Each tenant's dynamic groups and units against Entra's limit (landing page)."""

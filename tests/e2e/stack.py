@@ -15,7 +15,7 @@ then the test sets the clock running (`set_speed`), stops it (`set_speed(0)`), m
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,34 +169,50 @@ class Stack:
         return polled >= set(COLLECTORS) and backfilled
 
 
+ExporterConfigWriter = Callable[[Path, str, list[str]], Path]
+"""(config path, simulator URL, critical group ids) -> the exporter's config file."""
+
+
 @contextmanager
-def running_stack(directory: Path) -> Iterator[Stack]:
-    """Simulator, exporter and Prometheus, ready (see the module docstring); all stopped after."""
+def running_stack(
+    directory: Path,
+    *,
+    scenario: Path | None = None,
+    simulator_flags: Sequence[str] | None = None,
+    exporter_config: ExporterConfigWriter = write_exporter_config,
+    for_override: str = FOR_OVERRIDE,
+) -> Iterator[Stack]:
+    """Simulator, exporter and Prometheus, ready (see the module docstring); all stopped after.
+    By default the storm of tests/storm.py from the current minute; `scenario`,
+    `simulator_flags` (besides listen, scenario, speed 0, no throttle), `exporter_config` and
+    `for_override` run another story (tests/e2e/test_demo_monitoring.py: the demo's)."""
     with (
         process_group(directory / "logs", REPO) as processes,
         httpx.Client(timeout=10.0) as http,
         alertmanager.webhook() as hook,
     ):
-        start = math.floor(SystemClock().now() / 60) * 60
+        if simulator_flags is None:
+            start = math.floor(SystemClock().now() / 60) * 60
+            simulator_flags = [f"--start={_iso(start)}"]
         simulator = processes.start_python(
             "simulator",
             [
                 "simulate",
                 "--listen=127.0.0.1:0",
-                f"--scenario={write_scenario(directory / 'storm-e2e.yaml')}",
+                f"--scenario={scenario or write_scenario(directory / 'storm-e2e.yaml')}",
                 "--speed=0",
                 "--no-throttle",
-                f"--start={_iso(start)}",
+                *simulator_flags,
             ],
         )
         simulator_url = simulator.wait_for_line(
             r"\) at (http://127\.0\.0\.1:\d+)", within=STARTUP_TIMEOUT
         )[1]
         critical = http.get(f"{simulator_url}/_sim/scenario").json()["critical_groups"]
-        exporter_config = write_exporter_config(directory / "exporter.yml", simulator_url, critical)
+        config_file = exporter_config(directory / "exporter.yml", simulator_url, critical)
         exporter = processes.start_python(
             "exporter",
-            ["serve", f"--config.file={exporter_config}", "--web.listen-address=127.0.0.1:0"],
+            ["serve", f"--config.file={config_file}", "--web.listen-address=127.0.0.1:0"],
         )
         exporter_url = exporter.wait_for_line(
             r"Serving metrics at (http://127\.0\.0\.1:\d+)/metrics", within=STARTUP_TIMEOUT
@@ -216,7 +232,7 @@ def running_stack(directory: Path) -> Iterator[Stack]:
             prometheus_dir,
             exporter_target=exporter_url.removeprefix("http://"),
             interval=SCRAPE_INTERVAL,
-            for_override=FOR_OVERRIDE,
+            for_override=for_override,
             alertmanager=am_address,
             exporter_url=exporter_url,
         )
