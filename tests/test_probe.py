@@ -1,0 +1,223 @@
+"""The canary probe against the simulator over real HTTP (msgraph-sdk): each round's measured
+latency agrees with the simulator's truth (`truth.membership_trace`) within one check interval,
+in a steady tenant and through a storm whose backlog the latency follows up and back down; a
+paused canary group is `paused`, not a timeout; a missing permission is one line naming it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from exporter.domain.events import ProcessingState
+from exporter.domain.probe import ProbeOutcome, ProbeRound, ProbeSettings, canary_rule_problem
+from exporter.domain.rules import ObjectType
+from exporter.graph.client import GraphClient
+from exporter.graph.credentials import StaticTokenCredential
+from exporter.graph.retry import RetryPolicy
+from exporter.runtime.probe import CanaryProbe
+from exporter.simulator.access import TokenGrant
+from exporter.simulator.app import RunningSimulator, running_simulator
+from exporter.simulator.tenant import OPERATOR_ACTOR
+from exporter.simulator.truth import membership_trace
+from tests.support.waiting import wait_until
+
+CANARY_GROUP = "Canary"
+CANARY_RULE = 'user.extensionAttribute15 -eq "canary-in"'
+CHECK = 60.0
+TENANT: dict[str, Any] = {
+    "tenant": {
+        "users": 300,
+        "devices": 20,
+        "dynamic_groups": 12,
+        "administrative_units": 0,
+        "critical_groups": 1,
+        "paused_groups": 0,
+        "groups": [{"name": CANARY_GROUP, "rule": CANARY_RULE}],
+    },
+    # Slow enough that a storm of a couple of hundred users builds an hour's backlog.
+    "processing": {"evaluations_per_hour": 1500},
+}
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RunningSimulator]:
+    async with running_simulator(
+        "steady", overrides=TENANT, speed=0, throttle=False, history_days=0
+    ) as running:
+        running.tenant.trace_membership(running.tenant.find(CANARY_GROUP))
+        yield running
+
+
+def graph_for(sim: RunningSimulator, token: str = "any") -> GraphClient:
+    return GraphClient(
+        root_url=sim.base_url,
+        credential=StaticTokenCredential(token),
+        scopes=["https://graph.microsoft.com/.default"],
+        audit_requests_per_10s=1000,
+        retry=RetryPolicy(attempts=2, initial_delay=0.01, max_delay=0.05),
+    )
+
+
+def settings_for(sim: RunningSimulator, **changes: Any) -> ProbeSettings:
+    canary = sim.tenant.directory.users.ids[7]
+    return ProbeSettings(
+        object_type=ObjectType.USER,
+        object_id=canary,
+        property="extensionAttribute15",
+        match_value="canary-in",
+        other_value="canary-out",
+        group_id=sim.tenant.find(CANARY_GROUP).id,
+        interval=900.0,
+        timeout=changes.pop("timeout", 6 * 3600.0),
+        check_interval=CHECK,
+        **changes,
+    )
+
+
+async def run_rounds(
+    sim: RunningSimulator, probe: CanaryProbe, rounds: int, step: float = CHECK / 2
+) -> None:
+    """Drive the simulated clock in steps, letting the probe act at each, until `rounds`
+    rounds have ended."""
+
+    def asleep() -> bool:
+        wake = probe.wake_at
+        return wake is not None and wake > sim.clock.now()
+
+    task = asyncio.create_task(probe.run())
+    try:
+        while sum(1 for r in probe.status.rounds if not r.in_flight) < rounds:
+            await wait_until(asleep, within=10, what="the probe waiting for the clock")
+            await sim.advance(step)
+        if task.done():
+            task.result()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def assert_within_one_check(sim: RunningSimulator, rounds: list[ProbeRound]) -> list[float]:
+    """Each detected round's latency against the truth: the change it caused, applied at
+    trigger + truth latency, is seen no earlier and at most one check interval later."""
+    trace = membership_trace(sim.tenant, CANARY_GROUP)
+    measured = []
+    for r in rounds:
+        assert r.outcome is ProbeOutcome.DETECTED, r
+        change = next(c for c in trace if c["trigger"] >= r.started_at and c["add"] == r.entering)
+        assert r.latency is not None
+        assert change["latency"] <= r.latency <= change["latency"] + CHECK, (r, change)
+        measured.append(r.latency)
+    return measured
+
+
+async def test_steady_tenant_latency_matches_the_truth(sim: RunningSimulator) -> None:
+    graph = graph_for(sim)
+    try:
+        probe = CanaryProbe(tenant="sim", settings=settings_for(sim), graph=graph, clock=sim.clock)
+        await run_rounds(sim, probe, 3)
+        rounds = [r for r in probe.status.rounds if not r.in_flight]
+        assert [r.entering for r in rounds] == [True, False, True]
+        latencies = assert_within_one_check(sim, rounds)
+        # The pickup delay is 0.5 to 1.5 minutes: a healthy tenant answers within minutes.
+        assert all(30 <= x <= 180 for x in latencies), latencies
+        status = probe.status
+        assert status.rounds_started == 3
+        assert status.outcomes[ProbeOutcome.DETECTED] == 3
+        assert status.latency.count == 3
+        evidence = status.evidence(sim.clock.now())
+        assert evidence.keeping_up is True
+        assert evidence.consecutive_normal == 3
+    finally:
+        await graph.close()
+
+
+async def test_latency_follows_a_storm_backlog_up_and_back_down(sim: RunningSimulator) -> None:
+    graph = graph_for(sim)
+    try:
+        probe = CanaryProbe(tenant="sim", settings=settings_for(sim), graph=graph, clock=sim.clock)
+        await run_rounds(sim, probe, 1, step=CHECK)
+        before = probe.status.rounds[-1].latency
+        sim.tenant.start_storm(objects=300, attribute="department", value="Storm", over_seconds=60)
+        await run_rounds(sim, probe, 3, step=CHECK)
+        # Long after the storm has drained.
+        await run_rounds(sim, probe, 6, step=CHECK)
+        rounds = [r for r in probe.status.rounds if not r.in_flight]
+        latencies = assert_within_one_check(sim, rounds)
+        assert before is not None
+        assert before < 180
+        storm_peak = max(latencies[1:4])
+        assert storm_peak > 1800, latencies  # the canary waited behind the storm's backlog
+        assert latencies[-1] < 180, latencies  # and once it drained, minutes again
+        evidence = probe.status.evidence(sim.clock.now())
+        assert evidence.latest_latency == latencies[-1]
+    finally:
+        await graph.close()
+
+
+async def test_a_paused_canary_group_is_reported_paused_not_timed_out(
+    sim: RunningSimulator,
+) -> None:
+    graph = graph_for(sim)
+    try:
+        probe = CanaryProbe(
+            tenant="sim", settings=settings_for(sim, timeout=600.0), graph=graph, clock=sim.clock
+        )
+        task = asyncio.create_task(probe.run())
+        await wait_until(lambda: probe.status.rounds_started == 1, within=10, what="a flip")
+        group = sim.tenant.find(CANARY_GROUP)
+        sim.tenant.set_processing_state(group, ProcessingState.PAUSED, OPERATOR_ACTOR)
+        try:
+            while not any(not r.in_flight for r in probe.status.rounds):
+                await wait_until(
+                    lambda: probe.wake_at is not None and probe.wake_at > sim.clock.now(),
+                    within=10,
+                    what="the probe waiting",
+                )
+                await sim.advance(CHECK)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert probe.status.rounds[0].outcome is ProbeOutcome.PAUSED
+        assert probe.status.outcomes[ProbeOutcome.TIMED_OUT] == 0
+    finally:
+        await graph.close()
+
+
+async def test_a_missing_write_permission_is_one_line_naming_it(sim: RunningSimulator) -> None:
+    sim.set_tokens({"reader": TokenGrant(permissions=("Directory.Read.All",))})
+    graph = graph_for(sim, "reader")
+    try:
+        probe = CanaryProbe(tenant="sim", settings=settings_for(sim), graph=graph, clock=sim.clock)
+        done = await probe.round()
+        assert done.outcome is ProbeOutcome.FAILED
+        error = probe.status.last_error or ""
+        assert "User.ReadWrite.All" in error
+        assert "\n" not in error
+        assert probe.status.rounds_started == 0
+    finally:
+        await graph.close()
+
+
+def test_the_canary_rule_must_select_on_the_flip() -> None:
+    settings = ProbeSettings(
+        ObjectType.USER, "u", "extensionAttribute15", "canary-in", "canary-out", "g"
+    )
+    assert canary_rule_problem(CANARY_RULE, settings) is None
+    assert "does not read user.extensionAttribute15" in (
+        canary_rule_problem('user.department -eq "canary-in"', settings) or ""
+    )
+    assert "does not select" in (
+        canary_rule_problem('user.extensionAttribute15 -eq "other"', settings) or ""
+    )
+    assert "also selects" in (
+        canary_rule_problem('user.extensionAttribute15 -startsWith "canary"', settings) or ""
+    )
+    assert "selects device objects" in (
+        canary_rule_problem('device.extensionAttribute15 -eq "canary-in"', settings) or ""
+    )
+    assert "no dynamic membership rule" in (canary_rule_problem(None, settings) or "")
