@@ -7,21 +7,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 
+from exporter.clock import FollowingClock
+from exporter.config.loading import load_config
 from exporter.domain.events import ProcessingState
 from exporter.domain.probe import ProbeOutcome, ProbeRound, ProbeSettings, canary_rule_problem
 from exporter.domain.rules import ObjectType
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import StaticTokenCredential
 from exporter.graph.retry import RetryPolicy
+from exporter.http.app import running
 from exporter.runtime.probe import CanaryProbe
+from exporter.runtime.service import Exporter
 from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.tenant import OPERATOR_ACTOR
 from exporter.simulator.truth import membership_trace
+from tests.harness import write_config
 from tests.support.waiting import wait_until
 
 CANARY_GROUP = "Canary"
@@ -221,3 +229,67 @@ def test_the_canary_rule_must_select_on_the_flip() -> None:
         canary_rule_problem('device.extensionAttribute15 -eq "canary-in"', settings) or ""
     )
     assert "no dynamic membership rule" in (canary_rule_problem(None, settings) or "")
+
+
+async def test_the_exporter_runs_the_probe_exports_it_and_readiness_shows_it(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    settings = settings_for(sim)
+    path = write_config(tmp_path / "config.yml", sim.base_url, polling={"audit_interval": "1m"})
+    document = yaml.safe_load(path.read_text("utf-8"))
+    document["tenants"][0]["probe"] = {
+        "object_id": settings.object_id,
+        "property": settings.property,
+        "match_value": settings.match_value,
+        "group_id": settings.group_id,
+        "check_interval": "1m",
+        "evidence_rounds": 2,
+    }
+    path.write_text(yaml.safe_dump(document), "utf-8")
+    service = Exporter(load_config(path))
+    await service.start()
+    try:
+        (runner,) = service.runners
+        await wait_until(lambda: runner.probe is not None, within=30, what="the probe")
+        probe = runner.probe
+        assert probe is not None
+        clock = runner.clock
+        assert isinstance(clock, FollowingClock)
+        while sum(1 for r in probe.status.rounds if not r.in_flight) < 2:
+            await wait_until(
+                lambda: probe.wake_at is not None and probe.wake_at > clock.now(),
+                within=30,
+                what="the probe waiting for the clock",
+            )
+            await sim.advance(CHECK)
+            clock.update(sim.clock.now(), 0)
+        rounds = [r for r in probe.status.rounds if not r.in_flight]
+        assert_within_one_check(sim, rounds)
+        runner.assessor.request()
+        await wait_until(
+            lambda: not runner.assessor.pending, within=30, what="an assessment with the probe"
+        )
+        await runner.refresh_snapshot()
+        async with running(service.app(), "127.0.0.1:0") as where, httpx.AsyncClient() as http:
+            metrics = (await http.get(f"{where.url}metrics")).text
+            body = (await http.get(f"{where.url}api/v1/readiness")).json()
+        assert 'entra_dynamic_probe_latency_seconds_count{tenant="sim"} 2.0' in metrics
+        assert 'entra_dynamic_probe_rounds_started_total{tenant="sim"} 2.0' in metrics
+        assert 'entra_dynamic_probe_rounds_total{outcome="detected",tenant="sim"} 2.0' in metrics
+        assert 'entra_dynamic_probe_rounds_total{outcome="timed_out",tenant="sim"} 0.0' in metrics
+        assert "entra_dynamic_probe_last_success_timestamp_seconds" in metrics
+        assessment = body["tenants"][0]["assessment"]
+        assert assessment["probe"]["keeping_up"] is True
+        assert assessment["probe"]["latest_latency_seconds"] == rounds[-1].latency
+        keeping_up = next(
+            c
+            for c in assessment["readiness"]["conditions"]
+            if c["reason"] == "processing_keeping_up"
+        )
+        assert keeping_up["status"] == "met"
+        assert (
+            'entra_dynamic_graph_requests_total{code="204",endpoint="user_update",tenant="sim"} 2.0'
+            in metrics
+        )
+    finally:
+        await service.stop()

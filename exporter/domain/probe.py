@@ -135,9 +135,14 @@ class ProbeEvidence:
 
 
 def probe_evidence(
-    rounds: Sequence[ProbeRound], settings: ProbeSettings, now: float
+    rounds: Sequence[ProbeRound],
+    settings: ProbeSettings,
+    now: float,
+    *,
+    since: float | None = None,
 ) -> ProbeEvidence:
-    """Rounds oldest first."""
+    """Rounds oldest first. With `since` (a pause's start), only rounds started then or later
+    count towards the streak: rounds before a pause say nothing about the recovery after it."""
     bound = settings.normal_latency
     needed = settings.evidence_rounds
     measured = [r for r in rounds if r.outcome in (ProbeOutcome.DETECTED, ProbeOutcome.TIMED_OUT)]
@@ -146,6 +151,8 @@ def probe_evidence(
     )
     streak = 0
     for r in reversed(measured):
+        if since is not None and r.started_at < since:
+            break
         if r.outcome is not ProbeOutcome.DETECTED or r.latency is None or r.latency > bound:
             break
         streak += 1
