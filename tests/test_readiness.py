@@ -10,6 +10,7 @@ from exporter.domain.episode import EpisodeSource, PauseEpisode
 from exporter.domain.events import Series
 from exporter.domain.groups import GroupState, MembershipProcessingStatus
 from exporter.domain.history import HOUR, MINUTE, CountHistory
+from exporter.domain.probe import ProbeEvidence
 from exporter.domain.readiness import (
     CollectorHealth,
     ConditionStatus,
@@ -52,6 +53,7 @@ def readiness(
     watermark: float | None = NOW - 5 * MINUTE,
     thresholds: Thresholds = T,
     no_episode: bool = False,
+    probe: ProbeEvidence | None = None,
 ) -> Readiness:
     history = history or quiet_tenant().build()
     return evaluate_readiness(
@@ -63,6 +65,7 @@ def readiness(
         audit_watermark=watermark,
         thresholds=thresholds,
         now=NOW,
+        probe=probe,
     )
 
 
