@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from exporter.clock import FollowingClock
 from exporter.config.loading import load_config
@@ -29,7 +28,7 @@ from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.tenant import OPERATOR_ACTOR
 from exporter.simulator.truth import membership_trace
-from tests.harness import write_config
+from tests.harness import add_probe, write_config
 from tests.support.waiting import wait_until
 
 CANARY_GROUP = "Canary"
@@ -236,16 +235,17 @@ async def test_the_exporter_runs_the_probe_exports_it_and_readiness_shows_it(
 ) -> None:
     settings = settings_for(sim)
     path = write_config(tmp_path / "config.yml", sim.base_url, polling={"audit_interval": "1m"})
-    document = yaml.safe_load(path.read_text("utf-8"))
-    document["tenants"][0]["probe"] = {
-        "object_id": settings.object_id,
-        "property": settings.property,
-        "match_value": settings.match_value,
-        "group_id": settings.group_id,
-        "check_interval": "1m",
-        "evidence_rounds": 2,
-    }
-    path.write_text(yaml.safe_dump(document), "utf-8")
+    add_probe(
+        path,
+        {
+            "object_id": settings.object_id,
+            "property": settings.property,
+            "match_value": settings.match_value,
+            "group_id": settings.group_id,
+            "check_interval": "1m",
+            "evidence_rounds": 2,
+        },
+    )
     service = Exporter(load_config(path))
     await service.start()
     try:
