@@ -123,6 +123,7 @@ def assess_tenant(
         thresholds=thresholds,
         resume=resume,
         critical_priority=obs.critical_priority,
+        canary=obs.probe_settings.group_id if obs.probe_settings is not None else None,
     )
     signals = evaluate_pause_signals(
         history=history,

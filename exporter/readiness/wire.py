@@ -157,6 +157,8 @@ class Excluded(msgspec.Struct, frozen=True, kw_only=True):
     no_pause_episode: int
     already_on: int
     not_found: int
+    canary_group: int = 0
+    """The canary probe's group, never resumed unless named (#20)."""
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):

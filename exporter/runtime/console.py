@@ -186,6 +186,7 @@ def read_console(
             groups,
             config.resume,
             critical_priority=tenant.critical_groups,
+            canary=tenant.probe.group_id if tenant.probe is not None else None,
         )
         next_batches = tuple(
             PlannedBatch(b.index, b.critical, len(b.groups), tuple(g.name for g in b.groups))
