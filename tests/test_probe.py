@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
+from exporter.cli.main import cli
 from exporter.clock import FollowingClock
-from exporter.config.loading import load_config
+from exporter.config.loading import ConfigError, load_config
 from exporter.domain.events import ProcessingState
 from exporter.domain.probe import ProbeOutcome, ProbeRound, ProbeSettings, canary_rule_problem
 from exporter.domain.rules import ObjectType
@@ -293,3 +295,48 @@ async def test_the_exporter_runs_the_probe_exports_it_and_readiness_shows_it(
         )
     finally:
         await service.stop()
+
+
+async def test_config_check_verifies_the_canary_rule_with_the_evaluator(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    settings = settings_for(sim)
+
+    async def check(match_value: str) -> Result:
+        path = add_probe(
+            write_config(tmp_path / f"{match_value}.yml", sim.base_url),
+            {
+                "object_id": settings.object_id,
+                "property": settings.property,
+                "match_value": match_value,
+                "group_id": settings.group_id,
+            },
+        )
+        return await asyncio.to_thread(
+            CliRunner().invoke, cli, ["config", "check", str(path)], catch_exceptions=False
+        )
+
+    good = await check("canary-in")
+    assert good.exit_code == 0, good.output
+    bad = await check("canary-typo")
+    assert bad.exit_code == 1
+    (line,) = bad.output.strip().splitlines()
+    assert "tenants.sim.probe: group 'Canary'" in line
+    assert "does not select user.extensionAttribute15 = 'canary-typo'" in line
+
+
+def test_a_bad_probe_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    path = add_probe(
+        write_config(tmp_path / "config.yml", "http://127.0.0.1:9"),
+        {
+            "object_id": "not-a-guid",
+            "property": "extensionAttribute15",
+            "match_value": "canary-in",
+            "group_id": "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+        },
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems
+    assert "probe.object_id" in problem
+    assert "GUID" in problem
