@@ -340,3 +340,33 @@ def test_a_bad_probe_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     (problem,) = info.value.problems
     assert "probe.object_id" in problem
     assert "GUID" in problem
+
+
+async def test_an_ingested_audit_change_gives_the_exact_time(sim: RunningSimulator) -> None:
+    """When the audit log already holds the canary group's change, its activity time is the
+    measurement (exact), not the membership read's check time."""
+    group = sim.tenant.find(CANARY_GROUP)
+
+    async def logged_since(since: float) -> float | None:
+        changes = [
+            c["time"] for c in membership_trace(sim.tenant, CANARY_GROUP) if c["time"] >= since
+        ]
+        return changes[-1] if changes else None
+
+    graph = graph_for(sim)
+    try:
+        probe = CanaryProbe(
+            tenant="sim",
+            settings=settings_for(sim),
+            graph=graph,
+            clock=sim.clock,
+            audit_change_since=logged_since,
+        )
+        await run_rounds(sim, probe, 2)
+        trace = membership_trace(sim.tenant, group.id)
+        rounds = [r for r in probe.status.rounds if not r.in_flight]
+        assert [r.latency for r in rounds] == pytest.approx(
+            [c["latency"] for c in trace[:2]], abs=1e-3
+        )
+    finally:
+        await graph.close()
