@@ -92,3 +92,16 @@ def test_paused_rounds_neither_count_nor_break_the_streak() -> None:
     probe = evidence(rounds, paused_at)
     assert probe.consecutive_normal == 3
     assert probe.keeping_up is True
+
+
+def test_evidence_must_be_current() -> None:
+    """Normal rounds, then the canary group paused (or the change refused): nothing is measured
+    now, so nothing is evidence now."""
+    paused_at = NOW - 14 * HOUR
+    rounds = [detected(n, paused_at + n * HOUR, 60.0) for n in range(1, 4)]
+    for outcome in (ProbeOutcome.PAUSED, ProbeOutcome.FAILED):
+        last = ProbeRound(4, paused_at + 5 * HOUR, True, outcome, paused_at + 5 * HOUR)
+        probe = evidence([*rounds, last], paused_at)
+        assert probe.keeping_up is None, outcome
+        r = readiness(ep=episode(paused_at), probe=probe)
+        assert status(r, ResumeCondition.MINIMUM_PAUSE) is ConditionStatus.BLOCKING

@@ -170,6 +170,14 @@ def probe_evidence(
     else:
         keeping_up = None
     last = rounds[-1] if rounds else None
+    if (
+        keeping_up
+        and last is not None
+        and last.outcome in (ProbeOutcome.PAUSED, ProbeOutcome.FAILED)
+    ):
+        # The evidence must be current: a probe that measures nothing now (its group paused,
+        # its change refused) proves nothing about now, however good its last rounds were.
+        keeping_up = None
     if flying is not None and overdue:
         detail = (
             f"the round started {short_time(flying.started_at)} is not seen after "
