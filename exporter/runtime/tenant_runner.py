@@ -40,11 +40,10 @@ from exporter.store.lag import ProcessingLagConsumer
 
 log = get_logger(__name__)
 
-"""Wall seconds between two readings of the simulator's clock."""
 SNAPSHOT_INTERVAL = 5.0
+"""Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 RULES_CHECK_INTERVAL = 0.1
 """How often the audit poller's wait for the first listings looks again (wall seconds)."""
-"""Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 
 
 class TenantRunner:
@@ -198,6 +197,7 @@ class TenantRunner:
             group.create_task(self._refresh_forever())
             group.create_task(self.assessor.run())
             group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
+            group.create_task(self._rules_from_the_last_run())
             group.create_task(self.hygiene.run(self.graph, on_update=self.refresh_snapshot))
 
     async def _canary_change_since(self, since: float) -> float | None:
@@ -216,6 +216,16 @@ class TenantRunner:
     async def _listed(self, kind: DirectoryObjectKind, objects: Sequence[DirectoryObject]) -> None:
         await self.rule_usage.listed(kind, objects)
         await self.hygiene.listed(kind, objects)
+
+    async def _rules_from_the_last_run(self) -> None:
+        """A restarted exporter knows the rules it listed before it stopped (the store keeps
+        them): the first audit poll judges relevance by them instead of waiting for this run's
+        listings (15,000 groups take ~2 s to list, and the first good /metrics waited for it);
+        the first listing replaces them."""
+        store = self._store
+        stored = await store.call(store.directory_objects, self.name)
+        if stored:
+            await self.rule_usage.prime(stored)
 
     async def _audit_rules(self, wait: float) -> RuleProperties | None:
         """The properties the tenant's rules read, for the relevance of the audit poller's
