@@ -46,7 +46,8 @@ def config_group() -> None:
 @click.option(
     "--no-secrets",
     is_flag=True,
-    help="Do not check that secret env vars and files exist (e.g. on a build machine).",
+    help="Do not check that secret env vars and files exist (e.g. on a build machine); this "
+    "also skips reading each canary probe's group through Graph.",
 )
 @click.option(
     "--show",
