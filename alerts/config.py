@@ -151,6 +151,18 @@ GRAPH_THROTTLED_FOR: Final = 30 * 60
 PERMISSION_ERROR_WINDOW: Final = "10m"
 PERMISSION_ERROR_FOR: Final = 5 * 60
 
+# --- The canary probe (#20): measured, not estimated, processing delay ----------------------------
+
+PROBE_LATENCY_SECONDS: Final = PROCESSING_LAG_SECONDS
+"""[MANAGE]: "typically processed within a few hours": the same 4 h bound as ProcessingLagHigh,
+applied to the canary's measured delay. ProbeLatencyHigh fires on the round still waiting
+(`entra_dynamic_probe_round_age_seconds`), so on-call hears it before the round ends."""
+PROBE_LATENCY_FOR: Final = 5 * 60
+PROBE_TIMED_OUT_FOR: Final = 60
+"""A timeout is a fact, not a fluctuation: one evaluation confirms it."""
+PROBE_TIMEOUT_WINDOW: Final = "6h"
+"""A timed-out round stays alerted for this long (the exporter's default probe timeout)."""
+
 RATE_WINDOW: Final = "5m"
 """The window of the recording rules' rates (at least four scrapes of a 30 s or 1 m interval)."""
 

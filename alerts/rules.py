@@ -237,6 +237,7 @@ _CRITICAL_PAUSED_UNKNOWN_SINCE = (
 """Critical groups paused at a time nobody knows (already paused when first listed): the
 paused-since form cannot see them, so their pause is timed by Prometheus (`for:`)."""
 _STALLED = sel("entra_dynamic_pause_warranted", 'reason="processing_stalled"')
+_PROBE_TIMED_OUT = sel("entra_dynamic_probe_rounds_total", 'outcome="timed_out"')
 _DENIED = sel("entra_dynamic_graph_requests_total", 'code=~"401|403"')
 
 _MICROSOFT_PAUSE_ADVICE = (
@@ -562,6 +563,49 @@ ALERTS: tuple[Alert, ...] = (
         next_action=(
             f"grant the app registration of tenant {TENANT} the permissions and admin consent "
             f"the runbook lists, then `{CLI} config check <config file>`."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicProbeLatencyHigh",
+        severity=Severity.WARNING,
+        expr=(
+            f"max by (tenant) ({sel('entra_dynamic_probe_round_age_seconds')})\n"
+            f"> {c.PROBE_LATENCY_SECONDS}"
+        ),
+        for_seconds=c.PROBE_LATENCY_FOR,
+        summary="The canary probe's change has waited too long for its membership change.",
+        description=(
+            f"Tenant {TENANT}: the canary probe changed its canary {VALUE_DURATION} ago and the "
+            "canary group's membership has not followed yet, longer than "
+            f"{c.human_duration(c.PROBE_LATENCY_SECONDS)}. This is measured, not estimated: a "
+            "change made now waits at least this long. Microsoft: changes are typically "
+            "processed within a few hours."
+        ),
+        next_action=(
+            f"`{CLI} check-resume --tenant {TENANT}` (processing_keeping_up and the estimated "
+            f"lag); if a bulk change is running, `{CLI} pause --tenant {TENANT} --all "
+            "--except-critical --reason '<why>' --apply` (the canary group stays on)."
+        ),
+    ),
+    Alert(
+        name="EntraDynamicProbeTimedOut",
+        severity=Severity.WARNING,
+        expr=(
+            f"sum by (tenant) (\n  increase({_PROBE_TIMED_OUT}[{c.PROBE_TIMEOUT_WINDOW}])\n) > 0"
+        ),
+        for_seconds=c.PROBE_TIMED_OUT_FOR,
+        summary="A canary probe round timed out: its membership change never appeared.",
+        description=(
+            f"Tenant {TENANT}: about " + '{{ $value | printf "%.0f" }} '
+            "canary probe round(s) ended without "
+            f"the canary group's membership change in the last {c.PROBE_TIMEOUT_WINDOW} (probe "
+            "timeout: 6 hours by default), and the canary group was not paused. Processing is "
+            "stalled or the queue is longer than the timeout."
+        ),
+        next_action=(
+            f"`{CLI} check-resume --tenant {TENANT}`; check that the canary group's rule still "
+            f"selects the canary (`{CLI} config check <config file>`), then treat it as "
+            "EntraDynamicProcessingStalled."
         ),
     ),
     _headroom_alert(

@@ -30,6 +30,7 @@ from bench import (
     ingest,
     memory,
     ops,
+    probe_drill,
     scrape,
     time_to_signal,
 )
@@ -45,6 +46,7 @@ BENCHMARKS = (
     "time_to_signal",
     "ops",
     "impact",
+    "probe_drill",
 )
 PACKAGES = (
     "aiohttp",
@@ -109,6 +111,10 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
     await step(
         "impact",
         lambda: impact.run(impact.SMOKE if plan.smoke else impact.FULL, runs, workdir),
+    )
+    await step(
+        "probe_drill",
+        lambda: probe_drill.run(probe_drill.SMOKE if plan.smoke else probe_drill.FULL, workdir),
     )
     return sections
 

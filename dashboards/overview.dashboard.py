@@ -95,9 +95,10 @@ status_panels = [
         "Resume blocked by",
         "Each condition that blocks resuming (entra_dynamic_resume_blocked): minimum_pause "
         f"({c.MINIMUM_PAUSE_SECONDS // 3600} h by default; Microsoft: 24 h, support article: "
-        "12 h), "
+        "12 h, which applies while the canary probe measures normal latency), "
         f"trigger_rate_recovery (triggers back within {c.RECOVERY_TOLERANCE:g}x baseline for "
-        "consecutive hours), audit_data_stale, collector_failing, critical_group_failed.",
+        "consecutive hours), audit_data_stale, collector_failing, critical_group_failed, "
+        "processing_keeping_up (the canary probe measures processing not keeping up).",
         [
             target(
                 f"max by (tenant, reason) ({metric('entra_dynamic_resume_blocked')})",
@@ -360,7 +361,7 @@ lag_panels = [
         " can take more than 24 hours).",
         targets((recorded(rules.LAG_QUANTILE_RECORD), "{{tenant}} p{{quantile}}")),
         "s",
-        pos(0, 36, 12, 8),
+        pos(0, 36, 8, 8),
         thresholds=steps((GREEN, None), (RED, c.PROCESSING_LAG_SECONDS)),
         fill=0,
     ),
@@ -377,7 +378,30 @@ lag_panels = [
             )
         ],
         "s",
-        pos(12, 36, 12, 8),
+        pos(8, 36, 8, 8),
+    ),
+    timeseries(
+        "Measured delay (canary probe) beside the estimate",
+        "The canary probe (tenants[].probe) changes one canary object so that it enters or "
+        "leaves a canary group, and waits for the membership change: the sawtooth is how long "
+        "its current change has waited (entra_dynamic_probe_round_age_seconds), each peak one "
+        "measured delay. Beside it the estimated median lag from the audit log. Red line: "
+        f"{c.PROBE_LATENCY_SECONDS // 3600} h (EntraDynamicProbeLatencyHigh). No probe "
+        "configured: no sawtooth.",
+        targets(
+            (
+                f"max by (tenant) ({metric('entra_dynamic_probe_round_age_seconds')})",
+                "{{tenant}} measured: waiting now",
+            ),
+            (
+                recorded(rules.LAG_QUANTILE_RECORD, 'quantile="0.5"'),
+                "{{tenant}} estimated median",
+            ),
+        ),
+        "s",
+        pos(16, 36, 8, 8),
+        thresholds=steps((GREEN, None), (RED, c.PROBE_LATENCY_SECONDS)),
+        fill=0,
     ),
 ]
 

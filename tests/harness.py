@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
 from exporter.simulator.app import RunningSimulator
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
@@ -55,6 +57,14 @@ def write_config(
             store=store or {},
         ),
     )
+
+
+def add_probe(path: Path, probe: Mapping[str, Any], *, tenant: int = 0) -> Path:
+    """Give a written config's tenant a canary probe (`tenants[].probe`, #20)."""
+    document = yaml.safe_load(path.read_text("utf-8"))
+    document["tenants"][tenant]["probe"] = dict(probe)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), "utf-8")
+    return path
 
 
 def truth(sim: RunningSimulator, since: float) -> dict[str, int]:

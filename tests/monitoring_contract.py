@@ -90,6 +90,13 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_trigger_changes_last_hour", "gauge", ("tenant", "initiator")),
     Family("entra_dynamic_trigger_property_changes_last_hour", "gauge", ("tenant", "property")),
     Family("entra_dynamic_trigger_property_readers", "gauge", ("tenant", "property")),
+    # The canary probe (#20): measured processing delay, for tenants with a probe (and
+    # entra_dynamic_probe_last_success_timestamp_seconds, which nothing here relies on: absent
+    # before a first detection, as in the storm exposition whose clock is frozen).
+    Family("entra_dynamic_probe_latency_seconds", "histogram", ("tenant",)),
+    Family("entra_dynamic_probe_rounds_started", "counter", ("tenant",)),
+    Family("entra_dynamic_probe_rounds", "counter", ("tenant", "outcome")),
+    Family("entra_dynamic_probe_round_age_seconds", "gauge", ("tenant",)),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),
     Family(
         "entra_dynamic_collector_last_success_timestamp_seconds", "gauge", ("tenant", "collector")
@@ -147,7 +154,11 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "audit_data_stale",
             "collector_failing",
             "critical_group_failed",
+            "processing_keeping_up",
         }
+    ),
+    ("entra_dynamic_probe_rounds", "outcome"): frozenset(
+        {"detected", "timed_out", "paused", "failed"}
     ),
     **{
         (family, "collector"): frozenset(
@@ -168,6 +179,10 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "group_update",
             "administrative_unit_update",
             "member_count",
+            "group",
+            "user_update",
+            "device_update",
+            "check_member_groups",
         }
     ),
     ("entra_dynamic_object_changes_by_relevance_last_hour", "relevance"): frozenset(
@@ -198,6 +213,10 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
         {"not_started", "running", "succeeded", "failed", "unknown"}
     ),
 }
+
+PROBE_FAMILIES = frozenset(f.name for f in CONTRACT if f.name.startswith("entra_dynamic_probe_"))
+"""The canary probe's families (#20): exported only for a tenant with a probe, so a run without
+one (tests/test_signals_e2e.py's storm) cannot show them; the storm exposition runs one."""
 
 PROMETHEUS_SERIES = frozenset({"up"})
 """Series Prometheus itself makes for every target (ExporterAbsent uses `up`)."""

@@ -15,7 +15,7 @@ from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.app import running_simulator
 from exporter.simulator.tenant import OPERATOR_ACTOR
-from tests.harness import write_config
+from tests.harness import add_probe, write_config
 from tests.support.waiting import wait_until
 
 STORM_PUSH_AT = 600.0
@@ -70,15 +70,30 @@ async def capture_storm_exposition(directory: Path, *, tenant: str = "contoso") 
         sim.tenant.set_processing_state(target, ProcessingState.PAUSED, OPERATOR_ACTOR)
         await sim.advance(1800)
         critical = [c.id for c in sim.tenant.critical_groups() if c.rule]
-        config = load_config(
-            write_config(
-                directory / "exporter.yml",
-                sim.base_url,
-                tenant=tenant,
-                critical_groups=critical,
-                polling={"backfill_days": 1},
-            )
+        path = write_config(
+            directory / "exporter.yml",
+            sim.base_url,
+            tenant=tenant,
+            critical_groups=critical,
+            polling={"backfill_days": 1},
         )
+        # A canary probe (#20), so that its families are there too: its property is one no rule
+        # of the storm reads, and the frozen clock keeps its first round in flight.
+        canary_group = next(
+            c
+            for c in sim.tenant.directory.containers
+            if c.rule and c.member_type == "user" and not c.paused
+        )
+        add_probe(
+            path,
+            {
+                "object_id": sim.tenant.directory.users.ids[0],
+                "property": "extensionAttribute15",
+                "match_value": "canary-in",
+                "group_id": canary_group.id,
+            },
+        )
+        config = load_config(path)
         exporter = Exporter(config)
         await exporter.start()
         try:
@@ -91,6 +106,8 @@ async def capture_storm_exposition(directory: Path, *, tenant: str = "contoso") 
                     and audit.caught_up
                     and all(s.ever_succeeded for s in runner.statuses.values())
                     and runner.hygiene.summary is not None
+                    and runner.probe is not None
+                    and runner.probe.status.rounds_started == 1
                 )
 
             await wait_until(

@@ -5,6 +5,7 @@ real browser against a real demo, is tests/test_demo_story.py.)"""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.http.console import (
@@ -99,3 +100,28 @@ def test_every_name_on_the_console_is_escaped() -> None:
     assert "<script" not in page
     assert not re.search(r"""(src|href)=["']?https?:""", page)
     assert "and 2 more" in page
+
+
+def test_the_probe_measurements_are_drawn_beside_the_estimated_lag() -> None:
+    """#20: one dot per detected canary round on the lag chart, with its delay and time."""
+    console = TenantConsole(
+        tenant="contoso",
+        now=T0 + 3 * HOUR,
+        window_start=T0,
+        hours=(HourCounts(int(T0), 10, 2, 3, 5.0, 1.0),),
+        trigger_factor=5.0,
+        paused_steps=((T0, 0),),
+        lag=((T0 + HOUR, 600.0),),
+        moments=(),
+        paused=(),
+        paused_total=0,
+        assessment=None,
+        probe=((T0 + HOUR, 120.0), (T0 + 2 * HOUR, 2460.0)),
+    )
+    page = render_console([console])
+    assert page.count('<circle class="probe"') == 2
+    assert "measured by the canary probe: 41 min" in page
+    assert "measured delays (dots)" in page
+    without = render_console([replace(console, probe=())])
+    assert '<circle class="probe"' not in without
+    assert "measured delays" not in without

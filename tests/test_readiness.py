@@ -10,6 +10,7 @@ from exporter.domain.episode import EpisodeSource, PauseEpisode
 from exporter.domain.events import Series
 from exporter.domain.groups import GroupState, MembershipProcessingStatus
 from exporter.domain.history import HOUR, MINUTE, CountHistory
+from exporter.domain.probe import ProbeEvidence
 from exporter.domain.readiness import (
     CollectorHealth,
     ConditionStatus,
@@ -52,6 +53,7 @@ def readiness(
     watermark: float | None = NOW - 5 * MINUTE,
     thresholds: Thresholds = T,
     no_episode: bool = False,
+    probe: ProbeEvidence | None = None,
 ) -> Readiness:
     history = history or quiet_tenant().build()
     return evaluate_readiness(
@@ -63,6 +65,7 @@ def readiness(
         audit_watermark=watermark,
         thresholds=thresholds,
         now=NOW,
+        probe=probe,
     )
 
 
@@ -76,7 +79,15 @@ def test_all_conditions_met_is_ready_and_every_condition_is_reported() -> None:
     assert r.state is ReadinessState.READY
     assert r.ready
     assert [c.condition for c in r.conditions] == list(ResumeCondition)
-    assert all(c.status is ConditionStatus.MET for c in r.conditions)
+    # Without a canary probe its condition does not apply (#20); every other one is met.
+    assert all(
+        c.status is ConditionStatus.MET
+        for c in r.conditions
+        if c.condition is not ResumeCondition.PROCESSING_KEEPING_UP
+    )
+    assert condition(r, ResumeCondition.PROCESSING_KEEPING_UP)[0] is (
+        ConditionStatus.NOT_APPLICABLE
+    )
     assert EXIT_CODES[r.state] == 0
 
 

@@ -4,6 +4,7 @@ secrets redacted)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import click
@@ -11,6 +12,11 @@ import yaml
 
 from exporter.cli.options import option
 from exporter.config.loading import ConfigError, load_config
+from exporter.config.models import Config
+from exporter.domain.probe import canary_rule_problem
+from exporter.graph.credentials import CredentialError
+from exporter.graph.errors import GraphError
+from exporter.graph.factory import build_graph_client
 from exporter.store.errors import store_path_problem
 
 
@@ -40,7 +46,8 @@ def config_group() -> None:
 @click.option(
     "--no-secrets",
     is_flag=True,
-    help="Do not check that secret env vars and files exist (e.g. on a build machine).",
+    help="Do not check that secret env vars and files exist (e.g. on a build machine); this "
+    "also skips reading each canary probe's group through Graph.",
 )
 @click.option(
     "--show",
@@ -79,9 +86,44 @@ def check_command(
     if unusable is not None:
         click.echo(f"{file}: store.path: {unusable}", err=True)
         raise SystemExit(1)
+    if not no_secrets:
+        probe_problems = asyncio.run(check_probes(config))
+        for problem in probe_problems:
+            click.echo(f"{path}: {problem}", err=True)
+        if probe_problems:
+            raise SystemExit(1)
     names = ", ".join(t.name for t in config.tenants)
     if show:
         # JSON mode renders SecretStr as "**********": no secret reaches the terminal.
         settings = config.model_dump(mode="json", exclude_none=True)
         click.echo(yaml.safe_dump(settings, sort_keys=False).rstrip())
     click.echo(f"{path}: valid ({len(config.tenants)} tenant(s): {names})", err=show)
+
+
+async def check_probes(config: Config) -> list[str]:
+    """For each tenant with a canary probe (#20), read its canary group through Graph and check
+    with the rule evaluator that the rule reads the probe's property and selects exactly its
+    match value; and that the canary object can be read. One line per problem."""
+    problems: list[str] = []
+    for tenant in config.tenants:
+        probe = tenant.probe
+        if probe is None:
+            continue
+        where = f"tenants.{tenant.name}.probe"
+        settings = probe.settings()
+        try:
+            graph = build_graph_client(config, tenant)
+        except CredentialError as exc:
+            problems.append(f"{where}: cannot check the canary group: {exc}")
+            continue
+        try:
+            group = await graph.get_group(settings.group_id)
+            problem = canary_rule_problem(group.rule or None, settings)
+            if problem is not None:
+                problems.append(f"{where}: group {group.name!r} ({group.id}): {problem}")
+            await graph.is_member(str(settings.object_type), settings.object_id, settings.group_id)
+        except GraphError as exc:
+            problems.append(f"{where}: {exc}")
+        finally:
+            await graph.close()
+    return problems

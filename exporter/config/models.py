@@ -36,6 +36,8 @@ from pydantic import (
 
 from exporter.config.durations import Duration
 from exporter.domain.hygiene import DEFAULT_INACTIVE_DAYS, DEFAULT_OBJECT_LIMIT
+from exporter.domain.probe import ProbeSettings
+from exporter.domain.rules import ObjectType
 from exporter.domain.settings import MINUTE_BUCKET_RETENTION, ResumeSettings
 from exporter.domain.settings import Thresholds as DomainThresholds
 
@@ -200,6 +202,80 @@ _AUTH_FIELDS: dict[AuthMethod, frozenset[str]] = {
 }
 
 
+_P = ProbeSettings(ObjectType.USER, "", "", "", "", "")
+
+
+class ProbeConfig(StrictModel):
+    """`tenants[].probe:` the canary probe (opt-in; exporter/domain/probe.py). Needs
+    User.ReadWrite.All (Device.ReadWrite.All for a device) for the canary object only."""
+
+    object_type: ObjectType = ObjectType.USER
+    object_id: str = Field(description="the canary user's (or device's) object id, a GUID")
+    property: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,119}$",
+        description="the rule property the probe flips, e.g. extensionAttribute15",
+    )
+    match_value: str = Field(min_length=1, description="the value the canary group's rule selects")
+    other_value: str = Field(
+        default="", description="the value that takes the canary out (default: match_value-out)"
+    )
+    group_id: str = Field(description="the canary dynamic group's object id, a GUID")
+    interval: Duration = Field(default=_P.interval, description="one round per interval")
+    timeout: Duration = Field(default=_P.timeout, description="a round not seen by then times out")
+    check_interval: Duration = Field(
+        default=_P.check_interval,
+        description="how often a round in flight reads the canary's membership (the resolution)",
+    )
+    normal_latency: Duration = Field(
+        default=_P.normal_latency, description="a round seen within this is normal"
+    )
+    evidence_rounds: int = Field(
+        default=_P.evidence_rounds,
+        ge=1,
+        le=100,
+        description="consecutive normal rounds that let minimum_pause_with_evidence apply",
+    )
+
+    @field_validator("object_id", "group_id")
+    @classmethod
+    def _guid(cls, v: str) -> str:
+        if not _is_guid(v):
+            raise ValueError("must be an object id (a GUID)")
+        return v.lower()
+
+    @field_validator("interval", "timeout", "check_interval", "normal_latency")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v < MIN_POLL_INTERVAL:
+            raise ValueError(f"must be a duration of at least {MIN_POLL_INTERVAL:g}s")
+        return v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.other_value == self.match_value:
+            raise ValueError("probe.other_value must differ from probe.match_value")
+        if self.check_interval > self.timeout or self.normal_latency > self.timeout:
+            raise ValueError(
+                "probe.check_interval and probe.normal_latency must not exceed probe.timeout"
+            )
+        return self
+
+    def settings(self) -> ProbeSettings:
+        return ProbeSettings(
+            object_type=self.object_type,
+            object_id=self.object_id,
+            property=self.property,
+            match_value=self.match_value,
+            other_value=self.other_value or f"{self.match_value}-out",
+            group_id=self.group_id,
+            interval=self.interval,
+            timeout=self.timeout,
+            check_interval=self.check_interval,
+            normal_latency=self.normal_latency,
+            evidence_rounds=self.evidence_rounds,
+        )
+
+
 class Tenant(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     tenant_id: str | None = Field(default=None, description="directory (tenant) id, a GUID")
@@ -213,6 +289,9 @@ class Tenant(StrictModel):
     critical_groups: tuple[str, ...] = ()
     clock: Literal["system", "simulator"] = Field(
         default="system", description="simulator: follow the simulated tenant's clock (demo, tests)"
+    )
+    probe: ProbeConfig | None = Field(
+        default=None, description="the canary probe: measured processing delay (opt-in)"
     )
 
     @field_validator("cloud", mode="before")
@@ -416,6 +495,10 @@ class ThresholdsConfig(StrictModel):
     # Support article: "wait at least 12 hours"; management guide: "a minimum of 24 hours".
     minimum_pause: Duration = Field(
         default=_T.minimum_pause, description="support article: 12h; guide: 24h"
+    )
+    minimum_pause_with_evidence: Duration = Field(
+        default=_T.minimum_pause_with_evidence,
+        description="replaces minimum_pause while the canary probe shows normal latency",
     )
     recovery_tolerance: float = Field(default=_T.recovery_tolerance, ge=1)
     recovery_hours: int = Field(default=_T.recovery_hours, ge=1)

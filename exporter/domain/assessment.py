@@ -21,6 +21,7 @@ from exporter.domain.groups import (
 from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
 from exporter.domain.plan import PlanSummary, episode_and_plan
+from exporter.domain.probe import ProbeEvidence, ProbeRound, ProbeSettings, probe_evidence
 from exporter.domain.readiness import CollectorHealth, Readiness, evaluate_readiness
 from exporter.domain.settings import ResumeSettings, Thresholds
 from exporter.domain.signals import (
@@ -48,6 +49,10 @@ class TenantObservations:
     """Recent lag samples (at least those whose change falls within `lag_window`)."""
     critical_priority: tuple[str, ...] = ()
     """The tenant's configured critical groups, in order: the order critical groups resume."""
+    probe_settings: ProbeSettings | None = None
+    """The canary probe's settings; None without a probe (#20)."""
+    probe_rounds: tuple[ProbeRound, ...] = ()
+    """Its recent rounds, oldest first (the runner's memory, not the store)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,8 @@ class TenantAssessment:
     groups_changed_last_hour: int
     groups: GroupCounts
     lag: LagSummary
+    probe: ProbeEvidence | None = None
+    """The canary probe's evidence, counted from the pause's start when there is one."""
 
     @property
     def pause_warranted(self) -> bool:
@@ -116,6 +123,7 @@ def assess_tenant(
         thresholds=thresholds,
         resume=resume,
         critical_priority=obs.critical_priority,
+        canary=obs.probe_settings.group_id if obs.probe_settings is not None else None,
     )
     signals = evaluate_pause_signals(
         history=history,
@@ -126,6 +134,16 @@ def assess_tenant(
         thresholds=thresholds,
         now=now,
     )
+    probe = (
+        None
+        if obs.probe_settings is None
+        else probe_evidence(
+            obs.probe_rounds,
+            obs.probe_settings,
+            now,
+            since=episode.started_at if episode is not None else None,
+        )
+    )
     readiness = evaluate_readiness(
         episode=episode,
         history=history,
@@ -135,6 +153,7 @@ def assess_tenant(
         audit_watermark=obs.audit_watermark,
         thresholds=thresholds,
         now=now,
+        probe=probe,
     )
     return TenantAssessment(
         tenant=obs.tenant,
@@ -148,6 +167,7 @@ def assess_tenant(
         groups_changed_last_hour=groups_changed_last_hour(obs.group_last_change, now),
         groups=_group_counts(obs.groups),
         lag=lag,
+        probe=probe,
     )
 
 

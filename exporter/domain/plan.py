@@ -3,7 +3,8 @@
 * Candidates: the episode's groups (paused now, part of the episode), plus any group named
   explicitly (`named`); with `named_only`, the named groups alone.
 * Never planned unless named: groups paused before the episode began, groups whose pause time
-  nothing records, and (without an episode) every paused group. Each is listed as an exclusion
+  nothing records, the canary probe's group (`canary`), and (without an episode) every paused
+  group. Each is listed as an exclusion
   with its reason. Named groups that are On already, or are not dynamic groups we know, are
   excluded too.
 * Critical groups first, in batches of at most `max_critical_groups`, ordered by the configured
@@ -32,6 +33,8 @@ class ExclusionReason(StrEnum):
     NO_PAUSE_EPISODE = "no_pause_episode"
     ALREADY_ON = "already_on"
     NOT_FOUND = "not_found"
+    CANARY_GROUP = "canary_group"
+    """The canary probe's group (#20): an instrument, not a workload; resumed only when named."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ def plan_resume(
     named: Collection[str] = (),
     named_only: bool = False,
     critical_priority: Sequence[str] = (),
+    canary: str | None = None,
 ) -> ResumePlan:
     by_id = {g.id: g for g in groups}
     named_set = set(named)
@@ -102,6 +106,9 @@ def plan_resume(
     if not named_only:
         if episode is not None:
             chosen.update(episode.group_ids)
+            if canary in chosen and canary not in named_set:
+                chosen.discard(canary)
+                exclude(canary, ExclusionReason.CANARY_GROUP)
             for group_id in episode.paused_before:
                 if group_id not in named_set:
                     exclude(group_id, ExclusionReason.PAUSED_BEFORE_EPISODE)
@@ -167,6 +174,7 @@ def episode_and_plan(
     resume: ResumeSettings,
     critical_priority: Sequence[str] = (),
     named: Collection[str] = (),
+    canary: str | None = None,
 ) -> tuple[PauseEpisode | None, ResumePlan]:
     """The current pause episode and its resume plan: the one computation behind the
     exporter's readiness (no names) and the `plan`/`resume` commands (the groups named, or
@@ -179,5 +187,6 @@ def episode_and_plan(
         named=named,
         named_only=bool(named),
         critical_priority=critical_priority,
+        canary=canary,
     )
     return episode, plan

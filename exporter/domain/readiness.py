@@ -29,6 +29,7 @@ from exporter.domain.episode import PauseEpisode
 from exporter.domain.formatting import human_duration, short_time
 from exporter.domain.groups import GroupState, MembershipProcessingStatus
 from exporter.domain.history import HOUR, CountHistory, floor_to
+from exporter.domain.probe import ProbeEvidence
 from exporter.domain.settings import Thresholds
 
 RECOVERY_LOOKBACK_HOURS = 168
@@ -50,6 +51,9 @@ class ResumeCondition(StrEnum):
     AUDIT_DATA_STALE = "audit_data_stale"
     COLLECTOR_FAILING = "collector_failing"
     CRITICAL_GROUP_FAILED = "critical_group_failed"
+    PROCESSING_KEEPING_UP = "processing_keeping_up"
+    """The canary probe's measured latency (#20): blocks when it shows processing is not
+    keeping up; not applicable without a probe or before it has enough rounds."""
 
 
 TRUST_CONDITIONS = frozenset({ResumeCondition.AUDIT_DATA_STALE, ResumeCondition.COLLECTOR_FAILING})
@@ -102,9 +106,20 @@ class Readiness:
 
 
 def minimum_pause(
-    episode: PauseEpisode | None, thresholds: Thresholds, now: float
+    episode: PauseEpisode | None,
+    thresholds: Thresholds,
+    now: float,
+    probe: ProbeEvidence | None = None,
 ) -> ConditionResult:
-    minimum = thresholds.minimum_pause
+    """The pause's age against `minimum_pause`, or against `minimum_pause_with_evidence` while
+    the canary probe shows processing keeping up (normal latency for its evidence rounds since
+    the pause began): measured evidence replaces the waiting (docs/signals.md)."""
+    evidence = probe is not None and probe.keeping_up is True
+    minimum = (
+        min(thresholds.minimum_pause_with_evidence, thresholds.minimum_pause)
+        if evidence
+        else thresholds.minimum_pause
+    )
     c, unit = ResumeCondition.MINIMUM_PAUSE, "seconds"
     if episode is None:
         return ConditionResult(
@@ -115,6 +130,8 @@ def minimum_pause(
         f"paused for {human_duration(age)} since {short_time(episode.started_at)} "
         f"({episode.source.value}); minimum {human_duration(minimum)}"
     )
+    if evidence:
+        text += " (with the canary probe's evidence of processing keeping up)"
     if age >= minimum:
         return ConditionResult(
             c, ConditionStatus.MET, age, minimum, unit, episode.started_at + minimum, text
@@ -302,6 +319,33 @@ def no_failed_critical_group(groups: Sequence[GroupState]) -> ConditionResult:
     )
 
 
+def processing_keeping_up(probe: ProbeEvidence | None) -> ConditionResult:
+    c, unit = ResumeCondition.PROCESSING_KEEPING_UP, "seconds"
+    if probe is None:
+        return ConditionResult(
+            c, ConditionStatus.NOT_APPLICABLE, None, 0, unit, None, "no canary probe configured"
+        )
+    status = {
+        True: ConditionStatus.MET,
+        False: ConditionStatus.BLOCKING,
+        None: ConditionStatus.NOT_APPLICABLE,
+    }[probe.keeping_up]
+    prefix = {
+        True: "processing is keeping up",
+        False: "processing is not keeping up",
+        None: "not enough probe rounds since the pause to tell",
+    }[probe.keeping_up]
+    return ConditionResult(
+        c,
+        status,
+        probe.latest_latency,
+        probe.normal_latency,
+        unit,
+        probe.in_flight_since if probe.keeping_up is False else None,
+        f"{prefix}: {probe.detail}",
+    )
+
+
 def evaluate_readiness(
     *,
     episode: PauseEpisode | None,
@@ -312,13 +356,15 @@ def evaluate_readiness(
     audit_watermark: float | None,
     thresholds: Thresholds,
     now: float,
+    probe: ProbeEvidence | None = None,
 ) -> Readiness:
     conditions = (
-        minimum_pause(episode, thresholds, now),
+        minimum_pause(episode, thresholds, now, probe),
         trigger_rate_recovery(history, baselines, thresholds, now),
         audit_data_fresh(audit_watermark, thresholds, now),
         collectors_healthy(collectors, thresholds, now),
         no_failed_critical_group(groups),
+        processing_keeping_up(probe),
     )
     blocking = [x for x in conditions if x.blocks]
     untrusted = [x for x in blocking if x.condition in TRUST_CONDITIONS]

@@ -32,6 +32,10 @@ class Thresholds:
     baseline_floor_per_hour: float = 20.0
     # Support article: "wait at least 12 hours"; management guide: "a minimum of 24 hours".
     minimum_pause: float = 24 * HOUR
+    # The support article's figure, "at least 12 hours" (Troubleshooting Groups with dynamic
+    # membership processing in Microsoft Entra ID): used instead of minimum_pause while the
+    # canary probe has shown normal latency for its evidence rounds (docs/signals.md).
+    minimum_pause_with_evidence: float = 12 * HOUR
     recovery_tolerance: float = 1.5
     recovery_hours: int = 3
     watermark_max_age: float = HOUR

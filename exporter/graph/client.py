@@ -171,6 +171,17 @@ ADMINISTRATIVE_UNIT_UPDATE = Endpoint(
     "changing an administrative unit's membershipRuleProcessingState",
     "AdministrativeUnit.ReadWrite.All",
 )
+USER_UPDATE = Endpoint(
+    "user_update", "changing the canary user's property (the probe)", "User.ReadWrite.All"
+)
+DEVICE_UPDATE = Endpoint(
+    "device_update", "changing the canary device's property (the probe)", "Device.ReadWrite.All"
+)
+MEMBER_GROUPS = Endpoint(
+    "check_member_groups",
+    "reading the canary's group membership (checkMemberGroups)",
+    "GroupMember.Read.All (or Group.Read.All, Directory.Read.All)",
+)
 
 
 class _EndpointOption(RequestOption):
@@ -440,6 +451,59 @@ class GraphClient:
             exc.counts = counts
             raise
         return counts
+
+    async def update_object(
+        self, object_type: str, object_id: str, properties: dict[str, Any]
+    ) -> None:
+        """PATCH a user's or device's properties, given in Graph's names (the canary probe);
+        Graph answers 204. Needs User.ReadWrite.All (Device.ReadWrite.All for a device)."""
+        endpoint, segment = (
+            (USER_UPDATE, "users") if object_type == "user" else (DEVICE_UPDATE, "devices")
+        )
+        url = f"{self._adapter.base_url}/{segment}/{quote(object_id)}"
+        body = orjson.dumps(properties)
+
+        def build() -> RequestInformation:
+            request = RequestInformation(Method.PATCH)
+            request.url = url
+            request.headers.add("Accept", "application/json")
+            request.set_stream_content(body, "application/json")
+            return request
+
+        await self._call(endpoint, build, lambda _body: None, expect_body=False)
+
+    async def is_member(self, object_type: str, object_id: str, group_id: str) -> bool:
+        """Whether the user or device is a member of the group, by `POST
+        /{users|devices}/{id}/checkMemberGroups` (read as of now, not from the audit log)."""
+        segment = "users" if object_type == "user" else "devices"
+        url = f"{self._adapter.base_url}/{segment}/{quote(object_id)}/checkMemberGroups"
+        body = orjson.dumps({"groupIds": [group_id]})
+
+        def build() -> RequestInformation:
+            request = RequestInformation(Method.POST)
+            request.url = url
+            request.headers.add("Accept", "application/json")
+            request.set_stream_content(body, "application/json")
+            return request
+
+        def parse(raw: bytes | None) -> bool:
+            try:
+                value = orjson.loads(raw or b"null")["value"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                raise GraphResponseError(
+                    f"Graph's answer for {MEMBER_GROUPS.what} has no value list",
+                    endpoint=MEMBER_GROUPS.name,
+                    status=200,
+                ) from None
+            if not isinstance(value, list):
+                raise GraphResponseError(
+                    f"Graph's answer for {MEMBER_GROUPS.what} has no value list",
+                    endpoint=MEMBER_GROUPS.name,
+                    status=200,
+                )
+            return group_id.lower() in {str(v).lower() for v in value}
+
+        return await self._call(MEMBER_GROUPS, build, parse)
 
     async def get_processing_status(self, group_id: str) -> ProcessingStatus:
         """Beta `membershipRuleProcessingStatus` of one group (poll critical groups only)."""

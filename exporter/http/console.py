@@ -89,6 +89,8 @@ class TenantConsole:
     next_batches: tuple[PlannedBatch, ...] = ()
     """The first batches of the resume plan, if there is an episode."""
     """What the exporter is still waiting for, when there is no assessment yet."""
+    probe: tuple[tuple[float, float], ...] = ()
+    """(time seen, measured delay in seconds) of the canary probe's detected rounds (#20)."""
 
 
 MAX_PAUSED_ROWS = 25
@@ -300,7 +302,10 @@ def step_chart(c: TenantConsole) -> str:
 
 def lag_chart(c: TenantConsole) -> str:
     points = [(t, v) for t, v in c.lag if t >= c.window_start]
-    frame = _Frame(c.window_start, c.now, max([v for _, v in points] + [3600]))
+    measured = [(t, v) for t, v in c.probe if t >= c.window_start]
+    frame = _Frame(
+        c.window_start, c.now, max([v for _, v in points] + [v for _, v in measured] + [3600])
+    )
     body = _axes(frame, "duration", c.moments)
     # No sample for a while (nothing processed, e.g. while paused) is a gap, not a slope.
     runs: list[list[tuple[float, float]]] = []
@@ -314,7 +319,16 @@ def lag_chart(c: TenantConsole) -> str:
             f'<polyline class="lag" points="{line}"><title>median estimated lag: '
             f"{e(_duration(run[-1][1]))} at {e(clock(run[-1][0]))}</title></polyline>"
         )
-    return _svg("Estimated processing lag (median)", body, "lag")
+    # The canary probe's measurements, beside the estimate: one dot per detected round.
+    body.extend(
+        f'<circle class="probe" cx="{frame.x(t):.1f}" cy="{frame.y(v):.1f}" r="3">'
+        f"<title>measured by the canary probe: {e(_duration(v))} at {e(clock(t))}</title>"
+        "</circle>"
+        for t, v in measured
+    )
+    return _svg(
+        "Estimated processing lag (median) and the canary probe's measurements", body, "lag"
+    )
 
 
 _STATUS_TEXT = {
@@ -447,7 +461,8 @@ def render_tenant(c: TenantConsole) -> str:
 <figure><figcaption>Dynamic membership changes per hour</figcaption>{bars_chart(c)}</figure>
 <figure><figcaption>Paused groups</figcaption>{step_chart(c)}</figure>
 <figure><figcaption>Estimated processing lag (median, as assessed since the exporter
-started)</figcaption>{lag_chart(c)}</figure>
+started){" and the canary probe's measured delays (dots)" if c.probe else ""}</figcaption>
+{lag_chart(c)}</figure>
 </div>
 <p class="muted legend"><span class="key pause"></span> pause <span class="key resume"></span>
 resume</p>
@@ -472,6 +487,7 @@ svg rect.partial { opacity: .55; }
 svg .band { fill: #3a9d5d; fill-opacity: .18; stroke: #3a9d5d; stroke-opacity: .5; }
 svg .paused { fill: none; stroke: #b3261e; stroke-width: 2; }
 svg .lag { fill: none; stroke: #8a5a00; stroke-width: 2; }
+svg .probe { fill: #1b4f8a; stroke: #fff; stroke-width: 1; }
 svg .moment { stroke-width: 1.5; stroke-dasharray: 4 3; }
 svg .moment.pause, .key.pause { stroke: #b3261e; background: #b3261e; }
 svg .moment.resume, .key.resume { stroke: #1b7f3b; background: #1b7f3b; }

@@ -24,6 +24,7 @@ EXCLUSION_TEXT = {
     ExclusionReason.NO_PAUSE_EPISODE: "no pause episode: adopt one (pause --adopt) or name it",
     ExclusionReason.ALREADY_ON: "already On",
     ExclusionReason.NOT_FOUND: "not a dynamic group or unit of this tenant",
+    ExclusionReason.CANARY_GROUP: "the canary probe's group (name it to resume)",
 }
 
 

@@ -3,7 +3,7 @@ left alone and recorded as paused before a new episode), apply it as a ledger ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.domain.events import ProcessingState
@@ -56,6 +56,8 @@ class PauseDecision:
     critical: frozenset[str]
     episode: EpisodeRecord | None
     """The open episode this pause joins; None: it begins one."""
+    canary: list[DirectoryObject] = field(default_factory=list)
+    """The canary probe's group, which `--all` leaves On (#20): name it to pause it."""
 
     def ref(self, obj: DirectoryObject) -> ObjectRef:
         return ObjectRef(obj.id, obj.kind, obj.name)
@@ -100,7 +102,19 @@ async def decide(session: OpsSession, prepared: Prepared, request: PauseRequest)
         except_ids += [g for g in session.tenant.critical_groups if g not in except_ids]
     excluded = await resolve(session.graph, inventory, except_ids, what="--except")
     excluded_ids = {o.id for o in excluded}
+    canary: list[DirectoryObject] = []
     if request.all:
+        probe = session.tenant.probe
+        canary_id = probe.group_id if probe is not None else None
+        # The canary must keep measuring while everything else is paused: that is what shows
+        # the queue draining (and lets readiness use the probe's evidence).
+        if (
+            canary_id is not None
+            and canary_id in inventory.objects
+            and canary_id not in excluded_ids
+        ):
+            canary.append(inventory.objects[canary_id])
+            excluded_ids.add(canary_id)
         selected = [o for o in inventory.objects.values() if o.id not in excluded_ids]
     else:
         selected = await resolve(session.graph, inventory, request.ids, what="--group")
@@ -111,6 +125,7 @@ async def decide(session: OpsSession, prepared: Prepared, request: PauseRequest)
         excluded=excluded,
         critical=frozenset(session.tenant.critical_groups),
         episode=prepared.open_episode,
+        canary=canary,
     )
 
 
@@ -123,6 +138,15 @@ def report_decision(report: Report, decision: PauseDecision, request: PauseReque
             else "excluded (--except)"
         )
         report.lines.append(object_line(obj, Result.EXCLUDED, why, critical=obj.id in critical))
+    for obj in decision.canary:
+        report.lines.append(
+            object_line(
+                obj,
+                Result.EXCLUDED,
+                "excluded: the canary probe's group (name it with --group to pause it)",
+                critical=obj.id in critical,
+            )
+        )
     for obj in decision.already:
         report.lines.append(
             object_line(obj, Result.UNCHANGED, "already paused", critical=obj.id in critical)
@@ -196,6 +220,12 @@ async def apply(
             + [
                 PlannedOperation(ref(o), PAUSED, OpStatus.SKIPPED, detail="excluded")
                 for o in decision.excluded
+            ]
+            + [
+                PlannedOperation(
+                    ref(o), PAUSED, OpStatus.SKIPPED, detail="excluded: the canary probe's group"
+                )
+                for o in decision.canary
             ],
             at=now,
         )

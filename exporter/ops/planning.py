@@ -103,6 +103,7 @@ async def resume_view(
         resume=resume,
         critical_priority=session.tenant.critical_groups,
         named=named,
+        canary=session.tenant.probe.group_id if session.tenant.probe is not None else None,
     )
     batches = list(plan.batches)
     held_back: list[ResumeBatch] = []

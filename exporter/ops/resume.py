@@ -8,8 +8,9 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.domain.events import ProcessingState
+from exporter.domain.events import DirectoryObjectKind, ProcessingState
 from exporter.domain.plan import (
+    ExclusionReason,
     ResumeBatch,
 )
 from exporter.domain.records import DirectoryObject
@@ -180,6 +181,26 @@ async def apply(
         )
     )
     report.run_id = run_id
+    canary = [x for x in view.plan.excluded if x.reason is ExclusionReason.CANARY_GROUP]
+    if canary:
+        # The ledger says the canary group was left paused on purpose, not forgotten (#20).
+        await store.call(
+            lambda: ledger.plan_operations(
+                run_id,
+                [
+                    PlannedOperation(
+                        ObjectRef(
+                            x.id, view.kinds.get(x.id, DirectoryObjectKind.GROUP), x.name or ""
+                        ),
+                        ON,
+                        OpStatus.SKIPPED,
+                        detail="excluded: the canary probe's group",
+                    )
+                    for x in canary
+                ],
+                at=session.clock.now(),
+            )
+        )
     stop = stop_event(options)
     applier = build_applier(session, options)
     outcomes: list[Outcome] = []

@@ -25,6 +25,7 @@ from exporter.domain.assessment import SCHEMA_VERSION, TenantAssessment
 from exporter.domain.baseline import Measure
 from exporter.domain.episode import EpisodeSource
 from exporter.domain.plan import ExclusionReason, PlanSummary
+from exporter.domain.probe import ProbeEvidence, ProbeOutcome
 from exporter.domain.readiness import (
     ConditionResult,
     ConditionStatus,
@@ -156,6 +157,8 @@ class Excluded(msgspec.Struct, frozen=True, kw_only=True):
     no_pause_episode: int
     already_on: int
     not_found: int
+    canary_group: int = 0
+    """The canary probe's group, never resumed unless named (#20)."""
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -211,6 +214,37 @@ class Lag(msgspec.Struct, frozen=True, kw_only=True):
     p90_seconds: float | None
 
 
+class Probe(msgspec.Struct, frozen=True, kw_only=True):
+    """The canary probe's evidence (#20): measured processing delay, not an estimate."""
+
+    latest_latency_seconds: float | None
+    latest_outcome: ProbeOutcome | None
+    last_success: datetime | None
+    consecutive_normal_rounds: int
+    """Counted from the pause's start while there is a pause episode."""
+    rounds_needed: int
+    normal_latency_seconds: float
+    in_flight_since: datetime | None
+    keeping_up: bool | None
+    detail: str
+
+    @classmethod
+    def of(cls, p: ProbeEvidence | None) -> Probe | None:
+        if p is None:
+            return None
+        return cls(
+            latest_latency_seconds=p.latest_latency,
+            latest_outcome=p.latest_outcome,
+            last_success=_time(p.last_success),
+            consecutive_normal_rounds=p.consecutive_normal,
+            rounds_needed=p.needed,
+            normal_latency_seconds=p.normal_latency,
+            in_flight_since=_time(p.in_flight_since),
+            keeping_up=p.keeping_up,
+            detail=p.detail,
+        )
+
+
 class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     """One tenant's assessment (docs/readiness.schema.json)."""
 
@@ -227,6 +261,8 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     groups_changed_last_hour: int
     groups: Groups
     lag: Lag
+    probe: Probe | None = None
+    """Null without a canary probe."""
 
     @classmethod
     def of(cls, a: TenantAssessment) -> Assessment:
@@ -283,6 +319,7 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
                 median_seconds=a.lag.median_seconds,
                 p90_seconds=a.lag.p90_seconds,
             ),
+            probe=Probe.of(a.probe),
         )
 
 

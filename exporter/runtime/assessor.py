@@ -11,12 +11,13 @@ import asyncio
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exporter.clock import Clock, SystemClock
 from exporter.config.models import Config, Tenant
 from exporter.domain.assessment import TenantAssessment, TenantObservations, assess_tenant
 from exporter.domain.groups import LedgerEpisode
+from exporter.domain.probe import ProbeRound, ProbeSettings
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import ProcessingStatus
 from exporter.logs import get_logger
@@ -33,6 +34,8 @@ class AssessmentInputs:
     now: float
     collectors: Sequence[CollectorHealth]
     critical_statuses: Mapping[str, ProcessingStatus]
+    probe_settings: ProbeSettings | None = None
+    probe_rounds: tuple[ProbeRound, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,12 @@ class TenantAssessor:
             )
         )
         read = self._wall.now() - started
+        if inputs.probe_settings is not None:
+            observations = replace(
+                observations,
+                probe_settings=inputs.probe_settings,
+                probe_rounds=inputs.probe_rounds,
+            )
         loop = asyncio.get_running_loop()
         assessment, evaluate = await loop.run_in_executor(
             self._executor, self._evaluate, observations, inputs.now

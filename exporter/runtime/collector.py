@@ -28,6 +28,7 @@ from exporter.domain.events import (
     Series,
 )
 from exporter.domain.groups import MembershipProcessingStatus
+from exporter.domain.probe import ProbeOutcome
 from exporter.runtime.snapshot import Snapshot, TenantSnapshot
 from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
 from exporter.store.lateness import RECONCILED, lateness_histogram
@@ -547,6 +548,60 @@ def trigger_causes(snapshot: Snapshot) -> Iterator[Metric]:
     yield readers
 
 
+def canary_probe(snapshot: Snapshot) -> Iterator[Metric]:
+    """The canary probe's families (#20), for tenants with a probe: the latency histogram (the
+    lag estimator's buckets, so the measured and the estimated delay draw side by side), rounds
+    started and ended by outcome (every outcome from 0), the age of the round in flight (0 when
+    none: an alert on it fires while a slow round still waits) and the latest success."""
+    latency = HistogramMetricFamily(
+        PREFIX + "probe_latency_seconds",
+        "Measured delay from the canary probe's property change to the canary group's "
+        "membership change (detected rounds).",
+        labels=["tenant"],
+    )
+    started = CounterMetricFamily(
+        PREFIX + "probe_rounds_started",
+        "Canary probe rounds whose property change Graph accepted.",
+        labels=["tenant"],
+    )
+    ended = CounterMetricFamily(
+        PREFIX + "probe_rounds",
+        "Canary probe rounds ended, by outcome: detected, timed_out, paused (the canary group "
+        "was paused: nothing measured), failed (the change was refused).",
+        labels=["tenant", "outcome"],
+    )
+    age = GaugeMetricFamily(
+        PREFIX + "probe_round_age_seconds",
+        "How long the canary probe's round in flight has waited for its membership change; 0 "
+        "when none is in flight.",
+        labels=["tenant"],
+    )
+    last = GaugeMetricFamily(
+        PREFIX + "probe_last_success_timestamp_seconds",
+        "When the canary probe last saw its membership change (absent before the first).",
+        labels=["tenant"],
+    )
+    for t in snapshot.tenants:
+        probe = t.probe
+        if probe is None:
+            continue
+        h = probe.latency
+        latency.add_metric(
+            [t.tenant],
+            [(_bound(bound), count) for bound, count in h.cumulative()],
+            sum_value=h.sum_seconds,
+        )
+        started.add_metric([t.tenant], probe.rounds_started)
+        for outcome in ProbeOutcome:
+            ended.add_metric([t.tenant, outcome.value], probe.outcomes.get(outcome, 0))
+        flying = probe.in_flight
+        age.add_metric([t.tenant], max(0.0, t.taken_at - flying.started_at) if flying else 0.0)
+        detected = [r for r in probe.rounds if r.outcome is ProbeOutcome.DETECTED]
+        if detected and detected[-1].finished_at is not None:
+            last.add_metric([t.tenant], detected[-1].finished_at)
+    yield from (latency, started, ended, age, last)
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -572,6 +627,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     rules_using_operator,
     hygiene,
     trigger_causes,
+    canary_probe,
     build_info,
     manual_membership_changes_last_hour,
 )

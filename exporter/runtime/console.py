@@ -26,6 +26,7 @@ from exporter.domain.events import Series
 from exporter.domain.groups import GroupState
 from exporter.domain.history import HOUR, CountHistory, floor_to
 from exporter.domain.plan import plan_resume
+from exporter.domain.probe import ProbeOutcome
 from exporter.http.console import (
     MAX_PAUSED_ROWS,
     HourCounts,
@@ -123,6 +124,7 @@ def read_console(
     assessment: TenantAssessment | None,
     lag: tuple[tuple[float, float], ...],
     detail: str,
+    probe: tuple[tuple[float, float], ...] = (),
 ) -> TenantConsole:
     """On the store's thread."""
     name = tenant.name
@@ -184,6 +186,7 @@ def read_console(
             groups,
             config.resume,
             critical_priority=tenant.critical_groups,
+            canary=tenant.probe.group_id if tenant.probe is not None else None,
         )
         next_batches = tuple(
             PlannedBatch(b.index, b.critical, len(b.groups), tuple(g.name for g in b.groups))
@@ -219,6 +222,7 @@ def read_console(
         next_batches=next_batches,
         assessment=assessment,
         detail=detail,
+        probe=probe,
     )
 
 
@@ -286,6 +290,13 @@ class Console:
             lag = tuple(self._lag[name])
             assessment = part.assessment if part is not None else None
             detail = source.detail()
+            probe = tuple(
+                (r.finished_at, r.latency)
+                for r in (part.probe.rounds if part is not None and part.probe else ())
+                if r.outcome is ProbeOutcome.DETECTED
+                and r.finished_at is not None
+                and r.latency is not None
+            )
             parts.append(
                 await self._store.run(
                     functools.partial(
@@ -297,6 +308,7 @@ class Console:
                         assessment=assessment,
                         lag=lag,
                         detail=detail,
+                        probe=probe,
                     )
                 )
             )

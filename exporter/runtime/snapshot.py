@@ -26,6 +26,7 @@ from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.poller import CollectorStatus
 from exporter.runtime.assessor import AssessmentTiming
 from exporter.runtime.hygiene import HygieneSummary
+from exporter.runtime.probe import ProbeStatus
 from exporter.store.database import PausedObject, Store
 from exporter.store.lag import ProcessingLagConsumer
 
@@ -127,6 +128,8 @@ class TenantSnapshot:
     trigger_causes: TriggerCauses | None = None
     """The trailing hour's triggers by initiator and by changed property (top 5 each), the
     properties with the rules that read them once the rules are parsed."""
+    probe: ProbeStatus | None = None
+    """The canary probe's rounds and counts (#20); None without a probe."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,7 @@ def build_tenant_snapshot(
     rules_using_operator: Mapping[str, int] | None = None,
     hygiene: HygieneSummary | None = None,
     property_readers: Mapping[str, int] | None = None,
+    probe: ProbeStatus | None = None,
 ) -> TenantSnapshot:
     return TenantSnapshot(
         tenant=tenant,
@@ -252,4 +256,5 @@ def build_tenant_snapshot(
         trigger_causes=None
         if view.trigger_causes is None
         else with_readers(view.trigger_causes, property_readers),
+        probe=probe,
     )

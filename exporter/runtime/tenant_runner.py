@@ -32,6 +32,7 @@ from exporter.logs import get_logger
 from exporter.runtime.assessor import AssessmentInputs, AssessmentTiming, TenantAssessor
 from exporter.runtime.hygiene import HygieneTracker
 from exporter.runtime.observations import ObservationReader
+from exporter.runtime.probe import CanaryProbe
 from exporter.runtime.rule_usage import RuleUsageTracker
 from exporter.runtime.snapshot import SnapshotHolder, build_tenant_snapshot, read_store_view
 from exporter.store.database import Store
@@ -74,6 +75,7 @@ class TenantRunner:
         self.graph: GraphClient | None = None
         self.audit: AuditPoller | None = None
         self.critical: CriticalStatusPoller | None = None
+        self.probe: CanaryProbe | None = None
         self.statuses: dict[str, CollectorStatus] = {
             name: CollectorStatus(name)
             for name in ("audit", "groups", "administrative_units", "critical_status")
@@ -182,11 +184,34 @@ class TenantRunner:
                         on_poll_end=self._poll_ended,
                     )
                 )
+            if self.tenant.probe is not None:
+                self.probe = CanaryProbe(
+                    tenant=self.name,
+                    settings=self.tenant.probe.settings(),
+                    graph=self.graph,
+                    clock=self.clock,
+                    audit_change_since=self._canary_change_since,
+                    on_update=self._probe_updated,
+                )
+                group.create_task(self.probe.run())
             group.create_task(self._refresh_forever())
             group.create_task(self.assessor.run())
             group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
             group.create_task(self._rules_from_the_last_run())
             group.create_task(self.hygiene.run(self.graph, on_update=self.refresh_snapshot))
+
+    async def _canary_change_since(self, since: float) -> float | None:
+        """The canary group's last dynamic membership change at or after `since`, as ingested
+        from the audit log (the probe's exact detection, when the log is not late)."""
+        probe = self.tenant.probe
+        assert probe is not None
+        store = self._store
+        changes = await store.run(lambda: store.group_last_changes(self.name, since))
+        return changes.get(probe.group_id)
+
+    async def _probe_updated(self) -> None:
+        self.assessor.request()
+        await self.refresh_snapshot()
 
     async def _listed(self, kind: DirectoryObjectKind, objects: Sequence[DirectoryObject]) -> None:
         await self.rule_usage.listed(kind, objects)
@@ -281,6 +306,8 @@ class TenantRunner:
                 for s in self.statuses.values()
             ),
             critical_statuses=dict(self.critical.statuses) if self.critical is not None else {},
+            probe_settings=self.probe.settings if self.probe is not None else None,
+            probe_rounds=self.probe.status.rounds if self.probe is not None else (),
         )
 
     def _assessed(self, assessment: TenantAssessment, timing: AssessmentTiming) -> None:
@@ -329,6 +356,7 @@ class TenantRunner:
                 rules_using_operator=self.rule_usage.usage,
                 hygiene=self.hygiene.summary,
                 property_readers=self.rule_usage.property_readers,
+                probe=self.probe.status if self.probe is not None else None,
             )
         )
 

@@ -328,11 +328,20 @@ def _object_routes(resource: objects_api.Resource) -> list[web.RouteDef]:
         )
         return web.Response(status=204)
 
+    async def check_member_groups(request: web.Request) -> web.StreamResponse:
+        require(_grant(request), GROUP_READ | resource.read)
+        tenant = request.app[STATE].tenant
+        index = objects_api.find_index(resource, tenant, request.match_info["id"])
+        raw = await request.read()
+        tenant.catch_up()
+        return _json(objects_api.check_member_groups(resource, tenant, index, raw))
+
     base = f"/{{version:v1.0|beta}}/{resource.segment}"
     return [
         web.get(base, list_objects),
         web.get(base + "/delta", delta),
         web.patch(base + "/{id}", patch_one),
+        web.post(base + "/{id}/checkMemberGroups", check_member_groups),
     ]
 
 

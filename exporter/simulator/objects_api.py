@@ -2,7 +2,8 @@
 their delta queries (`/users/delta`, `/devices/delta`: `$select`, `Prefer:
 odata.maxpagesize`, `$skiptoken` pages, an `@odata.deltaLink` whose `$deltatoken` returns what
 changed since; `$deltatoken=latest`; tokens older than 7 days are 410 Gone), and `PATCH
-/users/{id}`, `/devices/{id}` (attribute changes, which trigger processing as any update does).
+/users/{id}`, `/devices/{id}` (attribute changes, which trigger processing as any update does),
+and `POST /users/{id}/checkMemberGroups` (or devices: which of the given groups it is in).
 
 Objects are rendered with Graph's property names (`exporter.graph.objects.GRAPH_FIELDS`:
 `user.extensionAttribute3` is `onPremisesExtensionAttributes.extensionAttribute3`,
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 import orjson
 
+from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.rules import ObjectType
 from exporter.graph.objects import GRAPH_FIELDS, GraphField
 from exporter.simulator.errors import GraphError, bad_request, not_found
@@ -260,6 +262,44 @@ def parse_patch(resource: Resource, table: ObjectTable, raw: bytes) -> dict[str,
                 raise bad_request(f"Invalid property '{sub}' of '{name}'.")
             values[column] = sub_value
     return values
+
+
+MAX_CHECKED_GROUPS: Final = 20
+"""Graph's limit of group ids per checkMemberGroups request."""
+
+
+def check_member_groups(
+    resource: Resource, tenant: SimulatedTenant, index: int, raw: bytes
+) -> bytes:
+    """`POST /users/{id}/checkMemberGroups` (or devices): of the `groupIds` given, those the
+    object is a member of, as the directory stands now (so the canary probe sees a membership
+    change the moment processing applies it, before the audit log shows it)."""
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = None
+    ids = body.get("groupIds") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise bad_request("Unable to read JSON request payload: groupIds must be a list of ids.")
+    if len(ids) > MAX_CHECKED_GROUPS:
+        raise bad_request(f"Too many group ids: at most {MAX_CHECKED_GROUPS} per request.")
+    object_type = str(resource.object_type)
+    found = []
+    for group_id in ids:
+        container = tenant.directory.by_id.get(group_id.lower())
+        if (
+            container is not None
+            and container.kind is DirectoryObjectKind.GROUP
+            and container.member_type == object_type
+            and index in container.members
+        ):
+            found.append(container.id)
+    return orjson.dumps(
+        {
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)",
+            "value": found,
+        }
+    )
 
 
 def find_index(resource: Resource, tenant: SimulatedTenant, object_id: str) -> int:

@@ -355,6 +355,8 @@ class SimulatedTenant:
         self._sequence = 0
         self.paused_by_timeline: list[int] = []
         self.actions_done: list[dict[str, Any]] = []
+        self.traced: dict[int, list[Emission]] = {}
+        """Containers whose applied membership changes are kept (`trace_membership`)."""
         for action in scenario.timeline:
             if action.action in ("pause", "resume") and not self.operator_actions:
                 continue
@@ -771,6 +773,10 @@ class SimulatedTenant:
             self._note_member_of(
                 emission.member, container.id, add=emission.add, time_us=emission.time_us
             )
+        if self.traced:
+            trace = self.traced.get(emission.container)
+            if trace is not None:
+                trace.append(emission)
         self.writer.membership_change(
             emission.time_us,
             add=emission.add,
@@ -1025,6 +1031,11 @@ class SimulatedTenant:
         for index, values in indexes:
             self._update_object(object_type, index, dict(values), actor, at)
         return len(indexes)
+
+    def trace_membership(self, container: Container) -> None:
+        """Keep every membership change applied to this container from now on, with the time
+        of the change that caused it (a canary group's ground truth: truth.membership_trace)."""
+        self.traced.setdefault(container.index, [])
 
     def set_processing_error(self, container: Container, message: str | None) -> None:
         container.error_message = message

@@ -146,3 +146,24 @@ def queue_truth(
         "processed_items": queue.lag_distribution(since_us, before_us, changes=False),
         "membership_changes": queue.lag_distribution(since_us, before_us, changes=True),
     }
+
+
+def membership_trace(tenant: SimulatedTenant, group: str) -> list[dict[str, Any]]:
+    """The membership changes applied to a traced group (`SimulatedTenant.trace_membership`),
+    oldest first: when, which member, added or removed, when the change that caused it was
+    made (`trigger`) and the processing delay between the two (`latency`, seconds)."""
+    container = tenant.find(group)
+    trace = tenant.traced.get(container.index)
+    if trace is None:
+        raise ValueError(f"{container.display_name!r} is not traced: call trace_membership first")
+    refs = tenant.directory.tables[container.member_type].ids
+    return [
+        {
+            "time": e.time_us / MICROS,
+            "member": refs[e.member],
+            "add": e.add,
+            "trigger": e.trigger_us / MICROS,
+            "latency": (e.time_us - e.trigger_us) / MICROS,
+        }
+        for e in trace
+    ]
