@@ -208,6 +208,43 @@ async def test_the_rules_stored_by_the_last_run_stand_in_until_this_run_lists_it
     assert tracker.properties.user == frozenset({"city"}), "a listing came: priming is late"
 
 
+async def test_a_listing_that_arrives_during_a_parse_is_not_claimed_by_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The audit poller takes the rules once both kinds are parsed: a group listing that came
+    while the units' rules were being parsed must wait for its own parse (the storm's
+    extensionAttribute3 triggers were counted as not rule-relevant, 1 run in 3)."""
+    import threading
+
+    from exporter.runtime import rule_usage
+
+    parsing, release = threading.Event(), threading.Event()
+    readings = rule_usage._readings
+
+    def slow_readings(rules: list[str]) -> object:
+        parsing.set()
+        release.wait(10)
+        return readings(rules)
+
+    monkeypatch.setattr(rule_usage, "_readings", slow_readings)
+    tracker = RuleUsageTracker()
+    unit = DirectoryObject(
+        DirectoryObjectKind.ADMINISTRATIVE_UNIT, "a1", "unit", 'user.city -eq "Oslo"', None
+    )
+    await tracker.listed(DirectoryObjectKind.ADMINISTRATIVE_UNIT, [unit])
+    first = asyncio.create_task(tracker.update())
+    await asyncio.to_thread(parsing.wait, 10)
+    await tracker.listed(DirectoryObjectKind.GROUP, listed('user.extensionAttribute3 -eq "x"'))
+    release.set()
+    assert await first
+    claimed = tracker.complete
+    assert not claimed, "the groups' rules were not in that parse"
+    assert await tracker.update()
+    assert tracker.complete
+    assert tracker.properties is not None
+    assert "extensionattribute3" in tracker.properties.user
+
+
 # -- pages committed together ------------------------------------------------------------------
 
 _EVENT_KINDS = st.sampled_from(["trigger", "change", "other"])

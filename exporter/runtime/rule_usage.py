@@ -75,13 +75,16 @@ class RuleUsageTracker:
         digest = self._fingerprint()
         if digest == self._digest:
             return False
+        # What is parsed is what was listed when the parse began: a listing that arrives while
+        # it runs is the next update's (`complete` must not claim a kind these rules lack).
+        kinds = set(self._rules)
         rules = [rule for listing in self._rules.values() for rule in listing.values()]
         # CPU work: not on the event loop; one hop, each rule text parsed once (cached by text).
         usage, properties, readers = await asyncio.to_thread(_readings, rules)
         self.usage = MappingProxyType(usage)
         self.properties = properties
         self.property_readers = MappingProxyType(readers)
-        self.complete = set(self._rules) == set(DirectoryObjectKind)
+        self.complete = kinds == set(DirectoryObjectKind)
         self._digest = digest
         self.computations += 1
         return True

@@ -173,6 +173,11 @@ class TenantRunner:
                 interval=polling.critical_status_interval,
             )
             pollers.append(self.critical)
+        # A restarted exporter's first audit poll judges trigger relevance by the rules the last
+        # run listed (the store keeps them) instead of waiting ~2 s for this run's listing of
+        # 15,000 groups. Read before any poller starts: a listing of this run stored meanwhile
+        # would pass for the last run's (one kind listed, the other taken as empty).
+        last_run = await self._store.call(self._store.directory_objects, self.name)
         async with asyncio.TaskGroup() as group:
             for poller in pollers:
                 group.create_task(
@@ -197,7 +202,8 @@ class TenantRunner:
             group.create_task(self._refresh_forever())
             group.create_task(self.assessor.run())
             group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
-            group.create_task(self._rules_from_the_last_run())
+            if last_run:
+                group.create_task(self.rule_usage.prime(last_run))
             group.create_task(self.hygiene.run(self.graph, on_update=self.refresh_snapshot))
 
     async def _canary_change_since(self, since: float) -> float | None:
@@ -216,16 +222,6 @@ class TenantRunner:
     async def _listed(self, kind: DirectoryObjectKind, objects: Sequence[DirectoryObject]) -> None:
         await self.rule_usage.listed(kind, objects)
         await self.hygiene.listed(kind, objects)
-
-    async def _rules_from_the_last_run(self) -> None:
-        """A restarted exporter knows the rules it listed before it stopped (the store keeps
-        them): the first audit poll judges relevance by them instead of waiting for this run's
-        listings (15,000 groups take ~2 s to list, and the first good /metrics waited for it);
-        the first listing replaces them."""
-        store = self._store
-        stored = await store.call(store.directory_objects, self.name)
-        if stored:
-            await self.rule_usage.prime(stored)
 
     async def _audit_rules(self, wait: float) -> RuleProperties | None:
         """The properties the tenant's rules read, for the relevance of the audit poller's
