@@ -142,7 +142,10 @@ class Story:
         if self.seen != STABLE or readiness.state is self.readiness:
             return
         previous, self.readiness = self.readiness, readiness.state
-        conditions = readiness.conditions
+        # A condition that does not apply (the probe's, with no probe) is not one to meet.
+        conditions = [
+            c for c in readiness.conditions if c.status is not ConditionStatus.NOT_APPLICABLE
+        ]
         if readiness.state is ReadinessState.READY:
             if ReadinessState.READY in self.told_in_episode:
                 return
