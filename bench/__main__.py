@@ -25,9 +25,9 @@ import click
 from bench import (
     budget,
     coldstart,
-    fleet,
     impact,
     ingest,
+    large_tenant,
     memory,
     ops,
     scrape,
@@ -90,9 +90,9 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
         lambda: budget.run(budget.SMOKE if plan.smoke else budget.FULL, runs, workdir),
     )
     if wanted("scrape") or wanted("cold_start"):
-        size = fleet.SMOKE if plan.smoke else fleet.FULL
+        size = large_tenant.SMOKE if plan.smoke else large_tenant.FULL
         click.echo(f"{time.strftime('%H:%M:%S')} syncing {size.groups:,} groups ...", err=True)
-        async with fleet.running_fleet(size, workdir) as tenant:
+        async with large_tenant.running_fleet(size, workdir) as tenant:
             await step("scrape", lambda: scrape.run(tenant, runs, plan.scrape_seconds))
             await step("cold_start", lambda: coldstart.run(tenant, runs))
     await step(
