@@ -298,6 +298,14 @@ class Polling(StrictModel):
     audit_requests_per_10s: float = Field(
         default=5.0, gt=0, description="Graph allows 5 per 10 s per app per tenant"
     )
+    # Graph allows 122 per 10 s per app across all tenants; 110 leaves ~10% for the jitter of
+    # a sliding window counted where requests arrive and for the ops commands and hygiene
+    # samples that read the audit log with the same app (docs/scale.md).
+    app_audit_requests_per_10s: float = Field(
+        default=110.0,
+        gt=0,
+        description="shared by the tenants of one app registration (Graph: 122 per 10 s)",
+    )
     request_timeout: Duration = 60.0
     retry_attempts: int = Field(
         default=6, ge=1, le=100, description="per Graph request, for errors other than 429"

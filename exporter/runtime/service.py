@@ -24,6 +24,7 @@ from exporter.config.models import Config
 from exporter.config.web import WebConfig
 from exporter.domain.attribution import cause_lines
 from exporter.domain.hygiene import Headroom
+from exporter.graph.budget import share_budgets
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import (
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -43,6 +44,7 @@ from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
 from exporter.readiness.wire import READINESS_PATH
+from exporter.runtime.app_budget import AppBudgetCollector
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
 from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
@@ -120,6 +122,10 @@ class Exporter:
         self.holder = SnapshotHolder([t.name for t in config.tenants])
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SnapshotCollector(lambda: self.holder.current, builders))
+        self.app_budgets = share_budgets(config.tenants, config.polling.app_audit_requests_per_10s)
+        """tenant name -> the app-wide audit budget it shares with the other tenants of its app."""
+        if self.app_budgets:
+            self.registry.register(AppBudgetCollector(self.app_budgets))
         self.runners = [
             TenantRunner(
                 config,
@@ -132,6 +138,7 @@ class Exporter:
                 retry=retry,
                 on_progress=on_progress,
                 commit_pages=self.commits.commit_audit_pages if self.commits else None,
+                app_budget=self.app_budgets.get(tenant.name),
             )
             for tenant in config.tenants
         ]

@@ -20,6 +20,7 @@ from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import DirectoryObject
 from exporter.domain.relevance import RuleProperties
+from exporter.graph.budget import AppBudget
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import CredentialError, auth_summary
 from exporter.graph.factory import build_graph_client, polling_retry_policy
@@ -60,6 +61,7 @@ class TenantRunner:
         retry: RetryPolicy | None = None,
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
         commit_pages: CommitPages | None = None,
+        app_budget: AppBudget | None = None,
     ) -> None:
         self.config = config
         self.tenant = tenant
@@ -70,6 +72,7 @@ class TenantRunner:
         self._retry = retry or polling_retry_policy(polling)
         self._on_progress = on_progress
         self._commit_pages = commit_pages
+        self._app_budget = app_budget
         self._wall = SystemClock()
         self.clock: Clock = self._wall
         self.graph: GraphClient | None = None
@@ -150,6 +153,7 @@ class TenantRunner:
             on_progress=self._progress,
             commit_pages=self._commit_pages,
             rules=self._audit_rules,
+            on_present=self._poll_ended,
         )
         pollers: list[Poller] = [self.audit]
         for kind in DirectoryObjectKind:
@@ -211,7 +215,9 @@ class TenantRunner:
         return tracker.properties
 
     def _build_graph(self) -> GraphClient:
-        return build_graph_client(self.config, self.tenant, retry=self._retry)
+        return build_graph_client(
+            self.config, self.tenant, retry=self._retry, app_budget=self._app_budget
+        )
 
     def _setup_failed(self, message: str) -> None:
         self._setup_error = message
