@@ -199,8 +199,6 @@ class AuditPoller:
         while True:
             due = self._clock.now() + self.interval
             wanted = await self._live(status)
-            if self._on_present is not None and not self.caught_up:
-                await self._on_present()
             if await self._read_backfill(wanted, due, status):
                 self.caught_up = True
                 return
@@ -226,11 +224,13 @@ class AuditPoller:
                     tenant=self.tenant,
                     gap_seconds=round(oldest - start),
                 )
-            if start < present:
+            if start < min(present, now - BACKFILL_CHUNK):
                 # Down for a while: the present first; from the stored next_start on (events
-                # after it may have arrived late) is backfilled present-first like the rest.
+                # after it may have arrived late) is backfilled present-first like the rest. A
+                # shorter absence is one live window, as long as a backfill piece.
                 await store.call(store.clip_coverage, self.tenant, start)
                 start = coverage_start = present
+                self._backfilling = True
         wanted_start = max(wanted_start, oldest)
         # Lateness is measured by live windows that follow one another: not the first one
         # after a start, which reads what may have settled long ago.
@@ -255,7 +255,11 @@ class AuditPoller:
     async def _read_backfill(self, wanted: Interval, due: float, status: CollectorStatus) -> bool:
         """Read missing pieces of `wanted` until it is covered (True) or the next live window
         is `due` (False)."""
+        if not self._backfilling:
+            # Nothing was missing, and only a gap the live window leaves (above) adds to it.
+            return True
         store = self._store
+        first = True
         while True:
             coverage = await store.call(store.coverage, self.tenant)
             now = self._clock.now()
@@ -273,6 +277,10 @@ class AuditPoller:
                 return True
             if now >= due:
                 return False
+            if first and self._on_present is not None:
+                # The present is in: assess and export it before the past is read.
+                await self._on_present()
+            first = False
             priority = (
                 AuditPriority.LIVE
                 if piece.kind is PieceKind.PARTIAL
@@ -304,7 +312,8 @@ class AuditPoller:
         if self._reconciled_until is not None:
             keep_from = min(keep_from, self._reconciled_until)
         await self._store.call(self._store.prune, self.tenant, now, keep_from - SEEN_MARGIN)
-        await self._store.call(self._store.merge_coverage, self.tenant)
+        if self._backfilling:
+            await self._store.call(self._store.merge_coverage, self.tenant)
 
     def _live_progress(self, wanted_start: float, target: float, watermark: float) -> None:
         if not self._backfilling:
