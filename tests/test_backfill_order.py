@@ -98,6 +98,11 @@ class RecordingSource:
         return self.graph.audit_pages(start, end, mode, priority)
 
 
+async def _trailing(store: Store, now: float) -> dict[str, int]:
+    counts = await store.call(store.counts_between, "t", now - HOUR, now)
+    return counted({series.value: n for series, n in counts.items()})
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
     async with running_simulator(
@@ -131,9 +136,7 @@ async def test_a_fresh_install_reads_the_present_first_and_counts_every_event_on
 
     async def on_present() -> None:
         # What the signals read once the live window is in, before any of the past.
-        trailing_at_present.append(
-            counted(dict(await store.call(store.counts_between, "t", now - HOUR, now)))
-        )
+        trailing_at_present.append(await _trailing(store, now))
 
     poller = AuditPoller(
         tenant="t",
@@ -154,7 +157,7 @@ async def test_a_fresh_install_reads_the_present_first_and_counts_every_event_on
     assert (first_start, first_end, first_priority) == (present, now, AuditPriority.LIVE)
     # The trailing hour was complete before any of the past was read: the backfill did not
     # change it.
-    trailing_at_end = counted(dict(await store.call(store.counts_between, "t", now - HOUR, now)))
+    trailing_at_end = await _trailing(store, now)
     assert trailing_at_present == [trailing_at_end]
     assert sum(trailing_at_end.values()) > 100, "the trailing hour had events to count"
     priorities = [priority for _, _, priority in source.windows[1:]]
