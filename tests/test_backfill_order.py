@@ -109,7 +109,7 @@ async def sim() -> AsyncIterator[RunningSimulator]:
         "steady",
         overrides={
             "tenant": {"users": 500, "devices": 80, "dynamic_groups": 12},
-            "load": {"user_updates_per_hour": 400, "device_updates_per_hour": 40},
+            "load": {"user_updates_per_hour": 1200, "device_updates_per_hour": 40},
         },
         speed=0,
         throttle=False,

@@ -12,6 +12,10 @@ reads, one piece at a time:
    (`exporter.domain.baseline`: the same hour on the previous 7 days and 4 weeks), newest first;
 3. `rest`: everything else, newest to oldest, in pieces of at most `chunk` seconds.
 
+A window costs a request however few events it holds: `piece_plan` sizes the pieces by the rate
+the live window found (a page's worth at least), and leaves the baseline phase out for a tenant
+too quiet for one-hour pieces to be worth their requests (its whole month is a few pages).
+
 Pieces are half-open, [start, end), on clock-hour boundaries, and never overlap what is covered:
 each event is read by exactly one piece (a piece that resumes a half-done one starts at the last
 event time read, inclusive, and relies on the seen ids for the events at that very instant).
@@ -84,8 +88,29 @@ def baseline_hours(now: float) -> list[float]:
     return sorted(hours, reverse=True)
 
 
+def piece_plan(events_per_hour: float | None, page_size: int) -> tuple[float, bool]:
+    """(longest piece, whether the baseline's hours go first) for a tenant whose present holds
+    `events_per_hour` (None: not known). Every window costs a request however few events it
+    holds, so pieces are at least `page_size` events long: a quiet tenant's month is a few
+    requests, newest first, and one-hour baseline pieces would cost it more than they save."""
+    if events_per_hour is None:
+        return DEFAULT_CHUNK, True
+    if events_per_hour <= 0:
+        return math.inf, False
+    hours = max(DEFAULT_CHUNK / HOUR, math.floor(page_size / events_per_hour))
+    return hours * HOUR, events_per_hour >= page_size / 2
+
+
+DEFAULT_CHUNK = 6 * HOUR
+
+
 def next_piece(
-    wanted: Interval, coverage: Sequence[Interval], now: float, chunk: float
+    wanted: Interval,
+    coverage: Sequence[Interval],
+    now: float,
+    chunk: float = DEFAULT_CHUNK,
+    *,
+    baseline_first: bool = True,
 ) -> Piece | None:
     """What to read next (None: `wanted` is covered)."""
     missing = gaps(wanted, coverage)
@@ -94,12 +119,12 @@ def next_piece(
     for start, end in missing:
         if start > wanted[0] and start % HOUR:
             return Piece(start, min(end, floor_to(start, HOUR) + HOUR), PieceKind.PARTIAL)
-    for hour in baseline_hours(now):
+    for hour in baseline_hours(now) if baseline_first else ():
         for start, end in missing:
             if start < hour + HOUR and hour < end:
                 return Piece(max(start, hour), min(end, hour + HOUR), PieceKind.BASELINE)
     start, end = missing[-1]
-    piece_start = max(start, floor_to(end - chunk, HOUR))
+    piece_start = start if end - start <= chunk else max(start, floor_to(end - chunk, HOUR))
     if piece_start >= end:  # a gap shorter than an hour that ends off a boundary
         piece_start = start
     return Piece(piece_start, end, PieceKind.REST)
@@ -118,5 +143,6 @@ __all__ = [
     "covered_seconds",
     "gaps",
     "next_piece",
+    "piece_plan",
     "present_start",
 ]

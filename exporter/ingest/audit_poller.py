@@ -31,15 +31,17 @@ from exporter.domain.backfill_order import (
     backfill_start,
     covered_seconds,
     next_piece,
+    piece_plan,
     present_start,
 )
 from exporter.domain.classify import classify
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
-from exporter.domain.history import Interval
+from exporter.domain.history import HOUR, Interval
 from exporter.domain.records import ClassifiedEvent
 from exporter.domain.relevance import RuleProperties
 from exporter.graph.audit import AuditPage, format_time
 from exporter.graph.budget import AuditPriority
+from exporter.graph.client import AUDIT_PAGE_SIZE
 from exporter.graph.errors import GraphRequestError
 from exporter.ingest.event_times import MAX_CLOCK_SKEW, TimeBounds, screen_times
 from exporter.ingest.poller import CollectorStatus
@@ -156,6 +158,10 @@ class AuditPoller:
         """The last live window's next start: seen ids from there on are kept."""
         self._backfilling = True
         self._live_reached = -math.inf
+        self._hourly_estimate: float | None = None
+        """Audit events per hour in the first long live window: sizes the backfill's pieces."""
+        self._window_records = 0
+        """Records Graph returned in the current window."""
         """Pieces of the backfill are missing (until a poll finds none)."""
 
     async def _repair_once(self, now: float) -> None:
@@ -245,6 +251,8 @@ class AuditPoller:
             status,
             functools.partial(self._live_progress, wanted_start, now),
         )
+        if self._hourly_estimate is None and now - start >= HOUR / 2:
+            self._hourly_estimate = self._window_records * HOUR / (now - start)
         self._lived = True
         self._live_reached = watermark
         self._live_watermark = min(watermark, now - self._lateness)
@@ -263,7 +271,8 @@ class AuditPoller:
         while True:
             coverage = await store.call(store.coverage, self.tenant)
             now = self._clock.now()
-            piece = next_piece(wanted, coverage, now, BACKFILL_CHUNK)
+            chunk, baseline_first = piece_plan(self._hourly_estimate, AUDIT_PAGE_SIZE)
+            piece = next_piece(wanted, coverage, now, chunk, baseline_first=baseline_first)
             self._backfilling = piece is not None
             covered = covered_seconds(wanted, coverage)
             if piece is None:
@@ -467,6 +476,7 @@ class AuditPoller:
         end_exclusive: bool,
     ) -> float:
         pages = self._graph.audit_pages(start, end, mode, priority)
+        self._window_records = 0
         last = end if end_exclusive else end + _EDGE
         watermark = start
         first = True
@@ -486,6 +496,7 @@ class AuditPoller:
                         raise _QueryRefused(exc) from None
                     raise
                 first = False
+                self._window_records += len(fetched.records)
                 page = screen_times(fetched, TimeBounds.at(self._clock.now(), RETENTION))
                 if page.next_link is None:
                     watermark = max(watermark, end)
