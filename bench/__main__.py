@@ -4,6 +4,7 @@ bench/RESULTS.md.
     .venv/bin/python -m bench                  # full size, 3 runs each (~20 min on 2 cores)
     .venv/bin/python -m bench --smoke          # tiny sizes, one run: proves they still run
     .venv/bin/python -m bench --only ingest,budget --output /tmp/results.md
+    .venv/bin/python -m bench --only fleet --fleet-full  # 100 tenants, 30 days (~1 h)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import click
 from bench import (
     budget,
     coldstart,
+    fleet,
     impact,
     ingest,
     large_tenant,
@@ -45,6 +47,7 @@ BENCHMARKS = (
     "time_to_signal",
     "ops",
     "impact",
+    "fleet",
 )
 PACKAGES = (
     "aiohttp",
@@ -62,6 +65,8 @@ class Plan:
     smoke: bool
     runs: int
     scrape_seconds: float
+    fleet_full: bool = False
+    """The fleet at full size (30 days of history, a 1.5M-event tenant) instead of scaled."""
 
 
 async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Section]:
@@ -109,6 +114,13 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
     await step(
         "impact",
         lambda: impact.run(impact.SMOKE if plan.smoke else impact.FULL, runs, workdir),
+    )
+    await step(
+        "fleet",
+        lambda: fleet.run(
+            fleet.SMOKE if plan.smoke else fleet.FULL if plan.fleet_full else fleet.SCALED,
+            workdir,
+        ),
     )
     return sections
 
@@ -221,7 +233,12 @@ def render(
     default=HERE / "RESULTS.md",
     help="Where to write the results (default: bench/RESULTS.md).",
 )
-def main(smoke: bool, runs: int | None, only: str, output: Path) -> None:
+@click.option(
+    "--fleet-full",
+    is_flag=True,
+    help="The fleet section at full size: 100 tenants, 30 days, one at 1.5M events (~1 h).",
+)
+def main(smoke: bool, runs: int | None, only: str, output: Path, fleet_full: bool) -> None:
     chosen = [key.strip() for key in only.split(",") if key.strip()]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
@@ -229,7 +246,7 @@ def main(smoke: bool, runs: int | None, only: str, output: Path) -> None:
             f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
             param_hint="--only",
         )
-    plan = Plan(smoke, runs or (1 if smoke else 3), 2.0 if smoke else 10.0)
+    plan = Plan(smoke, runs or (1 if smoke else 3), 2.0 if smoke else 10.0, fleet_full)
     load_before = _load()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="entra-dg-bench-") as workdir:

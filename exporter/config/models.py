@@ -590,8 +590,26 @@ class Hygiene(StrictModel):
     )
 
 
+class Shard(StrictModel):
+    """This replica's part of the configured tenants (docs/scale.md): shard `index` of `count`,
+    tenants assigned by a stable hash of their name; the app-wide audit budget is divided by
+    `count` so that the replicas together stay inside it."""
+
+    index: int = Field(default=1, ge=1, description="this replica, 1..count")
+    count: int = Field(default=1, ge=1, le=1000, description="replicas sharing the tenants")
+
+    @model_validator(mode="after")
+    def _index_within_count(self) -> Self:
+        if self.index > self.count:
+            raise ValueError(
+                f"shard index {self.index} is beyond count {self.count}: give 1..count"
+            )
+        return self
+
+
 class Config(StrictModel):
     tenants: tuple[Tenant, ...] = Field(min_length=1)
+    shard: Shard = Shard()
     polling: Polling = Polling()
     metrics: Metrics = Metrics()
     store: Store = Store()

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.clock import SystemClock
 from exporter.config.models import Config
+from exporter.config.sharding import select_shard
 from exporter.config.web import WebConfig
 from exporter.domain.attribution import cause_lines
 from exporter.domain.hygiene import Headroom
@@ -90,7 +91,16 @@ class Exporter:
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
     ) -> None:
         """Pause episodes come from the ops ledger in the same store (what `pause` recorded),
-        and are inferred from the groups' states when it has none."""
+        and are inferred from the groups' states when it has none. With `shard` configured,
+        only this replica's tenants are watched (`exporter.config.sharding`)."""
+        config = select_shard(config)
+        if config.shard.count > 1:
+            log.info(
+                "watching one shard of the tenants",
+                shard=f"{config.shard.index}/{config.shard.count}",
+                tenants=len(config.tenants),
+                app_audit_requests_per_10s=config.polling.app_audit_requests_per_10s,
+            )
         self.config = config
         thresholds = config.thresholds
         self.lag = ProcessingLagConsumer(

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from exporter.simulator.access import AuthSettings, TokenGrant
 from exporter.simulator.app import build_app, resolve_scenario
 from exporter.simulator.graph_api import SimulatorState
-from exporter.simulator.scenarios import Scenario
+from exporter.simulator.scenarios import Scenario, ScenarioError
 from exporter.simulator.tenant import SimulatedTenant
 from exporter.simulator.throttle import SlidingWindowLimiter, ThrottleSettings
 
@@ -61,6 +62,26 @@ class RunningFleet:
         counts = {name: state.limiter.refused for name, state in self.states.items()}
         counts["app"] = self.app_limiter.refused
         return counts
+
+
+def load_fleet(path: Path) -> dict[str, TenantSpec]:
+    """A fleet file: a YAML mapping tenant name -> {scenario: NAME or FILE (default steady),
+    overrides: {...}}. ScenarioError names what is wrong."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: cannot read the fleet file: {exc}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ScenarioError(f"{path}: give a mapping of tenant name -> {{scenario, overrides}}")
+    fleet: dict[str, TenantSpec] = {}
+    for name, entry in raw.items():
+        entry = entry or {}
+        if not isinstance(entry, dict) or set(entry) - {"scenario", "overrides"}:
+            raise ScenarioError(
+                f"{path}: tenant {name!r}: give scenario and/or overrides, nothing else"
+            )
+        fleet[str(name)] = (entry.get("scenario", "steady"), entry.get("overrides") or {})
+    return fleet
 
 
 @asynccontextmanager
@@ -124,4 +145,10 @@ async def running_fleet(
         await runner.cleanup()
 
 
-__all__ = ["APP_AUDIT_REQUESTS_PER_10S", "RunningFleet", "TenantSpec", "running_fleet"]
+__all__ = [
+    "APP_AUDIT_REQUESTS_PER_10S",
+    "RunningFleet",
+    "TenantSpec",
+    "load_fleet",
+    "running_fleet",
+]
