@@ -4,6 +4,7 @@ turn, grants spaced evenly, and which tenants share one."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -121,3 +122,28 @@ def test_tenants_of_one_app_registration_and_cloud_share_one_budget() -> None:
     assert budgets["t04"] is budgets["t05"] is not budgets["t01"]
     assert budgets["t04"].app == f"{app_a} (usgov)"
     assert budgets["t01"].requests_per_10s == 110
+
+
+async def test_each_tenant_keeps_its_own_limit_inside_the_shared_budget() -> None:
+    """A tenant's requests never reach Graph closer than its own limit allows, however long
+    each waited here: the fleet benchmark met 429s from a live poll overtaking its backfill."""
+    own = 50.0  # per 10 s: one every 0.21 s, four times the app's spacing
+    budget = AppBudget(RATE, app="a", tenant_requests_per_10s=own)
+    loop = asyncio.get_running_loop()
+    granted: dict[str, list[float]] = {"busy": [], "other": []}
+
+    async def take(tenant: str, priority: AuditPriority) -> None:
+        await budget.acquire(tenant, priority)
+        granted[tenant].append(loop.time())
+
+    await asyncio.gather(
+        *(take("busy", AuditPriority.BACKFILL) for _ in range(3)),
+        take("busy", AuditPriority.LIVE),
+        *(take("other", AuditPriority.BACKFILL) for _ in range(3)),
+    )
+    own_spacing = 10.0 / own * SPACING_SLACK
+    for times in granted.values():
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= own_spacing * 0.95, gaps
+    # The other tenant was served while the busy one waited for its own limit.
+    assert granted["other"][0] < granted["busy"][1]

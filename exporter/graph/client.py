@@ -237,7 +237,8 @@ class GraphClient:
         tenant: str = "",
     ) -> None:
         """`app_budget`: the app-wide audit budget this tenant (`tenant`, its name) shares with
-        the others on its app registration; None when it has the app to itself."""
+        the others on its app registration, which then keeps its per-tenant limit too; None
+        when it has the app to itself."""
         self.root_url = root_url.rstrip("/")
         self.requests: Counter[tuple[str, str]] = Counter()
         """(endpoint, status code) -> requests made; read by the snapshot."""
@@ -613,9 +614,11 @@ class GraphClient:
         request.add_request_options([_EndpointOption(endpoint)])
         try:
             if endpoint.audit:
+                if self._app_budget is not None:
+                    # The shared budget keeps this tenant's own limit as well.
+                    await self._app_budget.acquire(self.tenant, priority)
+                    return await self._send(request, expect_body)
                 async with self._audit_limiter:
-                    if self._app_budget is not None:
-                        await self._app_budget.acquire(self.tenant, priority)
                     return await self._send(request, expect_body)
             return await self._send(request, expect_body)
         except APIError as exc:

@@ -1,10 +1,13 @@
-"""Audit-log ingestion: backfill from the stored watermark, then incremental windows.
+"""Audit-log ingestion: the present first, then the backfill, with live windows between.
 
-Windows. The first start begins `backfill` seconds back (clamped to the audit retention); later
-ones begin at the stored `next_start`, which is the watermark pulled back by what may still
-arrive late: `min(watermark, query time - lateness allowance)`. A live poll therefore overlaps
-the previous window by the lateness allowance, while a backfill chunk fetched long after its
-events settled does not need to. Backfill goes in chunks of `BACKFILL_CHUNK` of event time.
+Windows. A live window reaches the present: from the stored `next_start` (the watermark pulled
+back by what may still arrive late: `min(watermark, query time - lateness allowance)`, so a live
+poll overlaps the previous window by the allowance), or, on a fresh install or after an absence
+longer than a backfill piece, from the start of the previous clock hour. What the backfill wants
+(`backfill` seconds back, clamped to the audit retention) and the coverage does not hold is then
+read in pieces present-first (`exporter.domain.backfill_order`: the baseline's hours, then the
+rest newest to oldest), half-open so that each event is read by one piece, with a live window
+again every `interval` (docs/scale.md).
 
 Pages. Each page is classified and committed in one transaction (dedupe by id, counts,
 watermark; `exporter.store.database`), together with the pages that arrived while the previous

@@ -132,7 +132,11 @@ class Exporter:
         self.holder = SnapshotHolder([t.name for t in config.tenants])
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SnapshotCollector(lambda: self.holder.current, builders))
-        self.app_budgets = share_budgets(config.tenants, config.polling.app_audit_requests_per_10s)
+        self.app_budgets = share_budgets(
+            config.tenants,
+            config.polling.app_audit_requests_per_10s,
+            config.polling.audit_requests_per_10s,
+        )
         """tenant name -> the app-wide audit budget it shares with the other tenants of its app."""
         if self.app_budgets:
             self.registry.register(AppBudgetCollector(self.app_budgets))
