@@ -27,6 +27,7 @@ from bench import (
     budget,
     coldstart,
     fleet,
+    fresh_install,
     impact,
     ingest,
     large_tenant,
@@ -48,6 +49,7 @@ BENCHMARKS = (
     "ops",
     "impact",
     "fleet",
+    "fresh_install",
 )
 PACKAGES = (
     "aiohttp",
@@ -121,6 +123,10 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
             fleet.SMOKE if plan.smoke else fleet.FULL if plan.fleet_full else fleet.SCALED,
             workdir,
         ),
+    )
+    await step(
+        "fresh_install",
+        lambda: fresh_install.run(fresh_install.SMOKE if plan.smoke else fresh_install.FULL),
     )
     return sections
 
