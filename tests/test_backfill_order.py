@@ -32,7 +32,7 @@ from exporter.store.database import Store
 from tests.harness import counted
 
 NOW = 1_796_418_000.0 + 1234.5  # 2026-12-04T21:20:34.5Z
-DAYS = 3
+DAYS = 2
 
 
 def _read_all(wanted: Interval, now: float) -> list[Piece]:
@@ -109,7 +109,7 @@ async def sim() -> AsyncIterator[RunningSimulator]:
         "steady",
         overrides={
             "tenant": {"users": 500, "devices": 80, "dynamic_groups": 12},
-            "load": {"user_updates_per_hour": 1200, "device_updates_per_hour": 40},
+            "load": {"user_updates_per_hour": 700, "device_updates_per_hour": 40},
         },
         speed=0,
         throttle=False,
