@@ -50,7 +50,7 @@ from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, Snapshot
 from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
-from exporter.runtime.tenant_runner import TenantRunner
+from exporter.runtime.tenant_runner import TenantRunner, snapshot_scale
 from exporter.store.database import PageConsumer, Store
 from exporter.store.lag import ProcessingLagConsumer
 from exporter.store.ledger import Ledger
@@ -153,6 +153,7 @@ class Exporter:
                 on_progress=on_progress,
                 commit_pages=self.commits.commit_audit_pages if self.commits else None,
                 app_budget=self.app_budgets.get(tenant.name),
+                snapshot_scale=snapshot_scale(len(config.tenants)),
             )
             for tenant in config.tenants
         ]

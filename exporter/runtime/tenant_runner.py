@@ -42,6 +42,18 @@ log = get_logger(__name__)
 
 """Wall seconds between two readings of the simulator's clock."""
 SNAPSHOT_INTERVAL = 5.0
+SNAPSHOT_TENANTS = 10
+"""Up to this many tenants each refresh every SNAPSHOT_INTERVAL; beyond it the interval grows
+with the number of tenants (each refresh reads the store), up to MAX_SNAPSHOT_INTERVAL: the
+refreshes of a fleet cost what ten tenants' do (docs/scale.md)."""
+MAX_SNAPSHOT_INTERVAL = 60.0
+
+
+def snapshot_scale(tenants: int) -> float:
+    """The factor of SNAPSHOT_INTERVAL for a process watching `tenants` tenants."""
+    return min(MAX_SNAPSHOT_INTERVAL / SNAPSHOT_INTERVAL, max(1.0, tenants / SNAPSHOT_TENANTS))
+
+
 RULES_CHECK_INTERVAL = 0.1
 """How often the audit poller's wait for the first listings looks again (wall seconds)."""
 """Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
@@ -62,7 +74,10 @@ class TenantRunner:
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
         commit_pages: CommitPages | None = None,
         app_budget: AppBudget | None = None,
+        snapshot_scale: float = 1.0,
     ) -> None:
+        """`snapshot_scale`: the periodic snapshot refresh runs every SNAPSHOT_INTERVAL times
+        this (`snapshot_scale(tenants)`); polls refresh it as they end, whatever it is."""
         self.config = config
         self.tenant = tenant
         self.name = tenant.name
@@ -73,6 +88,7 @@ class TenantRunner:
         self._on_progress = on_progress
         self._commit_pages = commit_pages
         self._app_budget = app_budget
+        self._snapshot_scale = snapshot_scale
         self._wall = SystemClock()
         self.clock: Clock = self._wall
         self.graph: GraphClient | None = None
@@ -245,7 +261,7 @@ class TenantRunner:
 
     async def _refresh_forever(self) -> None:
         while True:
-            await self._wall.sleep(SNAPSHOT_INTERVAL)
+            await self._wall.sleep(SNAPSHOT_INTERVAL * self._snapshot_scale)
             await self.refresh_snapshot()
 
     async def _poll_ended(self) -> None:
