@@ -5,7 +5,9 @@ and classifying 14.4 million events would time the simulator, not the exporter's
 history is written straight into the exporter's store by the store's own code
 (`Store.commit_audit_page`, 1,000-event pages as the audit poller commits them, pruning as it
 prunes): membership changes spread uniformly over the simulator's groups (the most per-group rows
-a given volume can make) and users, with the audit watermark at the simulator's clock. Then the
+a given volume can make) and users, with the audit watermark at the simulator's clock; the groups
+are listed in the store at the history's start, as by an exporter that ran that month (otherwise
+every change would wait for a listing: the held-changes case, measured apart). Then the
 exporter runs as its own process (`entra-dg-exporter serve`) on that store against the
 simulator's tenant, lists every group, catches up, and is scraped; its RSS (and peak) is read
 from /proc, summed over its two processes (the exporter and its audit commit process). A
@@ -41,6 +43,7 @@ from exporter.domain.events import Series
 from exporter.domain.records import ClassifiedEvent
 from exporter.ingest.audit_poller import SEEN_MARGIN
 from exporter.store.database import PageBatch, Store
+from tests.listing import list_dynamic_groups
 from tests.support.waiting import eventually
 
 TENANT = "sim"
@@ -233,6 +236,7 @@ async def run(size: MemorySize, workdir: Path) -> Section:
         writer = HistoryWriter(
             store, group_ids, user_ids, size.changes_per_hour, history_start, random.Random(1)
         )
+        await list_dynamic_groups(store, TENANT, group_ids, at=history_start)
         write_cpu = await store.run(lambda: writer.write(history_start, START))
         first_events = writer.written
     except BaseException:

@@ -193,6 +193,21 @@ async def test_operator_usage_follows_listings_in_the_background_and_says_so() -
         worker.cancel()
 
 
+async def test_the_rules_stored_by_the_last_run_stand_in_until_this_run_lists_its_own() -> None:
+    """A restart's first audit poll judges trigger relevance by the stored rules instead of
+    waiting for the listings (the cold start); the first listing replaces them."""
+    tracker = RuleUsageTracker()
+    await tracker.prime(listed('user.department -eq "Sales"'))
+    assert tracker.complete, "no administrative unit stored: listed empty, not unknown"
+    assert tracker.properties is not None
+    assert tracker.properties.user == frozenset({"department"})
+    await tracker.listed(DirectoryObjectKind.GROUP, listed('user.city -eq "Oslo"'))
+    assert await tracker.update()
+    assert tracker.properties.user == frozenset({"city"})
+    await tracker.prime(listed('user.country -eq "NO"'))
+    assert tracker.properties.user == frozenset({"city"}), "a listing came: priming is late"
+
+
 # -- pages committed together ------------------------------------------------------------------
 
 _EVENT_KINDS = st.sampled_from(["trigger", "change", "other"])

@@ -4,9 +4,13 @@ version 4 -> 5 migration."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.domain.events import Series
 from exporter.domain.records import ClassifiedEvent, MalformedEvent
@@ -75,6 +79,63 @@ async def test_the_listing_first_gives_the_same_counts(store: Store) -> None:
     await store.call(store.commit_audit_page, "t", batch(events, T0 + 30))
     assert await totals(store) == {"dynamic_add": 1, "approval_management_other": 1}
     assert await store.call(store.group_last_changes, "t", T0) == {DYNAMIC: T0 + 10}
+
+
+_BUCKET_TABLES = (
+    "minute_counts",
+    "hour_counts",
+    "totals",
+    "group_hour_counts",
+    "group_last_change",
+)
+_EDGES = st.sampled_from([0.0, 1e-6, 0.5, 59.999999, 60.0, 3599.9999999, 3600.0, 3600.000001])
+
+
+@given(
+    moments=st.lists(
+        st.tuples(st.integers(0, 47), _EDGES, st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=40,
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_changes_held_for_a_listing_land_in_the_buckets_a_listed_group_gets(
+    moments: list[tuple[int, float, bool, bool]],
+) -> None:
+    """A listing decides held changes in SQL, bucket by bucket (a month of them must not be
+    read into memory): minute, hour and per-group buckets, totals and last changes are those
+    the page commit gives when the listing came first, times on bucket edges included."""
+    events = [
+        change(
+            f"e{i}",
+            T0 + hour * 3600.0 + edge,
+            DYNAMIC if dynamic else ASSIGNED,
+            Series.DYNAMIC_ADD if add else Series.DYNAMIC_REMOVE,
+        )
+        for i, (hour, edge, dynamic, add) in enumerate(moments)
+    ]
+    listed_at = T0 + 49 * 3600.0
+    events.sort(key=lambda e: e.time)
+
+    async def contents(listing_first: bool) -> dict[str, list[tuple[object, ...]]]:
+        store = Store(":memory:")
+        await store.open()
+        try:
+            if listing_first:
+                await list_dynamic_groups(store, "t", [DYNAMIC], at=listed_at)
+            await store.call(store.commit_audit_page, "t", batch(events, events[-1].time))
+            if not listing_first:
+                await list_dynamic_groups(store, "t", [DYNAMIC], at=listed_at)
+            return await store.run(
+                lambda: {
+                    t: sorted(store.db.execute(f"SELECT * FROM {t}"), key=repr)
+                    for t in _BUCKET_TABLES
+                }
+            )
+        finally:
+            await store.close()
+
+    assert asyncio.run(contents(listing_first=False)) == asyncio.run(contents(listing_first=True))
 
 
 async def test_a_group_created_after_the_last_listing_waits_for_the_next(store: Store) -> None:

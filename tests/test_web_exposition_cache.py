@@ -91,6 +91,7 @@ async def test_exporter_metrics_are_fresh_on_every_scrape_while_the_snapshot_par
         readiness=lambda: Readiness.of({"t": TenantReadiness(True, "ok")}),
         exposition_key=lambda: "one key for the whole test",
         exporter_metrics=own_registry,
+        exporter_metrics_max_age=0.0,
         telemetry_path="/telemetry",
     )
     async with (
@@ -131,3 +132,27 @@ async def test_exporter_metrics_are_fresh_on_every_scrape_while_the_snapshot_par
         assert snapshot.collections == cached_collections, "the snapshot part stays cached"
         async with http.get(server.url + "metrics") as response:
             assert response.status == 404, "served at the telemetry path only"
+
+
+async def test_exporter_metrics_are_rendered_again_only_once_their_max_age_has_passed() -> None:
+    """50 scrapers at once must not each pay the self-metrics' rendering (bench/RESULTS.md,
+    scrape section): within the max age the rendering is served again, per format."""
+    own_registry = CollectorRegistry()
+    own = Counting()
+    own_registry.register(own)
+    app = create_app(
+        registry=CollectorRegistry(),
+        readiness=lambda: Readiness.of({"t": TenantReadiness(True, "ok")}),
+        exposition_key=lambda: "one key",
+        exporter_metrics=own_registry,
+        exporter_metrics_max_age=3600.0,
+    )
+    async with running(app, "127.0.0.1:0") as server, aiohttp.ClientSession() as http:
+        url = server.url + "metrics"
+        for headers in ({}, {"Accept": OPENMETRICS}):
+            async with http.get(url, headers=headers) as response:
+                first = await response.text()
+            own.value += 1
+            async with http.get(url, headers=headers) as response:
+                assert await response.text() == first
+        assert own.collections == 2, "rendered once per format"

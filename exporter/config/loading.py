@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +14,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from exporter.config.files import SettingsFileError, read_yaml_mapping
 from exporter.config.models import ENV_OVERRIDE_PREFIX, SECTION_MODELS, Config
 from exporter.config.web import WebConfigError, load_web_config
 
 
-class ConfigError(Exception):
+class ConfigError(SettingsFileError):
     """Every problem found, one line each, each naming the file and the key."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 def load_config(
@@ -38,20 +35,7 @@ def load_config(
     source = str(path) if path is not None else "<no config file>"
     raw: Any = {}
     if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{source}: cannot read the config file: {exc.strerror}"]) from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError([f"{source}: not valid YAML{where}: {problem}"]) from None
-        raw = {} if raw is None else raw
-        if not isinstance(raw, dict):
-            raise ConfigError([f"{source}: the top level must be a mapping of settings"])
+        raw = read_yaml_mapping(path, kind="config file", error=ConfigError)
 
     problems: list[str] = []
     env_overrides = [

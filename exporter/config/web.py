@@ -24,12 +24,11 @@ from __future__ import annotations
 import difflib
 import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -43,6 +42,7 @@ from pydantic import (
 )
 
 from exporter.config.durations import Duration
+from exporter.config.files import SettingsFileError, read_yaml_mapping
 from exporter.logs import get_logger
 
 BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
@@ -51,12 +51,8 @@ log = get_logger(__name__)
 HTPASSWD_HINT = "generate one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"
 
 
-class WebConfigError(Exception):
+class WebConfigError(SettingsFileError):
     """Every problem found in a web config file, one line each, each naming the file and key."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 class _Strict(BaseModel):
@@ -375,22 +371,7 @@ def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web config file, including that its certificates load.
     Raises WebConfigError listing every problem."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WebConfigError(
-            [f"{source}: cannot read the web config file: {exc.strerror}"]
-        ) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise WebConfigError([f"{source}: not valid YAML{where}: {problem}"]) from None
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise WebConfigError([f"{source}: the top level must be a mapping of settings"])
+    raw = read_yaml_mapping(path, kind="web config file", error=WebConfigError)
     try:
         config = WebConfig.model_validate(raw, context={"base_dir": path.parent})
     except ValidationError as exc:

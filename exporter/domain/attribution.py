@@ -10,6 +10,7 @@ svc-hr-sync, read by 212 groups").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
@@ -42,6 +43,7 @@ class TriggerCauses:
     properties: tuple[Cause, ...]
 
 
+@functools.lru_cache(maxsize=4096)
 def property_key(object_type: str, name: str) -> str:
     """`user.extensionAttribute5` from the audit log's `ExtensionAttribute5` of a user update:
     the rules' spelling, so that a property and the rules that read it meet."""
@@ -64,16 +66,16 @@ def top_causes(counts: Mapping[str, int], limit: int = TOP) -> tuple[Cause, ...]
 
 def property_readers(rules: Iterable[str]) -> dict[str, int]:
     """`user.department` -> rules reading it, over the rules the parser accepts."""
-    from exporter.domain.rules import RuleSyntaxError, parse
+    from exporter.domain.relevance import rule_reads
 
     readers: dict[str, int] = {}
     for text in rules:
-        try:
-            rule = parse(text)
-        except (RuleSyntaxError, ValueError):
+        reads = rule_reads(text)
+        if reads is None:
             continue
-        for name in rule.properties:
-            key = f"{rule.object_type.value}.{name}"
+        object_type, names = reads
+        for name in names:
+            key = f"{object_type.value}.{name}"
             readers[key] = readers.get(key, 0) + 1
     return readers
 

@@ -46,7 +46,7 @@ from exporter.domain.relevance import (
     RuleProperties,
     listed_properties,
     normalise_name,
-    trigger_relevance,
+    relevance_of_listed,
 )
 
 _RULE = "membershiprule"
@@ -88,9 +88,8 @@ def classify(record: AuditRecord, rules: RuleProperties | None = None) -> Classi
     trigger = _TRIGGERS.get(activity)
     if trigger is not None:
         object_type, is_update = trigger
-        relevance = (
-            trigger_relevance(object_type, record.modified, rules) if is_update else Relevance.RULE
-        )
+        listed = listed_properties(record.modified)
+        relevance = relevance_of_listed(object_type, listed, rules) if is_update else Relevance.RULE
         return ClassifiedEvent(
             record.id,
             record.time,
@@ -100,9 +99,7 @@ def classify(record: AuditRecord, rules: RuleProperties | None = None) -> Classi
             None,
             object_type,
             record.initiator,
-            tuple(
-                property_key(object_type.value, p) for p in listed_properties(record.modified) or ()
-            ),
+            tuple(property_key(object_type.value, p) for p in listed or ()),
         )
     if activity in _GROUP_UPDATES:
         series, state = classify_group_update(record.modified)

@@ -660,10 +660,16 @@ def _state_row(row: Sequence[str | float]) -> LagStateRow:
     return LagStateRow(role, object_id, object_type, at, lag, group_id)
 
 
+_BUFFERED_ROLE_BY_ORDER = {
+    order: _BUFFERED_ROLES[kind].value for order, kind in _ORDER_KIND.items()
+}
+"""The stored role of a buffered item by its order: an enum's `.value` costs a descriptor call,
+and every buffered event makes a row."""
+
+
 def _buffered_row(item: LagItem) -> LagStateRow:
     at, order, object_id, object_type, group_id = item
-    role = _BUFFERED_ROLES[_ORDER_KIND[order]]
-    return LagStateRow(role.value, object_id, object_type, at, 0.0, group_id)
+    return LagStateRow(_BUFFERED_ROLE_BY_ORDER[order], object_id, object_type, at, 0.0, group_id)
 
 
 def _reference_row(item: tuple[float, str, ObjectType, float]) -> LagStateRow:

@@ -51,14 +51,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
+# Rules apply to the object types the audit log speaks of: one definition, re-exported here.
+from exporter.domain.events import ObjectType as ObjectType
+
 MAX_RULE_LENGTH: Final = 3072
 """Microsoft: "The total length of the body of your membership rule can't exceed 3,072
 characters"."""
-
-
-class ObjectType(StrEnum):
-    USER = "user"
-    DEVICE = "device"
 
 
 class Operator(StrEnum):

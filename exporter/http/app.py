@@ -21,6 +21,7 @@ import html
 import secrets
 import signal
 import socket
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import (
@@ -142,6 +143,9 @@ _EXPOSITIONS_KEPT = 8
 
 _OPENMETRICS_EOF = b"# EOF\n"
 
+SELF_METRICS_MAX_AGE = 1.0
+"""Seconds a rendering of the process and runtime metrics is served again."""
+
 
 class _Rendering(NamedTuple):
     """The cached part of one /metrics answer: the snapshot's families without OpenMetrics'
@@ -163,17 +167,33 @@ def _cached_exposition(
     registry: CollectorRegistry,
     key: Callable[[], object],
     per_scrape: CollectorRegistry | None = None,
+    per_scrape_max_age: float = 0.0,
 ) -> Handler:
     """A /metrics handler serving the rendering made for the current key (compared by
     identity), uncompressed: `metrics_handler` gzips it, and aiohttp caches nothing, so the
     gzipped body is kept here too and sent as is.
 
-    `per_scrape` (the process and runtime metrics, which change without the key) is rendered on
-    every scrape and appended: ~40 series, a fraction of a millisecond, while the snapshot's
-    families keep their cached rendering. The gzip stream is one member: the compressor that
-    took the cached part is copied and fed the tail."""
+    `per_scrape` (the process and runtime metrics, which change without the key) is appended
+    to every answer, rendered at most once per `per_scrape_max_age` seconds per format: its ~40
+    series cost 0.6 ms to render (prometheus_client's OpenMetrics encoder escapes each HELP
+    text a character at a time), which 50 concurrent scrapers turned into a 5x longer p99
+    (bench/RESULTS.md); a sample a second old is as good as a fresh one to anything that
+    scrapes every few seconds. The gzip stream is one member: the compressor that took the
+    cached part is copied and fed the tail."""
     rendered: dict[tuple[str, bool], _Rendering] = {}
     current: list[object] = [None]
+    tails: dict[str, tuple[float, bytes]] = {}  # by content type, which names the encoder
+
+    def tail_for(encoder: Callable[[CollectorRegistry], bytes], content_type: str) -> bytes:
+        if per_scrape is None:
+            return b""
+        now = time.monotonic()
+        cached = tails.get(content_type)
+        if cached is not None and now - cached[0] < per_scrape_max_age:
+            return cached[1]
+        tail = encoder(per_scrape)
+        tails[content_type] = (now, tail)
+        return tail
 
     async def handler(request: web.Request) -> web.StreamResponse:
         now = key()
@@ -192,7 +212,7 @@ def _cached_exposition(
             if len(rendered) >= _EXPOSITIONS_KEPT:
                 rendered.clear()
             entry = rendered[(accept, compress)] = _Rendering(body, content_type, head, state)
-        tail = encoder(per_scrape) if per_scrape is not None else b""
+        tail = tail_for(encoder, content_type)
         headers = {hdrs.CONTENT_TYPE: entry.content_type}
         if entry.gzip_state is not None:
             compressor = entry.gzip_state.copy()
@@ -225,6 +245,7 @@ def create_app(
     links: Sequence[Link] = (),
     exposition_key: Callable[[], object] | None = None,
     exporter_metrics: CollectorRegistry | None = None,
+    exporter_metrics_max_age: float = SELF_METRICS_MAX_AGE,
     telemetry_path: str = DEFAULT_TELEMETRY_PATH,
     headroom: Callable[[], Mapping[str, Headroom]] | None = None,
     console: Callable[[], Awaitable[str]] | None = None,
@@ -242,8 +263,9 @@ def create_app(
     those bytes until the object is replaced: rendering costs ~10 ms of CPU per 500 series,
     which 50 concurrent scrapers would otherwise queue behind (bench/RESULTS.md).
 
-    `exporter_metrics`: the exporter's own process and runtime metrics, rendered on every scrape
-    after the registry's (None: `--web.disable-exporter-metrics`). `telemetry_path`: where
+    `exporter_metrics`: the exporter's own process and runtime metrics, appended after the
+    registry's and rendered again once `exporter_metrics_max_age` seconds old (None:
+    `--web.disable-exporter-metrics`). `telemetry_path`: where
     /metrics is served (`--web.telemetry-path`). `console`: the landing page's live sections
     (exporter.http.console), refreshed by the browser every `console_refresh` seconds."""
     telemetry_path = check_telemetry_path(telemetry_path)
@@ -277,7 +299,9 @@ def create_app(
     all_links = (metrics_link, *BUILTIN_LINKS[1:], *links)
 
     if exposition_key is not None:
-        metrics = _cached_exposition(registry, exposition_key, exporter_metrics)
+        metrics = _cached_exposition(
+            registry, exposition_key, exporter_metrics, exporter_metrics_max_age
+        )
 
     async def metrics_handler(request: web.Request) -> web.StreamResponse:
         # name[] filters: rare, rendered each time as prometheus_client does

@@ -33,15 +33,29 @@ class RuleUsageTracker:
         """The properties the listed rules read (trigger relevance, #13); None before the
         first listing has been parsed."""
         self.complete = False
-        """Both kinds (groups and administrative units) have been listed and parsed."""
+        """Both kinds (groups and administrative units) have been listed and parsed, or primed
+        from the store."""
         self.property_readers: Mapping[str, int] | None = None
         """`user.department` -> rules reading it (storm attribution maps the changed
         properties to the groups they re-evaluate); None before the first listing."""
         self.computations = 0
+        self._updating = asyncio.Lock()
+        """One update at a time: priming's must not land after a listing's."""
 
     async def listed(self, kind: DirectoryObjectKind, objects: Iterable[DirectoryObject]) -> None:
         self._rules[kind] = {o.id: o.rule for o in objects}
         self._listed.set()
+
+    async def prime(self, stored: Iterable[DirectoryObject]) -> None:
+        """The rules the last run listed (kept in the store), until this run lists its own: a
+        kind with nothing stored counts as listed empty. Does nothing once a listing came."""
+        if self._rules:
+            return
+        rules: dict[DirectoryObjectKind, dict[str, str]] = {k: {} for k in DirectoryObjectKind}
+        for obj in stored:
+            rules[obj.kind][obj.id] = obj.rule
+        self._rules = rules
+        await self.update()
 
     async def run(self, on_update: Callable[[], Awaitable[None]] | None = None) -> None:
         """Recompute after each listing whose rules differ from those last parsed; then
@@ -54,14 +68,16 @@ class RuleUsageTracker:
 
     async def update(self) -> bool:
         """Parse the listed rules unless they are those parsed last; True if it did."""
+        async with self._updating:
+            return await self._update()
+
+    async def _update(self) -> bool:
         digest = self._fingerprint()
         if digest == self._digest:
             return False
         rules = [rule for listing in self._rules.values() for rule in listing.values()]
-        # CPU work: not on the event loop.
-        usage = await asyncio.to_thread(operator_usage, rules)
-        properties = await asyncio.to_thread(rule_properties, rules)
-        readers = await asyncio.to_thread(property_readers, rules)
+        # CPU work: not on the event loop; one hop, each rule text parsed once (cached by text).
+        usage, properties, readers = await asyncio.to_thread(_readings, rules)
         self.usage = MappingProxyType(usage)
         self.properties = properties
         self.property_readers = MappingProxyType(readers)
@@ -81,3 +97,7 @@ class RuleUsageTracker:
                 h.update(rule.encode())
                 h.update(b"\0")
         return h.digest()
+
+
+def _readings(rules: list[str]) -> tuple[dict[str, int], RuleProperties, dict[str, int]]:
+    return operator_usage(rules), rule_properties(rules), property_readers(rules)

@@ -40,8 +40,8 @@ from exporter.store.lag import ProcessingLagConsumer
 
 log = get_logger(__name__)
 
-"""Wall seconds between two readings of the simulator's clock."""
 SNAPSHOT_INTERVAL = 5.0
+"""Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 SNAPSHOT_TENANTS = 10
 """Up to this many tenants each refresh every SNAPSHOT_INTERVAL; beyond it the interval grows
 with the number of tenants (each refresh reads the store), up to MAX_SNAPSHOT_INTERVAL: the
@@ -56,7 +56,6 @@ def snapshot_scale(tenants: int) -> float:
 
 RULES_CHECK_INTERVAL = 0.1
 """How often the audit poller's wait for the first listings looks again (wall seconds)."""
-"""Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
 
 
 class TenantRunner:
@@ -206,11 +205,22 @@ class TenantRunner:
             group.create_task(self._refresh_forever())
             group.create_task(self.assessor.run())
             group.create_task(self.rule_usage.run(on_update=self.refresh_snapshot))
+            group.create_task(self._rules_from_the_last_run())
             group.create_task(self.hygiene.run(self.graph, on_update=self.refresh_snapshot))
 
     async def _listed(self, kind: DirectoryObjectKind, objects: Sequence[DirectoryObject]) -> None:
         await self.rule_usage.listed(kind, objects)
         await self.hygiene.listed(kind, objects)
+
+    async def _rules_from_the_last_run(self) -> None:
+        """A restarted exporter knows the rules it listed before it stopped (the store keeps
+        them): the first audit poll judges relevance by them instead of waiting for this run's
+        listings (15,000 groups take ~2 s to list, and the first good /metrics waited for it);
+        the first listing replaces them."""
+        store = self._store
+        stored = await store.call(store.directory_objects, self.name)
+        if stored:
+            await self.rule_usage.prime(stored)
 
     async def _audit_rules(self, wait: float) -> RuleProperties | None:
         """The properties the tenant's rules read, for the relevance of the audit poller's

@@ -554,24 +554,41 @@ class Store:
             "ON CONFLICT (tenant, kind) DO UPDATE SET listed_at = excluded.listed_at",
             (tenant, DirectoryObjectKind.GROUP.value, observed_at),
         )
-        rows = db.execute(
-            "SELECT event_id, time, series, group_id FROM undecided_changes "
-            "WHERE tenant=? AND time <= ?",
-            (tenant, observed_at),
-        ).fetchall()
-        if not rows:
-            return
-        spans = self._dynamic_spans(tenant, {row[3] for row in rows})
+        # Read in time order and counted as they stream by, each hour's per-group counts
+        # written when the hour ends: a backfill whose listing failed for a month holds
+        # millions of changes, and reading them all at once took gigabytes (bench/RESULTS.md,
+        # memory); this holds one hour of groups and the minute buckets.
+        spans: dict[str, tuple[float, float | None]] = {
+            group_id: (first, unlisted)
+            for group_id, first, unlisted in db.execute(
+                "SELECT group_id, first_listed, unlisted_at FROM dynamic_group_spans "
+                "WHERE tenant=?",
+                (tenant,),
+            )
+        }
         minutes: Counter[tuple[str, int]] = Counter()
         group_hours: Counter[tuple[str, int]] = Counter()
         group_last: dict[str, float] = {}
-        for _event_id, time, series, group_id in rows:
+        current_hour: int | None = None
+        other = Series.APPROVAL_MANAGEMENT_OTHER.value
+        for time, series, group_id in db.execute(
+            "SELECT time, series, group_id FROM undecided_changes "
+            "WHERE tenant=? AND time <= ? ORDER BY time",
+            (tenant, observed_at),
+        ):
+            hour = int(time // 3600) * 3600
+            if hour != current_hour and group_hours:
+                _add_event_counts(db, tenant, Counter(), Counter(), Counter(), group_hours, {})
+                group_hours.clear()
+            current_hour = hour
             if _was_dynamic(spans.get(group_id), observed_at, time):
-                group_hours[(group_id, int(time // 3600) * 3600)] += 1
-                group_last[group_id] = max(time, group_last.get(group_id, _NEVER))
+                group_hours[(group_id, hour)] += 1
+                group_last[group_id] = time  # in time order: the last is the latest
             else:
-                series = Series.APPROVAL_MANAGEMENT_OTHER.value
+                series = other
             minutes[(series, int(time // 60) * 60)] += 1
+        if not minutes:
+            return
         hours: Counter[tuple[str, int]] = Counter()
         counted: Counter[str] = Counter()
         for (kind, minute), n in minutes.items():
