@@ -76,7 +76,7 @@ class FleetSize:
 FULL = FleetSize(
     "full: 100 tenants, 30 days, one of them at 1.5M events",
     (
-        TenantKind(1, 20_000, 400, 1_900, 180),  # ~1.5M events in 30 days
+        TenantKind(1, 20_000, 400, 980, 95),  # ~1.5M events in 30 days (with the dynamic changes)
         TenantKind(9, 5_000, 150, 150, 30),
         TenantKind(87, 500, 20, 10, 2),
         TenantKind(3, 2_000, 60, 20, 5, storm=True),
