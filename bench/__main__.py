@@ -4,6 +4,7 @@ bench/RESULTS.md.
     .venv/bin/python -m bench                  # full size, 3 runs each (~20 min on 2 cores)
     .venv/bin/python -m bench --smoke          # tiny sizes, one run: proves they still run
     .venv/bin/python -m bench --only ingest,budget --output /tmp/results.md
+    .venv/bin/python -m bench --only fleet --fleet-full  # 100 tenants, 30 days (~1 h)
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from bench import (
     budget,
     coldstart,
     fleet,
+    fresh_install,
     impact,
     ingest,
+    large_tenant,
     memory,
     ops,
     probe_drill,
@@ -47,6 +50,8 @@ BENCHMARKS = (
     "ops",
     "impact",
     "probe_drill",
+    "fleet",
+    "fresh_install",
 )
 PACKAGES = (
     "aiohttp",
@@ -64,6 +69,8 @@ class Plan:
     smoke: bool
     runs: int
     scrape_seconds: float
+    fleet_full: bool = False
+    """The fleet at full size (30 days of history, a 1.5M-event tenant) instead of scaled."""
 
 
 async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Section]:
@@ -92,9 +99,9 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
         lambda: budget.run(budget.SMOKE if plan.smoke else budget.FULL, runs, workdir),
     )
     if wanted("scrape") or wanted("cold_start"):
-        size = fleet.SMOKE if plan.smoke else fleet.FULL
+        size = large_tenant.SMOKE if plan.smoke else large_tenant.FULL
         click.echo(f"{time.strftime('%H:%M:%S')} syncing {size.groups:,} groups ...", err=True)
-        async with fleet.running_fleet(size, workdir) as tenant:
+        async with large_tenant.running_fleet(size, workdir) as tenant:
             await step("scrape", lambda: scrape.run(tenant, runs, plan.scrape_seconds))
             await step("cold_start", lambda: coldstart.run(tenant, runs))
     await step(
@@ -115,6 +122,17 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
     await step(
         "probe_drill",
         lambda: probe_drill.run(probe_drill.SMOKE if plan.smoke else probe_drill.FULL, workdir),
+    )
+    await step(
+        "fleet",
+        lambda: fleet.run(
+            fleet.SMOKE if plan.smoke else fleet.FULL if plan.fleet_full else fleet.SCALED,
+            workdir,
+        ),
+    )
+    await step(
+        "fresh_install",
+        lambda: fresh_install.run(fresh_install.SMOKE if plan.smoke else fresh_install.FULL),
     )
     return sections
 
@@ -227,7 +245,12 @@ def render(
     default=HERE / "RESULTS.md",
     help="Where to write the results (default: bench/RESULTS.md).",
 )
-def main(smoke: bool, runs: int | None, only: str, output: Path) -> None:
+@click.option(
+    "--fleet-full",
+    is_flag=True,
+    help="The fleet section at full size: 100 tenants, 30 days, one at 1.5M events (~1 h).",
+)
+def main(smoke: bool, runs: int | None, only: str, output: Path, fleet_full: bool) -> None:
     chosen = [key.strip() for key in only.split(",") if key.strip()]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
@@ -235,7 +258,7 @@ def main(smoke: bool, runs: int | None, only: str, output: Path) -> None:
             f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
             param_hint="--only",
         )
-    plan = Plan(smoke, runs or (1 if smoke else 3), 2.0 if smoke else 10.0)
+    plan = Plan(smoke, runs or (1 if smoke else 3), 2.0 if smoke else 10.0, fleet_full)
     load_before = _load()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="entra-dg-bench-") as workdir:

@@ -1,6 +1,6 @@
 """Cold start: from process start to the first good /metrics, with a warm store.
 
-The exporter that synced the 15,000-group tenant (bench.fleet) is stopped; its store stays.
+The exporter that synced the 15,000-group tenant (bench.large_tenant) is stopped; its store stays.
 Each run starts `entra-dg-exporter serve` afresh on that store and scrapes /metrics every 10 ms
 from the moment the process says where it listens, until an exposition shows the whole tenant
 (every paused group, every critical group's status, the backfill complete): "good" is what a
@@ -14,7 +14,7 @@ import time
 import aiohttp
 
 from bench.common import Figure, Section, samples
-from bench.fleet import Fleet, scrape_text, synced
+from bench.large_tenant import Fleet, scrape_text, synced
 
 LIMIT_SECONDS = 3.0
 

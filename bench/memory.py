@@ -38,7 +38,7 @@ from bench.common import (
     fresh_directory,
     samples,
 )
-from bench.fleet import scrape_text
+from bench.large_tenant import scrape_text
 from exporter.domain.events import Series
 from exporter.domain.records import ClassifiedEvent
 from exporter.ingest.audit_poller import SEEN_MARGIN

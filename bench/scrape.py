@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import Figure, Section
-from bench.fleet import Fleet
+from bench.large_tenant import Fleet
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
@@ -118,7 +118,7 @@ async def run(fleet: Fleet, runs: int, seconds: float) -> Section:
 async def _main() -> None:  # pragma: no cover - manual use
     import tempfile
 
-    from bench.fleet import FULL, running_fleet
+    from bench.large_tenant import FULL, running_fleet
 
     with tempfile.TemporaryDirectory(prefix="bench-scrape-") as directory:
         async with running_fleet(FULL, Path(directory)) as fleet:

@@ -33,7 +33,7 @@ from bench.common import (
     fresh_directory,
     samples,
 )
-from bench.fleet import scrape_text
+from bench.large_tenant import scrape_text
 from tests.support.waiting import eventually
 
 TENANT = "sim"

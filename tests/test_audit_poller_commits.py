@@ -15,6 +15,7 @@ from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import ADD_MEMBER
 from exporter.domain.records import AuditRecord
 from exporter.graph.audit import AuditPage
+from exporter.graph.budget import AuditPriority
 from exporter.ingest.audit_poller import MAX_PAGES_PER_COMMIT, AuditPoller
 from exporter.ingest.poller import CollectorStatus
 from exporter.store.database import PageBatch, PageOutcome, Store
@@ -40,7 +41,11 @@ class Pages:
         self._held[number].set()
 
     async def audit_pages(
-        self, start: float, end: float, mode: AuditQueryMode = AuditQueryMode.NARROW
+        self,
+        start: float,
+        end: float,
+        mode: AuditQueryMode = AuditQueryMode.NARROW,
+        priority: AuditPriority = AuditPriority.LIVE,
     ) -> AsyncGenerator[AuditPage, None]:
         for number in range(1, self.count + 1):
             if number in self._held:

@@ -133,14 +133,16 @@ async def test_a_healthy_throttled_run_meets_no_429(tmp_path: Path) -> None:
         "steady",
         overrides={
             "tenant": {"users": 300, "devices": 50, "dynamic_groups": 10},
-            "load": {"user_updates_per_hour": 20, "device_updates_per_hour": 5},
+            # Busy enough for pages of 1,000 to take 6 h of history or less: the backfill's
+            # pieces are a page's worth at least (#18).
+            "load": {"user_updates_per_hour": 150, "device_updates_per_hour": 5},
         },
         speed=0,
         throttle=True,
         history_days=2,
     ) as sim:
         # The default 5 requests per 10 s, against the simulator's sliding window of the same;
-        # a 1.5-day backfill takes six 6-hour windows: more than one 10 s window admits.
+        # a 1.5-day backfill takes six pieces or more: more than one 10 s window admits.
         config = load_config(
             write_config(
                 tmp_path / "config.yml",

@@ -101,17 +101,27 @@ async def test_graph_unreachable_keeps_serving_and_recovers(tmp_path: Path) -> N
 
 
 def read_state(db: Path) -> tuple[float, float, dict[str, int]] | None:
-    """(watermark, backfill start, totals) as a reader sees them, or None before any commit."""
+    """(backfill start + the event time covered since, backfill start, totals) as a reader sees
+    them, or None before any commit. The backfill reads present-first (#18): how far it got is
+    the coverage, not the watermark."""
     if not db.exists():
         return None
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         try:
-            row = conn.execute("SELECT watermark, backfill_start FROM audit_state").fetchone()
+            row = conn.execute("SELECT backfill_start FROM audit_state").fetchone()
+            coverage = list(conn.execute("SELECT start, end FROM audit_coverage ORDER BY start"))
             totals = dict(conn.execute("SELECT kind, count FROM totals"))
         except sqlite3.OperationalError:  # the schema is being created
             return None
     conn.close()
-    return (row[0], row[1], totals) if row else None
+    if not row:
+        return None
+    start = row[0]
+    covered, cursor = 0.0, start
+    for begin, end in coverage:  # oldest first; rows may overlap until they are merged
+        covered += max(0.0, end - max(begin, cursor))
+        cursor = max(cursor, end)
+    return (start + covered, start, totals)
 
 
 async def serve_process(config: Path, *overrides: str) -> asyncio.subprocess.Process:

@@ -11,6 +11,7 @@ from exporter.cli.options import option
 from exporter.cli.progress import BackfillDisplay
 from exporter.config.loading import ConfigError, load_config
 from exporter.config.models import Config, parse_listen_address
+from exporter.config.sharding import parse_shard, select_shard
 from exporter.config.web import WebConfig, WebConfigError, load_web_config
 from exporter.http.app import (
     DEFAULT_TELEMETRY_PATH,
@@ -26,11 +27,21 @@ log = get_logger(__name__)
 
 
 def load_or_exit(
-    config_file: Path, overrides: tuple[str, ...], listen_address: str | None, web_file: Path | None
+    config_file: Path,
+    overrides: tuple[str, ...],
+    listen_address: str | None,
+    web_file: Path | None,
+    shard: str | None = None,
 ) -> tuple[Config, str, WebConfig | None]:
     """The config (flags applied), the listen address and the web config; on any problem,
     print one line per problem and exit 1."""
     extra = list(overrides)
+    if shard is not None:
+        try:
+            index, count = parse_shard(shard)
+        except ValueError as exc:
+            _exit([f"--shard: {exc}"])
+        extra += [f"shard.index={index}", f"shard.count={count}"]
     if listen_address is not None:
         # Checked here, not as a --config.set override: YAML would read `9717` as a number and
         # the complaint would blame the config file for a flag.
@@ -104,6 +115,14 @@ def _exit(problems: list[str]) -> None:
     default=None,
     help="TLS and basic auth settings, exporter-toolkit format.",
 )
+@option(
+    "--shard",
+    "shard",
+    default=None,
+    metavar="INDEX/COUNT",
+    help="Watch only this replica's share of the configured tenants (stable hash of the name) "
+    "with its share of the app-wide audit budget, e.g. 1/2 (docs/scale.md).",
+)
 def serve_command(
     config_file: Path,
     overrides: tuple[str, ...],
@@ -111,6 +130,7 @@ def serve_command(
     web_config_file: Path | None,
     telemetry_path: str,
     disable_exporter_metrics: bool,
+    shard: str | None,
 ) -> None:
     """Watch the configured tenants and serve /metrics, /healthz and /readyz."""
     try:
@@ -118,9 +138,9 @@ def serve_command(
     except ValueError as exc:
         _exit([str(exc)])
     config, address, web_config = load_or_exit(
-        config_file, overrides, listen_address, web_config_file
+        config_file, overrides, listen_address, web_config_file, shard
     )
-    with BackfillDisplay([t.name for t in config.tenants]) as display:
+    with BackfillDisplay([t.name for t in select_shard(config).tenants]) as display:
 
         def listening(where: Listening) -> None:
             url = where.url + telemetry_path.lstrip("/")

@@ -114,6 +114,14 @@ def _faults(path: Path | None) -> FaultSettings | None:
     default=None,
     help="YAML file: token -> {permissions: [...]}; default: any bearer token, all permissions.",
 )
+@option(
+    "--fleet",
+    "fleet_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file: tenant name -> {scenario: ..., overrides: {...}}; serves every tenant "
+    "under /tenants/NAME with Graph's app-wide audit limit across them (docs/simulator.md).",
+)
 def simulate_command(
     listen: str,
     scenario: str,
@@ -126,6 +134,7 @@ def simulate_command(
     operator_actions: bool | None,
     faults_file: Path | None,
     tokens_file: Path | None,
+    fleet_file: Path | None,
 ) -> None:
     """Serve a simulated Entra tenant's Microsoft Graph (and its /_sim/ control API)."""
     host, port = _listen(listen)
@@ -140,6 +149,26 @@ def simulate_command(
 
     try:
         tokens = None if tokens_file is None else load_tokens(tokens_file)
+        if fleet_file is not None:
+            from exporter.simulator.fleet import load_fleet, running_fleet
+
+            asyncio.run(
+                _serve_fleet(
+                    running_fleet(
+                        load_fleet(fleet_file),
+                        seed=seed,
+                        start=start_seconds,
+                        speed=speed,
+                        throttle=throttle,
+                        history_days=history_days,
+                        tokens=tokens,
+                        host=host,
+                        port=port,
+                        history_cache_mib=history_cache_mib,
+                    )
+                )
+            )
+            return
         asyncio.run(
             _serve(
                 running_simulator(
@@ -162,6 +191,23 @@ def simulate_command(
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+
+
+async def _serve_fleet(fleet: contextlib.AbstractAsyncContextManager[object]) -> None:
+    from exporter.simulator.fleet import RunningFleet
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    async with fleet as running:
+        assert isinstance(running, RunningFleet)
+        click.echo(
+            f"Simulated Microsoft Graph for a fleet of {len(running.states)} tenants "
+            f"(graph_base_url {running.base_url}/tenants/NAME) at {running.base_url}"
+        )
+        await stop.wait()
 
 
 async def _serve(simulator: contextlib.AbstractAsyncContextManager[object]) -> None:

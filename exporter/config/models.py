@@ -377,6 +377,14 @@ class Polling(StrictModel):
     audit_requests_per_10s: float = Field(
         default=5.0, gt=0, description="Graph allows 5 per 10 s per app per tenant"
     )
+    # Graph allows 122 per 10 s per app across all tenants; 110 leaves ~10% for the jitter of
+    # a sliding window counted where requests arrive and for the ops commands and hygiene
+    # samples that read the audit log with the same app (docs/scale.md).
+    app_audit_requests_per_10s: float = Field(
+        default=110.0,
+        gt=0,
+        description="shared by the tenants of one app registration (Graph: 122 per 10 s)",
+    )
     request_timeout: Duration = 60.0
     retry_attempts: int = Field(
         default=6, ge=1, le=100, description="per Graph request, for errors other than 429"
@@ -665,8 +673,26 @@ class Hygiene(StrictModel):
     )
 
 
+class Shard(StrictModel):
+    """This replica's part of the configured tenants (docs/scale.md): shard `index` of `count`,
+    tenants assigned by a stable hash of their name; the app-wide audit budget is divided by
+    `count` so that the replicas together stay inside it."""
+
+    index: int = Field(default=1, ge=1, description="this replica, 1..count")
+    count: int = Field(default=1, ge=1, le=1000, description="replicas sharing the tenants")
+
+    @model_validator(mode="after")
+    def _index_within_count(self) -> Self:
+        if self.index > self.count:
+            raise ValueError(
+                f"shard index {self.index} is beyond count {self.count}: give 1..count"
+            )
+        return self
+
+
 class Config(StrictModel):
     tenants: tuple[Tenant, ...] = Field(min_length=1)
+    shard: Shard = Shard()
     polling: Polling = Polling()
     metrics: Metrics = Metrics()
     store: Store = Store()

@@ -9,6 +9,8 @@
 * Audit-log requests pass a per-tenant limiter (Graph allows 5 per 10 s per app per tenant),
   spaced evenly rather than in bursts, so that a healthy run never meets a 429 whatever window
   Graph counts in.
+* Tenants that share an app registration also share its app-wide audit budget
+  (`exporter.graph.budget`), where live polls go before backfills.
 * Every HTTP exchange is counted by endpoint and status code (`transport_error` when there was
   no response), in the middleware, so retries and re-authentications count too.
 * Errors leave as `GraphError` subclasses whose messages name what to fix (the permission for
@@ -76,6 +78,7 @@ from exporter.graph.audit import (
     load_audit_document,
     read_audit_page,
 )
+from exporter.graph.budget import AppBudget, AuditPriority
 from exporter.graph.directory import (
     ADMINISTRATIVE_UNIT_FIELDS,
     GROUP_FIELDS,
@@ -250,7 +253,12 @@ class GraphClient:
         request_timeout: float = 60.0,
         wall_clock: Clock | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        app_budget: AppBudget | None = None,
+        tenant: str = "",
     ) -> None:
+        """`app_budget`: the app-wide audit budget this tenant (`tenant`, its name) shares with
+        the others on its app registration, which then keeps its per-tenant limit too; None
+        when it has the app to itself."""
         self.root_url = root_url.rstrip("/")
         self.requests: Counter[tuple[str, str]] = Counter()
         """(endpoint, status code) -> requests made; read by the snapshot."""
@@ -260,6 +268,8 @@ class GraphClient:
         # One request per (10 s / rate), evenly spaced, no burst, with a little slack: a
         # sliding window counted where the requests arrive sees them with network jitter.
         self._audit_limiter = AsyncLimiter(1, 10.0 / audit_requests_per_10s * LIMITER_SLACK)
+        self._app_budget = app_budget
+        self.tenant = tenant
         self._http = _http_client(request_timeout, self.requests, max_body_bytes)
         auth: AuthenticationProvider
         if credential is None:
@@ -282,7 +292,11 @@ class GraphClient:
     # -- audit log ----------------------------------------------------------------------------
 
     async def audit_pages(
-        self, start: float, end: float, mode: AuditQueryMode = AuditQueryMode.NARROW
+        self,
+        start: float,
+        end: float,
+        mode: AuditQueryMode = AuditQueryMode.NARROW,
+        priority: AuditPriority = AuditPriority.LIVE,
     ) -> AsyncGenerator[AuditPage, None]:
         """Events with start <= activityDateTime <= end, oldest first, one page at a time.
 
@@ -295,7 +309,12 @@ class GraphClient:
             return load_audit_document(body, DIRECTORY_AUDITS.name)
 
         pending: asyncio.Task[AuditDocument] | None = asyncio.create_task(
-            self._call(DIRECTORY_AUDITS, self._audit_request_factory(start, end, mode), load)
+            self._call(
+                DIRECTORY_AUDITS,
+                self._audit_request_factory(start, end, mode),
+                load,
+                priority=priority,
+            )
         )
         try:
             while pending is not None:
@@ -306,7 +325,12 @@ class GraphClient:
                     # counted, and the window fails.
                     self._check_link(DIRECTORY_AUDITS, document.next_link)
                     pending = asyncio.create_task(
-                        self._call(DIRECTORY_AUDITS, _link_factory(document.next_link), load)
+                        self._call(
+                            DIRECTORY_AUDITS,
+                            _link_factory(document.next_link),
+                            load,
+                            priority=priority,
+                        )
                     )
                 yield read_audit_page(document)
         finally:
@@ -662,7 +686,10 @@ class GraphClient:
         *,
         expect_body: bool = True,
         counts: RequestCounts | None = None,
+        priority: AuditPriority = AuditPriority.BACKFILL,
     ) -> _T:
+        """`priority`: an audit request's place in the app-wide budget (anything but a live
+        poll's page waits behind the live polls)."""
         throttled = 0
 
         def stop(state: RetryCallState) -> bool:
@@ -691,7 +718,7 @@ class GraphClient:
                 with attempt:
                     if counts is not None:
                         counts.requests += 1
-                    body = await self._attempt(endpoint, build, expect_body)
+                    body = await self._attempt(endpoint, build, expect_body, priority)
                     return parse(body)
         except RetryError as exc:
             last = exc.last_attempt.exception()
@@ -706,12 +733,20 @@ class GraphClient:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt(
-        self, endpoint: Endpoint, build: Callable[[], RequestInformation], expect_body: bool
+        self,
+        endpoint: Endpoint,
+        build: Callable[[], RequestInformation],
+        expect_body: bool,
+        priority: AuditPriority,
     ) -> bytes | None:
         request = build()
         request.add_request_options([_EndpointOption(endpoint)])
         try:
             if endpoint.audit:
+                if self._app_budget is not None:
+                    # The shared budget keeps this tenant's own limit as well.
+                    await self._app_budget.acquire(self.tenant, priority)
+                    return await self._send(request, expect_body)
                 async with self._audit_limiter:
                     return await self._send(request, expect_body)
             return await self._send(request, expect_body)

@@ -4,6 +4,7 @@ ops commands and `lint-rules --tenant` differ only in how patiently they retry."
 from __future__ import annotations
 
 from exporter.config.models import Config, Polling, Tenant
+from exporter.graph.budget import AppBudget
 from exporter.graph.client import GraphClient
 from exporter.graph.clouds import CLOUDS
 from exporter.graph.credentials import build_credential
@@ -20,11 +21,16 @@ def polling_retry_policy(polling: Polling) -> RetryPolicy:
 
 
 def build_graph_client(
-    config: Config, tenant: Tenant, *, retry: RetryPolicy | None = None
+    config: Config,
+    tenant: Tenant,
+    *,
+    retry: RetryPolicy | None = None,
+    app_budget: AppBudget | None = None,
 ) -> GraphClient:
     """A GraphClient for one configured tenant: its cloud, its credential, the polling limits,
     and `retry` (default: the configured policy). CredentialError when the credential cannot
-    be built from the configuration."""
+    be built from the configuration. `app_budget`: the app-wide audit budget the tenant shares
+    (`exporter.graph.budget.share_budgets`), if any."""
     cloud = CLOUDS[tenant.cloud]
     polling = config.polling
     return GraphClient(
@@ -35,4 +41,6 @@ def build_graph_client(
         retry=retry or polling_retry_policy(polling),
         request_timeout=polling.request_timeout,
         max_body_bytes=polling.max_response_bytes,
+        app_budget=app_budget,
+        tenant=tenant.name,
     )

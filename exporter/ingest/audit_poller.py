@@ -1,10 +1,13 @@
-"""Audit-log ingestion: backfill from the stored watermark, then incremental windows.
+"""Audit-log ingestion: the present first, then the backfill, with live windows between.
 
-Windows. The first start begins `backfill` seconds back (clamped to the audit retention); later
-ones begin at the stored `next_start`, which is the watermark pulled back by what may still
-arrive late: `min(watermark, query time - lateness allowance)`. A live poll therefore overlaps
-the previous window by the lateness allowance, while a backfill chunk fetched long after its
-events settled does not need to. Backfill goes in chunks of `BACKFILL_CHUNK` of event time.
+Windows. A live window reaches the present: from the stored `next_start` (the watermark pulled
+back by what may still arrive late: `min(watermark, query time - lateness allowance)`, so a live
+poll overlaps the previous window by the allowance), or, on a fresh install or after an absence
+longer than a backfill piece, from the start of the previous clock hour. What the backfill wants
+(`backfill` seconds back, clamped to the audit retention) and the coverage does not hold is then
+read in pieces present-first (`exporter.domain.backfill_order`: the baseline's hours, then the
+rest newest to oldest), half-open so that each event is read by one piece, with a live window
+again every `interval` (docs/scale.md).
 
 Pages. Each page is classified and committed in one transaction (dedupe by id, counts,
 watermark; `exporter.store.database`), together with the pages that arrived while the previous
@@ -19,17 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.clock import Clock
 from exporter.domain.audit_query import AuditQueryMode
+from exporter.domain.backfill_order import (
+    PieceKind,
+    backfill_start,
+    covered_seconds,
+    next_piece,
+    piece_plan,
+    present_start,
+)
 from exporter.domain.classify import classify
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
+from exporter.domain.history import HOUR, Interval
 from exporter.domain.records import ClassifiedEvent
 from exporter.domain.relevance import RuleProperties
 from exporter.graph.audit import AuditPage, format_time
+from exporter.graph.budget import AuditPriority
+from exporter.graph.client import AUDIT_PAGE_SIZE
 from exporter.graph.errors import GraphRequestError, refuses_query
 from exporter.ingest.event_times import MAX_CLOCK_SKEW, TimeBounds, screen_times
 from exporter.ingest.poller import CollectorStatus
@@ -67,7 +82,11 @@ class AuditSource(Protocol):
     """What the ingestor needs from Graph (GraphClient provides it)."""
 
     def audit_pages(
-        self, start: float, end: float, mode: AuditQueryMode = AuditQueryMode.NARROW
+        self,
+        start: float,
+        end: float,
+        mode: AuditQueryMode = AuditQueryMode.NARROW,
+        priority: AuditPriority = AuditPriority.LIVE,
     ) -> AsyncGenerator[AuditPage, None]: ...
 
 
@@ -102,9 +121,12 @@ class AuditPoller:
         reconcile_interval: float = 0.0,
         reconcile_reach: float = 0.0,
         rules: Callable[[float], Awaitable[RuleProperties | None]] | None = None,
+        on_present: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`rules(wait)`: the properties the tenant's rules read (None: unknown), for the
-        relevance of user and device updates (`exporter.domain.relevance`)."""
+        relevance of user and device updates (`exporter.domain.relevance`). `on_present`: called
+        after each live window of a poll that is still backfilling, so that the present is
+        assessed and exported without waiting for the backfill's end."""
         self.tenant = tenant
         self.interval = interval
         self._graph = graph
@@ -131,6 +153,18 @@ class AuditPoller:
         self._reconciled_until: float | None = None
         """Where the last pass ended: the next one continues from there."""
         self._measuring = False
+        self._on_present = on_present
+        self._lived = False
+        """A live window ran in this process (the next one measures lateness)."""
+        self._live_watermark = -math.inf
+        """The last live window's next start: seen ids from there on are kept."""
+        self._backfilling = True
+        self._live_reached = -math.inf
+        self._hourly_estimate: float | None = None
+        """Audit events per hour in the first long live window: sizes the backfill's pieces."""
+        self._window_records = 0
+        """Records Graph returned in the current window."""
+        """Pieces of the backfill are missing (until a poll finds none)."""
 
     async def _repair_once(self, now: float) -> None:
         """At the first poll: a watermark dated in the future (written before event times were
@@ -153,6 +187,10 @@ class AuditPoller:
             )
 
     async def poll(self, status: CollectorStatus) -> None:
+        """The live window (from the stored `next_start`, or on a fresh install or after a gap
+        from the previous clock hour), then, while anything of the backfill is missing, its
+        pieces present-first (`exporter.domain.backfill_order`), with a live window again every
+        `interval`: a long backfill never keeps the present waiting."""
         store = self._store
         if self._rules is not None:
             # Until the rules have been known once, wait for them (the source bounds the wait);
@@ -163,46 +201,140 @@ class AuditPoller:
             self.query_mode = await store.call(store.audit_query_mode, self.tenant)
             if self.query_mode is not AuditQueryMode.NARROW:
                 log.info("audit query mode", tenant=self.tenant, mode=self.query_mode.value)
-        now = self._clock.now()
-        await self._repair_once(now)
+        await self._repair_once(self._clock.now())
         # Before the live window, so that the poll's data is current when the poll ends.
         await self._reconcile_if_due(status)
-        state = await store.call(store.audit_state, self.tenant)
-        if state is None:
-            start = backfill_start = coverage_start = now - self._backfill
-            log.info("audit backfill starts", tenant=self.tenant, days=self._backfill / 86400)
-        else:
-            start, backfill_start = state.next_start, state.backfill_start
-            coverage_start = state.coverage_start
-        oldest = now - (RETENTION - RETENTION_MARGIN)
-        if start < oldest:
-            log.warning(
-                "audit events older than the retention are lost",
-                tenant=self.tenant,
-                gap_seconds=round(oldest - start),
-            )
-            start = coverage_start = oldest
-        target = now
-        # Lateness is measured by live polls only: a backfill reads long-settled events.
-        self._measuring = self.caught_up
         while True:
-            queried_at = self._clock.now()
-            end = min(start + BACKFILL_CHUNK, queried_at)
-            watermark = await self._window(
-                start, end, queried_at, backfill_start, coverage_start, target, status
-            )
-            next_start = min(watermark, queried_at - self._lateness)
-            # Seen ids are kept as far back as the reconciliation pass re-reads (and, if a pass
-            # came late, until it has re-read them: passes leave no gap).
-            keep_from = min(next_start, queried_at - self._reconcile_reach)
-            if self._reconciled_until is not None:
-                keep_from = min(keep_from, self._reconciled_until)
-            await store.call(store.prune, self.tenant, self._clock.now(), keep_from - SEEN_MARGIN)
-            if end >= queried_at:
+            due = self._clock.now() + self.interval
+            wanted = await self._live(status)
+            if await self._read_backfill(wanted, due, status):
                 self.caught_up = True
                 return
             self.caught_up = False
-            start = max(start, next_start)
+
+    async def _live(self, status: CollectorStatus) -> Interval:
+        """Read the live window; returns what the backfill wants covered, [start, end)."""
+        store = self._store
+        now = self._clock.now()
+        state = await store.call(store.audit_state, self.tenant)
+        present = present_start(now)
+        oldest = now - (RETENTION - RETENTION_MARGIN)
+        if state is None:
+            start = coverage_start = present
+            wanted_start = max(backfill_start(now, self._backfill), oldest)
+            log.info("audit backfill starts", tenant=self.tenant, days=self._backfill / 86400)
+        else:
+            wanted_start = state.backfill_start
+            start, coverage_start = state.next_start, state.coverage_start
+            if start < oldest:
+                log.warning(
+                    "audit events older than the retention are lost",
+                    tenant=self.tenant,
+                    gap_seconds=round(oldest - start),
+                )
+            if start < min(present, now - BACKFILL_CHUNK):
+                # Down for a while: the present first; from the stored next_start on (events
+                # after it may have arrived late) is backfilled present-first like the rest. A
+                # shorter absence is one live window, as long as a backfill piece.
+                await store.call(store.clip_coverage, self.tenant, start)
+                start = coverage_start = present
+                self._backfilling = True
+        wanted_start = max(wanted_start, oldest)
+        # Lateness is measured by live windows that follow one another: not the first one
+        # after a start, which reads what may have settled long ago.
+        self._measuring = self._lived
+        watermark = await self._window(
+            start,
+            now,
+            now,
+            wanted_start,
+            coverage_start,
+            AuditPriority.LIVE,
+            status,
+            functools.partial(self._live_progress, wanted_start, now),
+        )
+        if self._hourly_estimate is None and now - start >= HOUR / 2:
+            self._hourly_estimate = self._window_records * HOUR / (now - start)
+        self._lived = True
+        self._live_reached = watermark
+        self._live_watermark = min(watermark, now - self._lateness)
+        if not self._backfilling:
+            await self._prune()
+        return (wanted_start, min(start, present))
+
+    async def _read_backfill(self, wanted: Interval, due: float, status: CollectorStatus) -> bool:
+        """Read missing pieces of `wanted` until it is covered (True) or the next live window
+        is `due` (False)."""
+        if not self._backfilling:
+            # Nothing was missing, and only a gap the live window leaves (above) adds to it.
+            return True
+        store = self._store
+        first = True
+        while True:
+            coverage = await store.call(store.coverage, self.tenant)
+            now = self._clock.now()
+            chunk, baseline_first = piece_plan(self._hourly_estimate, AUDIT_PAGE_SIZE)
+            piece = next_piece(wanted, coverage, now, chunk, baseline_first=baseline_first)
+            self._backfilling = piece is not None
+            covered = covered_seconds(wanted, coverage)
+            if piece is None:
+                reached = self._live_reached
+                self.progress = BackfillProgress(wanted[0], reached, reached)
+            else:
+                self.progress = BackfillProgress(wanted[0], wanted[0] + covered, wanted[1])
+            if self._on_progress is not None:
+                self._on_progress(self.progress)
+            if piece is None:
+                return True
+            if now >= due:
+                return False
+            if first and self._on_present is not None:
+                # The present is in: assess and export it before the past is read.
+                await self._on_present()
+            first = False
+            priority = (
+                AuditPriority.LIVE
+                if piece.kind is PieceKind.PARTIAL
+                else AuditPriority.BASELINE
+                if piece.kind is PieceKind.BASELINE
+                else AuditPriority.BACKFILL
+            )
+            self._measuring = False
+            await self._window(
+                piece.start,
+                piece.end,
+                now,
+                wanted[0],
+                piece.start,
+                priority,
+                status,
+                functools.partial(self._piece_progress, wanted, covered, piece.start),
+                end_exclusive=True,
+            )
+            # Every piece read so far is whole: the seen ids no window reads again may go.
+            await self._prune()
+
+    async def _prune(self) -> None:
+        """Seen ids are kept as far back as the live windows and the reconciliation pass
+        re-read (and, if a pass came late, until it has re-read them: passes leave no gap)."""
+        now = self._clock.now()
+        next_start = self._live_watermark
+        keep_from = min(next_start, now - self._reconcile_reach)
+        if self._reconciled_until is not None:
+            keep_from = min(keep_from, self._reconciled_until)
+        await self._store.call(self._store.prune, self.tenant, now, keep_from - SEEN_MARGIN)
+        if self._backfilling:
+            await self._store.call(self._store.merge_coverage, self.tenant)
+
+    def _live_progress(self, wanted_start: float, target: float, watermark: float) -> None:
+        if not self._backfilling:
+            self.progress = BackfillProgress(wanted_start, watermark, min(target, watermark))
+
+    def _piece_progress(
+        self, wanted: Interval, covered: float, piece_start: float, watermark: float
+    ) -> None:
+        done = covered + max(0.0, watermark - piece_start)
+        self.progress = BackfillProgress(wanted[0], wanted[0] + done, wanted[1])
 
     async def _reconcile_if_due(self, status: CollectorStatus) -> None:
         """The low-priority pass, about once per `reconcile_interval` (at the start of a poll
@@ -290,17 +422,30 @@ class AuditPoller:
         queried_at: float,
         backfill_start: float,
         coverage_start: float,
-        target: float,
+        priority: AuditPriority,
         status: CollectorStatus,
+        progress: Callable[[float], None],
+        *,
+        end_exclusive: bool = False,
     ) -> float:
-        """Ingest [start, end]; returns the watermark reached (end, the window complete). If
-        Graph refuses the query (400) before the first page, the query mode steps down and the
-        window is asked again."""
+        """Ingest [start, end] ([start, end) with `end_exclusive`: a backfill piece, whose end
+        the newer piece or window counts); returns the watermark reached (end, the window
+        complete). If Graph refuses the query (400) before the first page, the query mode steps
+        down and the window is asked again."""
         while True:
             mode = self.query_mode or AuditQueryMode.NARROW
             try:
                 return await self._window_in_mode(
-                    mode, start, end, queried_at, backfill_start, coverage_start, target, status
+                    mode,
+                    start,
+                    end,
+                    queried_at,
+                    backfill_start,
+                    coverage_start,
+                    priority,
+                    status,
+                    progress,
+                    end_exclusive,
                 )
             except _QueryRefused as refused:
                 lower = mode.step_down()
@@ -327,16 +472,20 @@ class AuditPoller:
         queried_at: float,
         backfill_start: float,
         coverage_start: float,
-        target: float,
+        priority: AuditPriority,
         status: CollectorStatus,
+        progress: Callable[[float], None],
+        end_exclusive: bool,
     ) -> float:
-        pages = self._graph.audit_pages(start, end, mode)
+        pages = self._graph.audit_pages(start, end, mode, priority)
+        self._window_records = 0
+        last = end if end_exclusive else end + _EDGE
         watermark = start
         first = True
         ordered = True
         commits = _PageCommits(
             functools.partial(self._commit_pages, self.tenant),
-            functools.partial(self._committed, backfill_start, target, status),
+            functools.partial(self._committed, progress, status),
         )
         try:
             while True:
@@ -349,6 +498,7 @@ class AuditPoller:
                         raise _QueryRefused(exc) from None
                     raise
                 first = False
+                self._window_records += len(fetched.records)
                 page = screen_times(fetched, TimeBounds.at(self._clock.now(), RETENTION))
                 if page.next_link is None:
                     watermark = max(watermark, end)
@@ -362,7 +512,7 @@ class AuditPoller:
                 # The next page is requested while this one waits for or goes to the store.
                 await commits.add(
                     PageBatch(
-                        events=self._classify(page, start - _EDGE, end + _EDGE),
+                        events=self._classify(page, start - _EDGE, last, end_exclusive),
                         malformed=page.malformed,
                         watermark=watermark,
                         next_start=min(watermark, queried_at - self._lateness),
@@ -381,26 +531,31 @@ class AuditPoller:
         return watermark
 
     def _committed(
-        self, backfill_start: float, target: float, status: CollectorStatus, watermark: float
+        self, progress: Callable[[float], None], status: CollectorStatus, watermark: float
     ) -> None:
-        now = self._clock.now()
-        status.progressed(now)
-        # Once caught up, later polls are not a backfill: progress stays complete.
-        if self.caught_up:
-            target = min(target, watermark)
-        self.progress = BackfillProgress(backfill_start, watermark, target)
-        if self._on_progress is not None:
+        status.progressed(self._clock.now())
+        progress(watermark)
+        if self._on_progress is not None and self.progress is not None:
             self._on_progress(self.progress)
 
-    def _classify(self, page: AuditPage, start: float, end: float) -> list[ClassifiedEvent]:
+    def _classify(
+        self, page: AuditPage, start: float, end: float, end_exclusive: bool = False
+    ) -> list[ClassifiedEvent]:
         # Events outside the window or of other activities are not ours to count here (a
         # server that ignored part of the $filter); the window they belong to counts them.
         rules = self._rule_properties
-        events = [
-            classify(r, rules)
-            for r in page.records
-            if r.activity in _INGESTED and start <= r.time <= end
-        ]
+        if end_exclusive:
+            events = [
+                classify(r, rules)
+                for r in page.records
+                if r.activity in _INGESTED and start <= r.time < end
+            ]
+        else:
+            events = [
+                classify(r, rules)
+                for r in page.records
+                if r.activity in _INGESTED and start <= r.time <= end
+            ]
         if len(self._logged_names) < _MAX_LOGGED_PROPERTY_NAMES:
             self._log_unrecognised_updates(page, events)
         return events

@@ -21,9 +21,11 @@ from prometheus_client import CollectorRegistry
 
 from exporter.clock import SystemClock
 from exporter.config.models import Config
+from exporter.config.sharding import select_shard
 from exporter.config.web import WebConfig
 from exporter.domain.attribution import cause_lines
 from exporter.domain.hygiene import Headroom
+from exporter.graph.budget import share_budgets
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import (
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -43,11 +45,12 @@ from exporter.ingest.audit_poller import BackfillProgress
 from exporter.ingest.commit.parent import CommitProcess
 from exporter.logs import get_logger
 from exporter.readiness.wire import READINESS_PATH
+from exporter.runtime.app_budget import AppBudgetCollector
 from exporter.runtime.collector import DEFAULT_BUILDERS, FamilyBuilder, SnapshotCollector
 from exporter.runtime.console import Console, TenantSource
 from exporter.runtime.observations import ObservationReader
 from exporter.runtime.snapshot import SnapshotHolder
-from exporter.runtime.tenant_runner import TenantRunner
+from exporter.runtime.tenant_runner import TenantRunner, snapshot_scale
 from exporter.runtime.tenant_time import TenantTimeCollector
 from exporter.store.database import PageConsumer, Store
 from exporter.store.lag import ProcessingLagConsumer
@@ -89,7 +92,16 @@ class Exporter:
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
     ) -> None:
         """Pause episodes come from the ops ledger in the same store (what `pause` recorded),
-        and are inferred from the groups' states when it has none."""
+        and are inferred from the groups' states when it has none. With `shard` configured,
+        only this replica's tenants are watched (`exporter.config.sharding`)."""
+        config = select_shard(config)
+        if config.shard.count > 1:
+            log.info(
+                "watching one shard of the tenants",
+                shard=f"{config.shard.index}/{config.shard.count}",
+                tenants=len(config.tenants),
+                app_audit_requests_per_10s=config.polling.app_audit_requests_per_10s,
+            )
         self.config = config
         thresholds = config.thresholds
         self.lag = ProcessingLagConsumer(
@@ -121,6 +133,14 @@ class Exporter:
         self.holder = SnapshotHolder([t.name for t in config.tenants])
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SnapshotCollector(lambda: self.holder.current, builders))
+        self.app_budgets = share_budgets(
+            config.tenants,
+            config.polling.app_audit_requests_per_10s,
+            config.polling.audit_requests_per_10s,
+        )
+        """tenant name -> the app-wide audit budget it shares with the other tenants of its app."""
+        if self.app_budgets:
+            self.registry.register(AppBudgetCollector(self.app_budgets))
         self.runners = [
             TenantRunner(
                 config,
@@ -133,6 +153,8 @@ class Exporter:
                 retry=retry,
                 on_progress=on_progress,
                 commit_pages=self.commits.commit_audit_pages if self.commits else None,
+                app_budget=self.app_budgets.get(tenant.name),
+                snapshot_scale=snapshot_scale(len(config.tenants)),
             )
             for tenant in config.tenants
         ]

@@ -20,6 +20,7 @@ from exporter.domain.events import DirectoryObjectKind
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import DirectoryObject
 from exporter.domain.relevance import RuleProperties
+from exporter.graph.budget import AppBudget
 from exporter.graph.client import GraphClient
 from exporter.graph.credentials import CredentialError, auth_summary
 from exporter.graph.factory import build_graph_client, polling_retry_policy
@@ -42,6 +43,18 @@ log = get_logger(__name__)
 
 SNAPSHOT_INTERVAL = 5.0
 """Wall seconds between two snapshot refreshes (trailing-hour values move with time)."""
+SNAPSHOT_TENANTS = 10
+"""Up to this many tenants each refresh every SNAPSHOT_INTERVAL; beyond it the interval grows
+with the number of tenants (each refresh reads the store), up to MAX_SNAPSHOT_INTERVAL: the
+refreshes of a fleet cost what ten tenants' do (docs/scale.md)."""
+MAX_SNAPSHOT_INTERVAL = 60.0
+
+
+def snapshot_scale(tenants: int) -> float:
+    """The factor of SNAPSHOT_INTERVAL for a process watching `tenants` tenants."""
+    return min(MAX_SNAPSHOT_INTERVAL / SNAPSHOT_INTERVAL, max(1.0, tenants / SNAPSHOT_TENANTS))
+
+
 RULES_CHECK_INTERVAL = 0.1
 """How often the audit poller's wait for the first listings looks again (wall seconds)."""
 
@@ -60,7 +73,11 @@ class TenantRunner:
         retry: RetryPolicy | None = None,
         on_progress: Callable[[str, BackfillProgress], None] | None = None,
         commit_pages: CommitPages | None = None,
+        app_budget: AppBudget | None = None,
+        snapshot_scale: float = 1.0,
     ) -> None:
+        """`snapshot_scale`: the periodic snapshot refresh runs every SNAPSHOT_INTERVAL times
+        this (`snapshot_scale(tenants)`); polls refresh it as they end, whatever it is."""
         self.config = config
         self.tenant = tenant
         self.name = tenant.name
@@ -70,6 +87,8 @@ class TenantRunner:
         self._retry = retry or polling_retry_policy(polling)
         self._on_progress = on_progress
         self._commit_pages = commit_pages
+        self._app_budget = app_budget
+        self._snapshot_scale = snapshot_scale
         self._wall = SystemClock()
         self.clock: Clock = self._wall
         self.graph: GraphClient | None = None
@@ -151,6 +170,7 @@ class TenantRunner:
             on_progress=self._progress,
             commit_pages=self._commit_pages,
             rules=self._audit_rules,
+            on_present=self._poll_ended,
         )
         pollers: list[Poller] = [self.audit]
         for kind in DirectoryObjectKind:
@@ -242,7 +262,9 @@ class TenantRunner:
         return tracker.properties
 
     def _build_graph(self) -> GraphClient:
-        return build_graph_client(self.config, self.tenant, retry=self._retry)
+        return build_graph_client(
+            self.config, self.tenant, retry=self._retry, app_budget=self._app_budget
+        )
 
     def _setup_failed(self, message: str) -> None:
         self._setup_error = message
@@ -270,7 +292,7 @@ class TenantRunner:
 
     async def _refresh_forever(self) -> None:
         while True:
-            await self._wall.sleep(SNAPSHOT_INTERVAL)
+            await self._wall.sleep(SNAPSHOT_INTERVAL * self._snapshot_scale)
             await self.refresh_snapshot()
 
     async def _poll_ended(self) -> None:

@@ -72,6 +72,12 @@ class SimulatorState:
     )
     auth: AuthSettings = field(default_factory=AuthSettings)
     requests: dict[str, int] = field(default_factory=dict)
+    path_prefix: str = ""
+    """Where this tenant is mounted when one process serves many (`exporter.simulator.fleet`):
+    `/tenants/NAME`; empty for a lone tenant."""
+    app_limiter: SlidingWindowLimiter | None = None
+    """The app-wide audit limit shared by every tenant of the process (Graph: 122 per 10 s per
+    app across all tenants); None for a lone tenant."""
 
 
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
@@ -83,7 +89,7 @@ _PLAN: contextvars.ContextVar[FaultPlan] = contextvars.ContextVar("graph_fault_p
 
 def _base_url(request: web.Request) -> str:
     """The server's own address as the client reached it: nextLinks must lead back here."""
-    return f"{request.scheme}://{request.host}"
+    return f"{request.scheme}://{request.host}{request.app[STATE].path_prefix}"
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
@@ -105,13 +111,14 @@ def _reset_connection(request: web.Request) -> None:
 async def graph_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    if request.path.startswith("/_sim"):
-        return await handler(request)
     state = request.app[STATE]
+    path = request.path.removeprefix(state.path_prefix)
+    if path.startswith("/_sim"):
+        return await handler(request)
     tenant = state.tenant
     request_id = str(uuid.uuid4())
     client_request_id = request.headers.get("client-request-id") or str(uuid.uuid4())
-    is_audit = request.path.rstrip("/") == AUDIT_PATH
+    is_audit = path.rstrip("/") == AUDIT_PATH
     route = request.match_info.route.resource
     key = route.canonical if route is not None else request.path
     state.requests[key] = state.requests.get(key, 0) + 1
@@ -132,7 +139,7 @@ async def graph_middleware(
         if plan.fail in (FaultKind.ERROR_500, FaultKind.ERROR_503, FaultKind.ERROR_504):
             raise server_error(int(plan.fail.value.removeprefix("error_")))
         if is_audit and request.method == "GET":
-            wait = state.limiter.admit()
+            wait = _admit(state)
             if wait is not None:
                 raise throttled(wait)
         response = await handler(request)
@@ -154,6 +161,24 @@ async def graph_middleware(
     if plan.truncate and isinstance(response, web.Response) and response.body:
         return await _send_truncated(request, response)
     return response
+
+
+def _admit(state: SimulatorState) -> float | None:
+    """Both of Graph's audit limits: the tenant's and, when the process serves a fleet, the
+    app's across tenants. A request either limit refuses counts against neither; the wait is
+    the longer of the two."""
+    own = state.limiter.wait()
+    shared = state.app_limiter.wait() if state.app_limiter is not None else None
+    if own is None and shared is None:
+        state.limiter.admit()
+        if state.app_limiter is not None:
+            state.app_limiter.admit()
+        return None
+    if own is not None:
+        state.limiter.refused += 1
+    if shared is not None and state.app_limiter is not None:
+        state.app_limiter.refused += 1
+    return max(own or 0.0, shared or 0.0)
 
 
 async def _send_truncated(request: web.Request, response: web.Response) -> web.StreamResponse:

@@ -1,5 +1,6 @@
-"""The audit log's request limit: 5 requests per 10 s per app per tenant (Graph's documented
-reporting-API limit), on real wall-clock time.
+"""The audit log's request limits: 5 requests per 10 s per app per tenant, and 122 per 10 s per
+app across all tenants when one process serves a fleet (Graph's documented reporting-API
+limits), on real wall-clock time.
 
 Virtual time would be wrong here: a client at speed 600 still waits real seconds for Graph, and
 so does the exporter that is being tested against it.
@@ -41,6 +42,18 @@ class SlidingWindowLimiter:
     def configure(self, settings: ThrottleSettings) -> None:
         self.settings = settings
         self._admitted.clear()
+
+    def wait(self) -> float | None:
+        """What `admit` would answer, without counting anything."""
+        if not self.settings.enabled:
+            return None
+        now = self._wall.now()
+        window = self.settings.window_seconds
+        while self._admitted and self._admitted[0] <= now - window:
+            self._admitted.popleft()
+        if len(self._admitted) >= self.settings.requests:
+            return max(0.001, self._admitted[0] + window - now)
+        return None
 
     def admit(self) -> float | None:
         """None if the request may proceed (and it is counted), else seconds to wait."""

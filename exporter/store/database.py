@@ -279,6 +279,39 @@ class Store:
             )
         return found
 
+    def clip_coverage(self, tenant: str, at: float) -> None:
+        """Coverage ends at `at` at the latest: what came after it is to be read again (the
+        exporter was away longer than the live window reaches back; events after the stored
+        next start may have arrived late)."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE audit_coverage SET end=? WHERE tenant=? AND end > ? AND start < ?",
+                (at, tenant, at, at),
+            )
+            self.db.execute(
+                "DELETE FROM audit_coverage WHERE tenant=? AND start >= ?", (tenant, at)
+            )
+
+    def merge_coverage(self, tenant: str) -> None:
+        """One row per uninterrupted interval (a backfill read present-first leaves a row per
+        piece): what `history` and `audit_state` read as the interval that reaches the
+        watermark."""
+        rows = self.coverage(tenant)
+        merged: list[tuple[float, float]] = []
+        for start, end in rows:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        if len(merged) == len(rows):
+            return
+        with self._transaction():
+            self.db.execute("DELETE FROM audit_coverage WHERE tenant=?", (tenant,))
+            self.db.executemany(
+                "INSERT INTO audit_coverage (tenant, start, end) VALUES (?, ?, ?)",
+                [(tenant, start, end) for start, end in merged],
+            )
+
     def commit_audit_page(self, tenant: str, batch: PageBatch) -> PageOutcome:
         return self.commit_audit_pages(tenant, (batch,))
 

@@ -1,0 +1,218 @@
+"""The app-wide audit budget: Graph's reporting APIs allow 5 requests per 10 s per app per
+tenant **and** a number per 10 s per app across all tenants (graph-facts: 122). Tenants that
+share an app registration (same client id, same cloud) therefore share one `AppBudget` on top of
+each tenant's own limiter (`exporter.graph.client`).
+
+Scheduling is freshness-first and fair:
+
+* a live poll's request (`AuditPriority.LIVE`) is granted before any backfill or
+  reconciliation request (`AuditPriority.BACKFILL`) that waits with it, so a fleet's backfills
+  never make a tenant's current data stale;
+* among requests of the same priority, the tenant served at that priority longest ago goes
+  first (round robin),
+  so one tenant's long backfill cannot starve the others';
+* grants are spaced evenly (one per `10 s / rate`), never in bursts, as the per-tenant limiter
+  is: Graph counts in a sliding window where requests arrive, with network jitter;
+* each tenant's own limit is kept here too: a tenant's requests that passed its own limiter in
+  order and then waited here for different times (a live poll overtaking its backfill) would
+  reach Graph bunched, over its 5 per 10 s (the fleet benchmark met exactly that).
+
+A request that finds the budget idle is granted on the spot, without a future or a timer: a
+tenant alone on its app pays nothing for the budget it does not need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from exporter.config.models import AuthMethod, Tenant
+
+WINDOW_SECONDS = 10.0
+SPACING_SLACK = 1.05
+"""As the per-tenant limiter's: grants a little further apart than the rate, so that a window
+counted where they arrive (with jitter) never sees one too many."""
+
+
+class AuditPriority(IntEnum):
+    """Lower is served first."""
+
+    LIVE = 0
+    """An incremental poll: the window that reaches the present."""
+    BASELINE = 1
+    """A backfill piece the baseline of the present reads (the same hour on previous days
+    and weeks): signals need them before the rest of the past."""
+    BACKFILL = 2
+    """The rest of a backfill, or a reconciliation re-read: they share what is left."""
+
+
+@dataclass(slots=True)
+class TenantUsage:
+    """One tenant's share of an app budget, cumulative (exported as counters)."""
+
+    requests: dict[AuditPriority, int] = field(
+        default_factory=lambda: dict.fromkeys(AuditPriority, 0)
+    )
+    wait_seconds: float = 0.0
+    """Time its requests waited for the app budget (not for its own per-tenant limiter)."""
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    tenant: str
+    priority: AuditPriority
+    since: float
+    sequence: int
+    future: asyncio.Future[None]
+
+
+class AppBudget:
+    """One app registration's audit requests across its tenants (see the module docstring)."""
+
+    def __init__(
+        self, requests_per_10s: float, *, app: str, tenant_requests_per_10s: float | None = None
+    ) -> None:
+        """`tenant_requests_per_10s`: each tenant's own limit, enforced here too (the caller's
+        per-tenant limiter must then stand aside): a tenant's requests that waited here for
+        different times would otherwise reach Graph bunched, over the tenant's limit."""
+        if not requests_per_10s > 0:
+            raise ValueError(f"an app budget needs a positive rate, got {requests_per_10s}")
+        self.app = app
+        """The app's label: its client id, or what stands for it."""
+        self.requests_per_10s = requests_per_10s
+        self._spacing = WINDOW_SECONDS / requests_per_10s * SPACING_SLACK
+        self._tenant_spacing = (
+            0.0
+            if tenant_requests_per_10s is None
+            else WINDOW_SECONDS / tenant_requests_per_10s * SPACING_SLACK
+        )
+        self._tenant_free: dict[str, float] = {}
+        """Loop time from which each tenant's next request may be granted."""
+        self._next_free = -math.inf
+        """Loop time from which the next request may be granted."""
+        self._waiting: list[_Waiter] = []
+        self._sequence = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_served: dict[tuple[str, AuditPriority], float] = {}
+        """(tenant, priority) -> its last grant: the round robin turns within each priority."""
+        self.usage: dict[str, TenantUsage] = {}
+
+    def join(self, tenant: str) -> None:
+        """Make the tenant known (exported at zero before its first request)."""
+        self.usage.setdefault(tenant, TenantUsage())
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._waiting if not w.future.done())
+
+    async def acquire(self, tenant: str, priority: AuditPriority) -> None:
+        """Wait for this request's turn; then it may be sent."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        usage = self.usage.get(tenant)
+        if usage is None:
+            usage = self.usage[tenant] = TenantUsage()
+        if (
+            not self._waiting
+            and now >= self._next_free
+            and now >= self._tenant_free.get(tenant, -math.inf)
+        ):
+            self._grant_now(tenant, priority, now)
+            usage.requests[priority] += 1
+            return
+        self._sequence += 1
+        waiter = _Waiter(tenant, priority, now, self._sequence, loop.create_future())
+        self._waiting.append(waiter)
+        self._schedule(loop)
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)
+            elif waiter.future.done() and not waiter.future.cancelled():
+                # Granted, then cancelled before it could run: the slot is spent anyway.
+                pass
+            raise
+        usage.requests[priority] += 1
+        usage.wait_seconds += loop.time() - waiter.since
+
+    def _grant_now(self, tenant: str, priority: AuditPriority, now: float) -> None:
+        self._next_free = max(now, self._next_free) + self._spacing
+        self._tenant_free[tenant] = now + self._tenant_spacing
+        self._last_served[(tenant, priority)] = now
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, at: float = -math.inf) -> None:
+        if self._timer is None and self._waiting:
+            self._timer = loop.call_at(
+                max(self._next_free, loop.time(), at), self._grant_next, loop
+            )
+
+    def _grant_next(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        self._waiting = [w for w in self._waiting if not w.future.done()]
+        if not self._waiting:
+            return
+        now = loop.time()
+        if now < self._next_free:  # woken early (timer resolution)
+            self._schedule(loop)
+            return
+        eligible = [w for w in self._waiting if self._tenant_free.get(w.tenant, -math.inf) <= now]
+        if not eligible:  # every waiting tenant is at its own limit
+            self._schedule(loop, min(self._tenant_free[w.tenant] for w in self._waiting))
+            return
+        chosen = min(
+            eligible,
+            key=lambda w: (
+                w.priority,
+                self._last_served.get((w.tenant, w.priority), -math.inf),
+                w.sequence,
+            ),
+        )
+        self._waiting.remove(chosen)
+        self._grant_now(chosen.tenant, chosen.priority, now)
+        chosen.future.set_result(None)
+        self._schedule(loop)
+
+
+def app_identity(tenant: Tenant) -> tuple[str, str]:
+    """(app, cloud) of the registration a tenant's requests are counted against: its client id
+    (a managed identity's, when configured); a token given as is, or a system-assigned managed
+    identity, is one app the exporter cannot name: such tenants are taken as sharing it."""
+    auth = tenant.auth
+    if auth.method is AuthMethod.MANAGED_IDENTITY:
+        app = auth.managed_identity_client_id or "system-assigned managed identity"
+    else:
+        app = auth.client_id or f"{auth.method.value} token"
+    return app.lower(), tenant.cloud.value
+
+
+def share_budgets(
+    tenants: Iterable[Tenant],
+    requests_per_10s: float,
+    tenant_requests_per_10s: float | None = None,
+) -> Mapping[str, AppBudget]:
+    """tenant name -> the budget it shares, for every app registration that two or more of the
+    tenants use. A tenant alone on its app gets none: at its own limit (5 per 10 s by default)
+    it cannot reach the app-wide one."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for tenant in tenants:
+        groups.setdefault(app_identity(tenant), []).append(tenant.name)
+    shared: dict[str, AppBudget] = {}
+    for (app, cloud), names in groups.items():
+        if len(names) < 2:
+            continue
+        budget = AppBudget(
+            requests_per_10s,
+            app=app if cloud == "global" else f"{app} ({cloud})",
+            tenant_requests_per_10s=tenant_requests_per_10s,
+        )
+        for name in names:
+            budget.join(name)
+            shared[name] = budget
+    return shared
+
+
+__all__ = ["AppBudget", "AuditPriority", "TenantUsage", "app_identity", "share_budgets"]

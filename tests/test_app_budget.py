@@ -1,0 +1,149 @@
+"""The app-wide audit budget (exporter.graph.budget): live polls before backfills, tenants in
+turn, grants spaced evenly, and which tenants share one."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import pytest
+
+from exporter.config.models import Config
+from exporter.graph.budget import SPACING_SLACK, AppBudget, AuditPriority, share_budgets
+
+RATE = 200.0  # per 10 s: one grant every 52.5 ms
+SPACING = 10.0 / RATE * SPACING_SLACK
+
+
+async def _take(
+    budget: AppBudget, tenant: str, priority: AuditPriority, order: list[str], label: str
+) -> None:
+    await budget.acquire(tenant, priority)
+    order.append(label)
+
+
+async def test_an_idle_budget_grants_at_once_and_then_spaces_the_grants() -> None:
+    budget = AppBudget(RATE, app="a")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await budget.acquire("t1", AuditPriority.LIVE)
+    assert loop.time() - started < SPACING / 2
+    for _ in range(4):
+        await budget.acquire("t1", AuditPriority.BACKFILL)
+    # Five grants: four spacings at least, never a burst.
+    assert loop.time() - started >= 4 * SPACING * 0.95
+    assert budget.usage["t1"].requests == {
+        AuditPriority.LIVE: 1,
+        AuditPriority.BASELINE: 0,
+        AuditPriority.BACKFILL: 4,
+    }
+    assert budget.usage["t1"].wait_seconds > 3 * SPACING * 0.9
+
+
+async def test_live_polls_go_before_any_backfill_and_tenants_take_turns() -> None:
+    budget = AppBudget(RATE, app="a")
+    await budget.acquire("busy", AuditPriority.BACKFILL)  # the budget is now in use
+    order: list[str] = []
+    tasks = [
+        # The busy tenant's backfill queued first, with many requests...
+        *(
+            asyncio.create_task(
+                _take(budget, "busy", AuditPriority.BACKFILL, order, f"busy-backfill-{i}")
+            )
+            for i in range(3)
+        ),
+        asyncio.create_task(
+            _take(budget, "quiet", AuditPriority.BACKFILL, order, "quiet-backfill")
+        ),
+        asyncio.create_task(
+            _take(budget, "other", AuditPriority.BASELINE, order, "other-baseline")
+        ),
+        # ... then two live polls, queued last.
+        asyncio.create_task(_take(budget, "quiet", AuditPriority.LIVE, order, "quiet-live")),
+        asyncio.create_task(_take(budget, "other", AuditPriority.LIVE, order, "other-live")),
+    ]
+    await asyncio.sleep(0)
+    assert budget.waiting == 7
+    await asyncio.gather(*tasks)
+    assert order[:2] == ["quiet-live", "other-live"]
+    assert order[2] == "other-baseline"
+    # Among backfills, the tenant served longest ago goes first: the quiet tenant does not wait
+    # behind the busy one's whole queue.
+    assert order[3:5] == ["quiet-backfill", "busy-backfill-0"]
+    assert budget.usage["quiet"].wait_seconds > 0
+    assert budget.waiting == 0
+
+
+async def test_a_cancelled_wait_leaves_the_queue() -> None:
+    budget = AppBudget(RATE, app="a")
+    await budget.acquire("t1", AuditPriority.LIVE)
+    waiting = asyncio.create_task(budget.acquire("t2", AuditPriority.BACKFILL))
+    await asyncio.sleep(0)
+    assert budget.waiting == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert budget.waiting == 0
+    await budget.acquire("t3", AuditPriority.LIVE)  # the budget still grants
+
+
+def _tenant(name: str, **auth: Any) -> dict[str, Any]:
+    return {"name": name, "tenant_id": "00000000-0000-0000-0000-0000000000" + name[-2:], **auth}
+
+
+def test_tenants_of_one_app_registration_and_cloud_share_one_budget() -> None:
+    app_a = "11111111-1111-1111-1111-111111111111"
+    app_b = "22222222-2222-2222-2222-222222222222"
+
+    def secret(client_id: str) -> dict[str, Any]:
+        return {
+            "auth": {
+                "method": "client_secret",
+                "client_id": client_id,
+                "client_secret_env": "SECRET",
+            }
+        }
+
+    config = Config.model_validate(
+        {
+            "tenants": [
+                _tenant("t01", **secret(app_a)),
+                _tenant("t02", **secret(app_a.upper())),
+                _tenant("t03", **secret(app_b)),
+                {**_tenant("t04", **secret(app_a)), "cloud": "usgov"},
+                {**_tenant("t05", **secret(app_a)), "cloud": "usgov"},
+            ]
+        }
+    )
+    budgets = share_budgets(config.tenants, 110)
+    assert budgets["t01"] is budgets["t02"]
+    assert "t03" not in budgets  # alone on its app: its own limiter is all it needs
+    assert budgets["t04"] is budgets["t05"] is not budgets["t01"]
+    assert budgets["t04"].app == f"{app_a} (usgov)"
+    assert budgets["t01"].requests_per_10s == 110
+
+
+async def test_each_tenant_keeps_its_own_limit_inside_the_shared_budget() -> None:
+    """A tenant's requests never reach Graph closer than its own limit allows, however long
+    each waited here: the fleet benchmark met 429s from a live poll overtaking its backfill."""
+    own = 50.0  # per 10 s: one every 0.21 s, four times the app's spacing
+    budget = AppBudget(RATE, app="a", tenant_requests_per_10s=own)
+    loop = asyncio.get_running_loop()
+    granted: dict[str, list[float]] = {"busy": [], "other": []}
+
+    async def take(tenant: str, priority: AuditPriority) -> None:
+        await budget.acquire(tenant, priority)
+        granted[tenant].append(loop.time())
+
+    await asyncio.gather(
+        *(take("busy", AuditPriority.BACKFILL) for _ in range(3)),
+        take("busy", AuditPriority.LIVE),
+        *(take("other", AuditPriority.BACKFILL) for _ in range(3)),
+    )
+    own_spacing = 10.0 / own * SPACING_SLACK
+    for times in granted.values():
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= own_spacing * 0.95, gaps
+    # The other tenant was served while the busy one waited for its own limit.
+    assert granted["other"][0] < granted["busy"][1]
