@@ -90,6 +90,12 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_trigger_changes_last_hour", "gauge", ("tenant", "initiator")),
     Family("entra_dynamic_trigger_property_changes_last_hour", "gauge", ("tenant", "property")),
     Family("entra_dynamic_trigger_property_readers", "gauge", ("tenant", "property")),
+    # The work still waiting (#23): what finished lag pairs cannot show while a queue grows.
+    Family("entra_dynamic_processing_queue_waiting_triggers", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_oldest_waiting_seconds", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_backlog_evaluations", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_rate_per_hour", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_drain_seconds", "gauge", ("tenant",)),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),
     Family(
         "entra_dynamic_collector_last_success_timestamp_seconds", "gauge", ("tenant", "collector")

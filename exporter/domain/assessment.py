@@ -21,6 +21,7 @@ from exporter.domain.groups import (
 from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
 from exporter.domain.plan import PlanSummary, episode_and_plan
+from exporter.domain.queue import QueueEstimate, WaitingTriggers, estimate_queue
 from exporter.domain.readiness import CollectorHealth, Readiness, evaluate_readiness
 from exporter.domain.settings import ResumeSettings, Thresholds
 from exporter.domain.signals import (
@@ -48,6 +49,8 @@ class TenantObservations:
     """Recent lag samples (at least those whose change falls within `lag_window`)."""
     critical_priority: tuple[str, ...] = ()
     """The tenant's configured critical groups, in order: the order critical groups resume."""
+    waiting: WaitingTriggers | None = None
+    """Triggers after the processing queue's front that no change answered (`domain/queue`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class TenantAssessment:
     groups_changed_last_hour: int
     groups: GroupCounts
     lag: LagSummary
+    queue: QueueEstimate | None = None
 
     @property
     def pause_warranted(self) -> bool:
@@ -109,6 +113,16 @@ def assess_tenant(
     history = obs.history
     baselines = make_baselines(history, thresholds)
     lag = summarize_lag(obs.lag_samples, now=now, window=thresholds.lag_window)
+    queue = (
+        None
+        if obs.waiting is None
+        else estimate_queue(
+            obs.waiting,
+            history,
+            now=now,
+            groups_on=sum(1 for g in obs.groups if not g.paused),
+        )
+    )
     episode, plan = episode_and_plan(
         obs.groups,
         obs.ledger,
@@ -125,6 +139,7 @@ def assess_tenant(
         lag=lag,
         thresholds=thresholds,
         now=now,
+        queue=queue,
     )
     readiness = evaluate_readiness(
         episode=episode,
@@ -148,6 +163,7 @@ def assess_tenant(
         groups_changed_last_hour=groups_changed_last_hour(obs.group_last_change, now),
         groups=_group_counts(obs.groups),
         lag=lag,
+        queue=queue,
     )
 
 

@@ -25,6 +25,7 @@ from exporter.domain.assessment import SCHEMA_VERSION, TenantAssessment
 from exporter.domain.baseline import Measure
 from exporter.domain.episode import EpisodeSource
 from exporter.domain.plan import ExclusionReason, PlanSummary
+from exporter.domain.queue import QueueEstimate
 from exporter.domain.readiness import (
     ConditionResult,
     ConditionStatus,
@@ -211,6 +212,33 @@ class Lag(msgspec.Struct, frozen=True, kw_only=True):
     p90_seconds: float | None
 
 
+class Queue(msgspec.Struct, frozen=True, kw_only=True):
+    """The work still waiting in the processing queue, seen from the audit log (#23,
+    docs/signals.md "Queue")."""
+
+    waiting_triggers: int
+    oldest_waiting_seconds: float | None
+    """None when too few wait to judge."""
+    processed_through: datetime | None
+    """The newest trigger known to be processed: the queue's front."""
+    rate_per_hour: float | None
+    drain_seconds: float | None
+    """When the backlog will have drained at the recent rate: 0 when nothing waits, None when
+    it cannot be told or is not draining."""
+
+    @classmethod
+    def of(cls, q: QueueEstimate | None) -> Queue | None:
+        if q is None:
+            return None
+        return cls(
+            waiting_triggers=q.waiting_triggers,
+            oldest_waiting_seconds=q.oldest_waiting_seconds,
+            processed_through=_time(q.processed_through),
+            rate_per_hour=q.rate_per_hour,
+            drain_seconds=q.drain_seconds,
+        )
+
+
 class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     """One tenant's assessment (docs/readiness.schema.json)."""
 
@@ -227,6 +255,7 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     groups_changed_last_hour: int
     groups: Groups
     lag: Lag
+    queue: Queue | None = None
 
     @classmethod
     def of(cls, a: TenantAssessment) -> Assessment:
@@ -283,6 +312,7 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
                 median_seconds=a.lag.median_seconds,
                 p90_seconds=a.lag.p90_seconds,
             ),
+            queue=Queue.of(a.queue),
         )
 
 

@@ -28,6 +28,7 @@ from exporter.domain.events import (
     Series,
 )
 from exporter.domain.groups import MembershipProcessingStatus
+from exporter.domain.queue import backlog_evaluations
 from exporter.runtime.snapshot import Snapshot, TenantSnapshot
 from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
 from exporter.store.lateness import RECONCILED, lateness_histogram
@@ -529,6 +530,54 @@ def trigger_causes(snapshot: Snapshot) -> Iterator[Metric]:
     yield readers
 
 
+def processing_queue(snapshot: Snapshot) -> Iterator[Metric]:
+    """The work still waiting (#23, docs/signals.md "Queue"): what finished pairs cannot show
+    while a queue grows. Absent before the first assessment and while a value is unknown."""
+    waiting = _gauge(
+        "processing_queue_waiting_triggers",
+        "Rule-relevant user and device changes after the processing queue's front that no "
+        "dynamic membership change has answered yet.",
+        ["tenant"],
+    )
+    oldest = _gauge(
+        "processing_queue_oldest_waiting_seconds",
+        "Age of the oldest waiting change; 0 while fewer than 10 wait (too few to judge: "
+        "changes that moved no membership wait until a later one does).",
+        ["tenant"],
+    )
+    evaluations = _gauge(
+        "processing_queue_backlog_evaluations",
+        "Estimated evaluations still to do: waiting changes x the rules that read the "
+        "properties the trailing hour's changes touched.",
+        ["tenant"],
+    )
+    rate = _gauge(
+        "processing_queue_rate_per_hour",
+        "Changes the queue's front passed per hour over the last 15 minutes of finished work.",
+        ["tenant"],
+    )
+    drain = _gauge(
+        "processing_queue_drain_seconds",
+        "When the waiting changes will have been processed at that rate (0: nothing waits); "
+        "absent when it cannot be told or the queue is not draining.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        q = t.assessment.queue if t.assessment is not None else None
+        if q is None:
+            continue
+        waiting.add_metric([t.tenant], q.waiting_triggers)
+        oldest.add_metric([t.tenant], q.oldest_waiting_seconds or 0.0)
+        backlog = backlog_evaluations(q, t.trigger_causes)
+        if backlog is not None:
+            evaluations.add_metric([t.tenant], backlog)
+        if q.rate_per_hour is not None:
+            rate.add_metric([t.tenant], q.rate_per_hour)
+        if q.drain_seconds is not None:
+            drain.add_metric([t.tenant], q.drain_seconds)
+    yield from (waiting, oldest, evaluations, rate, drain)
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -555,6 +604,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     hygiene,
     trigger_causes,
     build_info,
+    processing_queue,
 )
 
 
