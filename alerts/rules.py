@@ -219,10 +219,38 @@ _CRITICAL_PAUSED = sel("entra_dynamic_group_paused_since_timestamp_seconds", 'cr
 _STALLED = sel("entra_dynamic_pause_warranted", 'reason="processing_stalled"')
 _DENIED = sel("entra_dynamic_graph_requests_total", 'code=~"401|403"')
 
-_MICROSOFT_PAUSE_ADVICE = (
+
+def _signal_value(metric: str, filter_: str = "humanize") -> str:
+    """The pause signal's own figure for this alert's tenant and reason (a query at alert time:
+    the alert's value is the 0/1 of pause_warranted)."""
+    selector = sel(metric, 'tenant="%s"', 'reason="%s"')
+    return (
+        f"{{{{ with printf `{selector}` $labels.tenant $labels.reason | query }}}}"
+        f"{{{{ . | first | value | {filter_} }}}}{{{{ else }}}}?{{{{ end }}}}"
+    )
+
+
+_OBSERVED = _signal_value("entra_dynamic_pause_signal_observed")
+_THRESHOLD = _signal_value("entra_dynamic_pause_signal_threshold")
+_REASON_FIGURES = (
+    '{{ if eq $labels.reason "membership_changes" }}'
+    f"{_OBSERVED} dynamic membership changes in the trailing hour, at or above {_THRESHOLD}. "
     f"Microsoft advises pausing before more than {c.MEMBERSHIP_CHANGES_PER_HOUR:,} membership "
-    f"changes or changes to more than {c.GROUPS_CHANGED_PER_HOUR} groups."
+    "changes."
+    '{{ else if eq $labels.reason "groups_changed" }}'
+    f"{_OBSERVED} groups had a dynamic membership change in the trailing hour, at or above "
+    f"{_THRESHOLD}. Microsoft advises pausing before changes to more than "
+    f"{c.GROUPS_CHANGED_PER_HOUR} groups."
+    '{{ else if eq $labels.reason "trigger_rate" }}'
+    f"Rule-relevant user and device changes run at {_OBSERVED}x their baseline (threshold "
+    f"{_THRESHOLD}x, sustained): a bulk update builds a queue that Entra works through in order."
+    '{{ else if eq $labels.reason "rule_change_storm" }}'
+    f"{_OBSERVED} membership rule changes in the trailing hour, at or above {_THRESHOLD}: each "
+    "queues a full re-evaluation of its group."
+    "{{ end }}"
 )
+"""Each reason's own observed value and threshold (#23), and Microsoft's 500 groups and 20,000
+changes only where they are the threshold."""
 
 _HEADROOM_USED = (
     f"sum by (tenant) ({sel('entra_dynamic_groups')})\n"
@@ -263,7 +291,7 @@ ALERTS: tuple[Alert, ...] = (
         description=(
             f"Tenant {TENANT}: the exporter's {REASON} signal has warranted pausing dynamic group "
             f"processing for {c.human_duration(c.PAUSE_WARRANTED_WARNING_FOR)} and no pause is in "
-            f"effect. {_MICROSOFT_PAUSE_ADVICE}"
+            f"effect. {_REASON_FIGURES}"
         ),
         next_action=(
             f"`{CLI} plan --tenant {TENANT}`; if the change is planned and large, or unintended, "
@@ -279,7 +307,8 @@ ALERTS: tuple[Alert, ...] = (
         description=(
             f"Tenant {TENANT}: the exporter's {REASON} signal has warranted pausing dynamic group "
             f"processing for {c.human_duration(c.PAUSE_WARRANTED_CRITICAL_FOR)} and still nothing "
-            "is paused. Entra processes one queue per tenant, in order; every further hour adds "
+            f"is paused. {_REASON_FIGURES} Entra processes one queue per tenant, in order; every "
+            "further hour adds "
             "to a backlog that can take more than 24 hours to drain (Microsoft)."
         ),
         next_action=(

@@ -96,6 +96,8 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_processing_queue_backlog_evaluations", "gauge", ("tenant",)),
     Family("entra_dynamic_processing_queue_rate_per_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_processing_queue_drain_seconds", "gauge", ("tenant",)),
+    Family("entra_dynamic_pause_signal_observed", "gauge", ("tenant", "reason")),
+    Family("entra_dynamic_pause_signal_threshold", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),
     Family(
         "entra_dynamic_collector_last_success_timestamp_seconds", "gauge", ("tenant", "collector")
@@ -137,6 +139,14 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "rule_change_storm",
             "processing_stalled",
         }
+    ),
+    ("entra_dynamic_pause_signal_observed", "reason"): frozenset(
+        {"membership_changes", "groups_changed", "trigger_rate", "processing_lag"}
+        | {"rule_change_storm", "processing_stalled"}
+    ),
+    ("entra_dynamic_pause_signal_threshold", "reason"): frozenset(
+        {"membership_changes", "groups_changed", "trigger_rate", "processing_lag"}
+        | {"rule_change_storm", "processing_stalled"}
     ),
     ("entra_dynamic_hygiene_candidates", "reason"): frozenset(
         {"inactive", "empty", "never_matches", "duplicate", "memberof"}

@@ -578,6 +578,30 @@ def processing_queue(snapshot: Snapshot) -> Iterator[Metric]:
     yield from (waiting, oldest, evaluations, rate, drain)
 
 
+def pause_signal_values(snapshot: Snapshot) -> Iterator[Metric]:
+    """What each pause reason observed and the threshold it compares with (#23): alert texts
+    quote a reason's own figures (absent while a reason cannot be judged)."""
+    observed = _gauge(
+        "pause_signal_observed",
+        "The value each pause-warranted reason observed: changes or groups per trailing hour, "
+        "the trigger ratio to baseline, or seconds (docs/signals.md).",
+        ["tenant", "reason"],
+    )
+    threshold = _gauge(
+        "pause_signal_threshold",
+        "The threshold each pause-warranted reason compares its observed value with.",
+        ["tenant", "reason"],
+    )
+    for t in snapshot.tenants:
+        if t.assessment is None:
+            continue
+        for signal in t.assessment.pause_signals:
+            threshold.add_metric([t.tenant, signal.reason.value], signal.threshold)
+            if signal.observed is not None:
+                observed.add_metric([t.tenant, signal.reason.value], signal.observed)
+    yield from (observed, threshold)
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -605,6 +629,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     trigger_causes,
     build_info,
     processing_queue,
+    pause_signal_values,
 )
 
 
