@@ -281,6 +281,51 @@ def _headroom_alert(severity: Severity, ratio: float, consequence: str) -> Alert
     )
 
 
+_QUEUE_WAITING = sel("entra_dynamic_processing_queue_waiting_triggers")
+_QUEUE_DRAIN = sel("entra_dynamic_processing_queue_drain_seconds")
+
+
+def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Alert:
+    """The queue still waiting will take longer than `drain_seconds` to drain (#23)."""
+    paging = severity is Severity.CRITICAL
+    return Alert(
+        name="EntraDynamicQueueBacklog",
+        severity=severity,
+        expr=(
+            f"(\n  max by (tenant) ({_QUEUE_DRAIN}) > {drain_seconds}\n"
+            f"  and on (tenant)\n  max by (tenant) ({_QUEUE_WAITING}) >= {c.QUEUE_MIN_WAITING}\n)"
+            f"\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
+        ),
+        for_seconds=for_seconds,
+        summary="Dynamic membership work is queueing faster than Entra processes it.",
+        description=(
+            f"Tenant {TENANT}: the changes waiting for dynamic membership processing will take "
+            f"about {VALUE_DURATION} to drain at the recent rate, more than "
+            f"{c.human_duration(drain_seconds)}, and nothing is paused. "
+            + _signal_query("entra_dynamic_processing_queue_waiting_triggers", 'printf "%.0f"')
+            + " changes wait (entra_dynamic_processing_queue_*). Entra works through one queue "
+            "per tenant, in order: every group waits behind this backlog."
+        ),
+        next_action=(
+            f"pause now: `{CLI} pause --tenant {TENANT} --all --except-critical --reason '<why>' "
+            "--apply` (without --apply: what it would pause)."
+            if paging
+            else f"find the bulk change (`{CLI} check-resume --tenant {TENANT} --json` shows the "
+            f"trigger causes); if it is planned and large, or unintended, `{CLI} pause --tenant "
+            f"{TENANT} --all --except-critical --reason '<why>' --apply`."
+        ),
+    )
+
+
+def _signal_query(metric: str, filter_: str) -> str:
+    """A tenant's value of another series, read at alert time."""
+    selector = sel(metric, 'tenant="%s"')
+    return (
+        f"{{{{ with printf `{selector}` $labels.tenant | query }}}}"
+        f"{{{{ . | first | value | {filter_} }}}}{{{{ else }}}}?{{{{ end }}}}"
+    )
+
+
 ALERTS: tuple[Alert, ...] = (
     Alert(
         name="EntraDynamicPauseWarranted",
@@ -557,6 +602,27 @@ ALERTS: tuple[Alert, ...] = (
         Severity.CRITICAL,
         c.HEADROOM_CRITICAL_RATIO,
         "At the limit no dynamic group or unit can be created.",
+    ),
+    *(
+        _queue_alert(Severity.WARNING, c.QUEUE_WARNING_DRAIN_SECONDS, c.QUEUE_WARNING_FOR),
+        _queue_alert(Severity.CRITICAL, c.QUEUE_CRITICAL_DRAIN_SECONDS, c.QUEUE_CRITICAL_FOR),
+        Alert(
+            name="EntraDynamicStormMidResume",
+            severity=Severity.WARNING,
+            expr=f"max by (tenant) ({sel('entra_dynamic_mid_resume_groups_on')}) > 0",
+            for_seconds=c.MID_RESUME_FOR,
+            summary="Triggers climb again while part of the paused groups are back On.",
+            description=(
+                f"Tenant {TENANT}: user and device changes climb again while {{{{ $value }}}} "
+                "groups of the pause episode are already back On; they take the new work into "
+                "the queue the pause was draining."
+            ),
+            next_action=(
+                f"pause exactly those groups again: `{CLI} pause --tenant {TENANT} --resumed "
+                "--reason 'triggers climbed again mid-resume' --apply` (without --apply: which "
+                "ones); resume them with the rest once readiness holds."
+            ),
+        ),
     ),
 )
 

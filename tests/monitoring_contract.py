@@ -96,6 +96,7 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_processing_queue_backlog_evaluations", "gauge", ("tenant",)),
     Family("entra_dynamic_processing_queue_rate_per_hour", "gauge", ("tenant",)),
     Family("entra_dynamic_processing_queue_drain_seconds", "gauge", ("tenant",)),
+    Family("entra_dynamic_mid_resume_groups_on", "gauge", ("tenant",)),
     Family("entra_dynamic_pause_signal_observed", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_pause_signal_threshold", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),

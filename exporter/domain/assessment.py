@@ -20,6 +20,7 @@ from exporter.domain.groups import (
 )
 from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
+from exporter.domain.midresume import MidResumeStorm, mid_resume_storm
 from exporter.domain.plan import PlanSummary, episode_and_plan
 from exporter.domain.queue import QueueEstimate, WaitingTriggers, estimate_queue
 from exporter.domain.readiness import CollectorHealth, Readiness, evaluate_readiness
@@ -87,6 +88,8 @@ class TenantAssessment:
     groups: GroupCounts
     lag: LagSummary
     queue: QueueEstimate | None = None
+    mid_resume: MidResumeStorm | None = None
+    """Triggers climb again while some of the episode's groups are back On (#23)."""
 
     @property
     def pause_warranted(self) -> bool:
@@ -151,6 +154,9 @@ def assess_tenant(
         thresholds=thresholds,
         now=now,
     )
+    mid_resume = mid_resume_storm(episode, obs.groups, obs.ledger, signals, readiness)
+    if mid_resume is not None:
+        readiness = replace(readiness, detail=f"{readiness.detail}; {mid_resume.text(obs.tenant)}")
     return TenantAssessment(
         tenant=obs.tenant,
         evaluated_at=now,
@@ -164,6 +170,7 @@ def assess_tenant(
         groups=_group_counts(obs.groups),
         lag=lag,
         queue=queue,
+        mid_resume=mid_resume,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.domain.events import ProcessingState
+from exporter.domain.midresume import resumed_in_open_episodes
 from exporter.domain.records import DirectoryObject
 from exporter.ops.engine import Change, Outcome
 from exporter.ops.lines import episode_json, object_line, outcome_line
@@ -34,11 +35,13 @@ class PauseRequest:
     except_ids: tuple[str, ...] = ()
     except_critical: bool = False
     reason: str | None = None
+    resumed: bool = False
+    """The open episode's objects a resume switched back On (a storm mid-resume, #23)."""
 
     def selection(self) -> dict[str, Any]:
         """As the ledger records the run's selection."""
         return {
-            "mode": "all" if self.all else "groups",
+            "mode": "all" if self.all else "resumed" if self.resumed else "groups",
             "ids": list(self.ids),
             "except": list(self.except_ids),
             "except_critical": self.except_critical,
@@ -102,6 +105,15 @@ async def decide(session: OpsSession, prepared: Prepared, request: PauseRequest)
     excluded_ids = {o.id for o in excluded}
     if request.all:
         selected = [o for o in inventory.objects.values() if o.id not in excluded_ids]
+    elif request.resumed:
+        episodes = await session.store.call(session.ledger.episodes, session.name)
+        back_on = resumed_in_open_episodes(episodes)
+        if not back_on:
+            raise OpsError(
+                "--resumed: no object of an open pause episode has been resumed; nothing to "
+                "pause again (use --group or --all)"
+            )
+        selected = [o for o in inventory.objects.values() if o.id in back_on]
     else:
         selected = await resolve(session.graph, inventory, request.ids, what="--group")
     selected.sort(key=lambda o: (o.kind.value, o.name.casefold(), o.id))

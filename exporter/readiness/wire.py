@@ -239,6 +239,16 @@ class Queue(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class MidResume(msgspec.Struct, frozen=True, kw_only=True):
+    """Triggers climb again while some of the episode's groups are back On (#23)."""
+
+    resumed_group_ids: tuple[str, ...]
+    still_paused: int
+    why: tuple[str, ...]
+    command: str
+    """Pauses exactly the resumed groups again."""
+
+
 class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     """One tenant's assessment (docs/readiness.schema.json)."""
 
@@ -256,6 +266,7 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     groups: Groups
     lag: Lag
     queue: Queue | None = None
+    mid_resume: MidResume | None = None
 
     @classmethod
     def of(cls, a: TenantAssessment) -> Assessment:
@@ -313,6 +324,14 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
                 p90_seconds=a.lag.p90_seconds,
             ),
             queue=Queue.of(a.queue),
+            mid_resume=None
+            if a.mid_resume is None
+            else MidResume(
+                resumed_group_ids=a.mid_resume.resumed_group_ids,
+                still_paused=a.mid_resume.still_paused,
+                why=a.mid_resume.why,
+                command=a.mid_resume.command(a.tenant),
+            ),
         )
 
 

@@ -602,6 +602,22 @@ def pause_signal_values(snapshot: Snapshot) -> Iterator[Metric]:
     yield from (observed, threshold)
 
 
+def mid_resume(snapshot: Snapshot) -> Iterator[Metric]:
+    """A storm mid-resume (#23): the episode's groups back On while triggers climb again."""
+    family = _gauge(
+        "mid_resume_groups_on",
+        "Groups of the current pause episode already back On while triggers climb again (0 "
+        "otherwise): `pause --resumed` pauses exactly these again.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        if t.assessment is None:
+            continue
+        storm = t.assessment.mid_resume
+        family.add_metric([t.tenant], 0 if storm is None else len(storm.resumed_group_ids))
+    yield family
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -630,6 +646,7 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     build_info,
     processing_queue,
     pause_signal_values,
+    mid_resume,
 )
 
 
