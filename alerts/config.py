@@ -180,7 +180,11 @@ QUEUE_WARNING_FOR: Final = 5 * 60
 QUEUE_CRITICAL_DRAIN_SECONDS: Final = 4 * 3600
 """Page when it will take more than 4 hours: the processing_lag threshold, Microsoft's "within a
 few hours"."""
-QUEUE_CRITICAL_FOR: Final = 10 * 60
+QUEUE_CRITICAL_FOR: Final = 5 * 60
+QUEUE_PROJECTION_WINDOW: Final = "10m"
+"""Page also when the drain time, projected an hour ahead from its trend over the last 10
+minutes (`predict_linear`), passes 4 hours while it is already over an hour: a push still
+under way adds to the backlog faster than any present reading shows."""
 QUEUE_MIN_WAITING: Final = 100
 """Fewer waiting changes than this are not a backlog worth a notification whatever the rate
 says (a rate measured on a quiet tenant is the arrival rate, not the capacity)."""

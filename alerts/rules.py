@@ -288,11 +288,21 @@ _QUEUE_DRAIN = sel("entra_dynamic_processing_queue_drain_seconds")
 def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Alert:
     """The queue still waiting will take longer than `drain_seconds` to drain (#23)."""
     paging = severity is Severity.CRITICAL
+    drain = f"max by (tenant) ({_QUEUE_DRAIN})"
+    long_drain = f"{drain} > {drain_seconds}"
+    if paging:
+        projected = (
+            f"max by (tenant) (predict_linear({_QUEUE_DRAIN}[{c.QUEUE_PROJECTION_WINDOW}], 3600))"
+        )
+        long_drain = (
+            f"(\n    {long_drain}\n    or\n    ({drain} > {c.QUEUE_WARNING_DRAIN_SECONDS} "
+            f"and on (tenant) {projected} > {drain_seconds})\n  )"
+        )
     return Alert(
         name="EntraDynamicQueueBacklog",
         severity=severity,
         expr=(
-            f"(\n  max by (tenant) ({_QUEUE_DRAIN}) > {drain_seconds}\n"
+            f"(\n  {long_drain}\n"
             f"  and on (tenant)\n  max by (tenant) ({_QUEUE_WAITING}) >= {c.QUEUE_MIN_WAITING}\n)"
             f"\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
         ),
@@ -300,8 +310,14 @@ def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Al
         summary="Dynamic membership work is queueing faster than Entra processes it.",
         description=(
             f"Tenant {TENANT}: the changes waiting for dynamic membership processing will take "
-            f"about {VALUE_DURATION} to drain at the recent rate, more than "
-            f"{c.human_duration(drain_seconds)}, and nothing is paused. "
+            f"about {VALUE_DURATION} to drain at the recent rate, "
+            + (
+                f"more than {c.human_duration(drain_seconds)} now or within the hour at its "
+                "present growth"
+                if paging
+                else f"more than {c.human_duration(drain_seconds)}"
+            )
+            + ", and nothing is paused. "
             + _signal_query("entra_dynamic_processing_queue_waiting_triggers", 'printf "%.0f"')
             + " changes wait (entra_dynamic_processing_queue_*). Entra works through one queue "
             "per tenant, in order: every group waits behind this backlog."

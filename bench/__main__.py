@@ -25,6 +25,7 @@ import click
 from bench import (
     budget,
     coldstart,
+    detection,
     fleet,
     impact,
     ingest,
@@ -45,6 +46,7 @@ BENCHMARKS = (
     "time_to_signal",
     "ops",
     "impact",
+    "detection",
 )
 PACKAGES = (
     "aiohttp",
@@ -110,6 +112,7 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
         "impact",
         lambda: impact.run(impact.SMOKE if plan.smoke else impact.FULL, runs, workdir),
     )
+    await step("detection", lambda: detection.run(plan.smoke, workdir))
     return sections
 
 
