@@ -72,6 +72,10 @@ async def pause(session: OpsSession, request: PauseRequest, options: RunOptions)
     prepared = await prepare(session, report, apply=options.apply)
     decision = await decide(session, prepared, request)
     report_decision(report, decision, request)
+    if request.resumed and not decision.to_pause:
+        report.notes.append(
+            "--resumed: no object of an open pause episode is back On; nothing to pause again"
+        )
     if not options.apply or not decision.to_pause:
         report_dry_run(report, decision, apply=options.apply)
         return report
@@ -108,11 +112,6 @@ async def decide(session: OpsSession, prepared: Prepared, request: PauseRequest)
     elif request.resumed:
         episodes = await session.store.call(session.ledger.episodes, session.name)
         back_on = resumed_in_open_episodes(episodes)
-        if not back_on:
-            raise OpsError(
-                "--resumed: no object of an open pause episode has been resumed; nothing to "
-                "pause again (use --group or --all)"
-            )
         selected = [o for o in inventory.objects.values() if o.id in back_on]
     else:
         selected = await resolve(session.graph, inventory, request.ids, what="--group")
