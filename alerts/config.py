@@ -189,4 +189,11 @@ QUEUE_MIN_WAITING: Final = 100
 """Fewer waiting changes than this are not a backlog worth a notification whatever the rate
 says (a rate measured on a quiet tenant is the arrival rate, not the capacity)."""
 
+QUEUE_PROJECTION_FROM_SECONDS: Final = 15 * 60
+"""The warning also fires when a drain time already over 15 minutes, projected an hour ahead,
+passes an hour: a slow creep builds its backlog too gradually for the present value alone."""
+QUEUE_KEEP_FIRING_FOR: Final = 30 * 60
+"""The drain estimate is noisy (the rate over 15 minutes): without this the page resolved and
+fired again four times in the short push."""
+
 MID_RESUME_FOR: Final = 5 * 60

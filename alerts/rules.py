@@ -84,6 +84,9 @@ class Alert:
     next_action: str = ""
     """What to do next, a command or a decision with the tenant filled in: the description ends
     with it ("Next: ..."), so the notification alone says what to do."""
+    keep_firing_seconds: int = 0
+    """`keep_firing_for`: a noisy estimate dipping under its threshold for a few minutes does
+    not resolve the alert and notify again when it comes back."""
 
     def __post_init__(self) -> None:
         if not self.name.startswith("EntraDynamic") or not self.name.isalnum():
@@ -113,6 +116,8 @@ class Alert:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
         if self.for_seconds:
             rule["for"] = for_override or c.promql_duration(self.for_seconds)
+        if self.keep_firing_seconds:
+            rule["keep_firing_for"] = c.promql_duration(self.keep_firing_seconds)
         rule["labels"] = {"severity": self.severity.value}
         rule["annotations"] = {
             "summary": self.summary,
@@ -289,15 +294,15 @@ def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Al
     """The queue still waiting will take longer than `drain_seconds` to drain (#23)."""
     paging = severity is Severity.CRITICAL
     drain = f"max by (tenant) ({_QUEUE_DRAIN})"
-    long_drain = f"{drain} > {drain_seconds}"
-    if paging:
-        projected = (
-            f"max by (tenant) (predict_linear({_QUEUE_DRAIN}[{c.QUEUE_PROJECTION_WINDOW}], 3600))"
-        )
-        long_drain = (
-            f"(\n    {long_drain}\n    or\n    ({drain} > {c.QUEUE_WARNING_DRAIN_SECONDS} "
-            f"and on (tenant) {projected} > {drain_seconds})\n  )"
-        )
+    projected = (
+        f"max by (tenant) (predict_linear({_QUEUE_DRAIN}[{c.QUEUE_PROJECTION_WINDOW}], 3600))"
+    )
+    # Now, or within the hour at the present growth once the backlog is already sizeable.
+    already = c.QUEUE_WARNING_DRAIN_SECONDS if paging else c.QUEUE_PROJECTION_FROM_SECONDS
+    long_drain = (
+        f"(\n    {drain} > {drain_seconds}\n    or\n    ({drain} > {already} "
+        f"and on (tenant) {projected} > {drain_seconds})\n  )"
+    )
     return Alert(
         name="EntraDynamicQueueBacklog",
         severity=severity,
@@ -307,17 +312,13 @@ def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Al
             f"\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
         ),
         for_seconds=for_seconds,
+        keep_firing_seconds=c.QUEUE_KEEP_FIRING_FOR,
         summary="Dynamic membership work is queueing faster than Entra processes it.",
         description=(
             f"Tenant {TENANT}: the changes waiting for dynamic membership processing will take "
-            f"about {VALUE_DURATION} to drain at the recent rate, "
-            + (
-                f"more than {c.human_duration(drain_seconds)} now or within the hour at its "
-                "present growth"
-                if paging
-                else f"more than {c.human_duration(drain_seconds)}"
-            )
-            + ", and nothing is paused. "
+            f"about {VALUE_DURATION} to drain at the recent rate, more than "
+            f"{c.human_duration(drain_seconds)} now or within the hour at its present growth, "
+            "and nothing is paused. "
             + _signal_query("entra_dynamic_processing_queue_waiting_triggers", 'printf "%.0f"')
             + " changes wait (entra_dynamic_processing_queue_*). Entra works through one queue "
             "per tenant, in order: every group waits behind this backlog."

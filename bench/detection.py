@@ -170,7 +170,7 @@ def quiet_timeline(days: float) -> list[dict[str, Any]]:
     for day in range(int(days)):
         out.append(
             {
-                "at": f"{day * DAY + 5 * HOUR:g}s",
+                "at": f"{day * DAY + 5 * HOUR:.0f}s",
                 "action": "bulk_update",
                 "object_type": "user",
                 "fraction": 0.02,
@@ -182,7 +182,7 @@ def quiet_timeline(days: float) -> list[dict[str, Any]]:
         if day % 7 == 3:
             out.append(
                 {
-                    "at": f"{day * DAY + 13 * HOUR:g}s",
+                    "at": f"{day * DAY + 13 * HOUR:.0f}s",
                     "action": "bulk_update",
                     "object_type": "device",
                     "fraction": 0.15,
