@@ -25,7 +25,6 @@ hour of real time; each episode of a firing alert counts once.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.app import RunningSimulator, running_simulator
 from tests.harness import write_config
+from tests.prometheus_tools import tool
 from tests.test_signals_e2e import Drive
 
 HOUR = 3600.0
@@ -330,9 +330,7 @@ _SEVERITY = re.compile(r'severity="(\w+)"')
 
 def firing(test: Mapping[str, Any], path: Path) -> dict[int, set[tuple[str, str]]]:
     """minute -> {(alertname, severity)} firing then, by promtool's own evaluation."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        raise RuntimeError("promtool is not on PATH: run `bash .ci/install-tools` first")
+    promtool = str(tool("promtool"))
     path.write_text(yaml.safe_dump(test, width=1 << 30), "utf-8")
     result = subprocess.run(
         [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
