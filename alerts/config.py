@@ -184,3 +184,32 @@ def human_duration(seconds: int) -> str:
             count = seconds // size
             return f"{count} {unit}" + ("" if count == 1 else "s")
     return f"{seconds} seconds"
+
+
+# --- Detection (#23): the queue still waiting, and a storm mid-resume ---------------------------
+# Chosen by `python -m bench --only detection` (bench/RESULTS.md, docs/signals.md "Detection").
+
+QUEUE_WARNING_DRAIN_SECONDS: Final = 3600
+"""Warn when the work waiting will take more than an hour to drain at the recent rate: the
+issue's bar ("a backlog over 1 hour")."""
+QUEUE_WARNING_FOR: Final = 5 * 60
+QUEUE_CRITICAL_DRAIN_SECONDS: Final = 4 * 3600
+"""Page when it will take more than 4 hours: the processing_lag threshold, Microsoft's "within a
+few hours"."""
+QUEUE_CRITICAL_FOR: Final = 5 * 60
+QUEUE_PROJECTION_WINDOW: Final = "10m"
+"""Page also when the drain time, projected an hour ahead from its trend over the last 10
+minutes (`predict_linear`), passes 4 hours while it is already over an hour: a push still
+under way adds to the backlog faster than any present reading shows."""
+QUEUE_MIN_WAITING: Final = 100
+"""Fewer waiting changes than this are not a backlog worth a notification whatever the rate
+says (a rate measured on a quiet tenant is the arrival rate, not the capacity)."""
+
+QUEUE_PROJECTION_FROM_SECONDS: Final = 15 * 60
+"""The warning also fires when a drain time already over 15 minutes, projected an hour ahead,
+passes an hour: a slow creep builds its backlog too gradually for the present value alone."""
+QUEUE_KEEP_FIRING_FOR: Final = 30 * 60
+"""The drain estimate is noisy (the rate over 15 minutes): without this the page resolved and
+fired again four times in the short push."""
+
+MID_RESUME_FOR: Final = 5 * 60

@@ -84,6 +84,9 @@ class Alert:
     next_action: str = ""
     """What to do next, a command or a decision with the tenant filled in: the description ends
     with it ("Next: ..."), so the notification alone says what to do."""
+    keep_firing_seconds: int = 0
+    """`keep_firing_for`: a noisy estimate dipping under its threshold for a few minutes does
+    not resolve the alert and notify again when it comes back."""
 
     def __post_init__(self) -> None:
         if not self.name.startswith("EntraDynamic") or not self.name.isalnum():
@@ -113,6 +116,8 @@ class Alert:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
         if self.for_seconds:
             rule["for"] = for_override or c.promql_duration(self.for_seconds)
+        if self.keep_firing_seconds:
+            rule["keep_firing_for"] = c.promql_duration(self.keep_firing_seconds)
         rule["labels"] = {"severity": self.severity.value}
         rule["annotations"] = {
             "summary": self.summary,
@@ -240,10 +245,38 @@ _STALLED = sel("entra_dynamic_pause_warranted", 'reason="processing_stalled"')
 _PROBE_TIMED_OUT = sel("entra_dynamic_probe_rounds_total", 'outcome="timed_out"')
 _DENIED = sel("entra_dynamic_graph_requests_total", 'code=~"401|403"')
 
-_MICROSOFT_PAUSE_ADVICE = (
+
+def _signal_value(metric: str, filter_: str = "humanize") -> str:
+    """The pause signal's own figure for this alert's tenant and reason (a query at alert time:
+    the alert's value is the 0/1 of pause_warranted)."""
+    selector = sel(metric, 'tenant="%s"', 'reason="%s"')
+    return (
+        f"{{{{ with printf `{selector}` $labels.tenant $labels.reason | query }}}}"
+        f"{{{{ . | first | value | {filter_} }}}}{{{{ else }}}}?{{{{ end }}}}"
+    )
+
+
+_OBSERVED = _signal_value("entra_dynamic_pause_signal_observed")
+_THRESHOLD = _signal_value("entra_dynamic_pause_signal_threshold")
+_REASON_FIGURES = (
+    '{{ if eq $labels.reason "membership_changes" }}'
+    f"{_OBSERVED} dynamic membership changes in the trailing hour, at or above {_THRESHOLD}. "
     f"Microsoft advises pausing before more than {c.MEMBERSHIP_CHANGES_PER_HOUR:,} membership "
-    f"changes or changes to more than {c.GROUPS_CHANGED_PER_HOUR} groups."
+    "changes."
+    '{{ else if eq $labels.reason "groups_changed" }}'
+    f"{_OBSERVED} groups had a dynamic membership change in the trailing hour, at or above "
+    f"{_THRESHOLD}. Microsoft advises pausing before changes to more than "
+    f"{c.GROUPS_CHANGED_PER_HOUR} groups."
+    '{{ else if eq $labels.reason "trigger_rate" }}'
+    f"Rule-relevant user and device changes run at {_OBSERVED}x their baseline (threshold "
+    f"{_THRESHOLD}x, sustained): a bulk update builds a queue that Entra works through in order."
+    '{{ else if eq $labels.reason "rule_change_storm" }}'
+    f"{_OBSERVED} membership rule changes in the trailing hour, at or above {_THRESHOLD}: each "
+    "queues a full re-evaluation of its group."
+    "{{ end }}"
 )
+"""Each reason's own observed value and threshold (#23), and Microsoft's 500 groups and 20,000
+changes only where they are the threshold."""
 
 _HEADROOM_USED = (
     f"sum by (tenant) ({sel('entra_dynamic_groups')})\n"
@@ -274,6 +307,63 @@ def _headroom_alert(severity: Severity, ratio: float, consequence: str) -> Alert
     )
 
 
+_QUEUE_WAITING = sel("entra_dynamic_processing_queue_waiting_triggers")
+_QUEUE_DRAIN = sel("entra_dynamic_processing_queue_drain_seconds")
+
+
+def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Alert:
+    """The queue still waiting will take longer than `drain_seconds` to drain (#23)."""
+    paging = severity is Severity.CRITICAL
+    drain = f"max by (tenant) ({_QUEUE_DRAIN})"
+    projected = (
+        f"max by (tenant) (predict_linear({_QUEUE_DRAIN}[{c.QUEUE_PROJECTION_WINDOW}], 3600))"
+    )
+    # Now, or within the hour at the present growth once the backlog is already sizeable.
+    already = c.QUEUE_WARNING_DRAIN_SECONDS if paging else c.QUEUE_PROJECTION_FROM_SECONDS
+    long_drain = (
+        f"(\n    {drain} > {drain_seconds}\n    or\n    ({drain} > {already} "
+        f"and on (tenant) {projected} > {drain_seconds})\n  )"
+    )
+    return Alert(
+        name="EntraDynamicQueueBacklog",
+        severity=severity,
+        expr=(
+            f"(\n  {long_drain}\n"
+            f"  and on (tenant)\n  max by (tenant) ({_QUEUE_WAITING}) >= {c.QUEUE_MIN_WAITING}\n)"
+            f"\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
+        ),
+        for_seconds=for_seconds,
+        keep_firing_seconds=c.QUEUE_KEEP_FIRING_FOR,
+        summary="Dynamic membership work is queueing faster than Entra processes it.",
+        description=(
+            f"Tenant {TENANT}: the changes waiting for dynamic membership processing will take "
+            f"about {VALUE_DURATION} to drain at the recent rate, more than "
+            f"{c.human_duration(drain_seconds)} now or within the hour at its present growth, "
+            "and nothing is paused. "
+            + _signal_query("entra_dynamic_processing_queue_waiting_triggers", 'printf "%.0f"')
+            + " changes wait (entra_dynamic_processing_queue_*). Entra works through one queue "
+            "per tenant, in order: every group waits behind this backlog."
+        ),
+        next_action=(
+            f"pause now: `{CLI} pause --tenant {TENANT} --all --except-critical --reason '<why>' "
+            "--apply` (without --apply: what it would pause)."
+            if paging
+            else f"find the bulk change (`{CLI} check-resume --tenant {TENANT} --json` shows the "
+            f"trigger causes); if it is planned and large, or unintended, `{CLI} pause --tenant "
+            f"{TENANT} --all --except-critical --reason '<why>' --apply`."
+        ),
+    )
+
+
+def _signal_query(metric: str, filter_: str) -> str:
+    """A tenant's value of another series, read at alert time."""
+    selector = sel(metric, 'tenant="%s"')
+    return (
+        f"{{{{ with printf `{selector}` $labels.tenant | query }}}}"
+        f"{{{{ . | first | value | {filter_} }}}}{{{{ else }}}}?{{{{ end }}}}"
+    )
+
+
 ALERTS: tuple[Alert, ...] = (
     Alert(
         name="EntraDynamicPauseWarranted",
@@ -284,7 +374,7 @@ ALERTS: tuple[Alert, ...] = (
         description=(
             f"Tenant {TENANT}: the exporter's {REASON} signal has warranted pausing dynamic group "
             f"processing for {c.human_duration(c.PAUSE_WARRANTED_WARNING_FOR)} and no pause is in "
-            f"effect. {_MICROSOFT_PAUSE_ADVICE}"
+            f"effect. {_REASON_FIGURES}"
         ),
         next_action=(
             f"`{CLI} plan --tenant {TENANT}`; if the change is planned and large, or unintended, "
@@ -300,7 +390,8 @@ ALERTS: tuple[Alert, ...] = (
         description=(
             f"Tenant {TENANT}: the exporter's {REASON} signal has warranted pausing dynamic group "
             f"processing for {c.human_duration(c.PAUSE_WARRANTED_CRITICAL_FOR)} and still nothing "
-            "is paused. Entra processes one queue per tenant, in order; every further hour adds "
+            f"is paused. {_REASON_FIGURES} Entra processes one queue per tenant, in order; every "
+            "further hour adds "
             "to a backlog that can take more than 24 hours to drain (Microsoft)."
         ),
         next_action=(
@@ -618,6 +709,27 @@ ALERTS: tuple[Alert, ...] = (
         Severity.CRITICAL,
         c.HEADROOM_CRITICAL_RATIO,
         "At the limit no dynamic group or unit can be created.",
+    ),
+    *(
+        _queue_alert(Severity.WARNING, c.QUEUE_WARNING_DRAIN_SECONDS, c.QUEUE_WARNING_FOR),
+        _queue_alert(Severity.CRITICAL, c.QUEUE_CRITICAL_DRAIN_SECONDS, c.QUEUE_CRITICAL_FOR),
+        Alert(
+            name="EntraDynamicStormMidResume",
+            severity=Severity.WARNING,
+            expr=f"max by (tenant) ({sel('entra_dynamic_mid_resume_groups_on')}) > 0",
+            for_seconds=c.MID_RESUME_FOR,
+            summary="Triggers climb again while part of the paused groups are back On.",
+            description=(
+                f"Tenant {TENANT}: user and device changes climb again while {{{{ $value }}}} "
+                "groups of the pause episode are already back On; they take the new work into "
+                "the queue the pause was draining."
+            ),
+            next_action=(
+                f"pause exactly those groups again: `{CLI} pause --tenant {TENANT} --resumed "
+                "--reason 'triggers climbed again mid-resume' --apply` (without --apply: which "
+                "ones); resume them with the rest once readiness holds."
+            ),
+        ),
     ),
 )
 

@@ -26,6 +26,7 @@ import click
 from bench import (
     budget,
     coldstart,
+    detection,
     fleet,
     fresh_install,
     impact,
@@ -52,6 +53,7 @@ BENCHMARKS = (
     "probe_drill",
     "fleet",
     "fresh_install",
+    "detection",
 )
 PACKAGES = (
     "aiohttp",
@@ -134,6 +136,7 @@ async def run_all(plan: Plan, only: Sequence[str], workdir: Path) -> list[Sectio
         "fresh_install",
         lambda: fresh_install.run(fresh_install.SMOKE if plan.smoke else fresh_install.FULL),
     )
+    await step("detection", lambda: detection.run(plan.smoke, workdir))
     return sections
 
 

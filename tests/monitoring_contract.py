@@ -97,6 +97,15 @@ CONTRACT: tuple[Family, ...] = (
     Family("entra_dynamic_probe_rounds_started", "counter", ("tenant",)),
     Family("entra_dynamic_probe_rounds", "counter", ("tenant", "outcome")),
     Family("entra_dynamic_probe_round_age_seconds", "gauge", ("tenant",)),
+    # The work still waiting (#23): what finished lag pairs cannot show while a queue grows.
+    Family("entra_dynamic_processing_queue_waiting_triggers", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_oldest_waiting_seconds", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_backlog_evaluations", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_rate_per_hour", "gauge", ("tenant",)),
+    Family("entra_dynamic_processing_queue_drain_seconds", "gauge", ("tenant",)),
+    Family("entra_dynamic_mid_resume_groups_on", "gauge", ("tenant",)),
+    Family("entra_dynamic_pause_signal_observed", "gauge", ("tenant", "reason")),
+    Family("entra_dynamic_pause_signal_threshold", "gauge", ("tenant", "reason")),
     Family("entra_dynamic_collector_success", "gauge", ("tenant", "collector")),
     Family(
         "entra_dynamic_collector_last_success_timestamp_seconds", "gauge", ("tenant", "collector")
@@ -142,6 +151,14 @@ CONTRACT_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
             "rule_change_storm",
             "processing_stalled",
         }
+    ),
+    ("entra_dynamic_pause_signal_observed", "reason"): frozenset(
+        {"membership_changes", "groups_changed", "trigger_rate", "processing_lag"}
+        | {"rule_change_storm", "processing_stalled"}
+    ),
+    ("entra_dynamic_pause_signal_threshold", "reason"): frozenset(
+        {"membership_changes", "groups_changed", "trigger_rate", "processing_lag"}
+        | {"rule_change_storm", "processing_stalled"}
     ),
     ("entra_dynamic_hygiene_candidates", "reason"): frozenset(
         {"inactive", "empty", "never_matches", "duplicate", "memberof"}

@@ -319,3 +319,57 @@ async def test_batch_by_batch_waits_the_interval_on_the_tenants_clock(
     stop.set()
     report = await asyncio.wait_for(run, timeout=30)
     assert [b.status for b in report.batches][:2] == ["completed", "completed"]
+
+
+async def test_plan_after_a_partial_resume_counts_only_what_is_left(
+    sim: RunningSimulator, tmp_path: Path, ready: tuple[ScriptedReadiness, str]
+) -> None:
+    """#23: after one batch is back On, `plan` counts the groups still paused, nothing more."""
+    _, url = ready
+    config = write_ops_config(tmp_path, sim, resume=RESUME)
+    _parked, ours = await paused_episode(sim, config)
+    await run_op(
+        config,
+        lambda s, o: resume(s, ResumeRequest(non_critical=True), o),
+        readiness=exporter_readiness(url),
+    )
+    left = {c for c in ours if states(sim)[c] is not ON}
+    assert len(left) == len(ours) - 10
+    report = await run_op(
+        config,
+        lambda s, _o: plan(s, ResumeRequest()),
+        apply=False,
+        readiness=exporter_readiness(url),
+    )
+    assert report.plan is not None
+    assert report.plan["critical_groups"] + report.plan["other_groups"] == len(left)
+    assert sum(b.objects for b in report.batches) == len(left)
+    assert report.counts().get(Result.PLANNED, 0) == len(left)
+    assert report.episode is not None
+
+
+async def test_pause_resumed_pauses_again_exactly_the_groups_back_on(
+    sim: RunningSimulator, tmp_path: Path, ready: tuple[ScriptedReadiness, str]
+) -> None:
+    """#23, a storm mid-resume: `pause --resumed` re-pauses the episode's groups a resume
+    switched back On, and nothing else; they join the open episode."""
+    _, url = ready
+    config = write_ops_config(tmp_path, sim, resume=RESUME)
+    _parked, ours = await paused_episode(sim, config)
+    await run_op(
+        config,
+        lambda s, o: resume(s, ResumeRequest(non_critical=True), o),
+        readiness=exporter_readiness(url),
+    )
+    back_on = {c for c in ours if states(sim)[c] is ON}
+    assert len(back_on) == 10
+    on_before = {c for c, s in states(sim).items() if s is ON}
+    start = sim.clock.now()
+    report = await run_op(
+        config, lambda s, o: pause(s, PauseRequest(resumed=True, reason="mid-resume storm"), o)
+    )
+    assert report.status is Status.COMPLETED
+    assert set(toggles(sim, start)) == back_on
+    assert {c for c, s in states(sim).items() if s is ON} == on_before - back_on
+    assert report.episode is not None
+    assert not report.episode.get("new")

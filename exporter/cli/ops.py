@@ -230,6 +230,13 @@ def _batching(func: _F) -> _F:
     metavar="TIME",
     help="With --adopt: when the pause began (ISO 8601, e.g. 2026-01-05T08:00:00Z).",
 )
+@option(
+    "--resumed",
+    is_flag=True,
+    default=False,
+    help="Pause again the open episode's objects a resume switched back On (triggers climbed "
+    "mid-resume; readiness names this command).",
+)
 @option("--reason", default=None, help="Why (recorded in the ledger; needed for a new episode).")
 def pause_command(
     config_file: Path,
@@ -248,6 +255,7 @@ def pause_command(
     except_critical: bool,
     adopting: bool,
     started_at: str | None,
+    resumed: bool,
     reason: str | None,
 ) -> None:
     """Pause dynamic membership processing: --all, --group ID ..., or --all --except ID ...;
@@ -255,8 +263,10 @@ def pause_command(
     named = bool(groups or groups_files)
     if adopting and all_:
         raise click.UsageError("--adopt takes --group/--groups-file or nothing (all paused)")
-    if not adopting and all_ == named:
-        raise click.UsageError("choose what to pause: --all, or --group/--groups-file")
+    if resumed and (all_ or named or adopting):
+        raise click.UsageError("--resumed selects on its own: leave out --all, --group, --adopt")
+    if not adopting and not resumed and all_ == named:
+        raise click.UsageError("choose what to pause: --all, --group/--groups-file or --resumed")
     if (except_ids or except_files) and not (all_ or (adopting and not named)):
         raise click.UsageError("--except/--except-file go with --all (or --adopt without --group)")
     if except_critical and not all_:
@@ -270,7 +280,8 @@ def pause_command(
     def act(session: OpsSession, options: RunOptions) -> Awaitable[Report]:
         if adopting:
             return adopt(session, AdoptRequest(ids, excepted, reason, start), options)
-        return pause(session, PauseRequest(all_, ids, excepted, except_critical, reason), options)
+        request = PauseRequest(all_, ids, excepted, except_critical, reason, resumed)
+        return pause(session, request, options)
 
     _run(
         config_file,

@@ -20,8 +20,10 @@ from exporter.domain.groups import (
 )
 from exporter.domain.history import CountHistory
 from exporter.domain.lag import LagSample, LagSummary, summarize_lag
+from exporter.domain.midresume import MidResumeStorm, mid_resume_storm
 from exporter.domain.plan import PlanSummary, episode_and_plan
 from exporter.domain.probe import ProbeEvidence, ProbeRound, ProbeSettings, probe_evidence
+from exporter.domain.queue import QueueEstimate, WaitingTriggers, estimate_queue
 from exporter.domain.readiness import CollectorHealth, Readiness, evaluate_readiness
 from exporter.domain.settings import ResumeSettings, Thresholds
 from exporter.domain.signals import (
@@ -53,6 +55,8 @@ class TenantObservations:
     """The canary probe's settings; None without a probe (#20)."""
     probe_rounds: tuple[ProbeRound, ...] = ()
     """Its recent rounds, oldest first (the runner's memory, not the store)."""
+    waiting: WaitingTriggers | None = None
+    """Triggers after the processing queue's front that no change answered (`domain/queue`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,9 @@ class TenantAssessment:
     lag: LagSummary
     probe: ProbeEvidence | None = None
     """The canary probe's evidence, counted from the pause's start when there is one."""
+    queue: QueueEstimate | None = None
+    mid_resume: MidResumeStorm | None = None
+    """Triggers climb again while some of the episode's groups are back On (#23)."""
 
     @property
     def pause_warranted(self) -> bool:
@@ -116,6 +123,16 @@ def assess_tenant(
     history = obs.history
     baselines = make_baselines(history, thresholds)
     lag = summarize_lag(obs.lag_samples, now=now, window=thresholds.lag_window)
+    queue = (
+        None
+        if obs.waiting is None
+        else estimate_queue(
+            obs.waiting,
+            history,
+            now=now,
+            groups_on=sum(1 for g in obs.groups if not g.paused),
+        )
+    )
     episode, plan = episode_and_plan(
         obs.groups,
         obs.ledger,
@@ -133,6 +150,7 @@ def assess_tenant(
         lag=lag,
         thresholds=thresholds,
         now=now,
+        queue=queue,
     )
     probe = (
         None
@@ -155,6 +173,9 @@ def assess_tenant(
         now=now,
         probe=probe,
     )
+    mid_resume = mid_resume_storm(episode, obs.groups, obs.ledger, signals, readiness)
+    if mid_resume is not None:
+        readiness = replace(readiness, detail=f"{readiness.detail}; {mid_resume.text(obs.tenant)}")
     return TenantAssessment(
         tenant=obs.tenant,
         evaluated_at=now,
@@ -168,6 +189,8 @@ def assess_tenant(
         groups=_group_counts(obs.groups),
         lag=lag,
         probe=probe,
+        queue=queue,
+        mid_resume=mid_resume,
     )
 
 

@@ -29,6 +29,7 @@ from exporter.domain.history import (
     trailing_hour,
 )
 from exporter.domain.lag import LagSummary
+from exporter.domain.queue import QueueEstimate
 from exporter.domain.settings import MINUTE_BUCKET_RETENTION, Thresholds
 
 MIN_LAG_SAMPLES = 10
@@ -246,11 +247,21 @@ def trigger_rate_signal(
     return PauseSignal(reason, bool(sustained), ratio, factor, unit, run.since, detail)
 
 
-def processing_lag_signal(lag: LagSummary, thresholds: Thresholds) -> PauseSignal:
+def processing_lag_signal(
+    lag: LagSummary, thresholds: Thresholds, queue: QueueEstimate | None = None
+) -> PauseSignal:
+    """The larger of the finished pairs' median lag and the oldest waiting trigger's age
+    (#23): finished work alone trails a growing queue by the queue's own length."""
     threshold = thresholds.processing_lag
     reason, unit = PauseReason.PROCESSING_LAG, "seconds"
     window = human_duration(lag.window_seconds)
-    if lag.median_seconds is None or lag.samples < MIN_LAG_SAMPLES:
+    finished = (
+        lag.median_seconds
+        if lag.median_seconds is not None and lag.samples >= MIN_LAG_SAMPLES
+        else None
+    )
+    waiting = queue.oldest_waiting_seconds if queue is not None else None
+    if finished is None and waiting is None:
         return PauseSignal(
             reason,
             False,
@@ -261,13 +272,19 @@ def processing_lag_signal(lag: LagSummary, thresholds: Thresholds) -> PauseSigna
             f"{lag.samples} lag sample(s) in the last {window}; "
             f"{MIN_LAG_SAMPLES} are needed to judge",
         )
-    median = lag.median_seconds
-    detail = (
-        f"median estimated lag {human_duration(median)} over {lag.samples:,} changes in the "
-        f"last {window} (p90 {human_duration(lag.p90_seconds or 0)}; "
-        f"threshold {human_duration(threshold)})"
-    )
-    return PauseSignal(reason, median > threshold, median, threshold, unit, None, detail)
+    parts = []
+    if finished is not None:
+        parts.append(
+            f"median estimated lag {human_duration(finished)} over {lag.samples:,} changes in "
+            f"the last {window} (p90 {human_duration(lag.p90_seconds or 0)})"
+        )
+    if waiting is not None and queue is not None:
+        parts.append(
+            f"oldest of {queue.waiting_triggers:,} waiting changes {human_duration(waiting)} old"
+        )
+    observed = max(v for v in (finished, waiting) if v is not None)
+    detail = "; ".join(parts) + f" (threshold {human_duration(threshold)})"
+    return PauseSignal(reason, observed > threshold, observed, threshold, unit, None, detail)
 
 
 def processing_stalled_signal(
@@ -378,13 +395,14 @@ def evaluate_pause_signals(
     lag: LagSummary,
     thresholds: Thresholds,
     now: float,
+    queue: QueueEstimate | None = None,
 ) -> tuple[PauseSignal, ...]:
     """Every reason, in PauseReason order."""
     return (
         membership_changes_signal(history, thresholds, now),
         groups_changed_signal(history, group_last_change, thresholds, now),
         trigger_rate_signal(history, baselines, thresholds, now),
-        processing_lag_signal(lag, thresholds),
+        processing_lag_signal(lag, thresholds, queue),
         rule_change_storm_signal(history, thresholds, now),
         processing_stalled_signal(
             history,

@@ -426,7 +426,43 @@ def verdict(c: TenantConsole) -> str:
             for b in c.next_batches
         )
         plan += f'<p>Next:</p><ul class="batches">{items}</ul>'
-    return pause + readiness + episode + plan
+    return pause + queue_line(a) + readiness + mid_resume_line(a) + episode + plan
+
+
+def queue_line(a: TenantAssessment) -> str:
+    """The work still waiting and when it drains at the recent rate (#23)."""
+    q = a.queue
+    if q is None:
+        return ""
+    if not q.waiting_triggers:
+        return '<p class="muted" data-queue="empty">Processing queue: nothing waiting.</p>'
+    oldest = (
+        f", the oldest {e(_duration(q.oldest_waiting_seconds))} old"
+        if q.oldest_waiting_seconds is not None
+        else ""
+    )
+    drain = (
+        f"drains in about {e(_duration(q.drain_seconds))} at {q.rate_per_hour or 0:,.0f} an hour"
+        if q.drain_seconds is not None
+        else "not draining: no change processed lately"
+    )
+    return (
+        f'<p data-queue="waiting">Processing queue: {q.waiting_triggers:,} changes waiting'
+        f"{oldest}; {drain}.</p>"
+    )
+
+
+def mid_resume_line(a: TenantAssessment) -> str:
+    """Triggers climb again mid-resume: the command that pauses exactly the groups back On."""
+    storm = a.mid_resume
+    if storm is None:
+        return ""
+    return (
+        f'<p class="verdict bad" data-mid-resume="{len(storm.resumed_group_ids)}">Triggers climb '
+        f"again while {len(storm.resumed_group_ids):,} of the episode's groups are back On "
+        f"({e(', '.join(storm.why))}). Pause exactly those again: "
+        f"<code>{e(storm.command(a.tenant))}</code></p>"
+    )
 
 
 def paused_table(c: TenantConsole) -> str:

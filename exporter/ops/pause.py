@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.domain.events import ProcessingState
+from exporter.domain.midresume import resumed_in_open_episodes
 from exporter.domain.records import DirectoryObject
 from exporter.ops.engine import Change, Outcome
 from exporter.ops.lines import episode_json, object_line, outcome_line
@@ -34,11 +35,13 @@ class PauseRequest:
     except_ids: tuple[str, ...] = ()
     except_critical: bool = False
     reason: str | None = None
+    resumed: bool = False
+    """The open episode's objects a resume switched back On (a storm mid-resume, #23)."""
 
     def selection(self) -> dict[str, Any]:
         """As the ledger records the run's selection."""
         return {
-            "mode": "all" if self.all else "groups",
+            "mode": "all" if self.all else "resumed" if self.resumed else "groups",
             "ids": list(self.ids),
             "except": list(self.except_ids),
             "except_critical": self.except_critical,
@@ -71,6 +74,10 @@ async def pause(session: OpsSession, request: PauseRequest, options: RunOptions)
     prepared = await prepare(session, report, apply=options.apply)
     decision = await decide(session, prepared, request)
     report_decision(report, decision, request)
+    if request.resumed and not decision.to_pause:
+        report.notes.append(
+            "--resumed: no object of an open pause episode is back On; nothing to pause again"
+        )
     if not options.apply or not decision.to_pause:
         report_dry_run(report, decision, apply=options.apply)
         return report
@@ -116,6 +123,10 @@ async def decide(session: OpsSession, prepared: Prepared, request: PauseRequest)
             canary.append(inventory.objects[canary_id])
             excluded_ids.add(canary_id)
         selected = [o for o in inventory.objects.values() if o.id not in excluded_ids]
+    elif request.resumed:
+        episodes = await session.store.call(session.ledger.episodes, session.name)
+        back_on = resumed_in_open_episodes(episodes)
+        selected = [o for o in inventory.objects.values() if o.id in back_on]
     else:
         selected = await resolve(session.graph, inventory, request.ids, what="--group")
     selected.sort(key=lambda o: (o.kind.value, o.name.casefold(), o.id))

@@ -26,6 +26,7 @@ from exporter.domain.baseline import Measure
 from exporter.domain.episode import EpisodeSource
 from exporter.domain.plan import ExclusionReason, PlanSummary
 from exporter.domain.probe import ProbeEvidence, ProbeOutcome
+from exporter.domain.queue import QueueEstimate
 from exporter.domain.readiness import (
     ConditionResult,
     ConditionStatus,
@@ -245,6 +246,43 @@ class Probe(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class Queue(msgspec.Struct, frozen=True, kw_only=True):
+    """The work still waiting in the processing queue, seen from the audit log (#23,
+    docs/signals.md "Queue")."""
+
+    waiting_triggers: int
+    oldest_waiting_seconds: float | None
+    """None when too few wait to judge."""
+    processed_through: datetime | None
+    """The newest trigger known to be processed: the queue's front."""
+    rate_per_hour: float | None
+    drain_seconds: float | None
+    """When the backlog will have drained at the recent rate: 0 when nothing waits, None when
+    it cannot be told or is not draining."""
+
+    @classmethod
+    def of(cls, q: QueueEstimate | None) -> Queue | None:
+        if q is None:
+            return None
+        return cls(
+            waiting_triggers=q.waiting_triggers,
+            oldest_waiting_seconds=q.oldest_waiting_seconds,
+            processed_through=_time(q.processed_through),
+            rate_per_hour=q.rate_per_hour,
+            drain_seconds=q.drain_seconds,
+        )
+
+
+class MidResume(msgspec.Struct, frozen=True, kw_only=True):
+    """Triggers climb again while some of the episode's groups are back On (#23)."""
+
+    resumed_group_ids: tuple[str, ...]
+    still_paused: int
+    why: tuple[str, ...]
+    command: str
+    """Pauses exactly the resumed groups again."""
+
+
 class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     """One tenant's assessment (docs/readiness.schema.json)."""
 
@@ -263,6 +301,8 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     lag: Lag
     probe: Probe | None = None
     """Null without a canary probe."""
+    queue: Queue | None = None
+    mid_resume: MidResume | None = None
 
     @classmethod
     def of(cls, a: TenantAssessment) -> Assessment:
@@ -320,6 +360,15 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
                 p90_seconds=a.lag.p90_seconds,
             ),
             probe=Probe.of(a.probe),
+            queue=Queue.of(a.queue),
+            mid_resume=None
+            if a.mid_resume is None
+            else MidResume(
+                resumed_group_ids=a.mid_resume.resumed_group_ids,
+                still_paused=a.mid_resume.still_paused,
+                why=a.mid_resume.why,
+                command=a.mid_resume.command(a.tenant),
+            ),
         )
 
 

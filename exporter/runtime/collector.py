@@ -29,6 +29,7 @@ from exporter.domain.events import (
 )
 from exporter.domain.groups import MembershipProcessingStatus
 from exporter.domain.probe import ProbeOutcome
+from exporter.domain.queue import backlog_evaluations
 from exporter.runtime.snapshot import Snapshot, TenantSnapshot
 from exporter.store.database import DUPLICATE, MALFORMED, MALFORMED_PREFIX
 from exporter.store.lateness import RECONCILED, lateness_histogram
@@ -602,6 +603,94 @@ def canary_probe(snapshot: Snapshot) -> Iterator[Metric]:
     yield from (latency, started, ended, age, last)
 
 
+def processing_queue(snapshot: Snapshot) -> Iterator[Metric]:
+    """The work still waiting (#23, docs/signals.md "Queue"): what finished pairs cannot show
+    while a queue grows. Absent before the first assessment and while a value is unknown."""
+    waiting = _gauge(
+        "processing_queue_waiting_triggers",
+        "Rule-relevant user and device changes after the processing queue's front that no "
+        "dynamic membership change has answered yet.",
+        ["tenant"],
+    )
+    oldest = _gauge(
+        "processing_queue_oldest_waiting_seconds",
+        "Age of the oldest waiting change; 0 while fewer than 10 wait (too few to judge: "
+        "changes that moved no membership wait until a later one does).",
+        ["tenant"],
+    )
+    evaluations = _gauge(
+        "processing_queue_backlog_evaluations",
+        "Estimated evaluations still to do: waiting changes x the rules that read the "
+        "properties the trailing hour's changes touched.",
+        ["tenant"],
+    )
+    rate = _gauge(
+        "processing_queue_rate_per_hour",
+        "Changes the queue's front passed per hour over the last 15 minutes of finished work.",
+        ["tenant"],
+    )
+    drain = _gauge(
+        "processing_queue_drain_seconds",
+        "When the waiting changes will have been processed at that rate (0: nothing waits); "
+        "absent when it cannot be told or the queue is not draining.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        q = t.assessment.queue if t.assessment is not None else None
+        if q is None:
+            continue
+        waiting.add_metric([t.tenant], q.waiting_triggers)
+        oldest.add_metric([t.tenant], q.oldest_waiting_seconds or 0.0)
+        backlog = backlog_evaluations(q, t.trigger_causes)
+        if backlog is not None:
+            evaluations.add_metric([t.tenant], backlog)
+        if q.rate_per_hour is not None:
+            rate.add_metric([t.tenant], q.rate_per_hour)
+        if q.drain_seconds is not None:
+            drain.add_metric([t.tenant], q.drain_seconds)
+    yield from (waiting, oldest, evaluations, rate, drain)
+
+
+def pause_signal_values(snapshot: Snapshot) -> Iterator[Metric]:
+    """What each pause reason observed and the threshold it compares with (#23): alert texts
+    quote a reason's own figures (absent while a reason cannot be judged)."""
+    observed = _gauge(
+        "pause_signal_observed",
+        "The value each pause-warranted reason observed: changes or groups per trailing hour, "
+        "the trigger ratio to baseline, or seconds (docs/signals.md).",
+        ["tenant", "reason"],
+    )
+    threshold = _gauge(
+        "pause_signal_threshold",
+        "The threshold each pause-warranted reason compares its observed value with.",
+        ["tenant", "reason"],
+    )
+    for t in snapshot.tenants:
+        if t.assessment is None:
+            continue
+        for signal in t.assessment.pause_signals:
+            threshold.add_metric([t.tenant, signal.reason.value], signal.threshold)
+            if signal.observed is not None:
+                observed.add_metric([t.tenant, signal.reason.value], signal.observed)
+    yield from (observed, threshold)
+
+
+def mid_resume(snapshot: Snapshot) -> Iterator[Metric]:
+    """A storm mid-resume (#23): the episode's groups back On while triggers climb again."""
+    family = _gauge(
+        "mid_resume_groups_on",
+        "Groups of the current pause episode already back On while triggers climb again (0 "
+        "otherwise): `pause --resumed` pauses exactly these again.",
+        ["tenant"],
+    )
+    for t in snapshot.tenants:
+        if t.assessment is None:
+            continue
+        storm = t.assessment.mid_resume
+        family.add_metric([t.tenant], 0 if storm is None else len(storm.resumed_group_ids))
+    yield family
+
+
 def build_info(snapshot: Snapshot) -> Iterator[Metric]:
     family = GaugeMetricFamily(
         PREFIX + "exporter_build_info",
@@ -630,6 +719,9 @@ DEFAULT_BUILDERS: tuple[FamilyBuilder, ...] = (
     canary_probe,
     build_info,
     manual_membership_changes_last_hour,
+    processing_queue,
+    pause_signal_values,
+    mid_resume,
 )
 
 

@@ -94,6 +94,7 @@ class ObservationReader:
             if self._lag is None
             else self._lag.recent_samples(store.db, name, now - self._thresholds.lag_window)
         )
+        waiting = None if self._lag is None else self._lag.waiting_triggers(store.db, name, now)
         return TenantObservations(
             tenant=name,
             history=store.count_history(name, since, now),
@@ -104,4 +105,5 @@ class ObservationReader:
             audit_watermark=audit.watermark if audit is not None else None,
             lag_samples=lag_samples,
             critical_priority=tenant.critical_groups,
+            waiting=waiting,
         )

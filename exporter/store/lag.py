@@ -38,8 +38,10 @@ from exporter.domain.lag import (
     LagEstimator,
     LagHistogram,
     LagItem,
+    LagRowRole,
     LagSample,
 )
+from exporter.domain.queue import FRONT_WINDOW, RATE_WINDOW, WaitingTriggers, queue_front
 from exporter.domain.records import ClassifiedEvent
 from exporter.store.database import NewEvents
 
@@ -47,6 +49,9 @@ from exporter.store.database import NewEvents
 _TRIGGERS = {s for relevant in RELEVANT_TRIGGER_SERIES.values() for s in relevant}
 _CHANGES = {Series.DYNAMIC_ADD, Series.DYNAMIC_REMOVE}
 _REEVALUATIONS = {Series.PROCESSING_STATE_CHANGE, Series.RULE_CHANGE}
+_PENDING_ROLE = LagRowRole.PENDING.value
+_BUFFERED_TRIGGER_ROLE = LagRowRole.BUFFERED_TRIGGER.value
+_BUFFERED_CHANGE_ROLE = LagRowRole.BUFFERED_CHANGE.value
 SAMPLE_MARGIN = HOUR
 """Recent samples are kept this long beyond the lag window."""
 
@@ -164,6 +169,49 @@ class ProcessingLagConsumer:
                 "AND change_at > ? ORDER BY change_at",
                 (tenant, since),
             )
+        )
+
+    def waiting_triggers(self, db: sqlite3.Connection, tenant: str, now: float) -> WaitingTriggers:
+        """Rule-relevant triggers after the queue's front that no change answered yet, and the
+        recent (change, trigger) pairs the front and its pace are read from (`domain/queue`):
+        the kept samples, and the changes received but not settled yet (newer than the
+        watermark), each paired with the earliest trigger still pending for its object."""
+        reach = RATE_WINDOW + FRONT_WINDOW
+        pairs = [
+            (float(change), float(trigger))
+            for change, trigger in db.execute(
+                "SELECT change_at, change_at - lag FROM lag_samples WHERE tenant=?"
+                " AND change_at > (SELECT MAX(change_at) FROM lag_samples WHERE tenant=?) - ?",
+                (tenant, tenant, reach),
+            )
+        ]
+        # A received change answers the earliest trigger of its object pending since the
+        # settled front: older ones are triggers that moved nothing, long processed.
+        settled = queue_front(pairs, now)
+        floor = (
+            settled - FRONT_WINDOW
+            if settled is not None
+            else now - self.sample_window - SAMPLE_MARGIN
+        )
+        pairs += [
+            (float(change), float(trigger))
+            for change, trigger in db.execute(
+                "SELECT b.at, (SELECT MIN(p.at) FROM lag_state p WHERE p.tenant=b.tenant"
+                " AND p.role IN (?, ?) AND p.object_id=b.object_id AND p.at > ?"
+                " AND p.at <= b.at) FROM lag_state b WHERE b.tenant=? AND b.role=?",
+                (_PENDING_ROLE, _BUFFERED_TRIGGER_ROLE, floor, tenant, _BUFFERED_CHANGE_ROLE),
+            )
+            if trigger is not None
+        ]
+        front = queue_front(pairs, now)
+        # Without a kept sample the front is unknown: only what the samples would cover counts.
+        since = front if front is not None else now - self.sample_window - SAMPLE_MARGIN
+        count, oldest = db.execute(
+            "SELECT COUNT(*), MIN(at) FROM lag_state WHERE tenant=? AND role IN (?, ?) AND at > ?",
+            (tenant, _PENDING_ROLE, _BUFFERED_TRIGGER_ROLE, since),
+        ).fetchone()
+        return WaitingTriggers(
+            front, int(count), None if oldest is None else float(oldest), tuple(sorted(pairs))
         )
 
     # -- restoring ------------------------------------------------------------------------------

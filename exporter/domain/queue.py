@@ -1,0 +1,164 @@
+"""The work still waiting in the tenant's processing queue, seen from the audit log (#23).
+
+The lag estimator (`domain/lag`) pairs a trigger with the membership change it caused: it sees
+only finished work, so during a storm it trails the queue by however long the queue is. This
+module reads what has not finished yet.
+
+Entra evaluates a tenant's changes "in order, rather than all at once" (one queue per tenant):
+once a trigger at t1 is seen to have moved a membership, every trigger before t1 has been
+processed too, whether or not it moved anything. So the queue's front is the newest trigger
+known to be processed (`processed_through`), and the rule-relevant triggers after it that no
+membership change has answered are the waiting work: their number, and the oldest one's age.
+Triggers that moved nothing stay "waiting" until a later trigger moves something; a quiet
+tenant can hold a few such for a while, so an age is only believed when at least
+`MIN_WAITING_TRIGGERS` wait (a storm has thousands).
+
+The processing rate is how many triggers the front passed in the last `RATE_WINDOW` of changes
+(settled and received; the triggers counted from the minute buckets of rule-relevant triggers);
+the backlog drains in waiting / rate. Before a queue forms, the front passes triggers as fast as
+they come, so the first minutes of a storm under-read the rate (and over-read the drain) until
+the window has seen the queue busy. In evaluations, the backlog is the waiting triggers times
+the rules that read the properties the trailing hour's triggers changed (`rules_per_trigger`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from exporter.domain.attribution import TriggerCauses
+from exporter.domain.events import RELEVANT_TRIGGER_SERIES, ObjectType, Series
+from exporter.domain.history import MINUTE, CountHistory, floor_to
+
+MIN_WAITING_TRIGGERS = 10
+"""Fewer waiting triggers than this say nothing about a queue: a handful that moved no
+membership wait until a later trigger moves one (the same bar as the lag's samples)."""
+RATE_WINDOW = 900.0
+"""The processing rate is measured over the last 15 minutes of finished work: long enough for
+a few hundred matches in a storm, short enough to follow a queue that speeds up as it drains."""
+
+FRONT_WINDOW = 300.0
+"""The front is read from the changes of the last 5 minutes: dozens in a storm, a few in a
+healthy tenant (whose queue is a minute or two long)."""
+
+RELEVANT_TRIGGERS: tuple[Series, ...] = (
+    *RELEVANT_TRIGGER_SERIES[ObjectType.USER],
+    *RELEVANT_TRIGGER_SERIES[ObjectType.DEVICE],
+)
+"""The triggers the lag estimator keeps pending (rule-relevant or of unknown relevance)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingTriggers:
+    """What the store holds: triggers received after the queue's front that no change answered."""
+
+    processed_through: float | None
+    """The newest trigger known to be processed (None: no finished work is known)."""
+    count: int
+    oldest_at: float | None
+    pairs: tuple[tuple[float, float], ...] = ()
+    """Recent (change time, trigger time) pairs, settled and received, by change time."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEstimate:
+    waiting_triggers: int
+    oldest_waiting_seconds: float | None
+    """None when fewer than MIN_WAITING_TRIGGERS wait (nothing to judge), else the age."""
+    processed_through: float | None
+    rate_per_hour: float | None
+    """Triggers the queue's front passed per hour, over RATE_WINDOW of finished work."""
+    drain_seconds: float | None
+    """0 when nothing waits; None when it cannot be told (no rate measured yet, or the front
+    has not moved: then the backlog is not draining)."""
+
+    @property
+    def judged(self) -> bool:
+        return self.oldest_waiting_seconds is not None
+
+
+def queue_front(pairs: Sequence[tuple[float, float]], until: float) -> float | None:
+    """The queue's front as of `until`, from (change time, trigger time) pairs: the median
+    trigger of the changes made in the FRONT_WINDOW up to the last change at or before `until`.
+    A median, not the newest: an object changed twice while queued (Entra merges the two)
+    sometimes pairs its change with the later trigger, and one such pair must not move the
+    front past hours of waiting work."""
+    seen = [pair for pair in pairs if pair[0] <= until]
+    if not seen:
+        return None
+    last = max(change for change, _ in seen)
+    recent = sorted(trigger for change, trigger in seen if change > last - FRONT_WINDOW)
+    return recent[len(recent) // 2]
+
+
+def triggers_between(history: CountHistory, start: float, end: float) -> float:
+    """Rule-relevant triggers with start < time <= end, minute buckets taken pro rata."""
+    if end <= start:
+        return 0.0
+    first, last = floor_to(start, MINUTE), floor_to(end, MINUTE)
+    counts = history.minute_counts(RELEVANT_TRIGGERS, first, last)
+    total = 0.0
+    for i, n in enumerate(counts):
+        bucket = first + i * MINUTE
+        overlap = min(end, bucket + MINUTE) - max(start, bucket)
+        if overlap > 0:
+            total += n * overlap / MINUTE
+    return total
+
+
+def estimate_queue(
+    waiting: WaitingTriggers,
+    history: CountHistory,
+    *,
+    now: float,
+    groups_on: int | None = None,
+) -> QueueEstimate:
+    """`groups_on`: dynamic groups On; with none, nothing waits (the queue skips the work of
+    paused groups, and their resume queues a full re-evaluation instead)."""
+    if groups_on == 0:
+        waiting = WaitingTriggers(waiting.processed_through, 0, None, waiting.pairs)
+    judged = waiting.count >= MIN_WAITING_TRIGGERS and waiting.oldest_at is not None
+    oldest = max(0.0, now - waiting.oldest_at) if judged and waiting.oldest_at is not None else None
+    rate: float | None = None
+    pairs = waiting.pairs
+    if pairs:
+        last_change = pairs[-1][0]
+        ahead = queue_front(pairs, last_change)
+        behind = queue_front(pairs, last_change - RATE_WINDOW)
+        if ahead is not None and behind is not None:
+            passed = triggers_between(history, behind, ahead)
+            rate = passed / RATE_WINDOW * 3600.0
+    drain: float | None
+    if waiting.count == 0:
+        drain = 0.0
+    elif rate is None or rate <= 0:
+        drain = None
+    else:
+        drain = waiting.count / rate * 3600.0
+    return QueueEstimate(
+        waiting_triggers=waiting.count,
+        oldest_waiting_seconds=oldest,
+        processed_through=waiting.processed_through,
+        rate_per_hour=rate,
+        drain_seconds=drain if drain is None or math.isfinite(drain) else None,
+    )
+
+
+def rules_per_trigger(causes: TriggerCauses | None) -> float | None:
+    """Rules read per rule-relevant trigger in the trailing hour: each changed property's
+    updates times the rules reading it, over the updates of properties some rule reads (the
+    `other` bucket and properties no rule reads left out). None without the readers."""
+    if causes is None:
+        return None
+    known = [c for c in causes.properties if c.readers]
+    updates = sum(c.triggers for c in known)
+    if not updates:
+        return None
+    return sum(c.triggers * (c.readers or 0) for c in known) / updates
+
+
+def backlog_evaluations(estimate: QueueEstimate, causes: TriggerCauses | None) -> float | None:
+    """The backlog in evaluations: waiting triggers x rules that read what they changed."""
+    per_trigger = rules_per_trigger(causes)
+    return None if per_trigger is None else estimate.waiting_triggers * per_trigger
