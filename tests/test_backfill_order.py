@@ -10,6 +10,7 @@ import pytest
 
 from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.backfill_order import (
+    PRESENT_HOURS,
     Piece,
     PieceKind,
     backfill_start,
@@ -51,7 +52,7 @@ def _read_all(wanted: Interval, now: float) -> list[Piece]:
 def test_pieces_cover_the_past_once_baseline_hours_first_then_newest_to_oldest() -> None:
     wanted = (backfill_start(NOW, 30 * DAY), present_start(NOW))
     assert wanted[0] % HOUR == 0
-    assert wanted[1] == 1_796_418_000.0 - HOUR
+    assert wanted[1] == 1_796_418_000.0 - PRESENT_HOURS * HOUR
     pieces = _read_all(wanted, NOW)
     assert sum(p.end - p.start for p in pieces) == wanted[1] - wanted[0]
     kinds = [p.kind for p in pieces]

@@ -521,6 +521,9 @@ class AuditPoller:
                         malformed_time=start,
                         coverage_start=coverage_start,
                         lateness_from=queried_at if self._measuring else None,
+                        # A backfill piece is older than the live stream the time-ordered lag
+                        # estimator follows: its changes would arrive before their triggers.
+                        past=end_exclusive,
                     )
                 )
         finally:

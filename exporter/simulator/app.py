@@ -165,16 +165,23 @@ async def running_simulator(
         limiter=SlidingWindowLimiter(throttle_settings),
         auth=AuthSettings(tokens=None if tokens is None else dict(tokens)),
     )
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    async with serving(build_app(state), host, port) as bound_port:
+        yield RunningSimulator(state, host, bound_port)
+
+
+@asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
+    """Serve `app` on host:port (0: an ephemeral port) until the block ends; yields the port
+    it is bound to."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=False)
     await site.start()
     server = site._server
     assert server is not None
     assert hasattr(server, "sockets")
-    bound_port = int(server.sockets[0].getsockname()[1])
     try:
-        yield RunningSimulator(state, host, bound_port)
+        yield int(server.sockets[0].getsockname()[1])
     finally:
         await runner.cleanup()
 

@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 
 from exporter.simulator.access import AuthSettings, TokenGrant
-from exporter.simulator.app import build_app, resolve_scenario
+from exporter.simulator.app import build_app, resolve_scenario, serving
 from exporter.simulator.graph_api import SimulatorState
 from exporter.simulator.scenarios import Scenario, ScenarioError
 from exporter.simulator.tenant import SimulatedTenant
@@ -131,18 +131,8 @@ async def running_fleet(
         )
         states[name] = state
         root.add_subapp(state.path_prefix, build_app(state))
-    runner = web.AppRunner(root, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=False)
-    await site.start()
-    server = site._server
-    assert server is not None
-    assert hasattr(server, "sockets")
-    bound_port = int(server.sockets[0].getsockname()[1])
-    try:
+    async with serving(root, host, port) as bound_port:
         yield RunningFleet(states, app_limiter, host, bound_port)
-    finally:
-        await runner.cleanup()
 
 
 __all__ = [

@@ -110,6 +110,12 @@ class PageBatch:
     """A re-read of an older, already covered window (exporter.store.lateness): its new events
     are counted (and as `reconciled`); the watermark, coverage and page consumers are left
     alone."""
+    past: bool = False
+    """A backfill piece read after the present (present-first, exporter.domain.backfill_order):
+    counted, covered, but not given to the page consumers, which follow event time forward
+    from the first live window (the lag estimator pairs each change with the triggers before
+    it: read newest first, a change would come before its trigger, and the trigger would wait
+    as pending work, then pair with the object's next change hours later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +344,7 @@ class Store:
                 if batch.reconciling:
                     counted[RECONCILED] += len(new_events)
                 new_events = self._decide_dynamic(tenant, new_events, undecided)
-                if not batch.reconciling:
+                if not batch.reconciling and not batch.past:
                     # Behind the consumers' settled point: a lag correlator reads in time order.
                     consumed.append(NewEvents(new_events, batch.next_start))
                 for event in new_events:
