@@ -220,8 +220,9 @@ class AuditPoller:
         present = present_start(now)
         oldest = now - (RETENTION - RETENTION_MARGIN)
         if state is None:
-            start = coverage_start = present
             wanted_start = max(backfill_start(now, self._backfill), oldest)
+            # Never before what the backfill wants (a backfill shorter than the present window).
+            start = coverage_start = max(present, wanted_start)
             log.info("audit backfill starts", tenant=self.tenant, days=self._backfill / 86400)
         else:
             wanted_start = state.backfill_start
@@ -237,7 +238,7 @@ class AuditPoller:
                 # after it may have arrived late) is backfilled present-first like the rest. A
                 # shorter absence is one live window, as long as a backfill piece.
                 await store.call(store.clip_coverage, self.tenant, start)
-                start = coverage_start = present
+                start = coverage_start = max(present, wanted_start)
                 self._backfilling = True
         wanted_start = max(wanted_start, oldest)
         # Lateness is measured by live windows that follow one another: not the first one
@@ -260,7 +261,7 @@ class AuditPoller:
         self._live_watermark = min(watermark, now - self._lateness)
         if not self._backfilling:
             await self._prune()
-        return (wanted_start, min(start, present))
+        return (wanted_start, max(wanted_start, min(start, present)))
 
     async def _read_backfill(self, wanted: Interval, due: float, status: CollectorStatus) -> bool:
         """Read missing pieces of `wanted` until it is covered (True) or the next live window
