@@ -19,7 +19,7 @@ import orjson
 
 from exporter.domain.events import PROPERTY_INCLUDED_UPDATED_PROPERTIES, ObjectType, Relevance
 from exporter.domain.records import ModifiedProperty
-from exporter.domain.rules import RuleSyntaxError, parse
+from exporter.domain.rules import RuleSyntaxError, parse_expression, reads_of
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _AUDIT_ALIASES = {
@@ -53,13 +53,13 @@ class RuleProperties:
 @functools.lru_cache(maxsize=32768)
 def rule_reads(text: str) -> tuple[ObjectType, frozenset[str]] | None:
     """The object type a rule applies to and the properties it reads, as the rule names them;
-    None if it does not parse. Cached by text: the parse costs ~40 us, a tenant's listing
-    repeats its rules every poll, and 15,000 rules are often a few thousand distinct texts."""
+    None if it does not parse. Cached by text, and not compiled (~25 us a rule): a tenant's
+    listing repeats its rules every poll, and 15,000 rules are often a few thousand texts."""
     try:
-        rule = parse(text)
+        reads = reads_of(parse_expression(text))
     except (RuleSyntaxError, ValueError):
         return None
-    return rule.object_type, frozenset(rule.properties)
+    return reads.object_type, reads.properties
 
 
 def rule_properties(rules: Iterable[str]) -> RuleProperties:

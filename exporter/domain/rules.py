@@ -1350,6 +1350,35 @@ def _compile_collection(name: str, quantifier: Quantifier, condition: Predicate)
 # The public entry points
 
 
+class RuleReads(NamedTuple):
+    """What a rule reads: its object type, the properties (see `Rule.properties`) and whether
+    it reads `system.now`."""
+
+    object_type: ObjectType
+    properties: frozenset[str]
+    depends_on_time: bool
+
+
+def reads_of(ast: Expr) -> RuleReads:
+    """What a rule's syntax tree reads, without compiling it (relevance needs only this, for
+    every listed rule at start-up). ValueError if it reads both user and device properties."""
+    object_types: set[ObjectType] = set()
+    names: set[str] = set()
+    uses_now = False
+    for node in walk(ast):
+        if isinstance(node, DirectReports):
+            object_types.add(ObjectType.USER)
+            names.add(DIRECT_REPORTS_PROPERTY)
+        elif isinstance(node, Comparison | Collection) and isinstance(node.subject, Property):
+            object_types.add(node.subject.object_type)
+            names.add(node.subject.name)
+        if isinstance(node, Comparison) and isinstance(node.value, NowValue):
+            uses_now = True
+    if len(object_types) != 1:
+        raise ValueError(f"a rule reads either user or device properties, not both: {ast!r}")
+    return RuleReads(object_types.pop(), frozenset(names), uses_now)
+
+
 class Rule:
     """A parsed, compiled membership rule.
 
@@ -1367,23 +1396,10 @@ class Rule:
     def __init__(self, ast: Expr, text: str | None = None) -> None:
         self.ast = ast
         self.text = unparse(ast) if text is None else text
-        object_types: set[ObjectType] = set()
-        names: set[str] = set()
-        uses_now = False
-        for node in walk(ast):
-            if isinstance(node, DirectReports):
-                object_types.add(ObjectType.USER)
-                names.add(DIRECT_REPORTS_PROPERTY)
-            elif isinstance(node, Comparison | Collection) and isinstance(node.subject, Property):
-                object_types.add(node.subject.object_type)
-                names.add(node.subject.name)
-            if isinstance(node, Comparison) and isinstance(node.value, NowValue):
-                uses_now = True
-        if len(object_types) != 1:
-            raise ValueError(f"a rule reads either user or device properties, not both: {ast!r}")
-        self.object_type: ObjectType = object_types.pop()
-        self.properties: frozenset[str] = frozenset(names)
-        self.depends_on_time = uses_now
+        reads = reads_of(ast)
+        self.object_type: ObjectType = reads.object_type
+        self.properties: frozenset[str] = reads.properties
+        self.depends_on_time = reads.depends_on_time
         self._predicate = _compile(ast)
 
     def matches(self, obj: Mapping[str, Any], now: float | None = None) -> bool:
