@@ -10,9 +10,12 @@ from typing import Any
 import yaml
 
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
+from exporter.runtime.service import Exporter
+from exporter.runtime.tenant_runner import TenantRunner
 from exporter.simulator.app import RunningSimulator
 from exporter.simulator.exporter_config import simulated_tenant_config, write_config_file
 from exporter.simulator.truth import audit_counts
+from tests.support.waiting import wait_until
 
 TOKEN = "test-token"
 SERIES = tuple(s.value for s in Series)
@@ -128,3 +131,28 @@ class TcpProxy:
         finally:
             self._writers.discard(writer)
             writer.close()
+
+
+async def caught_up(runner: TenantRunner, now: float) -> None:
+    def done() -> bool:
+        audit = runner.audit
+        return (
+            audit is not None
+            and audit.caught_up
+            and audit.progress is not None
+            and audit.progress.watermark >= now
+            and runner.statuses["audit"].success is True
+        )
+
+    await wait_until(done, within=120, what="the audit poller to catch up")
+
+
+async def counts_exactly(exporter: Exporter, sim: RunningSimulator) -> dict[str, int]:
+    """Once the audit poller has caught up with the simulator: the store's counts are its
+    ground truth. Returns the totals."""
+    await caught_up(exporter.runners[0], sim.clock.now())
+    state = await exporter.store.call(exporter.store.audit_state, "sim")
+    assert state is not None
+    totals = await exporter.store.call(exporter.store.totals, "sim")
+    assert counted(totals) == truth(sim, state.backfill_start)
+    return totals

@@ -20,7 +20,8 @@ from exporter.simulator.auditlog import AppRegistry
 from exporter.simulator.errors import GraphError
 from exporter.simulator.faults import FaultSettings
 from exporter.store.database import Store
-from tests.test_ingestion_exact import counts_exactly, storm_config
+from tests.harness import counts_exactly
+from tests.test_ingestion_exact import storm_config
 
 TENANT = {"tenant": {"users": 800, "devices": 150, "dynamic_groups": 30, "administrative_units": 2}}
 

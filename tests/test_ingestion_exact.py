@@ -17,12 +17,10 @@ from exporter.config.loading import load_config
 from exporter.config.models import Config
 from exporter.ingest.audit_poller import MAX_PAGES_PER_COMMIT
 from exporter.runtime.service import Exporter
-from exporter.runtime.tenant_runner import TenantRunner
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.faults import FaultSettings
 from exporter.store.database import NewEvents
-from tests.harness import counted, truth, write_config
-from tests.support.waiting import wait_until
+from tests.harness import counts_exactly, write_config
 
 SMALL_STORM = {
     "tenant": {
@@ -63,20 +61,6 @@ async def storm() -> AsyncIterator[RunningSimulator]:
         yield sim
 
 
-async def caught_up(runner: TenantRunner, now: float) -> None:
-    def done() -> bool:
-        audit = runner.audit
-        return (
-            audit is not None
-            and audit.caught_up
-            and audit.progress is not None
-            and audit.progress.watermark >= now
-            and runner.statuses["audit"].success is True
-        )
-
-    await wait_until(done, within=120, what="the audit poller to catch up")
-
-
 def storm_config(storm: RunningSimulator, tmp_path: Path, *, commit_process: bool = True) -> Config:
     return load_config(
         write_config(
@@ -86,17 +70,6 @@ def storm_config(storm: RunningSimulator, tmp_path: Path, *, commit_process: boo
             store={"commit_process": commit_process},
         )
     )
-
-
-async def counts_exactly(exporter: Exporter, sim: RunningSimulator) -> dict[str, int]:
-    """Once the audit poller has caught up with the simulator: the store's counts are its
-    ground truth. Returns the totals."""
-    await caught_up(exporter.runners[0], sim.clock.now())
-    state = await exporter.store.call(exporter.store.audit_state, "sim")
-    assert state is not None
-    totals = await exporter.store.call(exporter.store.totals, "sim")
-    assert counted(totals) == truth(sim, state.backfill_start)
-    return totals
 
 
 async def test_storm_with_faults_counts_exactly(storm: RunningSimulator, tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from exporter.runtime.service import Exporter
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.faults import FaultSettings
 from exporter.store.lateness import BUCKET_PREFIX, RECONCILED
-from tests.harness import counted, truth, write_config
-from tests.test_ingestion_exact import SMALL_STORM, caught_up
+from tests.harness import caught_up, counted, truth, write_config
+from tests.test_ingestion_exact import SMALL_STORM
 
 LATE = FaultSettings(late_rate=0.2, late_min_seconds=1800, late_max_seconds=3600)
 HOUR = 3600.0

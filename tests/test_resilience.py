@@ -17,7 +17,7 @@ from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.access import ALL_PERMISSIONS, TokenGrant
 from exporter.simulator.app import running_simulator
-from tests.harness import TOKEN, TcpProxy, counted, truth, write_config
+from tests.harness import TOKEN, TcpProxy, counted, counts_exactly, truth, write_config
 from tests.support.processes import start_cli
 from tests.support.waiting import eventually, wait_until
 
@@ -80,21 +80,7 @@ async def test_graph_unreachable_keeps_serving_and_recovers(tmp_path: Path) -> N
             # extrapolating, may be a little ahead), so that it settles at a fixed point.
             sim.clock.set_speed(0)
             await sim.advance(180)
-            runner = exporter.runners[0]
-            now = sim.clock.now()
-            await wait_until(
-                lambda: (
-                    runner.audit is not None
-                    and runner.audit.progress is not None
-                    and runner.audit.progress.watermark >= now
-                ),
-                within=60,
-                what="catching up",
-            )
-            state = await exporter.store.call(exporter.store.audit_state, "sim")
-            assert state is not None
-            totals = await exporter.store.call(exporter.store.totals, "sim")
-            assert counted(totals) == truth(sim, state.backfill_start)
+            await counts_exactly(exporter, sim)
         finally:
             await exporter.stop()
             await proxy.stop()

@@ -26,7 +26,7 @@ from exporter.http.app import running
 from exporter.runtime.service import Exporter
 from exporter.simulator.app import running_simulator
 from exporter.store.database import Store
-from tests.harness import counted, truth
+from tests.harness import counts_exactly
 from tests.harness import write_config as harness_config
 from tests.support.waiting import wait_until
 from tests.test_resilience import SMALL_STORM
@@ -256,20 +256,7 @@ async def test_disk_full_while_running_keeps_serving_warns_once_and_recovers(
                 before = max(s.polls for s in statuses.values())
                 await sim.advance(120)
                 await wait_until(polled(True, before), within=60, what="recovery")
-                now = sim.clock.now()
-                await wait_until(
-                    lambda: (
-                        runner.audit is not None
-                        and runner.audit.progress is not None
-                        and runner.audit.progress.watermark >= now
-                    ),
-                    within=60,
-                    what="catching up",
-                )
-                state = await exporter.store.call(exporter.store.audit_state, "sim")
-                assert state is not None
-                totals = await exporter.store.call(exporter.store.totals, "sim")
-                assert counted(totals) == truth(sim, state.backfill_start)
+                await counts_exactly(exporter, sim)
             finally:
                 await exporter.stop()
         crashed = [e for e in logs if e["event"] == "poll crashed"]
