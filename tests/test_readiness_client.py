@@ -366,3 +366,35 @@ async def test_an_answer_off_the_wire_format_is_cannot_tell_naming_the_problem(
         with pytest.raises(ReadinessUnavailable, match=re.escape(problem)) as info:
             await ReadinessClient(where.url).fetch()
     assert "\n" not in str(info.value)
+
+
+async def test_reasons_a_newer_server_added_are_shown_and_the_state_still_decides() -> None:
+    """A newer release adds pause reasons and resume conditions; a pipeline pinned to an older
+    check-resume must still read the answer (its verdict is the server's state and exit code)
+    rather than refuse it as off the wire format."""
+    async with serving(Views([view("fabrikam", not_ready_assessment())])) as url:
+        body = orjson.loads((await ReadinessClient(url).fetch()).raw)
+    assessment = body["tenants"][0]["assessment"]
+    assessment["pause_signals"][0]["reason"] = "queue_growth_from_the_future"
+    assessment["readiness"]["conditions"].append(
+        {
+            **assessment["readiness"]["conditions"][0],
+            "reason": "a_condition_from_the_future",
+            "status": "blocking",
+            "detail": "a newer server's condition",
+        }
+    )
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/readiness", answer)
+    async with running(app, "127.0.0.1:0") as where:
+        fabrikam = (await ReadinessClient(where.url).fetch()).tenants[0]
+        shown = await check_resume("--url", where.url, "--tenant", "fabrikam")
+    assert fabrikam.pause_signals[0].reason == "queue_growth_from_the_future"
+    assert fabrikam.conditions[-1].reason == "a_condition_from_the_future"
+    assert fabrikam.condition(ResumeCondition.MINIMUM_PAUSE) is not None
+    assert shown.exit_code == 1, shown.output
+    assert "BLOCKS  a_condition_from_the_future" in shown.output

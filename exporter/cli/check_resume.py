@@ -107,10 +107,10 @@ def render_tenant(result: TenantReadiness) -> list[str]:
     lines = [
         f"{result.tenant}: {_STATE[result.state]} (exit {int(result.exit_code)}): {result.detail}"
     ]
-    width = max((len(c.reason.value) for c in result.conditions), default=0)
+    width = max((len(c.reason) for c in result.conditions), default=0)
     for c in result.conditions:
         since = f" [since {short_time(c.since.timestamp())}]" if c.since is not None else ""
-        lines.append(f"  {_VERDICT[c.status]:<7} {c.reason.value:<{width}}  {c.detail}{since}")
+        lines.append(f"  {_VERDICT[c.status]:<7} {c.reason:<{width}}  {c.detail}{since}")
     episode = result.episode
     if episode is not None:
         who = f" by {episode.started_by}" if episode.started_by else ""

@@ -6,7 +6,10 @@ The Structs are the one definition of the JSON shape; docs/readiness-api.schema.
 docs/readiness.schema.json describe it for other readers, and the tests validate what the server
 sends against them. Decoding checks every type and enum value, so the client needs no validation
 of its own. Unknown fields are ignored (a newer server may add some); anything that changes the
-meaning of a field bumps API_VERSION.
+meaning of a field bumps API_VERSION. The reasons of pause signals and resume conditions are
+plain strings on the wire for the same reason: a newer server adds reasons, and a client of an
+older release still reads the answer and shows them, while the state and exit code (which the
+server computes over every reason) stay the verdict.
 
 Exit codes (check-resume's, and `exit_code` in the body) tell every state apart, so a pipeline
 can gate on the code alone: only `ready` is 0.
@@ -33,7 +36,7 @@ from exporter.domain.readiness import (
     ReadinessState,
     ResumeCondition,
 )
-from exporter.domain.signals import PauseReason, PauseSignal
+from exporter.domain.signals import PauseSignal
 
 API_VERSION = 1
 READINESS_PATH = "/api/v1/readiness"
@@ -81,7 +84,8 @@ def _epoch(t: datetime | None) -> float | None:
 
 
 class PauseSignalWire(msgspec.Struct, frozen=True, kw_only=True):
-    reason: PauseReason
+    reason: str
+    """A PauseReason value, or one a newer server added."""
     active: bool
     observed: float | None
     threshold: float
@@ -92,7 +96,7 @@ class PauseSignalWire(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, s: PauseSignal) -> PauseSignalWire:
         return cls(
-            reason=s.reason,
+            reason=s.reason.value,
             active=s.active,
             observed=s.observed,
             threshold=s.threshold,
@@ -103,7 +107,8 @@ class PauseSignalWire(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Condition(msgspec.Struct, frozen=True, kw_only=True):
-    reason: ResumeCondition
+    reason: str
+    """A ResumeCondition value, or one a newer server added."""
     status: ConditionStatus
     blocking: bool
     observed: float | None
@@ -115,7 +120,7 @@ class Condition(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, c: ConditionResult) -> Condition:
         return cls(
-            reason=c.condition,
+            reason=c.condition.value,
             status=c.status,
             blocking=c.blocks,
             observed=c.observed,
@@ -428,7 +433,7 @@ class TenantReadiness(msgspec.Struct, frozen=True, kw_only=True):
         return () if self.assessment is None else self.assessment.readiness.conditions
 
     def condition(self, reason: ResumeCondition) -> Condition | None:
-        return next((c for c in self.conditions if c.reason is reason), None)
+        return next((c for c in self.conditions if c.reason == reason.value), None)
 
     @property
     def pause_signals(self) -> tuple[PauseSignalWire, ...]:
