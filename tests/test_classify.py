@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.domain.classify import classify, classify_group_update, decode_value
+from exporter.domain.classify import (
+    classify,
+    classify_group_update,
+    decode_value,
+    updated_property_names,
+)
 from exporter.domain.events import (
     DYNAMIC_PROCESSING_APP,
     ObjectType,
@@ -147,6 +152,22 @@ def test_failed_event_changed_nothing() -> None:
 
 def prop(name: str, old: str | None, new: str | None) -> ModifiedProperty:
     return ModifiedProperty(name, old, new)
+
+
+def test_the_names_an_update_changed_are_the_listed_ones_not_the_list() -> None:
+    """What the poller logs as not used for classification: "Included Updated Properties" names
+    the changed properties; it is none of them."""
+    modified = (
+        prop("Included Updated Properties", None, '"Description, Visibility"'),
+        prop("DisplayName", '"a"', '"b"'),
+    )
+    assert updated_property_names(modified) == ["Description", "Visibility", "DisplayName"]
+    assert updated_property_names(()) == []
+
+
+def test_a_rule_change_named_only_in_the_list() -> None:
+    listed = (prop("Included Updated Properties", None, '"MembershipRule"'),)
+    assert classify_group_update(listed) == (Series.RULE_CHANGE, None)
 
 
 @pytest.mark.parametrize(

@@ -139,22 +139,30 @@ def classify_group_update(
 
     An update that changes the rule counts as a rule change even if it also sets the state:
     rule edits are what start re-evaluation storms."""
-    names: set[str] = set()
+    names = {normalise_property_name(name) for name in updated_property_names(modified)}
     state: ProcessingState | None = None
     for prop in modified:
-        name = normalise_property_name(prop.name)
-        if name == _INCLUDED_UPDATED_PROPERTIES:
-            listed = decode_value(prop.new_value) or ""
-            names.update(normalise_property_name(part) for part in listed.split(","))
-            continue
-        names.add(name)
-        if name.endswith(_PROCESSING_STATE):
+        if normalise_property_name(prop.name).endswith(_PROCESSING_STATE):
             state = parse_processing_state(decode_value(prop.new_value))
     if any(n.endswith(_RULE) for n in names):
         return Series.RULE_CHANGE, state
     if state is not None or any(n.endswith(_PROCESSING_STATE) for n in names):
         return Series.PROCESSING_STATE_CHANGE, state
     return Series.GROUP_UPDATE_OTHER, None
+
+
+def updated_property_names(modified: tuple[ModifiedProperty, ...]) -> list[str]:
+    """The names of the properties an update changed, as Entra spells them: each modified
+    property's and those listed in `Included Updated Properties`, which is a list of names, not
+    a property of its own."""
+    names: list[str] = []
+    for prop in modified:
+        if normalise_property_name(prop.name) == _INCLUDED_UPDATED_PROPERTIES:
+            listed = decode_value(prop.new_value) or ""
+            names.extend(part.strip() for part in listed.split(",") if part.strip())
+        else:
+            names.append(prop.name)
+    return names
 
 
 def normalise_property_name(name: str) -> str:

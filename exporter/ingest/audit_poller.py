@@ -37,7 +37,7 @@ from exporter.domain.backfill_order import (
     piece_plan,
     present_start,
 )
-from exporter.domain.classify import classify
+from exporter.domain.classify import classify, updated_property_names
 from exporter.domain.events import INGESTED_ACTIVITIES, Series
 from exporter.domain.history import HOUR, Interval
 from exporter.domain.records import ClassifiedEvent
@@ -573,13 +573,13 @@ class AuditPoller:
         for record in page.records:
             if record.id not in others:
                 continue
-            for prop in record.modified:
-                if prop.name not in self._logged_names:
-                    self._logged_names.add(prop.name)
+            for name in updated_property_names(record.modified):
+                if name not in self._logged_names:
+                    self._logged_names.add(name)
                     log.info(
                         "group update property not used for classification",
                         tenant=self.tenant,
-                        property=prop.name,
+                        property=name,
                     )
 
 
