@@ -152,17 +152,15 @@ def classify_group_update(
 
 
 def updated_property_names(modified: tuple[ModifiedProperty, ...]) -> list[str]:
-    """The names of the properties an update changed, as Entra spells them: each modified
-    property's and those listed in `Included Updated Properties`, which is a list of names, not
-    a property of its own."""
-    names: list[str] = []
-    for prop in modified:
-        if normalise_property_name(prop.name) == _INCLUDED_UPDATED_PROPERTIES:
-            listed = decode_value(prop.new_value) or ""
-            names.extend(part.strip() for part in listed.split(",") if part.strip())
-        else:
-            names.append(prop.name)
-    return names
+    """The names of the properties an update changed, as Entra spells them: those listed in
+    `Included Updated Properties` (a list of names, not a property of its own) and every other
+    modified property's."""
+    listed = listed_properties(modified) or ()
+    return [*listed, *(p.name for p in modified if p.name and not _is_the_list(p))]
+
+
+def _is_the_list(prop: ModifiedProperty) -> bool:
+    return normalise_property_name(prop.name) == _INCLUDED_UPDATED_PROPERTIES
 
 
 def normalise_property_name(name: str) -> str:
