@@ -5,6 +5,7 @@ import circles. Imports inside functions and under TYPE_CHECKING count like any 
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,36 @@ def test_the_rules_can_fail() -> None:
     assert room_of("exporter.domain.signals") == "exporter.domain"
     assert LAYERS[room_of("exporter.config.models")] > LAYERS[room_of("exporter.domain.rules")]
     assert "exporter.config.models" in imports_of(MODULES["exporter.graph.factory"])
+
+
+# The guide fixes the top level; Dockerfile builds the image docker-compose.yml runs.
+REPOSITORY_TOP_LEVEL = {
+    ".ci",
+    ".gitattributes",
+    ".gitignore",
+    "Dockerfile",
+    "LICENSE",
+    "README.md",
+    "alerts",
+    "bench",
+    "dashboards",
+    "docker-compose.yml",
+    "docs",
+    "exporter",
+    "pyproject.toml",
+    "tests",
+}
+
+
+def test_the_repository_top_level_is_the_fixed_one() -> None:
+    """A file committed beside them (a downloaded wheel, a scratch script) belongs elsewhere or
+    nowhere."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing committed to check")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True
+    ).stdout.decode()
+    top = {path.split("/", 1)[0] for path in listed.split("\0") if path}
+    assert top <= REPOSITORY_TOP_LEVEL, (
+        f"committed at the top level: {sorted(top - REPOSITORY_TOP_LEVEL)}"
+    )
