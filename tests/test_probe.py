@@ -25,12 +25,14 @@ from exporter.graph.client import GraphClient
 from exporter.graph.credentials import StaticTokenCredential
 from exporter.graph.retry import RetryPolicy
 from exporter.http.app import running
-from exporter.runtime.probe import CanaryProbe
+from exporter.runtime.probe import KEPT_ROUNDS, CanaryProbe
 from exporter.runtime.service import Exporter
 from exporter.simulator.access import TokenGrant
 from exporter.simulator.app import RunningSimulator, running_simulator
 from exporter.simulator.tenant import OPERATOR_ACTOR
 from exporter.simulator.truth import membership_trace
+from exporter.store.database import Store
+from exporter.store.probe import canary_key
 from tests.harness import add_probe, write_config
 from tests.support.waiting import wait_until
 
@@ -313,6 +315,19 @@ async def test_the_exporter_runs_the_probe_exports_it_and_readiness_shows_it(
     finally:
         await service.stop()
 
+    # A restart continues the streak: the rounds are in the store.
+    again = Exporter(load_config(path))
+    await again.start()
+    try:
+        (runner,) = again.runners
+        await wait_until(lambda: runner.probe is not None, within=30, what="the probe")
+        assert runner.probe is not None
+        assert [r.number for r in runner.probe.status.rounds][:2] == [1, 2]
+        assert runner.probe.status.rounds[:2] == tuple(rounds)
+        assert runner.probe.status.evidence(sim.clock.now()).consecutive_normal >= 2
+    finally:
+        await again.stop()
+
 
 async def test_config_check_verifies_the_canary_rule_with_the_evaluator(
     sim: RunningSimulator, tmp_path: Path
@@ -413,3 +428,67 @@ async def test_a_device_canary_is_patched_and_read_as_a_device(sim: RunningSimul
         assert graph.requests[("device_update", "204")] == 2
     finally:
         await graph.close()
+
+
+async def test_a_restarted_probe_watches_the_flip_it_left_in_flight(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """Stopped between its flip and the change, the probe must not flip again when it starts
+    (that would time the wrong change, or undo the first): it watches the round it left, and its
+    latency is still the truth's within one check interval."""
+    store = Store(tmp_path / "state.sqlite3")
+    await store.open()
+    graph = graph_for(sim)
+    settings = settings_for(sim)
+    canary = canary_key(settings.group_id, settings.object_id, settings.property)
+
+    async def keep(done: ProbeRound) -> None:
+        await store.call(store.keep_probe_round, "sim", canary, done, KEPT_ROUNDS)
+
+    try:
+        first = CanaryProbe(
+            tenant="sim", settings=settings, graph=graph, clock=sim.clock, keep=keep
+        )
+        task = asyncio.create_task(first.run())
+        await wait_until(lambda: first.status.rounds_started == 1, within=10, what="a flip")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (left,) = await store.call(store.probe_rounds, "sim", canary)
+        assert left.in_flight
+        flips = graph.requests["user_update", "204"]
+
+        kept = await store.call(store.probe_rounds, "sim", canary)
+        second = CanaryProbe(
+            tenant="sim", settings=settings, graph=graph, clock=sim.clock, kept=kept, keep=keep
+        )
+        await run_rounds(sim, second, 2)
+        rounds = [r for r in second.status.rounds if not r.in_flight]
+        assert [(r.number, r.entering) for r in rounds] == [(1, True), (2, False)]
+        assert rounds[0].started_at == left.started_at
+        assert_within_one_check(sim, rounds)
+        # One flip for round 2 only, and maybe round 3's, started as round 2 ended.
+        assert graph.requests["user_update", "204"] - flips in (1, 2)
+        stored = await store.call(store.probe_rounds, "sim", canary)
+        assert stored[:2] == rounds
+        assert await store.call(store.probe_rounds, "sim", "another/canary/key") == []
+    finally:
+        await graph.close()
+        await store.close()
+
+
+async def test_the_store_keeps_the_last_rounds_of_each_canary(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    await store.open()
+    try:
+        for number in range(1, 11):
+            done = ProbeRound(number, number * 900.0, number % 2 == 1, ProbeOutcome.DETECTED)
+            await store.call(store.keep_probe_round, "sim", "g/o/p", done, 4)
+        await store.call(store.keep_probe_round, "sim", "g/o/other", ProbeRound(1, 0.0, True), 4)
+        kept = await store.call(store.probe_rounds, "sim", "g/o/p")
+        assert [r.number for r in kept] == [7, 8, 9, 10]
+        assert kept[-1] == ProbeRound(10, 9000.0, False, ProbeOutcome.DETECTED)
+        (other,) = await store.call(store.probe_rounds, "sim", "g/o/other")
+        assert other.in_flight
+    finally:
+        await store.close()

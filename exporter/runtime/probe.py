@@ -8,7 +8,10 @@ the event's time) or by reading the membership (`checkMemberGroups`, exact to on
 interval) when the audit log is late. Not seen within `timeout`: `timed_out`, unless the group
 was paused meanwhile. Rounds start every `interval` (from the start of the previous one).
 
-The rounds are kept in memory (the last `KEPT_ROUNDS`): a restart begins a new streak.
+The last `KEPT_ROUNDS` rounds are kept (the exporter keeps them in its store, `keep`): a
+restarted probe continues the streak readiness counts and first watches the round it left in
+flight (its flip was made; flipping again would measure the wrong change). Counters and the
+latency histogram start again with the process, as Prometheus expects of counters.
 What the rounds mean is the domain's (exporter/domain/probe.py).
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -40,6 +43,9 @@ from exporter.logs import get_logger
 log = get_logger(__name__)
 
 KEPT_ROUNDS = 64
+
+KeepRound = Callable[[ProbeRound], Awaitable[None]]
+"""Keep a round that started or ended (the exporter writes it to its store)."""
 
 AuditChangeSince = Callable[[float], Awaitable[float | None]]
 """(round start) -> activityDateTime of the canary group's last dynamic membership change at or
@@ -85,25 +91,33 @@ class CanaryProbe:
         clock: Clock,
         audit_change_since: AuditChangeSince | None = None,
         on_update: Callable[[], Awaitable[None]] | None = None,
+        kept: Sequence[ProbeRound] = (),
+        keep: KeepRound | None = None,
     ) -> None:
+        """`kept`: the rounds a previous run kept, oldest first (`keep` wrote them)."""
         self.tenant = tenant
         self.settings = settings
         self._graph = graph
         self._clock = clock
         self._audit_change_since = audit_change_since
         self._on_update = on_update
-        self._rounds: deque[ProbeRound] = deque(maxlen=KEPT_ROUNDS)
+        self._rounds: deque[ProbeRound] = deque(kept, maxlen=KEPT_ROUNDS)
+        self._keep = keep
         self._outcomes: Counter[ProbeOutcome] = Counter()
         self._started = 0
         self._latency = LagHistogram()
         self._last_error: str | None = None
         self.wake_at: float | None = None
         """The clock time the probe sleeps until; None while it works (tests wait on it)."""
-        self.status = ProbeStatus(settings)
+        self.status = ProbeStatus(settings, rounds=tuple(self._rounds))
 
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        left = self._rounds[-1] if self._rounds else None
+        if left is not None and left.in_flight:
+            await self._watch(left)
+            await self._sleep(left.started_at + self.settings.interval - self._clock.now())
         while True:
             begun = self._clock.now()
             await self.round()
@@ -131,6 +145,7 @@ class CanaryProbe:
         self._started += 1
         current = ProbeRound(number, started, entering)
         self._rounds.append(current)
+        await self._kept(current)
         await self._publish()
         return await self._watch(current)
 
@@ -193,6 +208,7 @@ class CanaryProbe:
             self._rounds[-1] = done
         else:
             self._rounds.append(done)
+        await self._kept(done)
         self._outcomes[outcome] += 1
         if outcome is ProbeOutcome.DETECTED and done.latency is not None:
             self._latency = self._latency.add(
@@ -222,6 +238,10 @@ class CanaryProbe:
             )
         await self._publish()
         return done
+
+    async def _kept(self, current: ProbeRound) -> None:
+        if self._keep is not None:
+            await self._keep(current)
 
     def _note_error(self, error: str) -> None:
         if error != self._last_error:

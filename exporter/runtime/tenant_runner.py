@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -17,6 +18,7 @@ from exporter.clock import Clock, SystemClock, following_simulator
 from exporter.config.models import Config, Tenant
 from exporter.domain.assessment import TenantAssessment
 from exporter.domain.events import DirectoryObjectKind
+from exporter.domain.probe import ProbeRound
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import DirectoryObject
 from exporter.domain.relevance import RuleProperties
@@ -33,11 +35,13 @@ from exporter.logs import get_logger
 from exporter.runtime.assessor import AssessmentInputs, AssessmentTiming, TenantAssessor
 from exporter.runtime.hygiene import HygieneTracker
 from exporter.runtime.observations import ObservationReader
-from exporter.runtime.probe import CanaryProbe
+from exporter.runtime.probe import KEPT_ROUNDS, CanaryProbe
 from exporter.runtime.rule_usage import RuleUsageTracker
 from exporter.runtime.snapshot import SnapshotHolder, build_tenant_snapshot, read_store_view
 from exporter.store.database import Store
+from exporter.store.errors import StoreError
 from exporter.store.lag import ProcessingLagConsumer
+from exporter.store.probe import canary_key
 
 log = get_logger(__name__)
 
@@ -210,13 +214,17 @@ class TenantRunner:
                     )
                 )
             if self.tenant.probe is not None:
+                settings = self.tenant.probe.settings()
+                canary = canary_key(settings.group_id, settings.object_id, settings.property)
                 self.probe = CanaryProbe(
                     tenant=self.name,
-                    settings=self.tenant.probe.settings(),
+                    settings=settings,
                     graph=self.graph,
                     clock=self.clock,
                     audit_change_since=self._canary_change_since,
                     on_update=self._probe_updated,
+                    kept=await self._store.call(self._store.probe_rounds, self.name, canary),
+                    keep=functools.partial(self._keep_probe_round, canary),
                 )
                 group.create_task(self.probe.run())
             group.create_task(self._refresh_forever())
@@ -234,6 +242,15 @@ class TenantRunner:
         store = self._store
         changes = await store.run(lambda: store.group_last_changes(self.name, since))
         return changes.get(probe.group_id)
+
+    async def _keep_probe_round(self, canary: str, done: ProbeRound) -> None:
+        """A round that cannot be kept is still measured: a restart would only lose it."""
+        try:
+            await self._store.call(
+                self._store.keep_probe_round, self.name, canary, done, KEPT_ROUNDS
+            )
+        except StoreError as exc:
+            log.warning("canary probe round not kept", tenant=self.name, error=str(exc))
 
     async def _probe_updated(self) -> None:
         self.assessor.request()

@@ -37,8 +37,9 @@ from exporter.domain.attribution import UNKNOWN_INITIATOR, TriggerCauses, top_ca
 from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.events import DirectoryObjectKind, ProcessingState, Series
 from exporter.domain.history import CountHistory
+from exporter.domain.probe import ProbeRound
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
-from exporter.store import hygiene, schema
+from exporter.store import hygiene, probe, schema
 from exporter.store.audit_query import stored_audit_query_mode
 from exporter.store.errors import describe as describe_store_error
 from exporter.store.lateness import RECONCILED, count_lateness
@@ -990,6 +991,16 @@ class Store:
     def history(self, tenant: str) -> tuple[float, float] | None:
         """The uninterrupted audit coverage that reaches the watermark, (start, end)."""
         return hygiene.history(self.db, tenant)
+
+    # -- the canary probe ------------------------------------------------------------------------
+
+    def keep_probe_round(self, tenant: str, canary: str, done: ProbeRound, kept: int) -> None:
+        with self._transaction():
+            probe.keep_round(self.db, tenant, canary, done, kept)
+
+    def probe_rounds(self, tenant: str, canary: str) -> list[ProbeRound]:
+        """The rounds kept of this canary (`probe.canary_key`), oldest first."""
+        return probe.kept_rounds(self.db, tenant, canary)
 
 
 def _was_dynamic(

@@ -4,7 +4,8 @@ and the in-place migrations from older files.
 * ingestion and directory state (`database.Store`): audit state and coverage, seen events,
   minute/hour/per-group buckets, totals, processing-state events, directory objects;
 * the processing-lag estimator (`lag.ProcessingLagConsumer`): its state, histogram, samples;
-* the pause ledger (`ledger.Ledger`): episodes, their objects, runs, batches, operations.
+* the pause ledger (`ledger.Ledger`): episodes, their objects, runs, batches, operations;
+* the canary probe's recent rounds (`probe`).
 
 Every table is created when a connection opens the file, so a process that only reads the ledger
 (the exporter) and one that writes it (an ops command) agree on what is there.
@@ -150,6 +151,23 @@ CREATE TABLE IF NOT EXISTS lag_samples (
 CREATE INDEX IF NOT EXISTS lag_samples_time ON lag_samples (tenant, change_at);
 """
 
+# A table added without a version step: every open creates what is missing, and an exporter of
+# the same version without it ignores it (a rollback keeps working).
+PROBE = """
+CREATE TABLE IF NOT EXISTS probe_rounds (
+    tenant TEXT NOT NULL,
+    canary TEXT NOT NULL,       -- group id / object id / property: rounds of another canary differ
+    number INTEGER NOT NULL,
+    started_at REAL NOT NULL,   -- the flip
+    entering INTEGER NOT NULL,
+    outcome TEXT,               -- NULL while in flight
+    finished_at REAL,
+    latency REAL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (tenant, canary, number)
+) WITHOUT ROWID;
+"""
+
 LEDGER = """
 CREATE TABLE IF NOT EXISTS ops_episodes (
     id TEXT PRIMARY KEY,
@@ -272,7 +290,7 @@ def apply(db: sqlite3.Connection, path: str) -> None:
             f"(written by {'a newer' if version > SCHEMA_VERSION else 'an unsupported older'} "
             "version); run the version that wrote it, or move the file aside to start afresh"
         )
-    db.executescript(INGESTION + LAG + LEDGER)
+    db.executescript(INGESTION + LAG + LEDGER + PROBE)
     if row is None:
         db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         return
