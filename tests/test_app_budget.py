@@ -147,3 +147,48 @@ async def test_each_tenant_keeps_its_own_limit_inside_the_shared_budget() -> Non
         assert min(gaps) >= own_spacing * 0.95, gaps
     # The other tenant was served while the busy one waited for its own limit.
     assert granted["other"][0] < granted["busy"][1]
+
+
+async def test_the_tenant_with_the_most_backfill_left_is_kept_at_its_own_limit() -> None:
+    """Makespan-first: the fleet's backfills end when the largest one does, and it is bound by
+    its own limit, so it is served whenever that limit allows. Round robin would give it one
+    turn in thirteen: the benchmark's largest tenants waited for the small ones to finish."""
+    # The large tenant's own spacing is 3.5 of the app's: served at its limit it takes every
+    # fourth grant; in turn with twelve others, every thirteenth.
+    budget = AppBudget(RATE, app="a", tenant_requests_per_10s=RATE / 3.5)
+    smalls = [f"small{i:02d}" for i in range(12)]
+    budget.note_backlog("large", 400)
+    for name in smalls:
+        budget.note_backlog(name, 3)
+    await budget.acquire("other", AuditPriority.BACKFILL)  # the budget is now in use
+    order: list[str] = []
+    tasks = [
+        *(
+            asyncio.create_task(_take(budget, name, AuditPriority.BACKFILL, order, name))
+            for _ in range(2)
+            for name in smalls
+        ),
+        *(
+            asyncio.create_task(_take(budget, "large", AuditPriority.BACKFILL, order, "large"))
+            for _ in range(6)
+        ),
+    ]
+    await asyncio.gather(*tasks)
+    first = order[:20]
+    assert first[0] == "large"
+    # At its limit: a grant every fourth slot (at least four of twenty however the loop lags).
+    assert first.count("large") >= 4, first
+
+
+async def test_a_tenant_whose_backfill_is_over_takes_its_turn_again() -> None:
+    budget = AppBudget(RATE, app="a")
+    budget.note_backlog("done", 50)
+    budget.note_backlog("done", 0)
+    budget.note_backlog("left", 1)
+    await budget.acquire("other", AuditPriority.BACKFILL)
+    order: list[str] = []
+    await asyncio.gather(
+        _take(budget, "done", AuditPriority.BACKFILL, order, "done"),
+        _take(budget, "left", AuditPriority.BACKFILL, order, "left"),
+    )
+    assert order == ["left", "done"]

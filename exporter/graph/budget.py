@@ -8,9 +8,12 @@ Scheduling is freshness-first and fair:
 * a live poll's request (`AuditPriority.LIVE`) is granted before any backfill or
   reconciliation request (`AuditPriority.BACKFILL`) that waits with it, so a fleet's backfills
   never make a tenant's current data stale;
-* among requests of the same priority, the tenant served at that priority longest ago goes
-  first (round robin),
-  so one tenant's long backfill cannot starve the others';
+* among backfill requests of the same priority, the tenant with the most backfill left goes
+  first (`note_backlog`; makespan-first): the fleet's backfills end when the largest one
+  does, and the largest is bound by its own limit (5 per 10 s), so it must be served at that
+  limit from the start; the smaller tenants share what it leaves (docs/scale.md). Among equal
+  backlogs (live polls; tenants that reported none) the tenant served at that priority longest
+  ago goes first (round robin), so no tenant's live poll waits behind another's;
 * grants are spaced evenly (one per `10 s / rate`), never in bursts, as the per-tenant limiter
   is: Graph counts in a sliding window where requests arrive, with network jitter;
 * each tenant's own limit is kept here too: a tenant's requests that passed its own limiter in
@@ -99,6 +102,16 @@ class AppBudget:
         self._last_served: dict[tuple[str, AuditPriority], float] = {}
         """(tenant, priority) -> its last grant: the round robin turns within each priority."""
         self.usage: dict[str, TenantUsage] = {}
+        self._backlog: dict[str, float] = {}
+        """tenant -> its backfill requests still to make, as it last reported them."""
+
+    def note_backlog(self, tenant: str, requests: float) -> None:
+        """The tenant's backfill still needs about `requests` requests (0: none): its backfill
+        and baseline requests go before those of tenants with less left."""
+        if requests > 0:
+            self._backlog[tenant] = requests
+        else:
+            self._backlog.pop(tenant, None)
 
     def join(self, tenant: str) -> None:
         """Make the tenant known (exported at zero before its first request)."""
@@ -163,10 +176,12 @@ class AppBudget:
         if not eligible:  # every waiting tenant is at its own limit
             self._schedule(loop, min(self._tenant_free[w.tenant] for w in self._waiting))
             return
+        backlog = self._backlog
         chosen = min(
             eligible,
             key=lambda w: (
                 w.priority,
+                0.0 if w.priority is AuditPriority.LIVE else -backlog.get(w.tenant, 0.0),
                 self._last_served.get((w.tenant, w.priority), -math.inf),
                 w.sequence,
             ),

@@ -32,6 +32,7 @@ from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.backfill_order import (
     PieceKind,
     backfill_start,
+    backlog_requests,
     covered_seconds,
     next_piece,
     piece_plan,
@@ -122,11 +123,14 @@ class AuditPoller:
         reconcile_reach: float = 0.0,
         rules: Callable[[float], Awaitable[RuleProperties | None]] | None = None,
         on_present: Callable[[], Awaitable[None]] | None = None,
+        on_backlog: Callable[[float], None] | None = None,
     ) -> None:
         """`rules(wait)`: the properties the tenant's rules read (None: unknown), for the
         relevance of user and device updates (`exporter.domain.relevance`). `on_present`: called
         after each live window of a poll that is still backfilling, so that the present is
-        assessed and exported without waiting for the backfill's end."""
+        assessed and exported without waiting for the backfill's end. `on_backlog`: the
+        requests the rest of the backfill takes, about (0 when it is over), before each piece
+        (the app budget serves the tenants with the most left first)."""
         self.tenant = tenant
         self.interval = interval
         self._graph = graph
@@ -154,6 +158,7 @@ class AuditPoller:
         """Where the last pass ended: the next one continues from there."""
         self._measuring = False
         self._on_present = on_present
+        self._on_backlog = on_backlog
         self._lived = False
         """A live window ran in this process (the next one measures lateness)."""
         self._live_watermark = -math.inf
@@ -285,6 +290,12 @@ class AuditPoller:
                 self.progress = BackfillProgress(wanted[0], wanted[0] + covered, wanted[1])
             if self._on_progress is not None:
                 self._on_progress(self.progress)
+            if self._on_backlog is not None:
+                self._on_backlog(
+                    0.0
+                    if piece is None
+                    else backlog_requests(wanted, coverage, self._hourly_estimate, AUDIT_PAGE_SIZE)
+                )
             if piece is None:
                 return True
             if now >= due:
