@@ -192,3 +192,18 @@ async def test_a_tenant_whose_backfill_is_over_takes_its_turn_again() -> None:
         _take(budget, "left", AuditPriority.BACKFILL, order, "left"),
     )
     assert order == ["left", "done"]
+
+
+async def test_a_request_the_budget_allows_is_not_held_behind_a_tenant_at_its_own_limit() -> None:
+    """The budget's timer was set for the one waiting tenant's own limit (a second away); a
+    request of another tenant that arrives meanwhile goes when the app's spacing allows."""
+    budget = AppBudget(RATE, app="a", tenant_requests_per_10s=10.0)  # one a second each
+    loop = asyncio.get_running_loop()
+    await budget.acquire("limited", AuditPriority.BACKFILL)
+    second = asyncio.create_task(budget.acquire("limited", AuditPriority.BACKFILL))
+    await asyncio.sleep(0.2)  # the app's spacing has passed: the timer waits for its own limit
+    asked = loop.time()
+    await budget.acquire("other", AuditPriority.BACKFILL)
+    assert loop.time() - asked < 0.5
+    assert not second.done()
+    await second

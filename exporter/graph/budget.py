@@ -99,6 +99,8 @@ class AppBudget:
         self._waiting: list[_Waiter] = []
         self._sequence = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        """Loop time the timer fires at."""
         self._last_served: dict[tuple[str, AuditPriority], float] = {}
         """(tenant, priority) -> its last grant: the round robin turns within each priority."""
         self.usage: dict[str, TenantUsage] = {}
@@ -139,7 +141,9 @@ class AppBudget:
         self._sequence += 1
         waiter = _Waiter(tenant, priority, now, self._sequence, loop.create_future())
         self._waiting.append(waiter)
-        self._schedule(loop)
+        # The timer may be set for later (every other waiter at its own limit): this request
+        # may be granted from when the app budget and its own limit allow.
+        self._schedule(loop, self._tenant_free.get(tenant, -math.inf))
         try:
             await waiter.future
         except asyncio.CancelledError:
@@ -158,13 +162,21 @@ class AppBudget:
         self._last_served[(tenant, priority)] = now
 
     def _schedule(self, loop: asyncio.AbstractEventLoop, at: float = -math.inf) -> None:
-        if self._timer is None and self._waiting:
-            self._timer = loop.call_at(
-                max(self._next_free, loop.time(), at), self._grant_next, loop
-            )
+        """Make the timer fire by `at` (and not before the app budget allows), sooner if it
+        was set for later."""
+        if not self._waiting:
+            return
+        when = max(self._next_free, loop.time(), at)
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._grant_next, loop)
+        self._timer_at = when
 
     def _grant_next(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
+        self._timer_at = math.inf
         self._waiting = [w for w in self._waiting if not w.future.done()]
         if not self._waiting:
             return
