@@ -14,9 +14,9 @@ store and backfills every tenant present-first. Measured:
 * the 429s the exporter met (Graph's answer to a budget overrun);
 * the exporter's peak RSS (its process tree, the audit commit process included);
 * its CPU in steady state, over one cycle of the directory and critical-status polls (5 min)
-  after every backfill ended (a one-minute window may or may not hold the 100 tenants'
-  directory polls, which start together: it measured 6.3% and 3.2% of a core in two runs of
-  the same exporter code);
+  after every backfill ended (one-minute windows measured 6.3% and 3.2% of a core in two runs
+  of the same assessment code: the 100 tenants' directory polls, which start together, may
+  fall in such a window or not);
 * the /metrics body and the scrape latency (sequential scrapes, p99);
 * per tenant, the time from start until its first assessment is exported (the pause-warranted
   series exist for it: the present has been read and assessed).
