@@ -8,12 +8,12 @@ Scheduling is freshness-first and fair:
 * a live poll's request (`AuditPriority.LIVE`) is granted before any backfill or
   reconciliation request (`AuditPriority.BACKFILL`) that waits with it, so a fleet's backfills
   never make a tenant's current data stale;
-* among backfill requests of the same priority, the tenant with the most backfill left goes
-  first (`note_backlog`; makespan-first): the fleet's backfills end when the largest one
-  does, and the largest is bound by its own limit (5 per 10 s), so it must be served at that
-  limit from the start; the smaller tenants share what it leaves (docs/scale.md). Among equal
-  backlogs (live polls; tenants that reported none) the tenant served at that priority longest
-  ago goes first (round robin), so no tenant's live poll waits behind another's;
+* among requests of the same priority, the tenant with the most backfill left goes first
+  (`note_backlog`; makespan-first): the fleet's backfills end when the largest one does, and
+  the largest is bound by its own limit (5 per 10 s), so it must be served at that limit from
+  the start, its present window included; the smaller tenants share what it leaves
+  (docs/scale.md). Among equal backlogs (every tenant once backfilled, or none reported) the
+  tenant served at that priority longest ago goes first (round robin);
 * grants are spaced evenly (one per `10 s / rate`), never in bursts, as the per-tenant limiter
   is: Graph counts in a sliding window where requests arrive, with network jitter;
 * each tenant's own limit is kept here too: a tenant's requests that passed its own limiter in
@@ -218,7 +218,7 @@ class AppBudget:
             eligible,
             key=lambda w: (
                 w.priority,
-                0.0 if w.priority is AuditPriority.LIVE else -backlog.get(w.tenant, 0.0),
+                -backlog.get(w.tenant, 0.0),
                 self._last_served.get((w.tenant, w.priority), -math.inf),
                 w.sequence,
             ),

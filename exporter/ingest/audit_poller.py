@@ -554,9 +554,11 @@ class AuditPoller:
                     if first and refuses_query(exc):
                         raise _QueryRefused(exc) from None
                     raise
-                first = False
+                first_page, first = first, False
                 self._window_records += len(fetched.records)
                 page = screen_times(fetched, TimeBounds.at(self._clock.now(), RETENTION))
+                if first_page and priority is AuditPriority.LIVE:
+                    self._early_backlog(page, start, backfill_start)
                 if page.next_link is None:
                     watermark = max(watermark, end)
                 elif ordered and page.ascending and page.last_time is not None:
@@ -595,6 +597,25 @@ class AuditPoller:
         else:
             unsettled.append(commits)
         return watermark
+
+    def _early_backlog(self, page: AuditPage, start: float, backfill_start: float) -> None:
+        """On a fresh install (or after a gap) the first page of the present already tells
+        how busy the tenant is: its backfill's size goes to the app budget at once, so that the
+        largest tenants' present (at live priority too) is read first among 100 starting
+        together, instead of after every other tenant's (~10 s of the largest one's limit in
+        the fleet benchmark)."""
+        if (
+            self._on_backlog is None
+            or not self._backfilling
+            or self._hourly_estimate is not None
+            or page.next_link is None
+            or page.last_time is None
+            or page.last_time <= start
+            or start <= backfill_start
+        ):
+            return
+        per_hour = self._window_records * HOUR / (page.last_time - start)
+        self._on_backlog(backlog_requests((backfill_start, start), (), per_hour, AUDIT_PAGE_SIZE))
 
     def _committed(
         self, progress: Callable[[float], None], status: CollectorStatus, watermark: float
