@@ -208,3 +208,17 @@ async def test_a_request_the_budget_allows_is_not_held_behind_a_tenant_at_its_ow
     assert loop.time() - asked < 0.5
     assert not second.done()
     await second
+
+
+async def test_among_live_polls_the_tenant_with_the_most_backfill_left_goes_first() -> None:
+    """100 tenants start together: the largest one's present window must not wait behind
+    every other tenant's, or its backfill (and the fleet's) starts ~10 s late."""
+    budget = AppBudget(RATE, app="a")
+    budget.note_backlog("large", 90)
+    await budget.acquire("large", AuditPriority.LIVE)  # served last: round robin puts it last
+    order: list[str] = []
+    await asyncio.gather(
+        *(_take(budget, name, AuditPriority.LIVE, order, name) for name in ("s1", "s2", "s3")),
+        _take(budget, "large", AuditPriority.LIVE, order, "large"),
+    )
+    assert order[0] == "large"

@@ -228,3 +228,62 @@ async def test_the_next_piece_is_asked_for_while_the_last_pages_of_one_commit(
         await asyncio.sleep(0.01)
     with pytest.raises(asyncio.CancelledError):
         await poll
+
+
+async def test_the_first_page_of_the_present_tells_how_much_backfill_is_left(
+    store: Store,
+) -> None:
+    """On a fresh install the app budget learns the backfill's size from the first page of the
+    present, before the rest of the present window is asked for."""
+    reported: list[float] = []
+    seen_before_second_page: list[list[float]] = []
+
+    class Present:
+        async def audit_pages(
+            self,
+            start: float,
+            end: float,
+            mode: AuditQueryMode = AuditQueryMode.NARROW,
+            priority: AuditPriority = AuditPriority.LIVE,
+        ) -> AsyncGenerator[AuditPage, None]:
+            records = [
+                AuditRecord(
+                    f"e{i}",
+                    start + i,
+                    ADD_MEMBER,
+                    "success",
+                    None,
+                    None,
+                    False,
+                    "User",
+                    "u",
+                    "g",
+                    (),
+                )
+                for i in range(1_000)
+            ]
+            yield AuditPage(records, [], "next", records[-1].time, True)
+            seen_before_second_page.append(list(reported))
+            raise asyncio.CancelledError  # enough: the rest of the poll is not this test's
+
+    async def commit(tenant: str, batches: Sequence[PageBatch]) -> PageOutcome:
+        return PageOutcome(Counter())
+
+    reader = AuditPoller(
+        tenant="t",
+        graph=Present(),
+        store=store,
+        clock=VirtualClock(NOW, 0.0),
+        interval=60,
+        lateness=1800,
+        backfill=2 * 86400.0,
+        commit_pages=commit,
+        on_backlog=reported.append,
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await reader.poll(CollectorStatus("audit"))
+    assert len(seen_before_second_page) == 1
+    # 1,000 events in 999 s of the present, ~3,600 an hour: the 2 days before the present's
+    # 7 hours are ~150 pages.
+    assert seen_before_second_page[0]
+    assert seen_before_second_page[0][0] > 100
