@@ -16,8 +16,8 @@ backfill then reads, one piece at a time:
 A window costs a request however few events it holds, and its last page is partly empty:
 `piece_plan` sizes the pieces by the rate the live window found (`PIECE_PAGES` pages' worth at
 least, so that the partial last page is a small part of the piece's requests), and leaves the
-baseline phase out for a tenant too quiet for one-hour pieces to be worth their requests (its
-whole month is a few pages).
+baseline phase out for a tenant too quiet for pieces of one to three hours to be worth their
+requests (its whole month is a few pages).
 
 Pieces are half-open, [start, end), on clock-hour boundaries, and never overlap what is covered:
 each event is read by exactly one piece (a piece that resumes a half-done one starts at the last
@@ -103,8 +103,9 @@ def baseline_hours(now: float) -> list[float]:
 def piece_plan(events_per_hour: float | None, page_size: int) -> tuple[float, bool]:
     """(longest piece, whether the baseline's hours go first) for a tenant whose present holds
     `events_per_hour` (None: not known). Every window costs a request however few events it
-    holds, so pieces are at least `page_size` events long: a quiet tenant's month is a few
-    requests, newest first, and one-hour baseline pieces would cost it more than they save."""
+    holds, so pieces are at least `PIECE_PAGES` pages' worth long: a quiet tenant's month is a
+    few requests, newest first, and baseline pieces of one to three hours would cost it more
+    than they save."""
     if events_per_hour is None:
         return DEFAULT_CHUNK, True
     if events_per_hour <= 0:
