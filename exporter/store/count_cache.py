@@ -23,8 +23,8 @@ boundary make it read everything again. The result is the one `Store.count_histo
 from __future__ import annotations
 
 import bisect
-import itertools
 import threading
+from array import array
 from dataclasses import dataclass
 
 from exporter.domain.events import Series
@@ -54,11 +54,12 @@ class _Kept:
 
     start: float
     end: int
-    series: dict[Series, tuple[list[int], dict[int, int]]]
-    """series -> (its buckets, ascending; bucket -> count, in the same order)."""
-    buckets: list[int]
+    series: dict[Series, tuple[array[int], array[int]]]
+    """series -> (its buckets, ascending; their counts). Arrays, not Python objects: a
+    tenant of 15,000 groups keeps ~53,000 rows (~1.7 MiB so, 7 MiB as dicts and lists)."""
+    buckets: array[int]
     """Every kept row's bucket, ascending (rows of several series share a bucket)."""
-    running: list[int]
+    running: array[int]
     """running[i]: the sum of the counts of the rows before buckets[i] (one more entry)."""
 
     def agrees(self, start: float, rows: int, total: int, first_bucket: int | None) -> bool:
@@ -77,7 +78,7 @@ class _Kept:
         for series, (keys, counts) in self.series.items():
             first = bisect.bisect_left(keys, start)
             if first < len(keys):
-                found[series] = dict(itertools.islice(counts.items(), first, None))
+                found[series] = dict(zip(keys[first:], counts[first:], strict=True))
         return found
 
 
@@ -144,15 +145,17 @@ class CountHistoryReader:
             ).fetchall()
         )
         rows.sort(key=lambda row: int(row[1]))
-        series: dict[Series, tuple[list[int], dict[int, int]]] = {}
-        buckets: list[int] = []
-        running = [0]
+        series: dict[Series, tuple[array[int], array[int]]] = {}
+        buckets = array("q")
+        running = array("q", [0])
+        total = 0
         for name, bucket, count in rows:
-            keys, counts = series.setdefault(_series(name), ([], {}))
+            keys, counts = series.setdefault(_series(name), (array("q"), array("q")))
             keys.append(int(bucket))
-            counts[int(bucket)] = int(count)
+            counts.append(int(count))
             buckets.append(int(bucket))
-            running.append(running[-1] + int(count))
+            total += int(count)
+            running.append(total)
         kept = _Kept(start, boundary, series, buckets, running)
         self._kept[(tenant, table.name)] = kept
         return kept
