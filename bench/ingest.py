@@ -11,8 +11,13 @@ reported). Then, alternately, in the same run:
   the snapshot refreshes and directory pollers alongside), from `start()` until its audit
   poller has caught up with the simulated clock. Its CPU is both processes'.
 
-Both fetch the same windows of the same log, with the same `$filter`, and each pass starts
-after a full garbage collection.
+Both read every event of the same day of the same log with the same `$filter`, each window
+oldest first, but not in the same windows: the bare client reads 6 h windows from the oldest
+(the order the exporter read in before the present-first backfill), the exporter reads the
+current hour and the six before it first, then the baseline's hours, then the rest newest to
+oldest (`exporter.domain.backfill_order`): a window or two more, each ending in a partly empty
+page.
+Each pass starts after a full garbage collection.
 """
 
 from __future__ import annotations
@@ -74,7 +79,8 @@ def scenario(size: IngestSize) -> dict[str, Any]:
 
 
 def windows(now: float, backfill: float) -> list[tuple[float, float]]:
-    """The windows the audit poller asks for in a backfill (exporter.ingest.audit_poller)."""
+    """The bare client's windows: 6 h from the oldest, the order the audit poller read a
+    backfill in before it read the present first (`exporter.domain.backfill_order`)."""
     found = []
     start = now - backfill
     while True:

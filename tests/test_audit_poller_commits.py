@@ -157,3 +157,133 @@ async def test_a_full_queue_makes_the_poller_wait_for_the_store(store: Store) ->
     commits.end(2)
     await poll
     assert sum(map(len, commits.groups)) == MAX_PAGES_PER_COMMIT + 3
+
+
+class Windows:
+    """One page a window; the live window holds enough events an hour that the backfill comes
+    in several pieces."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[float, float]] = []
+
+    async def audit_pages(
+        self,
+        start: float,
+        end: float,
+        mode: AuditQueryMode = AuditQueryMode.NARROW,
+        priority: AuditPriority = AuditPriority.LIVE,
+    ) -> AsyncGenerator[AuditPage, None]:
+        self.asked.append((start, end))
+        window = len(self.asked)
+        count = 4_000 if window == 1 else 1
+        records = [
+            AuditRecord(
+                f"w{window}-{i}",
+                start + 1 + i,
+                ADD_MEMBER,
+                "success",
+                None,
+                None,
+                False,
+                "User",
+                "u",
+                "g",
+                (),
+            )
+            for i in range(count)
+        ]
+        yield AuditPage(records, [], None, records[-1].time, True)
+
+
+async def test_the_next_piece_is_asked_for_while_the_last_pages_of_one_commit(
+    store: Store,
+) -> None:
+    """A fleet's largest tenant is bound by its own limit: waiting for each piece's last commit
+    before the next piece's first request left that limit unused."""
+    windows, commits = Windows(), Commits()
+    reader = AuditPoller(
+        tenant="t",
+        graph=windows,
+        store=store,
+        clock=VirtualClock(NOW, 0.0),
+        interval=60,
+        lateness=1800,
+        backfill=2 * 86400.0,
+        commit_pages=commits,
+    )
+    poll = asyncio.create_task(reader.poll(CollectorStatus("audit")))
+    await commits.wait_for(1)
+    commits.end(0)  # the live window
+    await commits.wait_for(2)  # the first piece's page, its commit held
+    await wait_until(
+        lambda: len(windows.asked) >= 3, within=5, what="the second piece asked for meanwhile"
+    )
+    assert windows.asked[2][1] <= windows.asked[1][0]  # an older piece: none read twice
+    poll.cancel()  # the commits here write nothing: the backfill would never be covered
+    ended = 1
+    while not poll.done():
+        while ended < len(commits.groups):
+            commits.end(ended)
+            ended += 1
+        await asyncio.sleep(0.01)
+    with pytest.raises(asyncio.CancelledError):
+        await poll
+
+
+async def test_the_first_page_of_the_present_tells_how_much_backfill_is_left(
+    store: Store,
+) -> None:
+    """On a fresh install the app budget learns the backfill's size from the first page of the
+    present, before the rest of the present window is asked for."""
+    reported: list[float] = []
+    seen_before_second_page: list[list[float]] = []
+
+    class Present:
+        async def audit_pages(
+            self,
+            start: float,
+            end: float,
+            mode: AuditQueryMode = AuditQueryMode.NARROW,
+            priority: AuditPriority = AuditPriority.LIVE,
+        ) -> AsyncGenerator[AuditPage, None]:
+            records = [
+                AuditRecord(
+                    f"e{i}",
+                    start + i,
+                    ADD_MEMBER,
+                    "success",
+                    None,
+                    None,
+                    False,
+                    "User",
+                    "u",
+                    "g",
+                    (),
+                )
+                for i in range(1_000)
+            ]
+            yield AuditPage(records, [], "next", records[-1].time, True)
+            seen_before_second_page.append(list(reported))
+            raise asyncio.CancelledError  # enough: the rest of the poll is not this test's
+
+    async def commit(tenant: str, batches: Sequence[PageBatch]) -> PageOutcome:
+        return PageOutcome(Counter())
+
+    reader = AuditPoller(
+        tenant="t",
+        graph=Present(),
+        store=store,
+        clock=VirtualClock(NOW, 0.0),
+        interval=60,
+        lateness=1800,
+        backfill=2 * 86400.0,
+        commit_pages=commit,
+        on_backlog=reported.append,
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await reader.poll(CollectorStatus("audit"))
+    assert len(seen_before_second_page) == 1
+    # 1,000 events in 999 s of the present, ~3,600 an hour: the 2 days before the present's
+    # 7 hours are ~150 pages.
+    assert seen_before_second_page[0]
+    assert seen_before_second_page[0][0] > 100

@@ -10,13 +10,16 @@ import pytest
 
 from exporter.domain.audit_query import AuditQueryMode
 from exporter.domain.backfill_order import (
+    PIECE_PAGES,
     PRESENT_HOURS,
     Piece,
     PieceKind,
     backfill_start,
+    backlog_requests,
     baseline_hours,
     gaps,
     next_piece,
+    piece_plan,
     present_start,
 )
 from exporter.domain.history import DAY, HOUR, Interval
@@ -60,13 +63,12 @@ def test_pieces_cover_the_past_once_baseline_hours_first_then_newest_to_oldest()
     assert set(kinds[:first_rest]) == {PieceKind.BASELINE}
     assert PieceKind.BASELINE not in kinds[first_rest:]
     baseline = pieces[:first_rest]
-    # The same hour yesterday (for the next, current and previous hour) comes first.
-    assert [p.start for p in baseline[:3]] == [
-        NOW - NOW % HOUR + HOUR - DAY,
-        NOW - NOW % HOUR - DAY,
-        NOW - NOW % HOUR - HOUR - DAY,
-    ]
-    assert {p.start for p in baseline} == {h for h in baseline_hours(NOW) if h >= wanted[0]}
+    # The same hours yesterday (the next, current and previous hour) come first, in one piece.
+    current = NOW - NOW % HOUR
+    assert (baseline[0].start, baseline[0].end) == (current - HOUR - DAY, current + 2 * HOUR - DAY)
+    baseline_read = {hour for p in baseline for hour in range(int(p.start), int(p.end), int(HOUR))}
+    assert baseline_read == {h for h in baseline_hours(NOW) if h >= wanted[0]}
+    assert len(baseline) < len(baseline_read)
     starts = [p.start for p in pieces[first_rest:]]
     assert starts == sorted(starts, reverse=True)
     assert all(p.end - p.start <= BACKFILL_CHUNK for p in pieces)
@@ -179,3 +181,19 @@ async def test_a_fresh_install_reads_the_present_first_and_counts_every_event_on
     assert totals.get("duplicate", 0) == 0
     assert await store.call(store.coverage, "t") == [(state.backfill_start, now)]
     assert poller.caught_up
+
+
+def test_rest_pieces_hold_enough_pages_that_the_partial_last_one_is_a_small_part() -> None:
+    chunk, baseline_first = piece_plan(1_260.0, 1_000)
+    assert chunk / HOUR * 1_260 >= PIECE_PAGES * 1_000
+    assert baseline_first
+    assert piece_plan(30_000.0, 1_000)[0] == BACKFILL_CHUNK  # a busy tenant: 6 h pieces
+
+
+def test_the_backlog_is_the_missing_time_in_pages_at_the_present_rate() -> None:
+    wanted = (0.0, 10 * HOUR)
+    coverage = [(0.0, 2 * HOUR), (6 * HOUR, 10 * HOUR)]
+    assert backlog_requests(wanted, coverage, 2_500.0, 1_000) == 10.0
+    assert backlog_requests(wanted, coverage, None, 1_000) == 4.0  # hours, the rate unknown
+    assert backlog_requests(wanted, coverage, 1.0, 1_000) == 1.0  # a request at least
+    assert backlog_requests(wanted, [wanted], 2_500.0, 1_000) == 0.0

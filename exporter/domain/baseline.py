@@ -94,6 +94,10 @@ class Baseline:
     measure: Measure
     floor: float
     _cache: dict[int, HourBaseline] = field(default_factory=dict, repr=False)
+    _counts: dict[int, int | None] = field(default_factory=dict, repr=False)
+    """hour -> the measure's count in it (None: not ingested), read once: the recent-hours
+    medians of consecutive hours read nearly the same 168 hours (an assessment of a tenant
+    with less than a week of history computes dozens of them)."""
 
     @property
     def series(self) -> tuple[Series, ...]:
@@ -114,12 +118,16 @@ class Baseline:
             (BaselineMethod.HOUR_OF_DAY, DAY, DAYS_OF_HISTORY, MIN_SEASONAL_SAMPLES),
             (BaselineMethod.RECENT_HOURS, HOUR, RECENT_HOURS, MIN_RECENT_SAMPLES),
         )
+        counts = self._counts
         for method, step, count, needed in attempts:
-            samples = [
-                c
-                for k in range(1, count + 1)
-                if (c := self.history.hour_count(self.series, hour_start - k * step)) is not None
-            ]
+            samples = []
+            for hour in range(hour_start - step, hour_start - (count + 1) * step, -step):
+                if hour in counts:
+                    c = counts[hour]
+                else:
+                    c = counts[hour] = self.history.hour_count(self.series, hour)
+                if c is not None:
+                    samples.append(c)
             if len(samples) >= needed:
                 raw = float(statistics.median(samples))
                 return HourBaseline(hour_start, max(raw, self.floor), raw, method, len(samples))

@@ -11,6 +11,7 @@ allowance.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,9 +101,7 @@ def trailing_run(
     steps = int(lookback // MINUTE)
     first_bucket = last - (steps + 59) * MINUTE
     counts = history.minute_counts(series, first_bucket, last)
-    prefix = [0]
-    for c in counts:
-        prefix.append(prefix[-1] + c)
+    prefix = [0, *itertools.accumulate(counts)]
 
     def window(k: int) -> int:
         end = len(counts) - k  # exclusive index of the step's last bucket + 1

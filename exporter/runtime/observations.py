@@ -22,6 +22,7 @@ from exporter.domain.groups import (
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import ProcessingStatus
 from exporter.domain.settings import Thresholds
+from exporter.store.count_cache import CountHistoryReader
 from exporter.store.database import HOUR_RETENTION, Store
 from exporter.store.lag import ProcessingLagConsumer
 
@@ -52,6 +53,7 @@ class ObservationReader:
         ledger: LedgerSource | None,
     ) -> None:
         self._store = store
+        self.counts = CountHistoryReader(store)
         self._thresholds = thresholds
         self._lag = lag
         self._ledger = ledger
@@ -97,7 +99,7 @@ class ObservationReader:
         waiting = None if self._lag is None else self._lag.waiting_triggers(store.db, name, now)
         return TenantObservations(
             tenant=name,
-            history=store.count_history(name, since, now),
+            history=self.counts.read(name, since, now),
             groups=groups,
             group_last_change=store.group_last_changes(name, since),
             ledger=self.ledger_episodes(name),

@@ -175,6 +175,9 @@ class TenantRunner:
             commit_pages=self._commit_pages,
             rules=self._audit_rules,
             on_present=self._poll_ended,
+            on_backlog=None
+            if self._app_budget is None
+            else functools.partial(self._app_budget.note_backlog, self.name),
         )
         pollers: list[Poller] = [self.audit]
         for kind in DirectoryObjectKind:
