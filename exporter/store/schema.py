@@ -148,6 +148,9 @@ CREATE TABLE IF NOT EXISTS lag_samples (
     tenant TEXT NOT NULL, change_at REAL NOT NULL, object_type TEXT NOT NULL, lag REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lag_samples_time ON lag_samples (tenant, change_at);
+CREATE TABLE IF NOT EXISTS queue_capacity (
+    tenant TEXT PRIMARY KEY, per_hour REAL NOT NULL, measured_at REAL NOT NULL
+);
 """
 
 LEDGER = """
