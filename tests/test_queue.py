@@ -8,6 +8,7 @@ from exporter.domain.events import Series
 from exporter.domain.history import HOUR, MINUTE
 from exporter.domain.lag import LagSummary
 from exporter.domain.queue import (
+    CAPACITY_MARGIN,
     MIN_WAITING_TRIGGERS,
     WaitingTriggers,
     estimate_queue,
@@ -92,12 +93,16 @@ def test_a_night_jobs_triggers_that_moved_nothing_stop_waiting_once_the_capacity
     None
 ):
     history, waiting = _night_job()
-    # 1,200 triggers an hour measured before: at half of it, the 5 minutes since the last
-    # change pass 0.5 x 1,200 x 5/60 = 50 of the job's triggers (2.5 minutes of them).
-    estimate = estimate_queue(replace(waiting, capacity_per_hour=1200.0), history.build(), now=NOW)
+    # A capacity the bound reads as 600 triggers an hour: the 5 minutes since the last change
+    # pass 600 x 5/60 = 50 of the job's triggers (2.5 minutes of them).
+    estimate = estimate_queue(
+        replace(waiting, capacity_per_hour=600.0 / CAPACITY_MARGIN), history.build(), now=NOW
+    )
     assert estimate.waiting_triggers == 50
     # With twice that capacity, the job's triggers are all passed: nothing waits.
-    passed = estimate_queue(replace(waiting, capacity_per_hour=2400.0), history.build(), now=NOW)
+    passed = estimate_queue(
+        replace(waiting, capacity_per_hour=1200.0 / CAPACITY_MARGIN), history.build(), now=NOW
+    )
     assert passed.waiting_triggers == 0
     assert not passed.judged
     assert passed.drain_seconds == 0
@@ -113,14 +118,20 @@ def test_without_a_measured_capacity_the_front_is_not_advanced() -> None:
 def test_a_storms_queue_is_still_seen_under_the_capacity_bound() -> None:
     history = HistoryBuilder(MONDAY - HOUR, NOW)
     # 100 triggers a minute for 2 hours; the front, moved by changes up to a minute ago, is
-    # at 90 minutes ago: 9,000 wait. The capacity (6,000 an hour) passes 50 more in that minute.
+    # at 90 minutes ago: 9,000 wait. The capacity (3,000 an hour as the bound reads it) passes
+    # 50 more in that minute.
     for minute in range(120):
         history.add(Series.TRIGGER_USER, NOW - 2 * HOUR + minute * MINUTE, 100)
     front = NOW - 90 * MINUTE
     pairs = tuple((NOW - MINUTE - k, front - k) for k in range(30))[::-1]
     pending = tuple(front + 0.6 * (k + 1) for k in range(9000))
     waiting = WaitingTriggers(
-        front, len(pending), pending[0], pairs, pending_at=pending, capacity_per_hour=6000.0
+        front,
+        len(pending),
+        pending[0],
+        pairs,
+        pending_at=pending,
+        capacity_per_hour=3000.0 / CAPACITY_MARGIN,
     )
     estimate = estimate_queue(waiting, history.build(), now=NOW)
     assert estimate.waiting_triggers == 9000 - 50
