@@ -128,6 +128,12 @@ TRIGGER_ANOMALY_MIN_PER_HOUR: Final = 100
 
 TRIGGER_ANOMALY_FOR: Final = 30 * 60
 
+TRIGGER_ANOMALY_MIN_WAITING: Final = 100
+"""The anomaly warns only while at least this many changes wait in the processing queue: a
+burst the queue absorbs as it comes (a nightly HR sync on a tenant whose baseline has not seen
+it yet, a device wave) is not worth a warning; one it cannot absorb shows here within minutes
+(bench/RESULTS.md, "Detection")."""
+
 PROCESSING_STALLED_FOR: Final = 15 * 60
 
 PROCESSING_LAG_QUANTILE: Final = 0.9
@@ -208,6 +214,10 @@ says (a rate measured on a quiet tenant is the arrival rate, not the capacity)."
 QUEUE_PROJECTION_FROM_SECONDS: Final = 15 * 60
 """The warning also fires when a drain time already over 15 minutes, projected an hour ahead,
 passes an hour: a slow creep builds its backlog too gradually for the present value alone."""
+QUEUE_GROWING_FROM_SECONDS: Final = 15 * 60
+"""The growth warning (`_QUEUE_GROWING` in alerts/rules.py) needs a present drain time over 15
+minutes: a queue a healthy tenant empties in minutes is not growing, whatever a few changes'
+slope says."""
 QUEUE_KEEP_FIRING_FOR: Final = 30 * 60
 """The drain estimate is noisy (the rate over 15 minutes): without this the page resolved and
 fired again four times in the short push."""

@@ -311,6 +311,26 @@ _QUEUE_WAITING = sel("entra_dynamic_processing_queue_waiting_triggers")
 _QUEUE_DRAIN = sel("entra_dynamic_processing_queue_drain_seconds")
 
 
+_WAITING_IN_AN_HOUR = (
+    f"max by (tenant) (predict_linear({_QUEUE_WAITING}[{c.QUEUE_PROJECTION_WINDOW}], 3600))"
+)
+_QUEUE_GROWING = (
+    "(\n"
+    f"  max by (tenant) ({_QUEUE_DRAIN}) > {c.QUEUE_GROWING_FROM_SECONDS}\n"
+    "  and on (tenant)\n"
+    f"  {_WAITING_IN_AN_HOUR}\n"
+    f"  * on (tenant) max by (tenant) ({_QUEUE_DRAIN})\n"
+    f"  / on (tenant) max by (tenant) ({_QUEUE_WAITING})\n"
+    f"  > {c.QUEUE_WARNING_DRAIN_SECONDS}\n"
+    f"  and on (tenant)\n  {_WAITING_IN_AN_HOUR} >= {c.QUEUE_MIN_WAITING}\n"
+    ")"
+)
+"""The queue grows: the changes waiting an hour from now, at their growth over the projection
+window, would take over an hour to drain at the present rate (drain / waiting is the time one
+waiting change takes). A slow creep adds a few changes a minute: its present drain time stays
+under an hour for most of an hour, its growth shows within minutes (bench/RESULTS.md)."""
+
+
 def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Alert:
     """The queue still waiting will take longer than `drain_seconds` to drain (#23)."""
     paging = severity is Severity.CRITICAL
@@ -324,14 +344,16 @@ def _queue_alert(severity: Severity, drain_seconds: int, for_seconds: int) -> Al
         f"(\n    {drain} > {drain_seconds}\n    or\n    ({drain} > {already} "
         f"and on (tenant) {projected} > {drain_seconds})\n  )"
     )
+    backlog = (
+        f"(\n  {long_drain}\n"
+        f"  and on (tenant)\n  max by (tenant) ({_QUEUE_WAITING}) >= {c.QUEUE_MIN_WAITING}\n)"
+    )
+    if not paging:
+        backlog = f"(\n{backlog}\nor\n{_QUEUE_GROWING}\n)"
     return Alert(
         name="EntraDynamicQueueBacklog",
         severity=severity,
-        expr=(
-            f"(\n  {long_drain}\n"
-            f"  and on (tenant)\n  max by (tenant) ({_QUEUE_WAITING}) >= {c.QUEUE_MIN_WAITING}\n)"
-            f"\nunless on (tenant)\n({PAUSE_IN_EFFECT})"
-        ),
+        expr=f"{backlog}\nunless on (tenant)\n({PAUSE_IN_EFFECT})",
         for_seconds=for_seconds,
         keep_firing_seconds=c.QUEUE_KEEP_FIRING_FOR,
         summary="Dynamic membership work is queueing faster than Entra processes it.",
@@ -497,7 +519,9 @@ ALERTS: tuple[Alert, ...] = (
             "and on (tenant, object_type)\n"
             "max by (tenant, object_type) (\n"
             f"  {sel('entra_dynamic_object_changes_last_hour')}\n"
-            f") >= {c.TRIGGER_ANOMALY_MIN_PER_HOUR}"
+            f") >= {c.TRIGGER_ANOMALY_MIN_PER_HOUR}\n"
+            "and on (tenant)\n"
+            f"max by (tenant) ({_QUEUE_WAITING}) >= {c.TRIGGER_ANOMALY_MIN_WAITING}"
         ),
         for_seconds=c.TRIGGER_ANOMALY_FOR,
         summary="User or device changes run far above their baseline.",

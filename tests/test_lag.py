@@ -111,6 +111,21 @@ def test_ambiguous_match_takes_the_candidate_nearest_the_recent_lag() -> None:
     assert len(samples) == 21  # the day-old trigger was consumed without a sample
 
 
+def test_a_trigger_far_older_than_the_recent_lag_is_not_the_cause_of_a_change() -> None:
+    # 20 unambiguous samples of about 60 s: the queue is a minute behind.
+    events = [e for i in range(20) for e in (trig(f"u{i}", i), change(f"u{i}", i + 60))]
+    # x was updated a day ago (a nightly job) and moved nothing then; today x moves in a group
+    # for a reason of its own (no trigger of x): that is no day-long lag.
+    events += [trig("x", 1000 - 86400), change("x", 1000)]
+    estimator = LagEstimator(horizon=HORIZON)
+    samples = estimator.observe(events, 1000)
+    assert lags(samples) == [60.0] * 20
+    assert estimator.stats.pending_triggers == 0  # processed long ago: consumed
+    # Within an hour of the recent lag a lone trigger is still the cause (a queue growing).
+    late = estimator.observe([trig("y", 2000), change("y", 2000 + 3000)], 5000)
+    assert lags(late) == [3000]
+
+
 def test_samples_carry_the_trigger_type_and_change_time() -> None:
     assert run([trig("d", 0, DEVICE), change("d", 30, DEVICE)]) == [LagSample(30, 30, DEVICE)]
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from exporter.domain.events import DirectoryObjectKind, ObjectType, ProcessingState, Series
 from exporter.domain.lag import LagEvent, LagEventKind
 from exporter.domain.lint import OPERATOR_USAGE_KEYS
+from exporter.domain.queue import CAPACITY_KEPT
 from exporter.domain.records import ClassifiedEvent, DirectoryObject, MalformedEvent
 from exporter.runtime.rule_usage import RuleUsageTracker
 from exporter.store.database import NewEvents, PageBatch, Store
@@ -337,3 +338,26 @@ def test_lag_items_are_the_estimators_form_of_the_lag_events() -> None:
         LagEvent(LagEventKind.CHANGE, "u1", ObjectType.USER, T0 + 3),
     ]
     assert lag_items([*events, no_group, other]) == [e.item for e in expected]
+
+
+async def test_the_measured_capacity_survives_a_restart_and_ages_out_after_a_week(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    first_lag = consumer()
+    first = Store(path, [first_lag])
+    await first.open()
+    await first.run(lambda: first_lag.record_capacity(first.db, "t", 1200.0, T0))
+    await first.run(lambda: first_lag.record_capacity(first.db, "t", 800.0, T0 + HOUR))
+    await first.close()
+    lag = consumer()
+    second = Store(path, [lag])
+    await second.open()
+    try:
+        assert await second.run(lambda: lag.capacity(second.db, "t", T0 + 2 * HOUR)) == 1200.0
+        week_later = T0 + CAPACITY_KEPT + 1
+        assert await second.run(lambda: lag.capacity(second.db, "t", week_later)) is None
+        waiting = await second.run(lambda: lag.waiting_triggers(second.db, "t", T0 + 2 * HOUR))
+        assert waiting.capacity_per_hour == 1200.0
+    finally:
+        await second.close()

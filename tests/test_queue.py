@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from exporter.domain.events import Series
 from exporter.domain.history import HOUR, MINUTE
 from exporter.domain.lag import LagSummary
 from exporter.domain.queue import (
+    CAPACITY_MARGIN,
     MIN_WAITING_TRIGGERS,
     WaitingTriggers,
     estimate_queue,
+    measured_capacity,
     queue_front,
 )
 from exporter.domain.settings import Thresholds
@@ -70,3 +74,82 @@ def test_processing_lag_takes_the_oldest_waiting_age_when_finished_work_trails()
     alone = processing_lag_signal(finished, Thresholds())
     assert not alone.active
     assert alone.observed == 1800.0
+
+
+def _night_job() -> tuple[HistoryBuilder, WaitingTriggers]:
+    """A night job: 300 relevant triggers from 20 to 5 minutes ago (20 a minute). Its last
+    membership change, 5 minutes ago, answered a trigger of 10 minutes ago; the 100 triggers
+    after it moved nothing, so no later change moves the front."""
+    history = HistoryBuilder(MONDAY - HOUR, NOW)
+    for minute in range(15):
+        history.add(Series.TRIGGER_USER, NOW - 20 * MINUTE + minute * MINUTE, 20)
+    front = NOW - 10 * MINUTE
+    pairs = tuple((NOW - 5 * MINUTE - k, front - k) for k in range(5))[::-1]
+    pending = tuple(front + 3 + k * 3 for k in range(100))
+    return history, WaitingTriggers(front, len(pending), pending[0], pairs, pending_at=pending)
+
+
+def test_a_night_jobs_triggers_that_moved_nothing_stop_waiting_once_the_capacity_passed_them() -> (
+    None
+):
+    history, waiting = _night_job()
+    # A capacity the bound reads as 600 triggers an hour: the 5 minutes since the last change
+    # pass 600 x 5/60 = 50 of the job's triggers (2.5 minutes of them).
+    estimate = estimate_queue(
+        replace(waiting, capacity_per_hour=600.0 / CAPACITY_MARGIN), history.build(), now=NOW
+    )
+    assert estimate.waiting_triggers == 50
+    # With twice that capacity, the job's triggers are all passed: nothing waits.
+    passed = estimate_queue(
+        replace(waiting, capacity_per_hour=1200.0 / CAPACITY_MARGIN), history.build(), now=NOW
+    )
+    assert passed.waiting_triggers == 0
+    assert not passed.judged
+    assert passed.drain_seconds == 0
+
+
+def test_without_a_measured_capacity_the_front_is_not_advanced() -> None:
+    history, waiting = _night_job()
+    estimate = estimate_queue(waiting, history.build(), now=NOW)
+    assert estimate.waiting_triggers == 100
+    assert estimate.oldest_waiting_seconds == NOW - waiting.pending_at[0]  # type: ignore[index]
+
+
+def test_a_storms_queue_is_still_seen_under_the_capacity_bound() -> None:
+    history = HistoryBuilder(MONDAY - HOUR, NOW)
+    # 100 triggers a minute for 2 hours; the front, moved by changes up to a minute ago, is
+    # at 90 minutes ago: 9,000 wait. The capacity (3,000 an hour as the bound reads it) passes
+    # 50 more in that minute.
+    for minute in range(120):
+        history.add(Series.TRIGGER_USER, NOW - 2 * HOUR + minute * MINUTE, 100)
+    front = NOW - 90 * MINUTE
+    pairs = tuple((NOW - MINUTE - k, front - k) for k in range(30))[::-1]
+    pending = tuple(front + 0.6 * (k + 1) for k in range(9000))
+    waiting = WaitingTriggers(
+        front,
+        len(pending),
+        pending[0],
+        pairs,
+        pending_at=pending,
+        capacity_per_hour=3000.0 / CAPACITY_MARGIN,
+    )
+    estimate = estimate_queue(waiting, history.build(), now=NOW)
+    assert estimate.waiting_triggers == 9000 - 50
+    assert estimate.oldest_waiting_seconds is not None
+    assert abs(estimate.oldest_waiting_seconds - 90 * MINUTE) <= 31
+
+
+def test_the_capacity_is_measured_while_a_queue_is_judged_before_any_bound() -> None:
+    history, waiting = _night_job()
+    pairs = tuple((NOW - 20 * MINUTE + m * MINUTE, NOW - 20 * MINUTE + m * 30) for m in range(16))
+    judged = replace(waiting, pairs=pairs, capacity_per_hour=100_000.0)
+    rate = measured_capacity(judged, history.build(), now=NOW)
+    assert rate is not None
+    assert (
+        rate
+        == estimate_queue(
+            replace(judged, capacity_per_hour=None), history.build(), now=NOW
+        ).rate_per_hour
+    )
+    few = replace(judged, count=MIN_WAITING_TRIGGERS - 1)
+    assert measured_capacity(few, history.build(), now=NOW) is None

@@ -98,6 +98,14 @@ REFERENCE_MIN = 16
 """Below this many reference candidates, an ambiguous match takes the earliest trigger."""
 REFERENCE_MIN_BAND = 4
 """A band of lags needs this many candidates to be the reference."""
+PLAUSIBLE_SLACK = 3600.0
+PLAUSIBLE_FACTOR = 2.0
+"""A pending trigger older than max(2 x the reference lag, the reference + 1 h) cannot be the
+cause of a change now: the queue's lag grows at most as fast as time passes, and the reference
+reads the last 30 minutes of changes, so an hour's slack covers a queue growing fast. Without
+this bound a quiet tenant paired a nightly job's trigger with a membership change of the same
+object up to two days later, made for another reason, and its lag p90 read 1d9h
+while the oldest waiting change was 2 minutes old (bench/RESULTS.md, "Detection")."""
 _BAND_WIDTHS = (3, 5, 9, 15)
 """Reference bands, in 10% buckets: from 30% to about 4x wide."""
 _LOG_STEP = math.log(1.1)
@@ -391,6 +399,11 @@ class LagEstimator:
         if stale:
             self._remove_pending(object_id, times, stale)
             self._expired += stale
+        if times and at - times[0] > PLAUSIBLE_SLACK:
+            implausible = self._implausible(times, at)
+            if implausible:
+                self._remove_pending(object_id, times, implausible)
+                self._expired += implausible
         n = bisect.bisect_right(times, at)
         # The group's re-evaluation stands for every trigger of X at or before it.
         skip = bisect.bisect_right(times, restart) if restart is not None else 0
@@ -415,6 +428,17 @@ class LagEstimator:
         self._matched_order.append((at, object_id))
         self._put(LagStateRow(_MATCHED, object_id, OBJECT_TYPE_NAMES[trigger_type], at))
         return LagSample(at, lag, trigger_type)
+
+    def _implausible(self, times: list[float], at: float) -> int:
+        """How many of X's oldest pending triggers are too old to cause a change at `at`: the
+        queue is one FIFO, so a trigger far older than the lag every other change shows was
+        processed long ago and moved nothing then. (A change of X without a trigger of its
+        own: a memberOf group following its source, a re-evaluation of another group.)"""
+        expected = self.reference_lag()
+        if expected is None:
+            return 0
+        bound = max(PLAUSIBLE_FACTOR * expected, expected + PLAUSIBLE_SLACK)
+        return bisect.bisect_left(times, at - bound)
 
     def _resolve(self, candidates: list[float], at: float) -> int:
         """The candidate whose lag is nearest (in ratio) to the reference mode; the earliest

@@ -19,13 +19,21 @@ the backlog drains in waiting / rate. Before a queue forms, the front passes tri
 they come, so the first minutes of a storm under-read the rate (and over-read the drain) until
 the window has seen the queue busy. In evaluations, the backlog is the waiting triggers times
 the rules that read the properties the trailing hour's triggers changed (`rules_per_trigger`).
+
+The front cannot trail the tenant's capacity: while no membership change moves it, the queue
+still works through the triggers behind it, at most as fast as the tenant has been seen to
+process them (`capacity_per_hour`, the highest rate measured while a queue was judged, kept by
+the store). So the front is advanced by that many triggers (`CAPACITY_MARGIN` of it) for the
+time since the last change (`capacity_front`): a night job's triggers that moved nothing stop
+counting as waiting within minutes, while a storm's front moves with its own changes. Without a
+measured capacity the front is not advanced (the cautious side).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exporter.domain.attribution import TriggerCauses
 from exporter.domain.events import RELEVANT_TRIGGER_SERIES, ObjectType, Series
@@ -37,6 +45,16 @@ membership wait until a later trigger moves one (the same bar as the lag's sampl
 RATE_WINDOW = 900.0
 """The processing rate is measured over the last 15 minutes of finished work: long enough for
 a few hundred matches in a storm, short enough to follow a queue that speeds up as it drains."""
+
+CAPACITY_MARGIN = 1.0
+"""The capacity bound advances the front by the highest rate measured, not less: the measure
+is at most the capacity (at a quiet tenant the job's arrival rate), and at half of it the
+quiet month still had 2 false queue-growth warnings (bench/RESULTS.md, "Detection"); an
+over-estimate would hide a real queue, but in the storms the measures agreed (473 and 491 an
+hour in the short push and the slow creep)."""
+
+CAPACITY_KEPT = 7 * 86400.0
+"""The measured capacity is kept a week: a tenant's nightly and weekly jobs measure it again."""
 
 FRONT_WINDOW = 300.0
 """The front is read from the changes of the last 5 minutes: dozens in a storm, a few in a
@@ -59,6 +77,10 @@ class WaitingTriggers:
     oldest_at: float | None
     pairs: tuple[tuple[float, float], ...] = ()
     """Recent (change time, trigger time) pairs, settled and received, by change time."""
+    pending_at: tuple[float, ...] | None = None
+    """The times of the `count` waiting triggers, oldest first (None: not read)."""
+    capacity_per_hour: float | None = None
+    """The highest processing rate measured while a queue was judged (None: none measured)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +129,46 @@ def triggers_between(history: CountHistory, start: float, end: float) -> float:
     return total
 
 
+def capacity_front(
+    front: float, last_change: float, capacity_per_hour: float, history: CountHistory, now: float
+) -> float:
+    """The front advanced, in trigger order, by the triggers `CAPACITY_MARGIN` of the capacity
+    works through in `now - last_change`; never beyond `now`."""
+    budget = CAPACITY_MARGIN * capacity_per_hour * max(0.0, now - last_change) / 3600.0
+    if budget <= 0 or front >= now:
+        return min(front, now)
+    first, last = floor_to(front, MINUTE), floor_to(now, MINUTE)
+    counts = history.minute_counts(RELEVANT_TRIGGERS, first, last)
+    for i, n in enumerate(counts):
+        start = max(front, first + i * MINUTE)
+        end = min(now, first + (i + 1) * MINUTE)
+        if end <= start or n <= 0:
+            continue
+        inside = n * (end - start) / MINUTE
+        if inside > budget:
+            return start + (end - start) * budget / inside
+        budget -= inside
+    return now
+
+
+def bounded_by_capacity(
+    waiting: WaitingTriggers, history: CountHistory, now: float
+) -> WaitingTriggers:
+    """The waiting triggers behind the capacity-bounded front left out (`capacity_front`)."""
+    front, capacity, pending = (
+        waiting.processed_through,
+        waiting.capacity_per_hour,
+        waiting.pending_at,
+    )
+    if front is None or capacity is None or capacity <= 0 or pending is None or not waiting.pairs:
+        return waiting
+    bound = capacity_front(front, waiting.pairs[-1][0], capacity, history, now)
+    still = [t for t in pending if t > bound]
+    return replace(
+        waiting, count=len(still), oldest_at=still[0] if still else None, pending_at=tuple(still)
+    )
+
+
 def estimate_queue(
     waiting: WaitingTriggers,
     history: CountHistory,
@@ -118,6 +180,7 @@ def estimate_queue(
     paused groups, and their resume queues a full re-evaluation instead)."""
     if groups_on == 0:
         waiting = WaitingTriggers(waiting.processed_through, 0, None, waiting.pairs)
+    waiting = bounded_by_capacity(waiting, history, now)
     judged = waiting.count >= MIN_WAITING_TRIGGERS and waiting.oldest_at is not None
     oldest = max(0.0, now - waiting.oldest_at) if judged and waiting.oldest_at is not None else None
     rate: float | None = None
@@ -143,6 +206,20 @@ def estimate_queue(
         rate_per_hour=rate,
         drain_seconds=drain if drain is None or math.isfinite(drain) else None,
     )
+
+
+def measured_capacity(
+    waiting: WaitingTriggers, history: CountHistory, *, now: float
+) -> float | None:
+    """The processing rate worth keeping as the tenant's capacity: measured while a queue is
+    judged (at least MIN_WAITING_TRIGGERS wait), before any capacity bound (so the bound never
+    feeds itself). The front never passes triggers faster than the tenant works, so this is
+    at most the capacity; while the queue keeps up it is the arrival rate, an under-estimate."""
+    unbounded = replace(waiting, capacity_per_hour=None)
+    estimate = estimate_queue(unbounded, history, now=now)
+    if not estimate.judged or estimate.rate_per_hour is None or estimate.rate_per_hour <= 0:
+        return None
+    return estimate.rate_per_hour
 
 
 def rules_per_trigger(causes: TriggerCauses | None) -> float | None:

@@ -19,6 +19,7 @@ from exporter.domain.groups import (
     GroupState,
     LedgerEpisode,
 )
+from exporter.domain.queue import measured_capacity
 from exporter.domain.readiness import CollectorHealth
 from exporter.domain.records import ProcessingStatus
 from exporter.domain.settings import Thresholds
@@ -96,10 +97,15 @@ class ObservationReader:
             if self._lag is None
             else self._lag.recent_samples(store.db, name, now - self._thresholds.lag_window)
         )
+        history = self.counts.read(name, since, now)
         waiting = None if self._lag is None else self._lag.waiting_triggers(store.db, name, now)
+        if self._lag is not None and waiting is not None:
+            rate = measured_capacity(waiting, history, now=now)
+            if rate is not None:
+                self._lag.record_capacity(store.db, name, rate, now)
         return TenantObservations(
             tenant=name,
-            history=self.counts.read(name, since, now),
+            history=history,
             groups=groups,
             group_last_change=store.group_last_changes(name, since),
             ledger=self.ledger_episodes(name),

@@ -41,7 +41,13 @@ from exporter.domain.lag import (
     LagRowRole,
     LagSample,
 )
-from exporter.domain.queue import FRONT_WINDOW, RATE_WINDOW, WaitingTriggers, queue_front
+from exporter.domain.queue import (
+    CAPACITY_KEPT,
+    FRONT_WINDOW,
+    RATE_WINDOW,
+    WaitingTriggers,
+    queue_front,
+)
 from exporter.domain.records import ClassifiedEvent
 from exporter.store.database import NewEvents
 
@@ -206,13 +212,41 @@ class ProcessingLagConsumer:
         front = queue_front(pairs, now)
         # Without a kept sample the front is unknown: only what the samples would cover counts.
         since = front if front is not None else now - self.sample_window - SAMPLE_MARGIN
-        count, oldest = db.execute(
-            "SELECT COUNT(*), MIN(at) FROM lag_state WHERE tenant=? AND role IN (?, ?) AND at > ?",
-            (tenant, _PENDING_ROLE, _BUFFERED_TRIGGER_ROLE, since),
-        ).fetchone()
-        return WaitingTriggers(
-            front, int(count), None if oldest is None else float(oldest), tuple(sorted(pairs))
+        pending = tuple(
+            float(at)
+            for (at,) in db.execute(
+                "SELECT at FROM lag_state WHERE tenant=? AND role IN (?, ?) AND at > ? ORDER BY at",
+                (tenant, _PENDING_ROLE, _BUFFERED_TRIGGER_ROLE, since),
+            )
         )
+        return WaitingTriggers(
+            front,
+            len(pending),
+            pending[0] if pending else None,
+            tuple(sorted(pairs)),
+            pending_at=pending,
+            capacity_per_hour=self.capacity(db, tenant, now),
+        )
+
+    def capacity(self, db: sqlite3.Connection, tenant: str, now: float) -> float | None:
+        """The highest processing rate measured in the last CAPACITY_KEPT (`domain/queue`)."""
+        row = db.execute(
+            "SELECT per_hour FROM queue_capacity WHERE tenant=? AND measured_at > ?",
+            (tenant, now - CAPACITY_KEPT),
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def record_capacity(
+        self, db: sqlite3.Connection, tenant: str, per_hour: float, now: float
+    ) -> None:
+        """Keeps `per_hour` when it is the highest rate of the last CAPACITY_KEPT."""
+        kept = self.capacity(db, tenant, now)
+        if kept is None or per_hour >= kept:
+            db.execute(
+                "INSERT OR REPLACE INTO queue_capacity (tenant, per_hour, measured_at) "
+                "VALUES (?, ?, ?)",
+                (tenant, per_hour, now),
+            )
 
     # -- restoring ------------------------------------------------------------------------------
 

@@ -149,6 +149,9 @@ CREATE TABLE IF NOT EXISTS lag_samples (
     tenant TEXT NOT NULL, change_at REAL NOT NULL, object_type TEXT NOT NULL, lag REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lag_samples_time ON lag_samples (tenant, change_at);
+CREATE TABLE IF NOT EXISTS queue_capacity (
+    tenant TEXT PRIMARY KEY, per_hour REAL NOT NULL, measured_at REAL NOT NULL
+);
 """
 
 # A table added without a version step: every open creates what is missing, and an exporter of
