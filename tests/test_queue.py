@@ -63,7 +63,10 @@ def test_a_few_waiting_triggers_say_nothing() -> None:
 
 def test_processing_lag_takes_the_oldest_waiting_age_when_finished_work_trails() -> None:
     history = HistoryBuilder(MONDAY - HOUR, NOW).build()
-    waiting = WaitingTriggers(NOW - 5 * HOUR, 5000, NOW - 5 * HOUR)
+    # The queue's last change, a minute ago, answered a trigger of five hours ago.
+    waiting = WaitingTriggers(
+        NOW - 5 * HOUR, 5000, NOW - 5 * HOUR, ((NOW - MINUTE, NOW - 5 * HOUR),)
+    )
     finished = LagSummary(HOUR, 200, 1800.0, 2400.0)
     signal = processing_lag_signal(
         finished, Thresholds(), estimate_queue(waiting, history, now=NOW)
@@ -153,3 +156,21 @@ def test_the_capacity_is_measured_while_a_queue_is_judged_before_any_bound() -> 
     )
     few = replace(judged, count=MIN_WAITING_TRIGGERS - 1)
     assert measured_capacity(few, history.build(), now=NOW) is None
+
+
+def test_a_stale_front_without_a_measured_capacity_says_nothing() -> None:
+    """A fresh install of a quiet tenant: its last change six hours ago, 36 triggers since that
+    moved nothing. Without a measured capacity that is no evidence of a queue; with one, the
+    capacity bound judges it; with no finished work at all there is no front to judge from."""
+    history = HistoryBuilder(MONDAY - HOUR, NOW)
+    for hour in range(6):
+        history.add(Series.TRIGGER_USER, NOW - 6 * HOUR + hour * HOUR + MINUTE, 6)
+    front = NOW - 6 * HOUR - 2 * MINUTE
+    pairs = ((NOW - 6 * HOUR, front),)
+    quiet = WaitingTriggers(front, 36, NOW - 6 * HOUR + MINUTE, pairs)
+    assert estimate_queue(quiet, history.build(), now=NOW).oldest_waiting_seconds is None
+    unknown = WaitingTriggers(None, 36, NOW - HOUR, ())
+    assert estimate_queue(unknown, history.build(), now=NOW).oldest_waiting_seconds is None
+    # The same triggers an hour after the last change are still believed (a queue that stalled).
+    recent = WaitingTriggers(NOW - HOUR, 36, NOW - 50 * MINUTE, ((NOW - 50 * MINUTE, NOW - HOUR),))
+    assert estimate_queue(recent, history.build(), now=NOW).oldest_waiting_seconds == 50 * MINUTE

@@ -56,6 +56,12 @@ hour in the short push and the slow creep)."""
 CAPACITY_KEPT = 7 * 86400.0
 """The measured capacity is kept a week: a tenant's nightly and weekly jobs measure it again."""
 
+STALE_FRONT = 3600.0
+"""A front last moved longer ago than this, with no measured capacity, says nothing about a
+queue (`front_is_evidence`): an hour is many times a healthy tenant's lag (a minute or two)
+and well inside the processing-lag reason's 4 h, which a real stall reaches with a capacity
+measured."""
+
 FRONT_WINDOW = 300.0
 """The front is read from the changes of the last 5 minutes: dozens in a storm, a few in a
 healthy tenant (whose queue is a minute or two long)."""
@@ -169,6 +175,21 @@ def bounded_by_capacity(
     )
 
 
+def front_is_evidence(waiting: WaitingTriggers, now: float) -> bool:
+    """Whether the triggers after the front can be believed to wait. Not without a front (no
+    finished work known), nor when the front is older than `STALE_FRONT` and no capacity has
+    been measured to advance it: a quiet tenant's triggers that moved nothing then look exactly
+    like a queue stalled since the last change. A fresh install of a quiet fleet tenant read its
+    first hours as "36 changes waiting, the oldest 6 h" and warranted a pause at once (#18's
+    fleet benchmark); a tenant running for a while has measured its capacity at its own nightly
+    and weekly jobs (`measured_capacity`)."""
+    if waiting.processed_through is None or not waiting.pairs:
+        return False
+    if waiting.capacity_per_hour is not None and waiting.capacity_per_hour > 0:
+        return True
+    return now - waiting.pairs[-1][0] <= STALE_FRONT
+
+
 def estimate_queue(
     waiting: WaitingTriggers,
     history: CountHistory,
@@ -181,7 +202,11 @@ def estimate_queue(
     if groups_on == 0:
         waiting = WaitingTriggers(waiting.processed_through, 0, None, waiting.pairs)
     waiting = bounded_by_capacity(waiting, history, now)
-    judged = waiting.count >= MIN_WAITING_TRIGGERS and waiting.oldest_at is not None
+    judged = (
+        waiting.count >= MIN_WAITING_TRIGGERS
+        and waiting.oldest_at is not None
+        and front_is_evidence(waiting, now)
+    )
     oldest = max(0.0, now - waiting.oldest_at) if judged and waiting.oldest_at is not None else None
     rate: float | None = None
     pairs = waiting.pairs
