@@ -85,9 +85,14 @@ async def run_poller(
         finally:
             status.polls += 1
             status.duration = wall.now() - started
+        # The next poll is due an interval after this one ended, whatever `on_poll_end` takes
+        # (it may wait for an assessment): read before it, in the same step as the status, so
+        # that a clock moved while it runs (a simulator driven step by step) cannot push the
+        # next poll a whole interval past the time the status promised.
+        due = clock.now() + poller.interval
         if on_poll_end is not None:
             await on_poll_end()
-        await clock.sleep(poller.interval)
+        await clock.sleep(max(0.0, due - clock.now()))
 
 
 def _failed(status: CollectorStatus, message: str, tenant: str) -> None:
