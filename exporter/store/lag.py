@@ -212,6 +212,18 @@ class ProcessingLagConsumer:
         front = queue_front(pairs, now)
         # Without a kept sample the front is unknown: only what the samples would cover counts.
         since = front if front is not None else now - self.sample_window - SAMPLE_MARGIN
+        capacity = self.capacity(db, tenant, now)
+        if capacity is None:
+            # Nothing can pass the front but a change: the count and the oldest are enough (a
+            # storm holds tens of thousands of pending triggers; read at every assessment).
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(at) FROM lag_state WHERE tenant=? AND role IN (?, ?) "
+                "AND at > ?",
+                (tenant, _PENDING_ROLE, _BUFFERED_TRIGGER_ROLE, since),
+            ).fetchone()
+            return WaitingTriggers(
+                front, int(count), None if oldest is None else float(oldest), tuple(sorted(pairs))
+            )
         pending = tuple(
             float(at)
             for (at,) in db.execute(
@@ -225,7 +237,7 @@ class ProcessingLagConsumer:
             pending[0] if pending else None,
             tuple(sorted(pairs)),
             pending_at=pending,
-            capacity_per_hour=self.capacity(db, tenant, now),
+            capacity_per_hour=capacity,
         )
 
     def capacity(self, db: sqlite3.Connection, tenant: str, now: float) -> float | None:
