@@ -159,6 +159,13 @@ async def test_a_full_queue_makes_the_poller_wait_for_the_store(store: Store) ->
     assert sum(map(len, commits.groups)) == MAX_PAGES_PER_COMMIT + 3
 
 
+def membership_change(record_id: str, at: float) -> AuditRecord:
+    """A manual add of user u to group g: what these tests read matters, not what it is."""
+    return AuditRecord(
+        record_id, at, ADD_MEMBER, "success", None, None, False, "User", "u", "g", ()
+    )
+
+
 class Windows:
     """One page a window; the live window holds enough events an hour that the backfill comes
     in several pieces."""
@@ -176,22 +183,7 @@ class Windows:
         self.asked.append((start, end))
         window = len(self.asked)
         count = 4_000 if window == 1 else 1
-        records = [
-            AuditRecord(
-                f"w{window}-{i}",
-                start + 1 + i,
-                ADD_MEMBER,
-                "success",
-                None,
-                None,
-                False,
-                "User",
-                "u",
-                "g",
-                (),
-            )
-            for i in range(count)
-        ]
+        records = [membership_change(f"w{window}-{i}", start + 1 + i) for i in range(count)]
         yield AuditPage(records, [], None, records[-1].time, True)
 
 
@@ -246,22 +238,7 @@ async def test_the_first_page_of_the_present_tells_how_much_backfill_is_left(
             mode: AuditQueryMode = AuditQueryMode.NARROW,
             priority: AuditPriority = AuditPriority.LIVE,
         ) -> AsyncGenerator[AuditPage, None]:
-            records = [
-                AuditRecord(
-                    f"e{i}",
-                    start + i,
-                    ADD_MEMBER,
-                    "success",
-                    None,
-                    None,
-                    False,
-                    "User",
-                    "u",
-                    "g",
-                    (),
-                )
-                for i in range(1_000)
-            ]
+            records = [membership_change(f"e{i}", start + i) for i in range(1_000)]
             yield AuditPage(records, [], "next", records[-1].time, True)
             seen_before_second_page.append(list(reported))
             raise asyncio.CancelledError  # enough: the rest of the poll is not this test's
